@@ -1,0 +1,151 @@
+"""The engine: one inbound event in, replies out, every step in a fixed order.
+
+    lock(conversation) → load(session, dedupe) → step the flow → save(session + event id)
+
+The session is loaded *after* the lock is taken: loading first lets two events of one
+conversation both read the old state and the second overwrite the first (aiogram#1317).
+The dedupe check sits inside the lock too, so two deliveries of one event cannot both pass;
+the event id is recorded in the same write as the session, so a crash between them cannot
+leave an event half-handled. Different conversations run concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from bot.i18n import Catalogs
+from bot.session import Session
+from bot.types import Inbound, Kind, Reply, Text, utcnow
+from config.settings import Settings
+from flows.runtime import FlowRunner
+from storage.ports import StaleSession, Storage
+
+log = structlog.get_logger(__name__)
+
+REPORT_FLOW = "report"
+SILENT_FLOW = "silent"
+MAX_TEXT = 10_000  # longer text is cut before any parsing; the step re-prompts anyway
+
+Listener = Callable[[Session, Inbound], Awaitable[None]]
+
+
+class Engine:
+    """Handles inbound events for every channel."""
+
+    def __init__(self, storage: Storage, runner: FlowRunner, catalogs: Catalogs,
+                 settings: Settings, services: Any, clock: Callable[[], datetime] = utcnow):
+        self.storage = storage
+        self.runner = runner
+        self.catalogs = catalogs
+        self.settings = settings
+        self.services = services
+        self.clock = clock
+        self.after_commit: list[Listener] = []
+        self._codewords = {w.casefold() for w in settings.silent_codewords}
+        self._drill_words = {w.casefold() for w in settings.drill_words}
+
+    async def handle(self, inbound: Inbound) -> list[Reply]:
+        """Replies for one event; [] for a duplicate. Never raises for what a person sent."""
+        inbound = _bounded(inbound)
+        structlog.contextvars.bind_contextvars(conversation=inbound.conversation,
+                                               channel=inbound.channel)
+        try:
+            return await self._handle(inbound)
+        finally:
+            structlog.contextvars.unbind_contextvars("conversation", "channel")
+
+    async def _handle(self, inbound: Inbound) -> list[Reply]:
+        event_key = f"{inbound.channel}:{inbound.event_id}"
+        lang = self.settings.default_lang
+        async with self.storage.locks.hold(inbound.conversation):
+            for attempt in range(3):
+                session: Session | None = None
+                try:
+                    loaded = await self.storage.sessions.load(inbound.conversation, event_key)
+                    if loaded.duplicate:
+                        log.info("engine.duplicate", kind=inbound.kind.value)
+                        return []
+                    session = loaded.session or self._new_session(inbound)
+                    lang = session.lang
+                    replies = await self._step(session, inbound)
+                    now = self.clock()
+                    session.updated_at = now
+                    session.expires_at = now + timedelta(seconds=self._idle(session))
+                    await self.storage.sessions.save(session, event_key)
+                except StaleSession:
+                    # Another writer (the idle sweep) got there first: reload and step again.
+                    log.warning("engine.stale_session", attempt=attempt)
+                    continue
+                except Exception as exc:
+                    return self._failed(session, lang, exc)
+                for listener in self.after_commit:
+                    await listener(session, inbound)
+                return replies
+        log.error("engine.gave_up")
+        return [Reply(Text("common.unavailable"), lang)]
+
+    def _failed(self, session: Session | None, lang: str, exc: Exception) -> list[Reply]:
+        # If the report was stored before the failure, the receipt stands: the incident and
+        # its outbox rows are committed; only the session was not saved.
+        if session is not None and session.slots.get("reference"):
+            log.error("engine.session_save_failed_after_submit", error=type(exc).__name__)
+            return [Reply(Text("report.received_short",
+                               {"reference": session.slots["reference"]}), lang,
+                          silent=session.silent)]
+        log.error("engine.failed", error=type(exc).__name__, exc_info=exc)
+        silent = bool(session and session.silent)
+        return [Reply(Text("common.unavailable"), lang, silent=silent)]
+
+    def _new_session(self, inbound: Inbound) -> Session:
+        lang = inbound.hints.get("lang", "")
+        return Session(inbound.conversation,
+                       lang=lang if self.catalogs.has(lang) else self.settings.default_lang)
+
+    def _idle(self, session: Session) -> float:
+        if session.flow and session.flow in self.runner.flows:
+            flow_idle = self.runner.flows[session.flow].flow.idle_timeout
+            if flow_idle:
+                return flow_idle
+        return self.settings.session_idle
+
+    async def _step(self, session: Session, inbound: Inbound) -> list[Reply]:
+        now = self.clock()
+        if session.active and session.expires_at and session.expires_at <= now:
+            session.end()
+            session.expired = True
+        prefix: list[Reply] = []
+        if session.expired:
+            session.expired = False
+            prefix.append(Reply(Text("common.expired"), session.lang))
+        if session.active:
+            return prefix + await self.runner.handle(session, inbound, self.services)
+        return prefix + await self._begin(session, inbound)
+
+    async def _begin(self, session: Session, inbound: Inbound) -> list[Reply]:
+        """Pick the flow for a conversation that is in none."""
+        typed = " ".join(inbound.text.split()).casefold()
+        wanted = inbound.hints.get("flow") or (
+            str(inbound.payload) if inbound.kind is Kind.START and inbound.payload else "")
+        if inbound.kind is Kind.CHOICE and inbound.text == "cmd:silent":
+            wanted = SILENT_FLOW
+        session.drill = self.settings.demo_mode or typed in self._drill_words
+        if typed in self._codewords or wanted == SILENT_FLOW:
+            session.silent = True
+            return await self.runner.start(session, SILENT_FLOW, inbound, self.services)
+        flow = wanted if wanted in self.runner.flows else REPORT_FLOW
+        prefix = [Reply(Text("common.greeting"), session.lang)]
+        if session.drill:
+            prefix.append(Reply(Text("common.drill"), session.lang))
+        return await self.runner.start(session, flow, inbound, self.services, prefix=prefix)
+
+
+def _bounded(inbound: Inbound) -> Inbound:
+    if isinstance(inbound.payload, str) and len(inbound.payload) > MAX_TEXT:
+        from dataclasses import replace
+
+        return replace(inbound, payload=inbound.payload[:MAX_TEXT])
+    return inbound

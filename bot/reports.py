@@ -1,0 +1,131 @@
+"""The report actions flows run: submit, enrich after submit, and "I am safe now".
+
+Submit writes the incident and its outbox rows in one transaction before the reporter is told
+"received" (invariant 1); any failure becomes the outcome `not_received`, and the flow tells
+the reporter plainly to call 191 or 1300. Slot names are the shipped flows' convention:
+`incident_type`, `location`, `phone`, `callback` (`no` means do not call).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from bot.incident import Incident, Notification, TimelineEvent, new_reference
+from bot.types import Location
+from flows.actions import ActionContext, ActionRegistry, ActionResult
+from routing.ports import Router
+from storage.ports import Storage
+
+log = structlog.get_logger(__name__)
+
+ENRICHMENT = ("role", "injured", "children")
+
+
+class Reports:
+    """Creates and updates incidents for the flows."""
+
+    def __init__(self, storage: Storage, router: Router):
+        self.storage = storage
+        self.router = router
+
+    async def submit(self, ctx: ActionContext) -> ActionResult:
+        session, slots = ctx.session, ctx.slots
+        try:
+            incident = Incident(
+                reference=new_reference(),
+                type=str(slots["incident_type"]),
+                location=Location.from_dict(slots["location"]),
+                channel=ctx.inbound.channel,
+                reporter=session.conversation,
+                lang=session.lang,
+                phone=slots.get("phone") if slots.get("callback") != "no" else None,
+                do_not_call=slots.get("callback") == "no",
+                silent=session.silent,
+                drill=session.drill,
+                source_event=f"{ctx.inbound.channel}:{ctx.inbound.event_id}",
+            )
+        except (KeyError, ValueError, TypeError):
+            log.error("report.incomplete", flow=session.flow)
+            return ActionResult("not_received")
+        route = self.router.route(incident)
+        incident.area_codes = list(route.area_codes)
+        if not route.recipients and not incident.drill:
+            log.error("report.unrouted", flags=route.flags)
+            return ActionResult("not_received")
+        notifications = [] if incident.drill else [
+            Notification(recipient, "incident.new", self._card(incident, route.flags))
+            for recipient in route.recipients
+        ]
+        event = TimelineEvent("reported", "reporter", incident.channel,
+                              data={"flags": list(route.flags), "drill": incident.drill,
+                                    "recipients": len(notifications)})
+        try:
+            stored = await self.storage.incidents.create(incident, notifications, event)
+        except Exception as exc:
+            log.error("report.store_failed", error=type(exc).__name__)
+            return ActionResult("not_received")
+        log.info("report.received", reference=stored.reference, type=stored.type,
+                 silent=stored.silent, drill=stored.drill, notifications=len(notifications))
+        return ActionResult("received", {"reference": stored.reference})
+
+    @staticmethod
+    def _card(incident: Incident, flags: tuple[str, ...]) -> dict[str, Any]:
+        """What a responder needs and no more (minimum data set)."""
+        return {
+            "reference": incident.reference, "type": incident.type,
+            "created_at": incident.created_at.isoformat(),
+            "location": incident.location.to_dict(), "phone": incident.phone,
+            "do_not_call": incident.do_not_call, "silent": incident.silent,
+            "area_codes": incident.area_codes, "flags": list(flags),
+        }
+
+    async def _change(self, ctx: ActionContext, kind: str, details: dict[str, Any],
+                      notify: bool) -> ActionResult:
+        reference = ctx.slots.get("reference")
+        if not reference:
+            return ActionResult("failed")
+        try:
+            incident = await self.storage.incidents.get(str(reference))
+            if incident is None:
+                return ActionResult("failed")
+            incident.details.update(details)
+            route = self.router.route(incident)
+            notifications = [
+                Notification(r, f"incident.{kind}", {"reference": incident.reference, **details})
+                for r in route.recipients
+            ] if notify and not incident.drill else []
+            await self.storage.incidents.update(
+                incident, TimelineEvent(kind, "reporter", ctx.inbound.channel, data=details),
+                notifications)
+        except Exception as exc:
+            log.error("report.update_failed", kind=kind, error=type(exc).__name__)
+            return ActionResult("failed")
+        return ActionResult("ok")
+
+    async def enrich(self, ctx: ActionContext) -> ActionResult:
+        details = {k: ctx.slots[k] for k in ENRICHMENT if k in ctx.slots}
+        return await self._change(ctx, "details", details, notify=False)
+
+    async def reporter_safe(self, ctx: ActionContext) -> ActionResult:
+        # Never closes the incident: whoever holds the phone may not be the reporter.
+        return await self._change(ctx, "reporter_safe", {"reporter_says_safe": True},
+                                  notify=True)
+
+
+def register_report_actions(registry: ActionRegistry) -> None:
+    """The shipped actions; they find the Reports service in the action context."""
+
+    async def submit_report(ctx: ActionContext) -> ActionResult:
+        return await ctx.services.reports.submit(ctx)  # type: ignore[no-any-return]
+
+    async def update_report(ctx: ActionContext) -> ActionResult:
+        return await ctx.services.reports.enrich(ctx)  # type: ignore[no-any-return]
+
+    async def reporter_safe(ctx: ActionContext) -> ActionResult:
+        return await ctx.services.reports.reporter_safe(ctx)  # type: ignore[no-any-return]
+
+    registry.add("submit_report", submit_report)
+    registry.add("update_report", update_report)
+    registry.add("reporter_safe", reporter_safe)

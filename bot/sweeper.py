@@ -1,0 +1,46 @@
+"""The sweep that fires stored deadlines: idle sessions now, escalation timers later.
+
+Deadlines live in storage, never in in-process timers, so they survive a restart and can be
+shared by several processes (each sweep is a conditional update; two sweepers do no harm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+
+from bot.types import utcnow
+from storage.ports import Storage
+
+log = structlog.get_logger(__name__)
+
+DEDUPE_KEEP = timedelta(hours=48)  # LINE redelivers for a while; keep ids well past that
+
+
+class Sweeper:
+    """Runs `sweep_once` every `interval` seconds until stopped."""
+
+    def __init__(self, storage: Storage, interval: float = 15.0,
+                 clock: Callable[[], datetime] = utcnow):
+        self.storage = storage
+        self.interval = interval
+        self.clock = clock
+
+    async def sweep_once(self) -> int:
+        now = self.clock()
+        ended = await self.storage.sessions.sweep_idle(now)
+        forgotten = await self.storage.sessions.forget_events(now - DEDUPE_KEEP)
+        if ended or forgotten:
+            log.info("sweep", sessions_ended=ended, events_forgotten=forgotten)
+        return ended
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except Exception as exc:
+                log.warning("sweep.failed", error=type(exc).__name__)
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,136 @@
+"""Channel-neutral types: what channels turn their input into, and what the engine answers.
+
+Nothing here names a channel. A channel maps its own events to `Inbound` and renders `Reply`
+in its own idiom (see `bot.render` for the shared text fallback).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class Kind(enum.StrEnum):
+    """What an inbound event carries."""
+
+    TEXT = "text"
+    CHOICE = "choice"  # a button / quick reply / postback: payload is the choice value
+    LOCATION = "location"  # payload is a Location
+    PHONE = "phone"  # a phone number the channel itself vouches for (e.g. an SMS sender)
+    START = "start"  # follow, page open, rich-menu entry: payload may name a flow
+    MEDIA = "media"  # sticker, image, audio, video, file: never understood, always re-prompted
+    OTHER = "other"
+
+
+class LocationSource(enum.StrEnum):
+    """Where a location came from; responders weigh a pin differently from typed text."""
+
+    DEVICE = "device"  # measured by the device (browser geolocation), accuracy known
+    REPORTER_PIN = "reporter_pin"  # a point chosen by the reporter on a map (LINE pin)
+    GAZETTEER = "gazetteer"  # typed text resolved to a known place
+    TEXT = "text"  # typed text we could not resolve; kept as the reporter wrote it
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A place. `lat`/`lon` are None only for unresolved text."""
+
+    lat: float | None
+    lon: float | None
+    source: LocationSource
+    accuracy_m: float | None = None
+    text: str | None = None
+    place_id: str | None = None  # gazetteer id when resolved from text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lat": self.lat,
+            "lon": self.lon,
+            "source": self.source.value,
+            "accuracy_m": self.accuracy_m,
+            "text": self.text,
+            "place_id": self.place_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Location:
+        return cls(
+            lat=data.get("lat"),
+            lon=data.get("lon"),
+            source=LocationSource(data["source"]),
+            accuracy_m=data.get("accuracy_m"),
+            text=data.get("text"),
+            place_id=data.get("place_id"),
+        )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One event from a person, in channel-neutral form.
+
+    `event_id` is the channel's own id for the event (LINE webhookEventId, the SMS gateway's
+    message id, the web client's message id); the engine handles each id at most once.
+    """
+
+    channel: str
+    sender: str
+    kind: Kind
+    event_id: str
+    payload: str | Location | None = None
+    at: datetime = field(default_factory=utcnow)
+    # Hints from the channel: {"flow": "silent"} for a web page opened with ?silent=1,
+    # {"lang": "en"} from a browser's language, ...
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def conversation(self) -> str:
+        return f"{self.channel}:{self.sender}"
+
+    @property
+    def text(self) -> str:
+        return self.payload if isinstance(self.payload, str) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A catalog reference used as a parameter value, rendered in the reply's language."""
+
+    key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One tappable answer. `value` is what comes back as a CHOICE payload."""
+
+    value: str
+    label: Text
+
+
+class Ask(enum.StrEnum):
+    """A special input the reply asks for; channels that cannot do it degrade to text."""
+
+    LOCATION = "location"
+    PHONE = "phone"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message to a person: catalog key + parameters, in the conversation's language.
+
+    `silent` asks the channel to make no sound or vibration and show no typing indicator
+    (invariant 5); it is set on every reply of a silent conversation.
+    """
+
+    text: Text
+    lang: str
+    choices: tuple[Choice, ...] = ()
+    ask: Ask | None = None
+    silent: bool = False

@@ -1,0 +1,181 @@
+"""Typed settings from an optional TOML file and `ESS_*` environment variables.
+
+Precedence: environment over file over default. The file is `$ESS_CONFIG`, else `./ess.toml`
+when it exists; its keys are the setting names in lower case without the prefix
+(`port = 8080`). Channels read their own `ESS_<CHANNEL>_*` settings through `Settings.extra`.
+A bad value raises SettingsError naming the setting and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from flows.loader import parse_duration
+
+PREFIX = "ESS_"
+
+
+class SettingsError(ValueError):
+    """A setting with a value it cannot take."""
+
+
+def _text(value: Any) -> str:
+    return str(value)
+
+
+def _port(value: Any) -> int:
+    port = int(str(value))
+    if not 1 <= port <= 65535:
+        raise ValueError
+    return port
+
+
+def _positive_int(value: Any) -> int:
+    number = int(str(value))
+    if number < 1:
+        raise ValueError
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError
+
+
+def _duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise ValueError
+    return seconds
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(w.strip() for w in items if str(w).strip())
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if str(value) not in options:
+            raise ValueError
+        return str(value)
+    return parse
+
+
+def _database_url(value: Any) -> str:
+    text = str(value)
+    if not text.startswith(("sqlite:", "postgresql://", "postgres://")):
+        raise ValueError
+    return text
+
+
+@dataclass(frozen=True)
+class _Spec:
+    parse: Callable[[Any], Any]
+    accepts: str
+
+
+SPECS: dict[str, _Spec] = {
+    "data_dir": _Spec(_text, "a folder path"),
+    "database_url": _Spec(_database_url, "sqlite:///path/to/file.db or postgresql://…"),
+    "redis_url": _Spec(_text, "redis://host:port/db"),
+    "host": _Spec(_text, "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0"),
+    "port": _Spec(_port, "a port number from 1 to 65535"),
+    "session_idle": _Spec(_duration, "a duration such as 30m, 900s or 2h"),
+    "default_lang": _Spec(_text, "a language code with a catalog, e.g. th or en"),
+    "silent_codewords": _Spec(_words, "comma-separated words that open a silent report"),
+    "drill_words": _Spec(_words, "comma-separated words that start a drill"),
+    "demo_mode": _Spec(_bool, "true or false"),
+    "log_format": _Spec(_choice("json", "console"), "json or console"),
+    "log_level": _Spec(_choice("debug", "info", "warning", "error"),
+                       "debug, info, warning or error"),
+    "secret_keys": _Spec(_text, "comma-separated base64 32-byte keys, newest first"),
+    "flows_dir": _Spec(_text, "a folder of extra flow files"),
+    "catalogs_dir": _Spec(_text, "a folder of extra catalog files"),
+    "fallback_recipient": _Spec(_text, "a channel address such as console:1300"),
+    "max_body_bytes": _Spec(_positive_int, "a number of bytes"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads at start-up."""
+
+    data_dir: str = "./var"
+    database_url: str = ""  # empty: SQLite in the data folder
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_idle: float = 30 * 60
+    default_lang: str = "th"
+    silent_codewords: tuple[str, ...] = ("ขอดูเมนูหน่อย", "menu please")
+    drill_words: tuple[str, ...] = ("ฝึกซ้อม", "drill")
+    demo_mode: bool = False
+    log_format: str = ""  # empty: console on a terminal, JSON otherwise
+    log_level: str = "info"
+    secret_keys: str = ""  # empty: a key file in the data folder
+    flows_dir: str = ""
+    catalogs_dir: str = ""
+    # Until the directory routes by area, every report reaches this address.
+    fallback_recipient: str = "console:1300"
+    max_body_bytes: int = 256 * 1024
+    extra: Mapping[str, str] = field(default_factory=dict)  # other ESS_* (channel settings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.database_url.startswith("sqlite:"):
+            return Path(self.database_url.removeprefix("sqlite:").removeprefix("//"))
+        return self.data_path / "ess.db"
+
+
+def load_settings(env: Mapping[str, str] | None = None, file: Path | None = None) -> Settings:
+    """Read the file (if any) and the environment; raise SettingsError on any bad value."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    path = file or (Path(env["ESS_CONFIG"]) if env.get("ESS_CONFIG") else Path("ess.toml"))
+    if path.exists():
+        try:
+            raw.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    elif file is not None or env.get("ESS_CONFIG"):
+        raise SettingsError(f"ESS_CONFIG: {path} does not exist")
+    for name in list(raw):
+        if name not in SPECS:
+            raise SettingsError(f"{path}: unknown setting {name!r}; known: "
+                                f"{', '.join(sorted(SPECS))}")
+    extra: dict[str, str] = {}
+    for key, value in env.items():
+        if not key.startswith(PREFIX) or key == "ESS_CONFIG":
+            continue
+        name = key[len(PREFIX):].lower()
+        if name in SPECS:
+            raw[name] = value
+        else:
+            extra[key] = value
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        spec = SPECS[name]
+        try:
+            values[name] = spec.parse(value)
+        except (ValueError, TypeError):
+            raise SettingsError(
+                f"{PREFIX}{name.upper()}={value!r} is not valid: expected {spec.accepts}"
+            ) from None
+    known = {f.name for f in fields(Settings)}
+    return Settings(**{k: v for k, v in values.items() if k in known}, extra=extra)

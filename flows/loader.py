@@ -1,0 +1,348 @@
+"""Read a flow file, check it, and report every problem with file, line and a fix hint.
+
+`load_flow` collects all problems before failing, so an author fixes a file in one pass.
+The same check runs for `ess flows check FILE` and when the service starts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flows.model import COMMANDS, SET, UNSET, Branch, ChoiceSpec, Flow, Step
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+STEP_KEYS = {
+    "say", "expect", "choices", "save", "validate", "invalid", "run", "next", "end", "commands",
+    "summary",
+}
+FLOW_KEYS = {"flow", "description", "start", "steps", "commands", "idle_timeout", "silent"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a flow file."""
+
+    path: str
+    line: int
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.path}:{self.line}: {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+
+class FlowError(Exception):
+    """A flow file that cannot be used; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def parse_duration(value: Any) -> float | None:
+    """`30m`, `90s`, `2h`, `1d` or a number of seconds; None when it is not one of those."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value > 0 else None
+    match = _DURATION.match(str(value))
+    if not match or float(match.group(1)) <= 0:
+        return None
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping and of every key in it."""
+
+
+class _Map(dict[str, Any]):
+    line = 0
+    key_lines: dict[str, int]
+
+
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
+    result = _Map()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        result[str(key)] = loader.construct_object(value_node, deep=True)
+        result.key_lines[str(key)] = key_node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+
+
+class _Checker:
+    def __init__(self, path: str, inputs: Collection[str], actions: Collection[str],
+                 catalog_keys: Collection[str] | None, validators: Collection[str]):
+        self.path = path
+        self.inputs = inputs
+        self.actions = actions
+        self.catalog_keys = catalog_keys
+        self.validators = validators
+        self.problems: list[Problem] = []
+
+    def problem(self, line: int, message: str, hint: str = "") -> None:
+        self.problems.append(Problem(self.path, line, message, hint))
+
+    def key(self, line: int, key: Any, what: str) -> str | None:
+        if not isinstance(key, str) or not key:
+            self.problem(line, f"{what} must be a catalog key", "for example report.type.prompt")
+            return None
+        if self.catalog_keys is not None and key not in self.catalog_keys:
+            self.problem(line, f"{what} {key!r} is not in the catalogs",
+                         "add it to every file in bot/catalogs/ or fix the spelling")
+        return key
+
+    def line_of(self, node: Any, key: str, default: int) -> int:
+        if isinstance(node, _Map):
+            return node.key_lines.get(key, node.line)
+        return default
+
+
+def load_flow(path: str | Path, *, inputs: Collection[str], actions: Collection[str],
+              validators: Collection[str], catalog_keys: Collection[str] | None = None) -> Flow:
+    """Parse and check one flow file; raise FlowError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FlowError([Problem(str(path), 0, f"cannot read the file: {exc.strerror}")]) from None
+    return parse_flow(text, str(path), inputs=inputs, actions=actions, validators=validators,
+                      catalog_keys=catalog_keys)
+
+
+def parse_flow(text: str, path: str, *, inputs: Collection[str], actions: Collection[str],
+               validators: Collection[str], catalog_keys: Collection[str] | None = None) -> Flow:
+    """Parse and check flow text; `path` is only used in messages."""
+    try:
+        doc = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        raise FlowError([Problem(path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                                 "check indentation and quoting around this line")]) from None
+    c = _Checker(path, inputs, actions, catalog_keys, validators)
+    if not isinstance(doc, _Map):
+        raise FlowError([Problem(path, 1, "a flow file is a mapping with flow, start and steps",
+                                 "see flows/shipped/report.yaml for the shape")])
+    for key in doc:
+        if key not in FLOW_KEYS:
+            c.problem(c.line_of(doc, key, 1), f"unknown flow setting {key!r}",
+                      f"one of: {', '.join(sorted(FLOW_KEYS))}")
+    name = doc.get("flow")
+    if not isinstance(name, str) or not _NAME.match(name):
+        c.problem(c.line_of(doc, "flow", doc.line), "flow needs a name of lowercase letters, "
+                  "digits and _", "flow: report")
+        name = "invalid"
+    commands = _commands(c, doc, doc.get("commands", list(COMMANDS)), doc.line)
+    idle: float | None = None
+    if "idle_timeout" in doc:
+        idle = parse_duration(doc["idle_timeout"])
+        if idle is None:
+            c.problem(c.line_of(doc, "idle_timeout", doc.line),
+                      f"idle_timeout {doc['idle_timeout']!r} is not a duration", "30m, 900s or 2h")
+    raw_steps = doc.get("steps")
+    steps: dict[str, Step] = {}
+    if not isinstance(raw_steps, _Map) or not raw_steps:
+        c.problem(c.line_of(doc, "steps", doc.line), "steps must be a mapping of step names",
+                  "steps:\n  first_step:\n    say: ...")
+        raw_steps = _Map()
+    for step_name, raw in raw_steps.items():
+        line = raw_steps.key_lines.get(step_name, raw_steps.line)
+        step = _step(c, step_name, raw, line, commands)
+        if step is not None:
+            steps[step_name] = step
+    start = doc.get("start")
+    if start not in raw_steps:
+        c.problem(c.line_of(doc, "start", doc.line), f"start step {start!r} is not defined",
+                  f"one of: {', '.join(raw_steps) or '(no steps)'}")
+    _check_graph(c, steps, str(start))
+    if c.problems:
+        raise FlowError(c.problems)
+    return Flow(name=name, path=path, start=str(start), steps=steps, commands=commands,
+                idle_timeout=idle, silent=bool(doc.get("silent", False)),
+                description=str(doc.get("description", "")))
+
+
+def _commands(c: _Checker, node: Any, value: Any, line: int) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        c.problem(c.line_of(node, "commands", line), "commands must be a list",
+                  f"any of: {', '.join(COMMANDS)}")
+        return ()
+    for cmd in value:
+        if cmd not in COMMANDS:
+            c.problem(c.line_of(node, "commands", line), f"unknown command {cmd!r}",
+                      f"any of: {', '.join(COMMANDS)}")
+    return tuple(cmd for cmd in value if cmd in COMMANDS)
+
+
+def _step(c: _Checker, name: str, raw: Any, line: int,
+          flow_commands: tuple[str, ...]) -> Step | None:
+    if not _NAME.match(name):
+        c.problem(line, f"step name {name!r} must be lowercase letters, digits and _", "ask_phone")
+    if not isinstance(raw, _Map):
+        c.problem(line, f"step {name!r} must be a mapping", "say: some.key")
+        return None
+    at = raw.line
+    for key in raw:
+        if key not in STEP_KEYS:
+            c.problem(c.line_of(raw, key, at), f"unknown step setting {key!r} in {name!r}",
+                      f"one of: {', '.join(sorted(STEP_KEYS))}")
+    say = c.key(c.line_of(raw, "say", at), raw["say"], "say") if "say" in raw else None
+    expect = raw.get("expect")
+    if expect is not None and expect not in c.inputs:
+        c.problem(c.line_of(raw, "expect", at), f"unknown input kind {expect!r}",
+                  f"one of: {', '.join(sorted(c.inputs))}")
+    if expect is not None and say is None:
+        c.problem(at, f"step {name!r} asks for input but says nothing", "add say: <catalog key>")
+    run = raw.get("run")
+    if run is not None and run not in c.actions:
+        c.problem(c.line_of(raw, "run", at), f"unknown action {run!r}",
+                  f"registered actions: {', '.join(sorted(c.actions)) or '(none)'}")
+    save = raw.get("save")
+    if save is not None and (not isinstance(save, str) or not _NAME.match(save)):
+        c.problem(c.line_of(raw, "save", at), "save must be a slot name", "save: incident_type")
+    if expect is not None and save is None:
+        c.problem(at, f"step {name!r} asks for input but does not save it", "save: slot_name")
+    choices = _choices(c, raw, at, flow_commands)
+    if expect == "choice" and not choices:
+        c.problem(at, f"step {name!r} expects a choice but lists no choices",
+                  "choices:\n  - {value: yes, label: common.yes}")
+    if choices and expect != "choice":
+        c.problem(c.line_of(raw, "choices", at), f"step {name!r} has choices but expects "
+                  f"{expect!r}", "set expect: choice")
+    validate = _validators(c, raw, at)
+    invalid = c.key(c.line_of(raw, "invalid", at), raw["invalid"], "invalid") \
+        if "invalid" in raw else None
+    commands = _commands(c, raw, raw["commands"], at) if "commands" in raw else None
+    branches = _branches(c, raw, at)
+    end = raw.get("end", False)
+    if not isinstance(end, bool):
+        c.problem(c.line_of(raw, "end", at), "end is true or false", "end: true")
+        end = False
+    if end and branches:
+        c.problem(c.line_of(raw, "end", at), f"step {name!r} ends the flow but has next",
+                  "remove next or end")
+    if not end and not branches:
+        c.problem(at, f"step {name!r} has no next and does not end the flow",
+                  "add next: <step> or end: true")
+    return Step(name=name, line=at, say=say, expect=expect, choices=choices, save=save,
+                validate=validate, invalid=invalid, run=run, next=branches, end=end,
+                commands=commands, summary=bool(raw.get("summary", False)))
+
+
+def _choices(c: _Checker, raw: _Map, at: int, commands: tuple[str, ...]) -> tuple[ChoiceSpec, ...]:
+    items = raw.get("choices", [])
+    line = c.line_of(raw, "choices", at)
+    if not isinstance(items, list):
+        c.problem(line, "choices must be a list", "- {value: yes, label: common.yes}")
+        return ()
+    out: list[ChoiceSpec] = []
+    seen: set[str] = set()
+    for item in items:
+        item_line = item.line if isinstance(item, _Map) else line
+        if not isinstance(item, _Map) or "label" not in item or \
+                ("value" in item) == ("command" in item):
+            c.problem(item_line, "a choice needs a label and either a value or a command",
+                      "- {value: threat, label: incident.threat}")
+            continue
+        label = c.key(item_line, item["label"], "label")
+        if "command" in item and item["command"] not in COMMANDS:
+            c.problem(item_line, f"unknown command {item['command']!r}",
+                      f"one of: {', '.join(COMMANDS)}")
+            continue
+        spec = ChoiceSpec(label=label or "", value=None if "value" not in item
+                          else str(item["value"]), command=item.get("command"))
+        if spec.payload in seen:
+            c.problem(item_line, f"choice {spec.payload!r} appears twice", "make values unique")
+        seen.add(spec.payload)
+        out.append(spec)
+    if len(out) > 12:
+        c.problem(line, f"{len(out)} choices are too many to tap", "at most 12 (LINE shows 13)")
+    return tuple(out)
+
+
+def _validators(c: _Checker, raw: _Map, at: int) -> tuple[tuple[str, Any], ...]:
+    items = raw.get("validate", [])
+    line = c.line_of(raw, "validate", at)
+    if not isinstance(items, list):
+        c.problem(line, "validate must be a list", "- {max_length: 500}")
+        return ()
+    out: list[tuple[str, Any]] = []
+    for item in items:
+        name, arg = (item, None) if isinstance(item, str) else \
+            next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else (None, None)
+        if name not in c.validators:
+            c.problem(line, f"unknown validator {item!r}",
+                      f"one of: {', '.join(sorted(c.validators))}")
+            continue
+        out.append((str(name), arg))
+    return tuple(out)
+
+
+def _branches(c: _Checker, raw: _Map, at: int) -> tuple[Branch, ...]:
+    value = raw.get("next")
+    line = c.line_of(raw, "next", at)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (Branch(goto=value),)
+    if not isinstance(value, list):
+        c.problem(line, "next is a step name or a list of branches",
+                  "next:\n  - {when: {confirm: fix}, goto: type}\n  - {goto: submit}")
+        return ()
+    out: list[Branch] = []
+    for item in value:
+        item_line = item.line if isinstance(item, _Map) else line
+        if not isinstance(item, _Map) or not isinstance(item.get("goto"), str):
+            c.problem(item_line, "a branch needs goto", "- {when: {slot: value}, goto: step}")
+            continue
+        when = item.get("when", {})
+        if not isinstance(when, dict):
+            c.problem(item_line, "when must map slot names to values", "when: {confirm: submit}")
+            continue
+        conds = {str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v]))
+                 for k, v in when.items()}
+        out.append(Branch(goto=item["goto"], when=conds))
+    if out and out[-1].when:
+        c.problem(line, "the last branch must have no when, so that every answer goes somewhere",
+                  "end with - {goto: some_step}")
+    return tuple(out)
+
+
+def _check_graph(c: _Checker, steps: Mapping[str, Step], start: str) -> None:
+    for step in steps.values():
+        for branch in step.next:
+            if branch.goto not in steps:
+                c.problem(step.line, f"step {step.name!r} goes to {branch.goto!r}, "
+                          "which is not defined", f"one of: {', '.join(steps)}")
+            for slot, values in branch.when.items():
+                if not any(s.save == slot for s in steps.values()) and not \
+                        set(values) <= {SET, UNSET}:
+                    c.problem(step.line, f"step {step.name!r} branches on slot {slot!r}, "
+                              "which no step saves", "check the slot name")
+    # Every step must be reachable; an unreachable one is almost always a typo in a goto.
+    if start in steps:
+        seen, todo = {start}, [start]
+        while todo:
+            for branch in steps[todo.pop()].next:
+                if branch.goto in steps and branch.goto not in seen:
+                    seen.add(branch.goto)
+                    todo.append(branch.goto)
+        for name in steps:
+            if name not in seen:
+                c.problem(steps[name].line, f"step {name!r} cannot be reached from {start!r}",
+                          "point a next at it or remove it")

@@ -1,0 +1,87 @@
+"""The parsed form of a flow file: plain frozen data, no behaviour.
+
+A flow is a set of named steps. A step does one of three things:
+- asks (`expect` is set): says its prompt, waits for an answer, validates it, saves it in a slot;
+- runs an action (`run` without `expect`): resolved by name in the action registry;
+- says something (neither): a message, then moves on at once.
+An ask step may also `run` an action after its answer is saved (enrichment after submit).
+`next` is a list of branches tried in order; the first whose `when` matches wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Commands a flow may allow; each has its words in every catalog under `commands.<name>`.
+COMMANDS = ("cancel", "restart", "back", "help", "language", "silent")
+
+# A `when` value that tests presence rather than equality.
+SET, UNSET = "$set", "$unset"
+
+
+@dataclass(frozen=True)
+class ChoiceSpec:
+    """A button: an answer `value`, or a flow-wide `command` offered as a button."""
+
+    label: str  # catalog key
+    value: str | None = None
+    command: str | None = None
+
+    @property
+    def payload(self) -> str:
+        return f"cmd:{self.command}" if self.command else str(self.value)
+
+
+@dataclass(frozen=True)
+class Branch:
+    goto: str
+    when: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def matches(self, slots: Mapping[str, Any]) -> bool:
+        for slot, wanted in self.when.items():
+            value = slots.get(slot)
+            if SET in wanted and value is not None:
+                continue
+            if UNSET in wanted and value is None:
+                continue
+            if value is None or str(value) not in wanted:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    line: int
+    say: str | None = None  # catalog key of the prompt or message
+    expect: str | None = None  # input kind: choice, location, phone, text, or a plugin's
+    choices: tuple[ChoiceSpec, ...] = ()
+    save: str | None = None  # slot name
+    validate: tuple[tuple[str, Any], ...] = ()  # (validator name, argument)
+    invalid: str | None = None  # catalog key of the re-prompt; default per input kind
+    run: str | None = None  # action name
+    next: tuple[Branch, ...] = ()
+    end: bool = False
+    commands: tuple[str, ...] | None = None  # None: the flow's commands
+    summary: bool = False  # pass every saved slot to the prompt as a parameter
+
+    @property
+    def asks(self) -> bool:
+        return self.expect is not None
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    path: str
+    start: str
+    steps: Mapping[str, Step]
+    commands: tuple[str, ...] = COMMANDS
+    idle_timeout: float | None = None  # seconds; None means the service setting
+    silent: bool = False  # every reply of this flow carries the silent flag
+    description: str = ""
+
+    def step(self, name: str) -> Step:
+        return self.steps[name]

@@ -1,0 +1,219 @@
+"""Run one message through a conversation's flow: commands, input, actions, prompts.
+
+Pure with respect to storage: it changes the `Session` it is given and returns replies; the
+engine loads and saves. Actions are the only I/O, through the services they are handed.
+Every input gets an answer (the next prompt, or a reason and the same prompt again); nothing a
+person sends can raise out of here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from bot.i18n import Catalogs
+from bot.session import Session
+from bot.types import Ask, Choice, Inbound, Kind, Reply, Text
+from flows.actions import ActionContext, ActionRegistry
+from flows.compiler import CompiledFlow, FlowModel
+from flows.inputs import Accepted, InputContext, InputRegistry
+from flows.model import Step
+
+log = structlog.get_logger(__name__)
+
+# A flow whose say/run steps loop without asking would spin forever; stop it.
+MAX_STEPS_PER_MESSAGE = 50
+SILENT_FLOW = "silent"
+
+
+class FlowRunner:
+    """Steps sessions through compiled flows."""
+
+    def __init__(self, flows: Mapping[str, CompiledFlow], inputs: InputRegistry,
+                 actions: ActionRegistry, catalogs: Catalogs, input_context: InputContext):
+        self.flows = flows
+        self.inputs = inputs
+        self.actions = actions
+        self.catalogs = catalogs
+        self.input_context = input_context
+
+    # -- entry points ---------------------------------------------------------------------
+
+    async def start(self, session: Session, flow_name: str, inbound: Inbound,
+                    services: Any, prefix: list[Reply] | None = None) -> list[Reply]:
+        """Begin `flow_name` from its first step."""
+        compiled = self.flows[flow_name]
+        session.flow = flow_name
+        session.state = compiled.flow.start
+        session.slots = {}
+        session.history = []
+        session.pending = None
+        session.silent = session.silent or compiled.flow.silent
+        replies = list(prefix or [])
+        replies += await self._enter(session, inbound, services)
+        return replies
+
+    async def handle(self, session: Session, inbound: Inbound, services: Any) -> list[Reply]:
+        """One message for a session that is in a flow."""
+        assert session.flow is not None and session.state is not None
+        if isinstance(inbound.payload, str) and inbound.payload.startswith("lang:"):
+            return self._set_language(session, inbound.payload[5:])
+        if session.pending == "language":
+            picked = self._pick_language(inbound)
+            if picked:
+                return self._set_language(session, picked)
+            session.pending = None
+        step = self._step(session)
+        command = self._command(session, step, inbound)
+        if command:
+            return await self._run_command(session, command, inbound, services)
+        outcome = self.inputs.parse(inbound, step, self.input_context)
+        if not isinstance(outcome, Accepted):
+            return [self._say(session, Text(outcome.reason, outcome.params)),
+                    self._prompt(session, step)]
+        assert step.save is not None
+        session.slots[step.save] = outcome.value
+        session.history.append(step.name)
+        if step.run:
+            await self._run_action(session, step, inbound, services)
+        return await self._advance(session, inbound, services)
+
+    # -- stepping -------------------------------------------------------------------------
+
+    def _compiled(self, session: Session) -> CompiledFlow:
+        assert session.flow is not None
+        return self.flows[session.flow]
+
+    def _step(self, session: Session) -> Step:
+        assert session.state is not None
+        return self._compiled(session).flow.step(session.state)
+
+    async def _advance(self, session: Session, inbound: Inbound, services: Any) -> list[Reply]:
+        compiled = self._compiled(session)
+        model = FlowModel(state=str(session.state), slots=session.slots)
+        session.state = compiled.advance(model)
+        return await self._enter(session, inbound, services)
+
+    async def _enter(self, session: Session, inbound: Inbound, services: Any) -> list[Reply]:
+        """Say and run steps from the current one until one asks, or the flow ends."""
+        replies: list[Reply] = []
+        for _ in range(MAX_STEPS_PER_MESSAGE):
+            step = self._step(session)
+            if step.asks:
+                replies.append(self._prompt(session, step))
+                return replies
+            if step.run:
+                await self._run_action(session, step, inbound, services)
+                # No going back across an action: what it did (a submitted report) stays done.
+                session.history = []
+            if step.say:
+                replies.append(self._say(session, Text(step.say, self._params(session))))
+            if step.end:
+                session.end()
+                return replies
+            model = FlowModel(state=step.name, slots=session.slots)
+            session.state = self._compiled(session).advance(model)
+        log.error("flow.loop", flow=session.flow, state=session.state)
+        session.end()
+        return [*replies, self._say(session, Text("common.error"))]
+
+    async def _run_action(self, session: Session, step: Step, inbound: Inbound,
+                          services: Any) -> None:
+        assert step.run is not None
+        result = await self.actions.get(step.run)(ActionContext(session, inbound, services))
+        session.slots.update(result.slots)
+        if step.save and not step.asks:
+            session.slots[step.save] = result.outcome
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _command(self, session: Session, step: Step, inbound: Inbound) -> str | None:
+        allowed = step.commands
+        if allowed is None:
+            allowed = self._compiled(session).flow.commands
+        if not allowed or not isinstance(inbound.payload, str):
+            return None
+        if inbound.kind is Kind.CHOICE and inbound.payload.startswith("cmd:"):
+            name = inbound.payload[4:]
+            return name if name in allowed else None
+        if inbound.kind is Kind.TEXT:
+            typed = " ".join(inbound.payload.split()).casefold()
+            if len(typed) > 40:
+                return None
+            for name in allowed:
+                if typed in self.catalogs.words(f"commands.{name}.words"):
+                    return name
+            # A number picks from the choices as shown, command buttons included.
+            if typed.isdigit() and 1 <= int(typed) <= len(step.choices):
+                picked = step.choices[int(typed) - 1]
+                if picked.command in allowed:
+                    return picked.command
+        return None
+
+    async def _run_command(self, session: Session, command: str, inbound: Inbound,
+                           services: Any) -> list[Reply]:
+        log.info("flow.command", command=command, flow=session.flow, state=session.state)
+        if command == "cancel":
+            reply = self._say(session, Text("common.cancelled"))
+            session.end()
+            return [reply]
+        if command == "restart":
+            return await self.start(session, str(session.flow), inbound, services,
+                                    prefix=[self._say(session, Text("common.restarted"))])
+        if command == "back":
+            if session.history:
+                session.state = session.history.pop()
+                return [self._prompt(session, self._step(session))]
+            return [self._say(session, Text("common.back_none")),
+                    self._prompt(session, self._step(session))]
+        if command == "help":
+            return [self._say(session, Text(f"help.{session.flow}")),
+                    self._prompt(session, self._step(session))]
+        if command == "language":
+            session.pending = "language"
+            choices = tuple(
+                Choice(f"lang:{lang.code}", Text("common.language.option", {"name": lang.name}))
+                for lang in self.catalogs.languages)
+            return [Reply(Text("common.language.prompt"), session.lang, choices,
+                          silent=session.silent)]
+        if command == "silent" and SILENT_FLOW in self.flows:
+            session.silent = True
+            return await self.start(session, SILENT_FLOW, inbound, services)
+        return [self._prompt(session, self._step(session))]
+
+    def _pick_language(self, inbound: Inbound) -> str | None:
+        typed = inbound.text.strip().casefold()
+        for i, lang in enumerate(self.catalogs.languages, 1):
+            if typed in (str(i), lang.code, lang.name.casefold()):
+                return lang.code
+        return None
+
+    def _set_language(self, session: Session, code: str) -> list[Reply]:
+        session.pending = None
+        if self.catalogs.has(code):
+            session.lang = code
+        return [self._prompt(session, self._step(session))]
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _params(self, session: Session) -> dict[str, Any]:
+        """Every saved answer as a displayable parameter, for summaries and receipts."""
+        params: dict[str, Any] = {k: v for k, v in session.slots.items()
+                                  if isinstance(v, str | int | float)}
+        for step in self._compiled(session).flow.steps.values():
+            if step.asks and step.save and step.save in session.slots:
+                params[step.save] = self.inputs.display(step, session.slots[step.save])
+        return params
+
+    def _say(self, session: Session, text: Text) -> Reply:
+        return Reply(text, session.lang, silent=session.silent)
+
+    def _prompt(self, session: Session, step: Step) -> Reply:
+        assert step.say is not None
+        ask = Ask.LOCATION if step.expect == "location" else \
+            Ask.PHONE if step.expect == "phone" else None
+        choices = tuple(Choice(c.payload, Text(c.label)) for c in step.choices)
+        return Reply(Text(step.say, self._params(session)), session.lang, choices, ask,
+                     silent=session.silent)

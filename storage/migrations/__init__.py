@@ -1,0 +1,42 @@
+"""Versioned SQL migrations: `<backend>/NNNN_name.sql`, applied in order, recorded by number."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from storage.ports import SchemaMismatch
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations(backend: str) -> list[Migration]:
+    """The migrations shipped for `backend`, in order."""
+    found = []
+    for path in sorted((Path(__file__).parent / backend).glob("*.sql")):
+        match = _FILE.match(path.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
+    return found
+
+
+def latest(backend: str) -> int:
+    return max((m.version for m in migrations(backend)), default=0)
+
+
+def check_version(backend: str, current: int) -> None:
+    """Refuse a database that is ahead of the code: it was migrated by a newer release."""
+    code = latest(backend)
+    if current > code:
+        raise SchemaMismatch(
+            f"the database is at schema version {current}, but this code knows only up to "
+            f"{code}: run the newer release, or restore a backup made for this one"
+        )

@@ -1,0 +1,121 @@
+"""The storage ports: what the engine, the dispatcher and the command line need from a store.
+
+Adapters (SQLite now; PostgreSQL and Redis next) implement these Protocols, and one contract
+test suite runs against every adapter. Every method is a single round trip where the backend
+allows it: the engine's hot path is `load` then `save`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.incident import Incident, Notification, TimelineEvent
+from bot.session import Session
+
+
+class StorageError(Exception):
+    """The store could not do what was asked; the caller reports it, never hides it."""
+
+
+class StaleSession(StorageError):
+    """A save lost a race: the session changed since it was loaded (fencing)."""
+
+
+class SchemaMismatch(StorageError):
+    """The database's schema version is not the one this code was written for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The result of the engine's first read: was the event handled already, and the session."""
+
+    duplicate: bool
+    session: Session | None
+
+
+class SessionStore(Protocol):
+    async def load(self, conversation: str, event_key: str) -> Loaded:
+        """Whether `event_key` was handled, and the conversation's session, in one read."""
+
+    async def save(self, session: Session, event_key: str) -> None:
+        """Store the session and mark `event_key` handled, atomically.
+
+        Raises StaleSession when the stored version is not `session.version`.
+        """
+
+    async def sweep_idle(self, now: datetime) -> int:
+        """End every session idle past its deadline, forgetting its answers; return how many."""
+
+    async def forget_events(self, before: datetime) -> int:
+        """Drop dedupe records older than `before`."""
+
+
+class Locks(Protocol):
+    def hold(self, conversation: str) -> AbstractAsyncContextManager[int]:
+        """Hold the conversation's lock; yields a fencing token that grows with each holder."""
+
+
+class IncidentStore(Protocol):
+    async def create(self, incident: Incident, notifications: Sequence[Notification],
+                     event: TimelineEvent) -> Incident:
+        """Write the incident, its first timeline event and its outbox rows in one transaction.
+
+        Idempotent on `incident.source_event`: a second call returns the first incident.
+        """
+
+    async def get(self, reference: str) -> Incident | None: ...
+
+    async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]: ...
+
+    async def update(self, incident: Incident, event: TimelineEvent,
+                     notifications: Sequence[Notification] = ()) -> Incident:
+        """Save changed fields, append the event and queue notifications in one transaction.
+
+        Raises StaleSession when `incident.version` is not the stored version; bumps it.
+        """
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]: ...
+
+    async def record_access(self, actor: str, action: str, subject: str) -> None:
+        """Audit one read of personal data by a person (invariant 4)."""
+
+
+class Outbox(Protocol):
+    async def claim(self, owner: str, limit: int, lease_seconds: float,
+                    now: datetime) -> list[Notification]:
+        """Lease up to `limit` due rows to `owner`; a row leased elsewhere is not returned."""
+
+    async def complete(self, notification_id: str, owner: str, now: datetime) -> bool: ...
+
+    async def retry(self, notification_id: str, owner: str, at: datetime, error: str) -> bool: ...
+
+    async def bury(self, notification_id: str, owner: str, error: str) -> bool:
+        """Move a row that will never be delivered to the dead-letter state."""
+
+    async def pending(self) -> int: ...
+
+
+class Storage(Protocol):
+    """One opened backend: its ports, its health, its lifetime."""
+
+    # Read-only properties, so an adapter may expose its own concrete classes.
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def locks(self) -> Locks: ...
+
+    @property
+    def incidents(self) -> IncidentStore: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+

@@ -1,0 +1,378 @@
+"""The embedded default store: one SQLite file in WAL mode, through aiosqlite.
+
+One connection serves the process; an asyncio lock makes each transaction whole, because
+statements from two coroutines on one connection would otherwise land in each other's
+transaction. `synchronous=FULL`: a report the reporter was told is received must survive a
+power cut, not only a crashed process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.incident import Incident, Notification, TimelineEvent, new_reference
+from bot.session import Session
+from bot.types import Location
+from storage.crypto import Sealer
+from storage.locks import LocalLocks
+from storage.migrations import check_version, migrations
+from storage.ports import Loaded, StaleSession, StorageError
+
+BACKEND = "sqlite"
+
+
+def ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class _Db:
+    def __init__(self, conn: aiosqlite.Connection):
+        self.conn = conn
+        self.lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self.lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self.lock, self.conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self.lock, self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+
+class SQLiteSessions:
+    def __init__(self, db: _Db, sealer: Sealer):
+        self._db = db
+        self._sealer = sealer
+
+    async def load(self, conversation: str, event_key: str) -> Loaded:
+        async with self._db.lock:
+            async with self._db.conn.execute(
+                "SELECT 1 FROM handled_events WHERE event_key = ?", (event_key,)
+            ) as cur:
+                duplicate = await cur.fetchone() is not None
+            async with self._db.conn.execute(
+                "SELECT data, version, updated_at, expires_at FROM sessions "
+                "WHERE conversation = ?", (conversation,)
+            ) as cur:
+                row = await cur.fetchone()
+        if row is None:
+            return Loaded(duplicate, None)
+        data = self._sealer.open_json(row[0])
+        return Loaded(duplicate, Session.from_dict(conversation, data, row[1], _dt(row[2]),
+                                                   dt(row[3])))
+
+    async def save(self, session: Session, event_key: str) -> None:
+        blob = self._sealer.seal_json(session.to_dict())
+        expires = ts(session.expires_at) if session.expires_at and session.active else None
+        async with self._db.transaction() as conn:
+            await conn.execute("INSERT OR IGNORE INTO handled_events VALUES (?, ?)",
+                               (event_key, ts(session.updated_at)))
+            if session.version == 0:
+                try:
+                    await conn.execute(
+                        "INSERT INTO sessions VALUES (?, ?, 1, ?, ?)",
+                        (session.conversation, blob, ts(session.updated_at), expires))
+                except sqlite3.IntegrityError:
+                    raise StaleSession(session.conversation) from None
+            else:
+                cur = await conn.execute(
+                    "UPDATE sessions SET data = ?, version = version + 1, updated_at = ?, "
+                    "expires_at = ? WHERE conversation = ? AND version = ?",
+                    (blob, ts(session.updated_at), expires, session.conversation,
+                     session.version))
+                if cur.rowcount != 1:
+                    raise StaleSession(session.conversation)
+        session.version += 1
+
+    async def sweep_idle(self, now: datetime) -> int:
+        rows = await self._db.all(
+            "SELECT conversation, data, version FROM sessions "
+            "WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT 500", (ts(now),))
+        ended = 0
+        async with self._db.transaction() as conn:
+            for conversation, blob, version in rows:
+                data = self._sealer.open_json(blob)
+                session = Session.from_dict(conversation, data, version, now, None)
+                session.end()
+                session.expired = True
+                cur = await conn.execute(
+                    "UPDATE sessions SET data = ?, version = version + 1, expires_at = NULL "
+                    "WHERE conversation = ? AND version = ?",
+                    (self._sealer.seal_json(session.to_dict()), conversation, version))
+                ended += cur.rowcount
+        return ended
+
+    async def forget_events(self, before: datetime) -> int:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM handled_events WHERE handled_at < ?",
+                                     (ts(before),))
+            return cur.rowcount
+
+
+_INCIDENT_COLUMNS = (
+    "id, reference, source_event, type, status, channel, reporter, lang, silent, do_not_call, "
+    "drill, phone, location, location_source, area_codes, details, version, created_at, "
+    "updated_at"
+)
+
+
+class SQLiteIncidents:
+    def __init__(self, db: _Db, sealer: Sealer):
+        self._db = db
+        self._sealer = sealer
+
+    def _row(self, incident: Incident) -> tuple[Any, ...]:
+        return (
+            incident.id, incident.reference, incident.source_event, incident.type,
+            incident.status, incident.channel, incident.reporter, incident.lang,
+            int(incident.silent), int(incident.do_not_call), int(incident.drill),
+            self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+            self._sealer.seal_json(incident.location.to_dict()), incident.location.source.value,
+            json.dumps(incident.area_codes), json.dumps(incident.details, ensure_ascii=False),
+            incident.version, ts(incident.created_at), ts(incident.updated_at),
+        )
+
+    def _incident(self, row: Sequence[Any]) -> Incident:
+        return Incident(
+            id=row[0], reference=row[1], source_event=row[2], type=row[3], status=row[4],
+            channel=row[5], reporter=row[6], lang=row[7], silent=bool(row[8]),
+            do_not_call=bool(row[9]), drill=bool(row[10]),
+            phone=self._sealer.open(row[11]).decode() if row[11] else None,
+            location=Location.from_dict(self._sealer.open_json(row[12])),
+            area_codes=json.loads(row[14]), details=json.loads(row[15]), version=row[16],
+            created_at=_dt(row[17]), updated_at=_dt(row[18]),
+        )
+
+    async def _queue(self, conn: aiosqlite.Connection,
+                     notifications: Sequence[Notification]) -> None:
+        await conn.executemany(
+            "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
+            [(n.id, n.incident_id, n.recipient, n.kind, self._sealer.seal_json(n.payload),
+              n.key, n.status, n.attempts, ts(n.next_attempt_at), n.last_error,
+              ts(n.created_at), ts(n.sent_at) if n.sent_at else None) for n in notifications])
+
+    async def _event(self, conn: aiosqlite.Connection, incident_id: str,
+                     event: TimelineEvent) -> None:
+        await conn.execute(
+            "INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (incident_id, ts(event.at), event.kind, event.actor, event.channel,
+             json.dumps(event.data, ensure_ascii=False)))
+
+    async def create(self, incident: Incident, notifications: Sequence[Notification],
+                     event: TimelineEvent) -> Incident:
+        async with self._db.transaction() as conn:
+            if incident.source_event:
+                async with conn.execute(
+                    f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE source_event = ?",
+                    (incident.source_event,)) as cur:
+                    row = await cur.fetchone()
+                if row is not None:
+                    return self._incident(row)
+            for _ in range(8):
+                try:
+                    await conn.execute(
+                        f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
+                        f"VALUES ({', '.join('?' * 19)})", self._row(incident))
+                    break
+                except sqlite3.IntegrityError:
+                    incident.reference = new_reference()
+            else:
+                raise StorageError("could not find a free incident reference")
+            await self._event(conn, incident.id, event)
+            for n in notifications:
+                n.incident_id = incident.id
+            await self._queue(conn, notifications)
+        return incident
+
+    async def get(self, reference: str) -> Incident | None:
+        row = await self._db.one(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reference = ?", (reference,))
+        return self._incident(row) if row else None
+
+    async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]:
+        where = "" if include_drills else "WHERE drill = 0"
+        rows = await self._db.all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} "
+            "ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [self._incident(r) for r in rows]
+
+    async def update(self, incident: Incident, event: TimelineEvent,
+                     notifications: Sequence[Notification] = ()) -> Incident:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE incidents SET status = ?, phone = ?, do_not_call = ?, area_codes = ?, "
+                "details = ?, version = version + 1, updated_at = ? "
+                "WHERE id = ? AND version = ?",
+                (incident.status,
+                 self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+                 int(incident.do_not_call), json.dumps(incident.area_codes),
+                 json.dumps(incident.details, ensure_ascii=False), ts(event.at), incident.id,
+                 incident.version))
+            if cur.rowcount != 1:
+                raise StaleSession(incident.reference)
+            await self._event(conn, incident.id, event)
+            for n in notifications:
+                n.incident_id = incident.id
+            await self._queue(conn, notifications)
+        incident.version += 1
+        incident.updated_at = event.at
+        return incident
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        rows = await self._db.all(
+            "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = ? "
+            "ORDER BY seq", (incident_id,))
+        return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), json.loads(r[4])) for r in rows]
+
+    async def record_access(self, actor: str, action: str, subject: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute("INSERT INTO audit (at, actor, action, subject) VALUES "
+                               "(?, ?, ?, ?)", (datetime.now(UTC).timestamp(), actor, action,
+                                                subject))
+
+
+class SQLiteOutbox:
+    def __init__(self, db: _Db, sealer: Sealer):
+        self._db = db
+        self._sealer = sealer
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float,
+                    now: datetime) -> list[Notification]:
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT id, incident_id, recipient, kind, payload, idempotency_key, status, "
+                "attempts, next_attempt_at, last_error, created_at FROM outbox "
+                "WHERE status = 'pending' AND next_attempt_at <= ? "
+                "AND (lease_until IS NULL OR lease_until < ?) "
+                "ORDER BY next_attempt_at LIMIT ?", (ts(now), ts(now), limit)) as cur:
+                rows = list(await cur.fetchall())
+            await conn.executemany(
+                "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
+                "WHERE id = ?", [(owner, ts(now) + lease_seconds, r[0]) for r in rows])
+        return [Notification(
+            id=r[0], incident_id=r[1], recipient=r[2], kind=r[3],
+            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7] + 1,
+            next_attempt_at=_dt(r[8]), last_error=r[9], created_at=_dt(r[10]))
+            for r in rows]
+
+    async def _finish(self, sql: str, params: tuple[Any, ...]) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(sql, params)
+            return bool(cur.rowcount == 1)
+
+    async def complete(self, notification_id: str, owner: str, now: datetime) -> bool:
+        return await self._finish(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ? AND lease_owner = ? AND status = 'pending'",
+            (ts(now), notification_id, owner))
+
+    async def retry(self, notification_id: str, owner: str, at: datetime, error: str) -> bool:
+        return await self._finish(
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ? AND lease_owner = ? AND status = 'pending'",
+            (ts(at), error[:500], notification_id, owner))
+
+    async def bury(self, notification_id: str, owner: str, error: str) -> bool:
+        return await self._finish(
+            "UPDATE outbox SET status = 'dead', last_error = ?, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ? AND lease_owner = ?",
+            (error[:500], notification_id, owner))
+
+    async def pending(self) -> int:
+        row = await self._db.one("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        return int(row[0])
+
+
+class SQLiteStorage:
+    """The embedded store; `await SQLiteStorage.open(path, sealer)`."""
+
+    def __init__(self, db: _Db, sealer: Sealer, path: Path):
+        self.path = path
+        self._db = db
+        self.sessions = SQLiteSessions(db, sealer)
+        self.incidents = SQLiteIncidents(db, sealer)
+        self.outbox = SQLiteOutbox(db, sealer)
+        self.locks = LocalLocks()
+
+    @classmethod
+    async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the database {path}: {exc}") from None
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = FULL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        db = _Db(conn)
+        try:
+            await _migrate(db)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(db, sealer, path)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._db.one("SELECT 1"))
+        except (sqlite3.Error, ValueError):
+            return False
+
+    async def close(self) -> None:
+        await self._db.conn.close()
+
+
+async def _migrate(db: _Db) -> None:
+    """Bring the embedded database to the code's schema (the default needs no separate step)."""
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                           "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
+        async with conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations") as c:
+            row = await c.fetchone()
+        current = int(row[0]) if row else 0
+    check_version(BACKEND, current)
+    for migration in migrations(BACKEND):
+        if migration.version <= current:
+            continue
+        async with db.transaction() as conn:
+            # executescript would COMMIT our transaction; run statement by statement instead.
+            for statement in _statements(migration.sql):
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                               (migration.version, migration.name,
+                                datetime.now(UTC).timestamp()))
+
+
+def _statements(sql: str) -> list[str]:
+    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
