@@ -22,6 +22,11 @@ def new_reference() -> str:
     return f"{REFERENCE_PREFIX}-{body}"
 
 
+def new_binding_code() -> str:
+    """A one-time code a responder types in a group chat to bind it (8 unambiguous chars)."""
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+
+
 def normalize_reference(text: str) -> str:
     """What a person types (`ess 7k3f9`, `7K3F9`) to the stored form."""
     body = "".join(ch for ch in text.upper() if ch.isalnum())

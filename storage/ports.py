@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
@@ -27,6 +27,33 @@ class StaleSession(StorageError):
 
 class SchemaMismatch(StorageError):
     """The database's schema version is not the one this code was written for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A durable deadline (escalation, reminder), fired by a sweep.
+
+    `subject_version` is the version of the subject (an incident) when the timer was set: a
+    timer whose subject has moved on since must do nothing (a late escalation must never undo
+    an acknowledgement).
+    """
+
+    id: str
+    kind: str
+    subject: str
+    due_at: datetime
+    subject_version: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A responder chat (a LINE group, an SMS number) bound to an area and an agency."""
+
+    address: str  # "line:C…", "sms:+66…"
+    area: str  # province or district code, or a station id
+    agency: str
+    bound_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +96,8 @@ class IncidentStore(Protocol):
 
     async def get(self, reference: str) -> Incident | None: ...
 
+    async def get_by_id(self, incident_id: str) -> Incident | None: ...
+
     async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]: ...
 
     async def update(self, incident: Incident, event: TimelineEvent,
@@ -99,6 +128,36 @@ class Outbox(Protocol):
     async def pending(self) -> int: ...
 
 
+class Timers(Protocol):
+    async def schedule(self, timer: Timer) -> None:
+        """Insert or replace the timer with this id."""
+
+    async def cancel(self, subject: str, kind: str | None = None) -> int:
+        """Remove the subject's timers (of one kind, or all); return how many."""
+
+    async def claim_due(self, owner: str, now: datetime, limit: int,
+                        lease_seconds: float) -> list[Timer]:
+        """Lease due timers to `owner`; a leased timer is not handed to anyone else."""
+
+    async def done(self, timer_id: str, owner: str) -> bool:
+        """Remove a fired timer; False when the lease was lost."""
+
+
+class Bindings(Protocol):
+    async def create_code(self, area: str, agency: str, ttl_seconds: float,
+                          now: datetime) -> str:
+        """A one-time code that binds the chat it is typed in to `area` and `agency`."""
+
+    async def redeem(self, code: str, address: str, now: datetime) -> Binding | None:
+        """Bind `address` with an unexpired, unused code; None when the code is not valid."""
+
+    async def unbind(self, address: str) -> int: ...
+
+    async def for_areas(self, areas: Sequence[str]) -> list[Binding]: ...
+
+    async def for_address(self, address: str) -> list[Binding]: ...
+
+
 class Storage(Protocol):
     """One opened backend: its ports, its health, its lifetime."""
 
@@ -114,6 +173,12 @@ class Storage(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def timers(self) -> Timers: ...
+
+    @property
+    def bindings(self) -> Bindings: ...
 
     async def ping(self) -> bool: ...
 

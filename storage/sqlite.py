@@ -19,13 +19,13 @@ from typing import Any
 
 import aiosqlite
 
-from bot.incident import Incident, Notification, TimelineEvent, new_reference
+from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.session import Session
 from bot.types import Location
 from storage.crypto import Sealer
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
-from storage.ports import Loaded, StaleSession, StorageError
+from storage.ports import Binding, Loaded, StaleSession, StorageError, Timer
 
 BACKEND = "sqlite"
 
@@ -218,6 +218,11 @@ class SQLiteIncidents:
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reference = ?", (reference,))
         return self._incident(row) if row else None
 
+    async def get_by_id(self, incident_id: str) -> Incident | None:
+        row = await self._db.one(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+        return self._incident(row) if row else None
+
     async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]:
         where = "" if include_drills else "WHERE drill = 0"
         rows = await self._db.all(
@@ -312,6 +317,91 @@ class SQLiteOutbox:
         return int(row[0])
 
 
+class SQLiteTimers:
+    def __init__(self, db: _Db):
+        self._db = db
+
+    async def schedule(self, timer: Timer) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                (timer.id, timer.kind, timer.subject, ts(timer.due_at), timer.subject_version,
+                 json.dumps(timer.data, ensure_ascii=False)))
+
+    async def cancel(self, subject: str, kind: str | None = None) -> int:
+        async with self._db.transaction() as conn:
+            if kind is None:
+                cur = await conn.execute("DELETE FROM timers WHERE subject = ?", (subject,))
+            else:
+                cur = await conn.execute("DELETE FROM timers WHERE subject = ? AND kind = ?",
+                                         (subject, kind))
+            return cur.rowcount
+
+    async def claim_due(self, owner: str, now: datetime, limit: int,
+                        lease_seconds: float) -> list[Timer]:
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT id, kind, subject, due_at, subject_version, data FROM timers "
+                "WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?) "
+                "ORDER BY due_at LIMIT ?", (ts(now), ts(now), limit)) as cur:
+                rows = list(await cur.fetchall())
+            await conn.executemany(
+                "UPDATE timers SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                [(owner, ts(now) + lease_seconds, r[0]) for r in rows])
+        return [Timer(r[0], r[1], r[2], _dt(r[3]), r[4], json.loads(r[5])) for r in rows]
+
+    async def done(self, timer_id: str, owner: str) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM timers WHERE id = ? AND lease_owner = ?",
+                                     (timer_id, owner))
+            return bool(cur.rowcount == 1)
+
+
+class SQLiteBindings:
+    def __init__(self, db: _Db):
+        self._db = db
+
+    async def create_code(self, area: str, agency: str, ttl_seconds: float,
+                          now: datetime) -> str:
+        code = new_binding_code()
+        async with self._db.transaction() as conn:
+            await conn.execute("INSERT INTO binding_codes VALUES (?, ?, ?, ?, NULL)",
+                               (code, area, agency, ts(now) + ttl_seconds))
+        return code
+
+    async def redeem(self, code: str, address: str, now: datetime) -> Binding | None:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE binding_codes SET used_at = ? WHERE code = ? AND used_at IS NULL "
+                "AND expires_at > ? RETURNING area, agency", (ts(now), code.strip().upper(),
+                                                             ts(now)))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            await conn.execute("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?)",
+                               (address, row[0], row[1], ts(now)))
+        return Binding(address, row[0], row[1], now)
+
+    async def unbind(self, address: str) -> int:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM bindings WHERE address = ?", (address,))
+            return cur.rowcount
+
+    async def for_areas(self, areas: Sequence[str]) -> list[Binding]:
+        if not areas:
+            return []
+        rows = await self._db.all(
+            f"SELECT address, area, agency, bound_at FROM bindings WHERE area IN "
+            f"({', '.join('?' * len(areas))}) ORDER BY bound_at", list(areas))
+        return [Binding(r[0], r[1], r[2], _dt(r[3])) for r in rows]
+
+    async def for_address(self, address: str) -> list[Binding]:
+        rows = await self._db.all(
+            "SELECT address, area, agency, bound_at FROM bindings WHERE address = ? "
+            "ORDER BY bound_at", (address,))
+        return [Binding(r[0], r[1], r[2], _dt(r[3])) for r in rows]
+
+
 class SQLiteStorage:
     """The embedded store; `await SQLiteStorage.open(path, sealer)`."""
 
@@ -321,6 +411,8 @@ class SQLiteStorage:
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer)
         self.outbox = SQLiteOutbox(db, sealer)
+        self.timers = SQLiteTimers(db)
+        self.bindings = SQLiteBindings(db)
         self.locks = LocalLocks()
 
     @classmethod
