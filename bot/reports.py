@@ -68,7 +68,9 @@ class Reports:
             return ActionResult("not_received")
         log.info("report.received", reference=stored.reference, type=stored.type,
                  silent=stored.silent, drill=stored.drill, notifications=len(notifications))
-        return ActionResult("received", {"reference": stored.reference})
+        # A drill must never read as "sent to the police": the flow says so with its own text.
+        return ActionResult("drill" if stored.drill else "received",
+                            {"reference": stored.reference})
 
     @staticmethod
     def _card(incident: Incident, flags: tuple[str, ...]) -> dict[str, Any]:
@@ -105,7 +107,10 @@ class Reports:
         return ActionResult("ok")
 
     async def enrich(self, ctx: ActionContext) -> ActionResult:
-        details = {k: ctx.slots[k] for k in ENRICHMENT if k in ctx.slots}
+        details = {k: ctx.slots[k] for k in ENRICHMENT
+                   if k in ctx.slots and ctx.slots[k] != "skip"}
+        if not details:
+            return ActionResult("ok")
         return await self._change(ctx, "details", details, notify=False)
 
     async def reporter_safe(self, ctx: ActionContext) -> ActionResult:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.engine import Engine
 from bot.i18n import Catalogs
+from bot.logs import configure_logging
 from bot.reports import Reports, register_report_actions
 from bot.sweeper import Sweeper
 from config.settings import Settings
@@ -66,6 +67,8 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
 
 async def open_services(settings: Settings, router: Router | None = None) -> Services:
     """Load catalogs and flows (failing on any problem), open storage, build the engine."""
+    # Here rather than in the CLI, so that every assembly (tests too) scrubs its logs.
+    configure_logging(settings.log_format, settings.log_level)
     catalogs = load_catalogs(settings)
     inputs, actions = default_registries()
     flows = load_all_flows(settings, catalogs, inputs, actions)

@@ -92,7 +92,8 @@ def parse_location(inbound: Inbound, step: Step, ctx: InputContext) -> Outcome:
         return Accepted(loc.to_dict())
     if inbound.kind is Kind.TEXT and isinstance(inbound.payload, str):
         text = " ".join(inbound.payload.split())
-        if len(text) < 2:
+        # A place is described with words; "99" or "!!" is a mistyped answer, not an address.
+        if len(text) < 2 or not any(ch.isalpha() for ch in text):
             return Rejected("common.invalid.location")
         if len(text) > MAX_LOCATION_TEXT:
             return Rejected("common.invalid.too_long", {"max": MAX_LOCATION_TEXT})

@@ -1,0 +1,115 @@
+"""At every step of every flow, anything a person can send gets a re-prompt, never an error.
+
+Each asking step is reached by a known path; then every hostile or mistaken input is sent
+and the conversation must still be at that step, with the step's prompt as the last reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bot.types import Inbound, Kind
+from bot.wiring import Services
+from tests.helpers import choice, event, pin, start, text
+
+Path = list[Callable[[str], Inbound]]
+
+# Answers that lead from the flow's start to each asking step.
+PATHS: dict[tuple[str, str], Path] = {
+    ("report", "type"): [],
+    ("report", "location"): [lambda s: choice(s, "threat")],
+    ("report", "phone"): [lambda s: choice(s, "threat"), pin],
+    ("report", "confirm"): [lambda s: choice(s, "threat"), pin,
+                            lambda s: text(s, "0812345678")],
+    ("report", "role"): [lambda s: choice(s, "threat"), pin, lambda s: text(s, "0812345678"),
+                         lambda s: choice(s, "send")],
+    ("report", "injured"): [lambda s: choice(s, "threat"), pin,
+                            lambda s: text(s, "0812345678"), lambda s: choice(s, "send"),
+                            lambda s: choice(s, "victim")],
+    ("report", "children"): [lambda s: choice(s, "threat"), pin,
+                             lambda s: text(s, "0812345678"), lambda s: choice(s, "send"),
+                             lambda s: choice(s, "victim"), lambda s: choice(s, "no")],
+    ("silent", "begin"): [],
+    ("silent", "type"): [lambda s: choice(s, "go")],
+    ("silent", "location"): [lambda s: choice(s, "go"), lambda s: choice(s, "threat")],
+    ("silent", "callback"): [lambda s: choice(s, "go"), lambda s: choice(s, "threat"), pin],
+    ("silent", "phone"): [lambda s: choice(s, "go"), lambda s: choice(s, "threat"), pin,
+                          lambda s: choice(s, "yes")],
+    ("silent", "waiting"): [lambda s: choice(s, "go"), lambda s: choice(s, "threat"), pin,
+                            lambda s: choice(s, "no")],
+}
+
+LONG = "ก" * 10_000
+HOSTILE: dict[str, Callable[[str], Inbound]] = {
+    "random_text": lambda s: text(s, "asdf qwerty zxcv"),
+    "emoji": lambda s: text(s, "🆘"),
+    "sticker": lambda s: event(s, Kind.MEDIA, "sticker"),
+    "image": lambda s: event(s, Kind.MEDIA, None),
+    "other": lambda s: event(s, Kind.OTHER, None),
+    "empty": lambda s: text(s, "   "),
+    "ten_thousand_chars": lambda s: text(s, LONG),
+    "unknown_choice": lambda s: choice(s, "not-a-choice"),
+    "out_of_range_number": lambda s: text(s, "99"),
+    "bad_language_pick": lambda s: choice(s, "lang:xx"),
+    "injection": lambda s: text(s, "'; DROP TABLE incidents; --{reference}{0}%s"),
+    "null_payload_text": lambda s: event(s, Kind.TEXT, None),
+    "bad_pin": lambda s: event(s, Kind.LOCATION, "not a location"),
+    "location_at_wrong_step": pin,
+}
+
+# Inputs that are *valid* at some steps: typed words are an address at a location step.
+VALID_AT = {"location": {"random_text", "injection", "location_at_wrong_step"}}
+
+
+def cases() -> list[tuple[str, str, str]]:
+    return [(flow, step, name) for (flow, step) in PATHS for name in HOSTILE
+            if name not in VALID_AT.get(step, set())]
+
+
+@pytest.mark.parametrize(("flow", "step", "name"), cases())
+async def test_hostile_input_re_prompts(services: Services, flow: str, step: str,
+                                        name: str) -> None:
+    sender = f"{flow}-{step}-{name}"
+    e = services.engine
+    await e.handle(start(sender, flow=flow))
+    for answer in PATHS[(flow, step)]:
+        await e.handle(answer(sender))
+    before = (await services.storage.sessions.load(f"test:{sender}", "probe")).session
+    assert before is not None and before.state == step
+    replies = await e.handle(HOSTILE[name](sender))
+    after = (await services.storage.sessions.load(f"test:{sender}", "probe")).session
+    assert after is not None
+    assert after.state == step, f"{name} moved {flow}.{step} to {after.state}"
+    assert after.slots == before.slots
+    assert replies, "every input gets an answer"
+    assert replies[-1].text.key == services.flows[flow].flow.step(step).say
+    if flow == "silent":
+        assert all(r.silent for r in replies)
+
+
+async def test_ten_thousand_chars_at_a_location_step_is_refused_as_too_long(
+        services: Services) -> None:
+    e = services.engine
+    await e.handle(start("u"))
+    await e.handle(choice("u", "threat"))
+    replies = await e.handle(text("u", LONG))
+    assert [r.text.key for r in replies] == ["common.invalid.too_long", "report.location.prompt"]
+
+
+async def test_interleaved_conversations_do_not_mix(services: Services) -> None:
+    e = services.engine
+    await e.handle(start("a"))
+    await e.handle(start("b", flow="silent"))
+    await e.handle(choice("a", "threat"))
+    await e.handle(choice("b", "go"))
+    await e.handle(choice("b", "gathering"))
+    await e.handle(pin("a", 13.75, 100.5))
+    await e.handle(pin("b", 18.79, 98.98))
+    a = (await services.storage.sessions.load("test:a", "p")).session
+    b = (await services.storage.sessions.load("test:b", "p")).session
+    assert a is not None and b is not None
+    assert (a.flow, a.state, a.slots["incident_type"]) == ("report", "phone", "threat")
+    assert (b.flow, b.state, b.slots["incident_type"]) == ("silent", "callback", "gathering")
+    assert a.slots["location"]["lat"] == 13.75 and b.slots["location"]["lat"] == 18.79

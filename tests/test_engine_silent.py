@@ -1,0 +1,104 @@
+"""Silent reporting: taps only, neutral words, the silent flag on every reply."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.i18n import Catalogs
+from bot.types import Reply, Text, utcnow
+from bot.wiring import Services
+from tests.helpers import choice, pin, start, text
+
+
+def keys(replies: list[Reply]) -> list[str]:
+    return [r.text.key for r in replies]
+
+
+async def silent_report(services: Services, sender: str, callback: str,
+                        first: str = "hint") -> list[Reply]:
+    e = services.engine
+    seen: list[Reply] = []
+    if first == "hint":
+        seen += await e.handle(start(sender, flow="silent"))
+    elif first == "codeword":
+        seen += await e.handle(text(sender, "ขอดูเมนูหน่อย"))
+    seen += await e.handle(choice(sender, "go"))
+    seen += await e.handle(choice(sender, "confinement"))
+    seen += await e.handle(pin(sender))
+    seen += await e.handle(choice(sender, callback))
+    if callback == "yes":
+        seen += await e.handle(text(sender, "0891234567"))
+    return seen
+
+
+@pytest.mark.parametrize("first", ["hint", "codeword"])
+async def test_silent_report_text_only_by_taps(services: Services, first: str) -> None:
+    replies = await silent_report(services, "s", "no", first)
+    assert keys(replies) == ["silent.start.prompt", "silent.type.prompt",
+                             "silent.location.prompt", "silent.callback.prompt",
+                             "silent.received", "silent.waiting.prompt"]
+    assert all(r.silent for r in replies)
+    assert "common.greeting" not in keys(replies)
+    incident = await services.storage.incidents.get(replies[4].text.params["reference"])
+    assert incident is not None
+    assert (incident.silent, incident.do_not_call, incident.phone) == (True, True, None)
+    [note] = [n for n in await services.storage.outbox.claim("t", 10, 30, utcnow())
+              if n.incident_id == incident.id]
+    assert note.payload["do_not_call"] is True and note.payload["silent"] is True
+
+
+async def test_silent_report_with_a_call_back_number(services: Services) -> None:
+    replies = await silent_report(services, "s", "yes")
+    assert "silent.phone.prompt" in keys(replies)
+    reference = next(r.text.params["reference"] for r in replies
+                     if r.text.key == "silent.received")
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None
+    assert (incident.do_not_call, incident.phone) == (False, "+66891234567")
+
+
+async def test_not_now_cancels_quietly(services: Services) -> None:
+    e = services.engine
+    await e.handle(start("s", flow="silent"))
+    replies = await e.handle(choice("s", "cmd:cancel"))
+    assert keys(replies) == ["common.cancelled"] and replies[0].silent
+    assert await services.storage.incidents.recent() == []
+
+
+async def test_i_am_safe_tells_responders_and_never_closes(services: Services) -> None:
+    replies = await silent_report(services, "s", "no")
+    reference = replies[4].text.params["reference"]
+    pending = await services.storage.outbox.pending()
+    replies = await services.engine.handle(choice("s", "safe"))
+    assert keys(replies) == ["silent.safe_noted", "silent.waiting.prompt"]
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None
+    assert incident.status == "new"
+    assert incident.details["reporter_says_safe"] is True
+    timeline = [e.kind for e in await services.storage.incidents.timeline(incident.id)]
+    assert timeline == ["reported", "reporter_safe"]
+    assert await services.storage.outbox.pending() == pending + 1
+
+
+async def test_a_web_page_opened_with_silent_hint_starts_silently(services: Services) -> None:
+    replies = await services.engine.handle(text("w", "hello", flow="silent"))
+    assert keys(replies) == ["silent.start.prompt"] and replies[0].silent
+
+
+ALARMING = {
+    "th": ["ตำรวจ", "ฉุกเฉิน", "อันตราย", "แจ้งเหตุ", "ทำร้าย", "ช่วยด้วย", "ความรุนแรง"],
+    "en": ["police", "emergency", "danger", "report", "abuse", "violence", "help", "incident"],
+}
+
+
+@pytest.mark.parametrize("lang", ["th", "en"])
+def test_silent_wording_is_short_and_neutral(lang: str) -> None:
+    """What a lock-screen preview can show must not alarm whoever holds the phone."""
+    catalogs = Catalogs.load()
+    for key in sorted(k for k in catalogs.keys(lang) if k.startswith("silent.")):
+        shown = catalogs.render(lang, Text(key, {"reference": "ESS-7K3F9"}))
+        assert len(shown) <= 60, (key, shown)
+        for word in ALARMING[lang]:
+            assert not re.search(word, shown, re.IGNORECASE), (key, word)
