@@ -58,13 +58,20 @@ class _Db:
                 raise
             await self.conn.execute("COMMIT")
 
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in autocommit mode (atomic by itself); returns the rows changed."""
+        async with self.lock:
+            cur = await self.conn.execute(sql, params)
+            return int(cur.rowcount)
+
+    # execute_fetchall is one trip to aiosqlite's thread; execute + fetch + close is three.
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self.lock, self.conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self.lock, self.conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        async with self.lock:
+            return list(await self.conn.execute_fetchall(sql, params))
 
 
 class SQLiteSessions:
@@ -73,43 +80,39 @@ class SQLiteSessions:
         self._sealer = sealer
 
     async def load(self, conversation: str, event_key: str) -> Loaded:
-        async with self._db.lock:
-            async with self._db.conn.execute(
-                "SELECT 1 FROM handled_events WHERE event_key = ?", (event_key,)
-            ) as cur:
-                duplicate = await cur.fetchone() is not None
-            async with self._db.conn.execute(
-                "SELECT data, version, updated_at, expires_at FROM sessions "
-                "WHERE conversation = ?", (conversation,)
-            ) as cur:
-                row = await cur.fetchone()
-        if row is None:
+        # One statement: the dedupe check and the session, in one round trip.
+        row = await self._db.one(
+            "SELECT EXISTS (SELECT 1 FROM handled_events WHERE event_key = ?), s.data, "
+            "s.version, s.updated_at, s.expires_at FROM (SELECT 1) "
+            "LEFT JOIN sessions s ON s.conversation = ?", (event_key, conversation))
+        duplicate = bool(row[0])
+        if row[1] is None:
             return Loaded(duplicate, None)
-        data = self._sealer.open_json(row[0])
-        return Loaded(duplicate, Session.from_dict(conversation, data, row[1], _dt(row[2]),
-                                                   dt(row[3])))
+        data = self._sealer.open_json(row[1])
+        return Loaded(duplicate, Session.from_dict(conversation, data, row[2], _dt(row[3]),
+                                                   dt(row[4])))
 
     async def save(self, session: Session, event_key: str) -> None:
         blob = self._sealer.seal_json(session.to_dict())
         expires = ts(session.expires_at) if session.expires_at and session.active else None
-        async with self._db.transaction() as conn:
-            await conn.execute("INSERT OR IGNORE INTO handled_events VALUES (?, ?)",
-                               (event_key, ts(session.updated_at)))
-            if session.version == 0:
-                try:
-                    await conn.execute(
-                        "INSERT INTO sessions VALUES (?, ?, 1, ?, ?)",
-                        (session.conversation, blob, ts(session.updated_at), expires))
-                except sqlite3.IntegrityError:
-                    raise StaleSession(session.conversation) from None
-            else:
-                cur = await conn.execute(
-                    "UPDATE sessions SET data = ?, version = version + 1, updated_at = ?, "
-                    "expires_at = ? WHERE conversation = ? AND version = ?",
-                    (blob, ts(session.updated_at), expires, session.conversation,
-                     session.version))
-                if cur.rowcount != 1:
-                    raise StaleSession(session.conversation)
+        # A single statement is atomic; the trigger of migration 0003 records the event id
+        # inside it, so the session and its dedupe record are written together or not at all.
+        if session.version == 0:
+            try:
+                await self._db.execute(
+                    "INSERT INTO sessions (conversation, data, version, updated_at, "
+                    "expires_at, last_event) VALUES (?, ?, 1, ?, ?, ?)",
+                    (session.conversation, blob, ts(session.updated_at), expires, event_key))
+            except sqlite3.IntegrityError:
+                raise StaleSession(session.conversation) from None
+        else:
+            changed = await self._db.execute(
+                "UPDATE sessions SET data = ?, version = version + 1, updated_at = ?, "
+                "expires_at = ?, last_event = ? WHERE conversation = ? AND version = ?",
+                (blob, ts(session.updated_at), expires, event_key, session.conversation,
+                 session.version))
+            if changed != 1:
+                raise StaleSession(session.conversation)
         session.version += 1
 
     async def sweep_idle(self, now: datetime) -> int:
@@ -191,12 +194,11 @@ class SQLiteIncidents:
                      event: TimelineEvent) -> Incident:
         async with self._db.transaction() as conn:
             if incident.source_event:
-                async with conn.execute(
+                rows = list(await conn.execute_fetchall(
                     f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE source_event = ?",
-                    (incident.source_event,)) as cur:
-                    row = await cur.fetchone()
-                if row is not None:
-                    return self._incident(row)
+                    (incident.source_event,)))
+                if rows:
+                    return self._incident(rows[0])
             for _ in range(8):
                 try:
                     await conn.execute(
@@ -273,13 +275,12 @@ class SQLiteOutbox:
     async def claim(self, owner: str, limit: int, lease_seconds: float,
                     now: datetime) -> list[Notification]:
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            rows = list(await conn.execute_fetchall(
                 "SELECT id, incident_id, recipient, kind, payload, idempotency_key, status, "
                 "attempts, next_attempt_at, last_error, created_at FROM outbox "
                 "WHERE status = 'pending' AND next_attempt_at <= ? "
                 "AND (lease_until IS NULL OR lease_until < ?) "
-                "ORDER BY next_attempt_at LIMIT ?", (ts(now), ts(now), limit)) as cur:
-                rows = list(await cur.fetchall())
+                "ORDER BY next_attempt_at LIMIT ?", (ts(now), ts(now), limit)))
             await conn.executemany(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
                 "WHERE id = ?", [(owner, ts(now) + lease_seconds, r[0]) for r in rows])
@@ -340,11 +341,10 @@ class SQLiteTimers:
     async def claim_due(self, owner: str, now: datetime, limit: int,
                         lease_seconds: float) -> list[Timer]:
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            rows = list(await conn.execute_fetchall(
                 "SELECT id, kind, subject, due_at, subject_version, data FROM timers "
                 "WHERE due_at <= ? AND (lease_until IS NULL OR lease_until < ?) "
-                "ORDER BY due_at LIMIT ?", (ts(now), ts(now), limit)) as cur:
-                rows = list(await cur.fetchall())
+                "ORDER BY due_at LIMIT ?", (ts(now), ts(now), limit)))
             await conn.executemany(
                 "UPDATE timers SET lease_owner = ?, lease_until = ? WHERE id = ?",
                 [(owner, ts(now) + lease_seconds, r[0]) for r in rows])
@@ -446,25 +446,24 @@ class SQLiteStorage:
 
 async def _migrate(db: _Db) -> None:
     """Bring the embedded database to the code's schema (the default needs no separate step)."""
-    async with db.transaction() as conn:
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                           "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
-        async with conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations") as c:
-            row = await c.fetchone()
-        current = int(row[0]) if row else 0
+    await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
+    row = await db.one("SELECT coalesce(max(version), 0) FROM schema_migrations")
+    current = int(row[0])
     check_version(BACKEND, current)
     for migration in migrations(BACKEND):
         if migration.version <= current:
             continue
-        async with db.transaction() as conn:
-            # executescript would COMMIT our transaction; run statement by statement instead.
-            for statement in _statements(migration.sql):
-                await conn.execute(statement)
-            await conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                               (migration.version, migration.name,
-                                datetime.now(UTC).timestamp()))
-
-
-def _statements(sql: str) -> list[str]:
-    body = "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
+        # The migration and its record in one transaction; executescript accepts triggers,
+        # whose bodies hold semicolons. Name and version come from the file name pattern.
+        script = (f"BEGIN IMMEDIATE;\n{migration.sql}\n"
+                  f"INSERT INTO schema_migrations VALUES ({migration.version}, "
+                  f"'{migration.name}', {datetime.now(UTC).timestamp()});\nCOMMIT;")
+        async with db.lock:
+            try:
+                await db.conn.executescript(script)
+            except sqlite3.Error as exc:
+                if db.conn.in_transaction:
+                    await db.conn.execute("ROLLBACK")
+                raise StorageError(f"migration {migration.version}_{migration.name} "
+                                   f"failed: {exc}") from None
