@@ -121,17 +121,32 @@ class Engine:
         if session.expired:
             session.expired = False
             prefix.append(Reply(Text("common.expired"), session.lang))
+        if session.active and inbound.kind is Kind.START:
+            # A rich-menu tap, a re-follow or a reopened page: switch if it names another
+            # flow, otherwise show where the conversation stands.
+            wanted = self._wanted_flow(inbound)
+            if wanted in self.runner.flows and wanted != session.flow:
+                session.end()
+                return prefix + await self._begin(session, inbound)
+            return prefix + self.runner.resume(session)
         if session.active:
             return prefix + await self.runner.handle(session, inbound, self.services)
         return prefix + await self._begin(session, inbound)
 
+    @staticmethod
+    def _wanted_flow(inbound: Inbound) -> str:
+        if inbound.hints.get("flow"):
+            return inbound.hints["flow"]
+        if inbound.kind is Kind.START and inbound.payload:
+            return str(inbound.payload)
+        if inbound.kind is Kind.CHOICE and inbound.text == "cmd:silent":
+            return SILENT_FLOW
+        return ""
+
     async def _begin(self, session: Session, inbound: Inbound) -> list[Reply]:
         """Pick the flow for a conversation that is in none."""
         typed = " ".join(inbound.text.split()).casefold()
-        wanted = inbound.hints.get("flow") or (
-            str(inbound.payload) if inbound.kind is Kind.START and inbound.payload else "")
-        if inbound.kind is Kind.CHOICE and inbound.text == "cmd:silent":
-            wanted = SILENT_FLOW
+        wanted = self._wanted_flow(inbound)
         session.drill = self.settings.demo_mode or typed in self._drill_words
         if typed in self._codewords or wanted == SILENT_FLOW:
             session.silent = True

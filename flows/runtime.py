@@ -19,7 +19,7 @@ from bot.types import Ask, Choice, Inbound, Kind, Reply, Text
 from flows.actions import ActionContext, ActionRegistry
 from flows.compiler import CompiledFlow, FlowModel
 from flows.inputs import Accepted, InputContext, InputRegistry
-from flows.model import Step
+from flows.model import COMMANDS, Step
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +55,10 @@ class FlowRunner:
         replies += await self._enter(session, inbound, services)
         return replies
 
+    def resume(self, session: Session) -> list[Reply]:
+        """The current step's prompt again, for someone coming back to the conversation."""
+        return [self._prompt(session, self._step(session))]
+
     async def handle(self, session: Session, inbound: Inbound, services: Any) -> list[Reply]:
         """One message for a session that is in a flow."""
         assert session.flow is not None and session.state is not None
@@ -69,6 +73,11 @@ class FlowRunner:
         command = self._command(session, step, inbound)
         if command:
             return await self._run_command(session, command, inbound, services)
+        if self._is_command_word(inbound):
+            # A command not offered at this step must never be taken as an answer (the word
+            # "restart" is not an address).
+            return [self._say(session, Text("common.command_unavailable")),
+                    self._prompt(session, step)]
         outcome = self.inputs.parse(inbound, step, self.input_context)
         if not isinstance(outcome, Accepted):
             return [self._say(session, Text(outcome.reason, outcome.params)),
@@ -151,6 +160,14 @@ class FlowRunner:
                 if picked.command in allowed:
                     return picked.command
         return None
+
+    def _is_command_word(self, inbound: Inbound) -> bool:
+        if inbound.kind is Kind.CHOICE and inbound.text.startswith("cmd:"):
+            return True
+        if inbound.kind is not Kind.TEXT:
+            return False
+        typed = " ".join(inbound.text.split()).casefold()
+        return any(typed in self.catalogs.words(f"commands.{name}.words") for name in COMMANDS)
 
     async def _run_command(self, session: Session, command: str, inbound: Inbound,
                            services: Any) -> list[Reply]:

@@ -186,7 +186,7 @@ async def test_after_submit_cancel_is_not_offered(services: Services) -> None:
     await to_confirm(services)
     reference = (await e.handle(choice("u", "send")))[0].text.params["reference"]
     replies = await e.handle(text("u", "cancel"))
-    assert keys(replies) == ["common.invalid.choice", "report.after.role"]
+    assert keys(replies) == ["common.command_unavailable", "report.after.role"]
     assert await services.storage.incidents.get(reference) is not None
 
 
@@ -306,3 +306,13 @@ async def test_a_retry_after_a_lost_session_write_gives_the_same_incident(
     assert await services.storage.outbox.pending() == 1
 
 
+
+
+async def test_a_start_event_mid_flow_resumes_or_switches(services: Services) -> None:
+    e = services.engine
+    await e.handle(start("u"))
+    await e.handle(choice("u", "threat"))
+    assert keys(await e.handle(start("u"))) == ["report.location.prompt"]
+    assert keys(await e.handle(start("u", "report"))) == ["report.location.prompt"]
+    replies = await e.handle(start("u", "silent"))
+    assert keys(replies) == ["silent.start.prompt"] and replies[0].silent

@@ -113,3 +113,37 @@ async def test_interleaved_conversations_do_not_mix(services: Services) -> None:
     assert (a.flow, a.state, a.slots["incident_type"]) == ("report", "phone", "threat")
     assert (b.flow, b.state, b.slots["incident_type"]) == ("silent", "callback", "gathering")
     assert a.slots["location"]["lat"] == 13.75 and b.slots["location"]["lat"] == 18.79
+
+
+COMMAND_WORDS = {"cancel": "ยกเลิก", "restart": "restart", "back": "ย้อนกลับ", "help": "help",
+                 "language": "ภาษา", "silent": "แจ้งแบบเงียบ"}
+FIRST_KEY = {"cancel": "common.cancelled", "restart": "common.restarted", "help": "help.",
+             "language": "common.language.prompt", "silent": "silent.start.prompt"}
+
+
+@pytest.mark.parametrize(("flow", "step", "command"),
+                         [(f, s, c) for (f, s) in PATHS for c in COMMAND_WORDS])
+async def test_typed_commands_at_every_step(services: Services, flow: str, step: str,
+                                            command: str) -> None:
+    sender = f"cmd-{flow}-{step}-{command}"
+    e = services.engine
+    await e.handle(start(sender, flow=flow))
+    for answer in PATHS[(flow, step)]:
+        await e.handle(answer(sender))
+    spec = services.flows[flow].flow.step(step)
+    allowed = spec.commands if spec.commands is not None else services.flows[flow].flow.commands
+    got = [r.text.key for r in await e.handle(text(sender, COMMAND_WORDS[command]))]
+    after = (await services.storage.sessions.load(f"test:{sender}", "probe")).session
+    assert after is not None
+    if command not in allowed:
+        # Not offered here (after submitting, cancel/restart/back are not): never an answer.
+        assert got == ["common.command_unavailable", spec.say]
+        assert after.state == step
+    elif command == "back":
+        assert got[0] == "common.back_none" if not PATHS[(flow, step)] else after.state != step
+    else:
+        assert got[0].startswith(FIRST_KEY[command]), got
+        if command == "cancel":
+            assert not after.active
+        if command == "restart":
+            assert after.state == services.flows[flow].flow.start and after.slots == {}
