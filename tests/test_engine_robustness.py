@@ -63,6 +63,13 @@ HOSTILE: dict[str, Callable[[str], Inbound]] = {
 VALID_AT = {"location": {"random_text", "injection", "location_at_wrong_step"}}
 
 
+async def reach(services: Services, sender: str, flow: str, step: str) -> None:
+    """Drive a new conversation to `step` of `flow` by its known path."""
+    await services.engine.handle(start(sender, flow=flow))
+    for answer in PATHS[(flow, step)]:
+        await services.engine.handle(answer(sender))
+
+
 def cases() -> list[tuple[str, str, str]]:
     return [(flow, step, name) for (flow, step) in PATHS for name in HOSTILE
             if name not in VALID_AT.get(step, set())]
@@ -73,9 +80,7 @@ async def test_hostile_input_re_prompts(services: Services, flow: str, step: str
                                         name: str) -> None:
     sender = f"{flow}-{step}-{name}"
     e = services.engine
-    await e.handle(start(sender, flow=flow))
-    for answer in PATHS[(flow, step)]:
-        await e.handle(answer(sender))
+    await reach(services, sender, flow, step)
     before = (await services.storage.sessions.load(f"test:{sender}", "probe")).session
     assert before is not None and before.state == step
     replies = await e.handle(HOSTILE[name](sender))
@@ -127,9 +132,7 @@ async def test_typed_commands_at_every_step(services: Services, flow: str, step:
                                             command: str) -> None:
     sender = f"cmd-{flow}-{step}-{command}"
     e = services.engine
-    await e.handle(start(sender, flow=flow))
-    for answer in PATHS[(flow, step)]:
-        await e.handle(answer(sender))
+    await reach(services, sender, flow, step)
     spec = services.flows[flow].flow.step(step)
     allowed = spec.commands if spec.commands is not None else services.flows[flow].flow.commands
     got = [r.text.key for r in await e.handle(text(sender, COMMAND_WORDS[command]))]
