@@ -81,14 +81,15 @@ class Engine:
                     log.warning("engine.stale_session", attempt=attempt)
                     continue
                 except Exception as exc:
-                    return self._failed(session, lang, exc)
+                    return self._failed(session, inbound, lang, exc)
                 for listener in self.after_commit:
                     await listener(session, inbound)
                 return replies
         log.error("engine.gave_up")
         return [Reply(Text("common.unavailable"), lang)]
 
-    def _failed(self, session: Session | None, lang: str, exc: Exception) -> list[Reply]:
+    def _failed(self, session: Session | None, inbound: Inbound, lang: str,
+                exc: Exception) -> list[Reply]:
         # If the report was stored before the failure, the receipt stands: the incident and
         # its outbox rows are committed; only the session was not saved.
         if session is not None and session.slots.get("reference"):
@@ -97,8 +98,12 @@ class Engine:
                                {"reference": session.slots["reference"]}), lang,
                           silent=session.silent)]
         log.error("engine.failed", error=type(exc).__name__, exc_info=exc)
-        silent = bool(session and session.silent)
-        return [Reply(Text("common.unavailable"), lang, silent=silent)]
+        # When the session could not even be loaded, the channel's hint is all we know; a
+        # silent reporter gets the neutral wording, without sound (invariant 5).
+        silent = session.silent if session is not None else \
+            inbound.hints.get("flow") == SILENT_FLOW
+        key = "silent.not_received" if silent else "common.unavailable"
+        return [Reply(Text(key), lang, silent=silent)]
 
     def _new_session(self, inbound: Inbound) -> Session:
         lang = inbound.hints.get("lang", "")

@@ -102,3 +102,16 @@ def test_silent_wording_is_short_and_neutral(lang: str) -> None:
         assert len(shown) <= 60, (key, shown)
         for word in ALARMING[lang]:
             assert not re.search(word, shown, re.IGNORECASE), (key, word)
+
+
+async def test_storage_down_in_a_silent_report_stays_quiet_and_neutral(
+        services: Services) -> None:
+    e = services.engine
+    await e.handle(start("s", flow="silent"))
+    await e.handle(choice("s", "go"))
+    await services.storage.close()
+    replies = await e.handle(choice("s", "threat"))
+    assert keys(replies) == ["silent.not_received"] and replies[0].silent
+    # Not even the session could be read: the channel's silent hint decides.
+    replies = await e.handle(text("t", "hi", flow="silent"))
+    assert keys(replies) == ["silent.not_received"] and replies[0].silent
