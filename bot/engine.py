@@ -11,6 +11,7 @@ leave an event half-handled. Different conversations run concurrently.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,8 @@ log = structlog.get_logger(__name__)
 
 REPORT_FLOW = "report"
 SILENT_FLOW = "silent"
-MAX_TEXT = 10_000  # longer text is cut before any parsing; the step re-prompts anyway
+MAX_TEXT = 10_000
+RECENTLY_SILENT_MAX = 10_000  # longer text is cut before any parsing; the step re-prompts anyway
 
 Listener = Callable[[Session, Inbound], Awaitable[None]]
 
@@ -45,6 +47,9 @@ class Engine:
         self.services = services
         self.clock = clock
         self.after_commit: list[Listener] = []
+        # Conversations recently seen in silent mode, so that even when storage is down and
+        # the session cannot be read, the failure reply stays quiet. Best effort, bounded.
+        self._recently_silent: OrderedDict[str, None] = OrderedDict()
         self._codewords = {w.casefold() for w in settings.silent_codewords}
         self._drill_words = {w.casefold() for w in settings.drill_words}
 
@@ -82,6 +87,7 @@ class Engine:
                     continue
                 except Exception as exc:
                     return self._failed(session, inbound, lang, exc)
+                self._remember_silent(session)
                 for listener in self.after_commit:
                     await listener(session, inbound)
                 return replies
@@ -100,10 +106,20 @@ class Engine:
         log.error("engine.failed", error=type(exc).__name__, exc_info=exc)
         # When the session could not even be loaded, the channel's hint is all we know; a
         # silent reporter gets the neutral wording, without sound (invariant 5).
-        silent = session.silent if session is not None else \
+        silent = session.silent if session is not None else (
             inbound.hints.get("flow") == SILENT_FLOW
+            or inbound.conversation in self._recently_silent)
         key = "silent.not_received" if silent else "common.unavailable"
         return [Reply(Text(key), lang, silent=silent)]
+
+    def _remember_silent(self, session: Session) -> None:
+        if session.silent:
+            self._recently_silent[session.conversation] = None
+            self._recently_silent.move_to_end(session.conversation)
+            while len(self._recently_silent) > RECENTLY_SILENT_MAX:
+                self._recently_silent.popitem(last=False)
+        else:
+            self._recently_silent.pop(session.conversation, None)
 
     def _new_session(self, inbound: Inbound) -> Session:
         lang = inbound.hints.get("lang", "")
