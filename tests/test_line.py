@@ -282,3 +282,17 @@ def test_line_stays_off_without_settings(tmp_path: Path) -> None:
     assert isinstance(ChannelRegistry.discover(Settings(data_dir=str(tmp_path), extra={
         "ESS_LINE_CHANNEL_SECRET": "s", "ESS_LINE_CHANNEL_ACCESS_TOKEN": "t"}),
         only=["line"]).get("line"), LineChannel)
+
+
+async def test_a_full_backlog_handles_the_webhook_before_answering(
+        client: TestClient[Any, Any], line_api: LineStandIn,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import channels.line
+
+    monkeypatch.setattr(channels.line, "MAX_BACKLOG", 0)
+    raw = ev.body(ev.follow(ev.user(USER)))
+    response = await client.post("/webhooks/line", data=raw,
+                                 headers={"X-Line-Signature": ev.sign(raw)})
+    assert response.status == 200
+    assert len(client.app[CHANNELS].tasks) == 0
+    assert len(line_api.ok("reply")) == 1  # already answered, no task was needed

@@ -67,6 +67,9 @@ REPLY_TOKEN_SECONDS = 50  # LINE guarantees a reply token for one minute; keep a
 SEEN_EVENTS = 10_000  # in-process dedupe of group events (reporter events dedupe durably)
 REGISTER_COMMAND = "/register"
 MAX_EVENTS = 100
+# Past this many bodies waiting in the background, a webhook is handled before it is
+# answered: LINE then slows down instead of our memory growing without bound.
+MAX_BACKLOG = 2000  # about six seconds of work at the measured engine rate
 _RETRY_NS = uuid.UUID("5b0c3e6a-8f0e-4d43-9a4e-2f0b8a6c9d11")
 
 # Rich-menu postbacks, mapped to what a person could also type or tap.
@@ -140,7 +143,10 @@ class LineChannel(Channel):
             log.warning("line.webhook.malformed")
             return _error(400, "body is not a LINE webhook")
         events = [e for e in map(self._parse_event, raw_events) if e is not None]
-        if events:
+        if events and len(self.ctx.tasks) >= MAX_BACKLOG:
+            log.warning("line.webhook.backlog", waiting=len(self.ctx.tasks))
+            await self._handle_all(events)
+        elif events:
             self.ctx.tasks.spawn(self._handle_all(events), name="line-webhook")
         return web.json_response({})
 
