@@ -78,6 +78,13 @@ def image(source: dict[str, Any], **kw: Any) -> dict[str, Any]:
     return event
 
 
+def unknown_message(source: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """A message type the SDK does not know yet."""
+    event = _base("message", source, **kw)
+    event["message"] = {"id": "1", "type": "hologram", "quoteToken": "q"}
+    return event
+
+
 def postback(source: dict[str, Any], data: str, **kw: Any) -> dict[str, Any]:
     event = _base("postback", source, **kw)
     event["postback"] = {"data": data}

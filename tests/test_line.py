@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from bot.app import CHANNELS, SERVICES, create_app
 from bot.incident import Notification
@@ -19,6 +20,7 @@ from channels.registry import ChannelRegistry
 from config.settings import Settings
 from tests import line_events as ev
 from tests.line_standin import TOKEN, LineStandIn
+from tests.pii import assert_no_pii
 
 USER = "U" + "a" * 32
 GROUP = "C" + "b" * 32
@@ -102,9 +104,12 @@ async def test_a_whole_report_by_quick_replies(client: TestClient[Any, Any],
     location_step = line_api.ok("reply")[-1]
     assert quick_items(location_step.raw)[0]["action"]["type"] == "location"
 
-    await post(client, ev.location(me))
-    await post(client, ev.text(me, "๐๘๑-๒๓๔-๕๖๗๘"))
-    await post(client, ev.postback(me, "send"))
+    with capture_logs() as logs:
+        await post(client, ev.location(me, lat=16.8219876, lon=100.2651234))
+        await post(client, ev.text(me, "๐๘๑-๒๓๔-๕๖๗๘"))
+        await post(client, ev.postback(me, "send"))
+    assert any(e["event"] == "report.received" for e in logs)
+    assert_no_pii(logs, "16.82198", "100.26512", "๐๘๑", "812345678", "Mueang Phitsanulok")
     received = line_api.ok("reply")[-1]
     assert any("ESS-" in m["text"] for m in received.raw["messages"])
     assert line_api.invalid == []
@@ -166,7 +171,8 @@ async def test_stickers_and_images_get_a_polite_reprompt(client: TestClient[Any,
     await post(client, ev.follow(me))
     await post(client, ev.sticker(me))
     await post(client, ev.image(me))
-    assert len(line_api.ok("reply")) == 3
+    await post(client, ev.unknown_message(me))
+    assert len(line_api.ok("reply")) == 4
     assert line_api.invalid == []
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
 
 from bot.app import CHANNELS, SERVICES, create_app
 from bot.types import Reply, Text
@@ -21,6 +22,7 @@ from channels.registry import ChannelRegistry
 from channels.sms import generic_signature, twilio_signature
 from channels.sms.segments import count_segments
 from config.settings import Settings
+from tests.pii import assert_no_pii
 
 TOKEN = "twilio-auth-token"
 SID = "AC" + "0" * 32
@@ -93,15 +95,18 @@ async def sms(client: TestClient[Any, Any], body: str, sender: str = ME,
 async def test_a_whole_report_by_sms_with_thai_digits(
         client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str]) -> None:
     standin, _ = twilio
-    assert await sms(client, "แจ้งเหตุ") == 200
-    menu = standin.texts()[-1]
-    assert "1) ถูกข่มขู่ว่าจะทำร้าย" in menu
-    await sms(client, "๑")
-    assert "ที่อยู่" in standin.texts()[-1]  # the location step asks for text
-    await sms(client, "หน้าโรงเรียนวัดใหญ่ ถนนพุทธบูชา")
-    assert "#" in standin.texts()[-1]  # the phone step offers this phone's number
-    await sms(client, "#")
-    await sms(client, "๑")
+    with capture_logs() as logs:
+        assert await sms(client, "แจ้งเหตุ") == 200
+        menu = standin.texts()[-1]
+        assert "1) ถูกข่มขู่ว่าจะทำร้าย" in menu
+        await sms(client, "๑")
+        assert "ที่อยู่" in standin.texts()[-1]  # the location step asks for text
+        await sms(client, "หน้าโรงเรียนวัดใหญ่ ถนนพุทธบูชา")
+        assert "#" in standin.texts()[-1]  # the phone step offers this phone's number
+        await sms(client, "#")
+        await sms(client, "๑")
+    assert any(e["event"] == "report.received" for e in logs)
+    assert_no_pii(logs, ME, "812345678", "หน้าโรงเรียนวัดใหญ่", "แจ้งเหตุ")
     assert "ESS-" in standin.texts()[-1]
     assert all(m["To"] == ME for m in standin.sent)
     [incident] = await client.app[SERVICES].storage.incidents.recent()

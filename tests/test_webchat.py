@@ -130,8 +130,11 @@ async def test_send_reaches_an_open_page_and_a_closed_one_on_reconnect(
     assert "ESS-7K3F9" in (await ws.receive_json())["text"]
     await ws.close()
     assert (await registry.send(f"web:{conversation}", update, key="k2")).ok
+    assert (await registry.send(f"web:{conversation}", update, key="k2")).ok  # a retry
     ws, _ = await hello(client, token=welcome["token"], after=1)
     assert (await ws.receive_json())["seq"] == 2
+    await ws.send_json({"type": "start", "id": "s1"})
+    assert (await ws.receive_json())["type"] == "ack"  # nothing else was replayed
     await ws.close()
 
 

@@ -156,6 +156,16 @@ class LineChannel(Channel):
             event = Event.from_dict(raw)
         except (ValueError, KeyError, TypeError):
             event = None
+        if event is None and raw.get("type") == "message":
+            # A message type newer than the SDK: still a person waiting for an answer, so
+            # read it as the media we cannot understand (the flow re-prompts politely).
+            placeholder = {"type": "sticker", "id": "0", "quoteToken": "",
+                           "packageId": "0", "stickerId": "0",
+                           "stickerResourceType": "STATIC"}
+            try:
+                event = Event.from_dict({**raw, "message": placeholder})
+            except (ValueError, KeyError, TypeError):
+                event = None
         if event is None or not getattr(event, "webhook_event_id", None):
             # A new or odd event type must not fail the others in the body.
             log.info("line.webhook.skipped_event", type=str(raw.get("type"))[:40])

@@ -74,6 +74,7 @@ class Conversation:
     next_seq: int = 1
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    sent_keys: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
 
     def add(self, frame: dict[str, Any]) -> dict[str, Any]:
         frame = {**frame, "seq": self.next_seq}
@@ -310,5 +311,9 @@ class WebChatChannel(Channel):
             return SendResult.failed("not a web address")
         if isinstance(message, Notification):
             message = card_for(message, self.ctx.services.settings.default_lang)
-        await self._publish(self._conversation(conversation_id), self._frame(message))
+        conversation = self._conversation(conversation_id)
+        if key in conversation.sent_keys:
+            return SendResult.sent()  # a retry of what the page already has
+        conversation.sent_keys.append(key)
+        await self._publish(conversation, self._frame(message))
         return SendResult.sent()
