@@ -274,3 +274,42 @@ async def test_keyboard_only(browser: Any, live: tuple[str, Any]) -> None:
     await page.get_by_label("Phone number").wait_for()
     assert await page.evaluate("document.activeElement.id") == "phone"
     await context.close()
+
+
+CONTRAST = """
+() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      if (c && !c.startsWith("rgba(0, 0, 0, 0)") && c !== "transparent") return c;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  return [...document.querySelectorAll("button:not([disabled]), li, label, h1")]
+    .filter((el) => el.offsetParent !== null)
+    .map((el) => {
+      const a = lum(rgb(getComputedStyle(el).color)), b = lum(rgb(background(el)));
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      return [el.textContent.trim().slice(0, 30), ratio];
+    });
+}
+"""
+
+
+@pytest.mark.browser
+async def test_text_contrast_meets_wcag_aa(browser: Any, live: tuple[str, Any]) -> None:
+    base, _ = live
+    context = await phone_context(browser, base)
+    page = await context.new_page()
+    await page.goto("/chat")
+    await page.get_by_role("button", name="ถูกกักขังหน่วงเหนี่ยว").wait_for()
+    ratios = await page.evaluate(CONTRAST)
+    assert len(ratios) > 5
+    low = [(label, round(ratio, 2)) for label, ratio in ratios if ratio < 4.5]
+    assert low == []
+    await context.close()

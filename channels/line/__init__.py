@@ -221,6 +221,8 @@ class LineChannel(Channel):
         if inbound is None:
             return
         if inbound.kind is Kind.CHOICE and inbound.text == MENU_MINE:
+            if self._already_seen(inbound.event_id):
+                return
             replies = [Reply(Text("line.menu.mine"), self.default_lang)]
         elif inbound.kind is Kind.CHOICE and inbound.text.startswith(ACTION_PREFIX):
             if self._already_seen(inbound.event_id):
