@@ -21,6 +21,7 @@ folder), `ESS_WEBCHAT_TILE_URL` (`https://…/{z}/{x}/{y}.png`; empty: no map im
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -209,9 +210,12 @@ class WebChatChannel(Channel):
                     await ws.send_json({"type": "error", "code": code})
                     continue
                 replies = await self.ctx.services.engine.handle(inbound)
-                await ws.send_json({"type": "ack", "id": inbound.event_id})
+                # Stored before anything is sent: if the socket drops now, a reconnect
+                # replays the replies, and the unacked frame is resent and deduplicated.
                 for reply in replies:
                     await self._publish(conversation, self._frame(reply))
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_json({"type": "ack", "id": inbound.event_id})
         finally:
             if conversation is not None:
                 conversation.sockets.discard(ws)
