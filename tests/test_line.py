@@ -193,6 +193,10 @@ async def test_push_errors_follow_line_rules(client: TestClient[Any, Any],
     assert (await channel.send(f"line:{USER}", reply, key=key)).ok
     assert len([c for c in line_api.ok("push") if c.headers["X-Line-Retry-Key"] == key]) == 1
 
+    # An outbox key that is not a UUID still gives LINE a UUID, the same one each time.
+    assert (await channel.send(f"line:{USER}", reply, key="outbox-row-7")).ok
+    assert (await channel.send(f"line:{USER}", reply, key="outbox-row-7")).ok
+    assert len(line_api.ok("push")) == 2
     line_api.fail_next(400)
     failed = await channel.send(f"line:{USER}", reply, key="33333333-3333-4333-8333-333333333333")
     assert failed.outcome is SendOutcome.FAILED and "request" in (failed.error or "")

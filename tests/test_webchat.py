@@ -121,6 +121,15 @@ async def test_bad_frames_get_error_codes_and_the_socket_stays(
     await ws.close()
 
 
+async def test_a_flood_of_frames_is_refused(client: TestClient[Any, Any]) -> None:
+    ws, _ = await hello(client)
+    for i in range(30):
+        await ws.send_json({"type": "dance", "id": f"f{i}"})
+    codes = [(await ws.receive_json())["code"] for _ in range(30)]
+    assert codes.count("unknown_type") == 19 and codes.count("slow_down") == 11
+    await ws.close()
+
+
 async def test_send_reaches_an_open_page_and_a_closed_one_on_reconnect(
         client: TestClient[Any, Any]) -> None:
     registry = client.app[CHANNELS]

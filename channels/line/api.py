@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +51,17 @@ def _retry_after(exc: ApiException) -> float:
         return max(0.0, float(raw)) if raw is not None else DEFAULT_RETRY_AFTER
     except ValueError:
         return DEFAULT_RETRY_AFTER
+
+
+_KEY_NAMESPACE = uuid.UUID("0f8f3a4e-5a57-4e55-9d5e-4c5f0c1e8b27")
+
+
+def retry_key(key: str) -> str:
+    """LINE takes only a UUID as retry key: any other key maps to one, always the same."""
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return str(uuid.uuid5(_KEY_NAMESPACE, key))
 
 
 def classify(exc: BaseException, call: str) -> SendResult:
@@ -121,7 +133,7 @@ class LineApi:
         request = PushMessageRequest(to=to, messages=list(messages),
                                      notification_disabled=silent)
         try:
-            await self._api().push_message(request, x_line_retry_key=key,
+            await self._api().push_message(request, x_line_retry_key=retry_key(key),
                                            _request_timeout=REQUEST_TIMEOUT)
         except Exception as exc:
             return classify(exc, "push")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ MAX_CONVERSATIONS = 10_000
 MAX_ID = 64
 MAX_TEXT = 2000
 HEARTBEAT = 30.0
+BURST = 20  # frames a socket may send in one window; a person tapping never gets near it
+WINDOW = 10.0
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -190,8 +193,16 @@ class WebChatChannel(Channel):
         await ws.prepare(request)
         conversation: Conversation | None = None
         hints: dict[str, str] = {}
+        window_start, in_window = time.monotonic(), 0
         try:
             async for msg in ws:
+                now = time.monotonic()
+                if now - window_start > WINDOW:
+                    window_start, in_window = now, 0
+                in_window += 1
+                if in_window > BURST:
+                    await ws.send_json({"type": "error", "code": "slow_down"})
+                    continue
                 if msg.type is not WSMsgType.TEXT:
                     if msg.type is WSMsgType.ERROR:
                         break
