@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import CHANNELS, SERVICES, create_app
@@ -322,3 +323,79 @@ async def test_text_contrast_meets_wcag_aa(browser: Any, live: tuple[str, Any]) 
     low = [(label, round(ratio, 2)) for label, ratio in ratios if ratio < 4.5]
     assert low == []
     await context.close()
+
+
+def tile_png() -> bytes:
+    """A 256x256 grey PNG: enough for the browser to draw a tile."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    raw = (b"\x00" + b"\xc8" * 256 * 3) * 256
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 256, 256, 8, 2, 0,
+                                                               0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.browser
+async def test_map_tiles_come_from_the_configured_server(browser: Any, tmp_path: Path) -> None:
+    requested: list[str] = []
+
+    async def tile(request: web.Request) -> web.Response:
+        requested.append(request.path)
+        return web.Response(body=tile_png(), content_type="image/png")
+
+    tiles = web.Application()
+    tiles.router.add_get("/{z}/{x}/{y}.png", tile)
+    tile_server = TestServer(tiles, host="127.0.0.1")
+    await tile_server.start_server()
+    settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
+        "ESS_WEBCHAT_TILE_URL": str(tile_server.make_url("/{z}/{x}/{y}.png")).replace(
+            "%7B", "{").replace("%7D", "}")})
+    server = TestServer(web_app(settings), host="127.0.0.1")
+    await server.start_server()
+    try:
+        context = await phone_context(browser, str(server.make_url("")).rstrip("/"),
+                                      geolocation=False)
+        page = await context.new_page()
+        await page.goto("/chat?lang=en")
+        await page.get_by_role("button", name="Confined or detained").click()
+        await page.locator("#tiles img").first.wait_for()
+        await page.wait_for_function(
+            "[...document.querySelectorAll('#tiles img')].some(i => i.naturalWidth === 256)")
+        assert requested and all(p.startswith("/5/") for p in requested)
+        assert not await page.is_visible("#map-note")
+        await context.close()
+    finally:
+        await server.close()
+        await tile_server.close()
+
+
+@pytest.mark.browser
+async def test_the_widget_embeds_the_chat_in_another_site(
+        browser: Any, live: tuple[str, Any]) -> None:
+    base, _ = live
+    site = web.Application()
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(content_type="text/html", text=(
+            "<!doctype html><html><head><title>School</title></head><body><p>School news</p>"
+            f'<script src="{base}/chat/widget.js" data-lang="en" async></script>'
+            "</body></html>"))
+
+    site.router.add_get("/", home)
+    site_server = TestServer(site, host="127.0.0.1")
+    await site_server.start_server()
+    try:
+        context = await phone_context(browser, str(site_server.make_url("")).rstrip("/"))
+        page = await context.new_page()
+        await page.goto("/")
+        await page.get_by_role("button", name="ESS Help Me").click()
+        chat = page.frame_locator("iframe[title='ESS Help Me']")
+        await chat.get_by_role("button", name="Confined or detained").wait_for()
+        await context.close()
+    finally:
+        await site_server.close()
