@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
@@ -23,6 +23,7 @@ from channels.sms import generic_signature, twilio_signature
 from channels.sms.segments import count_segments
 from config.settings import Settings
 from tests.pii import assert_no_pii
+from tests.test_webchat import browser  # noqa: F401 - the Chromium fixture
 
 TOKEN = "twilio-auth-token"
 SID = "AC" + "0" * 32
@@ -189,7 +190,12 @@ async def test_one_time_location_link(tmp_path: Path,
         assert link is not None
         path = urlsplit(link.group(0)).path
         page = await client.get(path)
-        assert page.status == 200 and "locate.js" in await page.text()
+        html = await page.text()
+        assert page.status == 200 and 'src="/sms/static/locate.js"' in html
+        assert 'href="/sms/static/neutral.svg"' in html
+        for name in ("locate.js", "chat.css", "neutral.svg"):
+            assert (await client.get(f"/sms/static/{name}")).status == 200
+        assert (await client.get("/sms/static/chat.html")).status == 404
         fix = {"lat": 16.8211, "lon": 100.2659, "accuracy": 20}
         assert (await client.post(path, json=fix)).status == 200
         await client.app[CHANNELS].tasks.join()
@@ -213,3 +219,40 @@ def test_segment_counting() -> None:
 def test_sms_stays_off_without_settings(tmp_path: Path) -> None:
     assert ChannelRegistry.discover(Settings(data_dir=str(tmp_path)), only=["sms"]).get(
         "sms") is None
+
+
+@pytest.mark.browser
+async def test_the_location_link_page_sends_the_phones_position(
+        browser: Any,  # noqa: F811 - the fixture imported above
+        tmp_path: Path, twilio: tuple[TwilioStandIn, str]) -> None:
+    standin, api = twilio
+    settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
+        "ESS_SMS_GENERIC_SECRET": SECRET, "ESS_SMS_PROVIDER": "twilio",
+        "ESS_SMS_TWILIO_AUTH_TOKEN": TOKEN, "ESS_SMS_TWILIO_ACCOUNT_SID": SID,
+        "ESS_SMS_TWILIO_FROM": "+6620000000", "ESS_SMS_TWILIO_API_URL": api,
+        "ESS_PUBLIC_URL": "https://ess.example"})
+    server = TestServer(create_app(settings, channels=ChannelRegistry.discover(
+        settings, only=["sms"])), host="127.0.0.1")
+    await server.start_server()
+    try:
+        for n, text in enumerate(("hello", "3")):
+            body = json.dumps({"id": f"g{n}", "from": ME, "text": text}).encode()
+            async with ClientSession() as session, session.post(
+                    server.make_url("/webhooks/sms/generic"), data=body,
+                    headers={"X-ESS-Signature": generic_signature(SECRET, body)}) as response:
+                assert response.status == 200
+            await server.app[CHANNELS].tasks.join()
+        link = re.search(r"https://ess\.example(/sms/locate/\S+)", standin.texts()[-1])
+        assert link is not None
+        context = await browser.new_context(
+            viewport={"width": 360, "height": 640}, locale="th-TH", permissions=["geolocation"],
+            geolocation={"latitude": 16.8211, "longitude": 100.2659, "accuracy": 8})
+        page = await context.new_page()
+        await page.goto(str(server.make_url(link.group(1))))
+        await page.get_by_role("button", name="ใช้ตำแหน่งของฉัน").click()
+        await page.get_by_text("ส่งตำแหน่งแล้ว").wait_for()
+        await server.app[CHANNELS].tasks.join()
+        assert "#" in standin.texts()[-1]  # the report moved on to the phone step
+        await context.close()
+    finally:
+        await server.close()

@@ -53,6 +53,7 @@ from channels.sms.providers import (
     TwilioProvider,
 )
 from channels.sms.segments import count_segments
+from channels.webchat.pages import STATIC, locate_page
 from config.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
@@ -64,7 +65,9 @@ MAX_SMS_TEXT = 1600  # Twilio's own cap for one message
 LINK_SECONDS = 30 * 60
 MAX_LINKS = 10_000
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
-_LOCATE_PAGE = "locate.html"
+# The location page borrows the web chat's script, style and neutral icon.
+LOCATE_FILES = {"locate.js": "text/javascript", "chat.css": "text/css",
+                "neutral.svg": "image/svg+xml"}
 
 
 def twilio_signature(token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
@@ -128,6 +131,7 @@ class SmsChannel(Channel):
         router.add_post("/webhooks/sms/twilio", self.twilio_webhook)
         router.add_post("/webhooks/sms/generic", self.generic_webhook)
         router.add_get("/sms/locate/{nonce}", self.locate_page)
+        router.add_get("/sms/static/{name}", self.locate_static)
         router.add_post("/sms/locate/{nonce}", self.locate_submit)
 
     async def start(self, ctx: ChannelContext) -> None:
@@ -242,14 +246,20 @@ class SmsChannel(Channel):
         return entry[0]
 
     async def locate_page(self, request: web.Request) -> web.Response:
-        from channels.webchat.pages import locate_page
-
         lang = self.default_lang
         valid = self._link(request.match_info["nonce"]) is not None
-        return web.Response(text=locate_page(self.ctx.services.catalogs, lang, valid),
+        return web.Response(text=locate_page(self.ctx.services.catalogs, lang, valid,
+                                             "/sms/static"),
                             content_type="text/html",
                             headers={"Cache-Control": "no-store",
                                      "Referrer-Policy": "no-referrer"})
+
+    async def locate_static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in LOCATE_FILES:
+            raise web.HTTPNotFound()
+        return web.Response(body=(STATIC / name).read_bytes(), content_type=LOCATE_FILES[name],
+                            headers={"X-Content-Type-Options": "nosniff"})
 
     async def locate_submit(self, request: web.Request) -> web.Response:
         nonce = request.match_info["nonce"]

@@ -73,8 +73,12 @@ def exit_page(catalogs: Catalogs, lang: str) -> str:
             f"</head><body><p>{text}</p></body></html>")
 
 
-def locate_page(catalogs: Catalogs, lang: str, valid: bool) -> str:
-    """The one-time page an SMS links to: it sends the phone's position, once."""
+def locate_page(catalogs: Catalogs, lang: str, valid: bool, static: str) -> str:
+    """The one-time page an SMS links to: it sends the phone's position, once.
+
+    `static` is the URL folder its script and style are served from (the SMS channel's own,
+    so the page works whether or not the web chat is on).
+    """
     ui = {k: html.escape(v) for k, v in ui_strings(catalogs, lang).items()}
     if not valid:
         body = f'<p role="alert">{ui["locate.expired"]}</p>'
@@ -84,10 +88,10 @@ def locate_page(catalogs: Catalogs, lang: str, valid: bool) -> str:
                 f'</button><p id="locate-status" role="status" aria-live="polite"></p>'
                 '<script id="ess-config" type="application/json">'
                 f'{_json_for_script({"ui": ui_strings(catalogs, lang)})}</script>'
-                '<script src="/chat/static/locate.js" defer></script>')
+                f'<script src="{static}/locate.js" defer></script>')
     return (f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{ui["neutral_title"]}</title>'
-            '<link rel="icon" href="/chat/static/neutral.svg">'
-            '<link rel="stylesheet" href="/chat/static/chat.css"></head>'
+            f'<link rel="icon" href="{static}/neutral.svg">'
+            f'<link rel="stylesheet" href="{static}/chat.css"></head>'
             f"<body><main>{body}</main></body></html>")
