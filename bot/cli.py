@@ -1,4 +1,4 @@
-"""The `ess` command: serve, chat, flows check, incidents list/show.
+"""The `ess` command: serve, chat, flows check, incidents list/show, line richmenu, groups code.
 
 Every failure a user can cause (bad settings, a broken flow, an unknown reference, a database
 that is not there) ends with one clear line on stderr and exit status 2, never a traceback.
@@ -47,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     show = incidents.add_parser("show", help="one incident with its timeline")
     show.add_argument("reference")
     show.add_argument("--json", action="store_true")
+    line = sub.add_parser("line", help="LINE Official Account set-up").add_subparsers(
+        dest="line_command", required=True)
+    richmenu = line.add_parser("richmenu", help="install the rich menu as every user's default")
+    richmenu.add_argument("--image", type=Path, help="PNG or JPEG, 2500x843 (default: plain)")
+    richmenu.add_argument("--lang", default=None, help="label language (default: the service's)")
+    groups = sub.add_parser("groups", help="responder groups").add_subparsers(
+        dest="groups_command", required=True)
+    code = groups.add_parser("code", help="a one-time code that binds a group to an area")
+    code.add_argument("--area", required=True, help="province or district code, e.g. TH-65")
+    code.add_argument("--agency", required=True, help="e.g. police, msdhs, shelter")
+    code.add_argument("--ttl", default="24h", help="how long the code is valid (default 24h)")
     return parser
 
 
@@ -72,6 +83,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _check_flows(settings, args.files)
     if args.command == "incidents":
         return asyncio.run(_incidents(settings, args))
+    if args.command == "line":
+        return asyncio.run(_line_richmenu(settings, *_menu_image(args.image), args.lang))
+    if args.command == "groups":
+        return asyncio.run(_groups_code(settings, args.area, args.agency, args.ttl))
     raise CliError(f"unknown command {args.command}")
 
 
@@ -181,6 +196,65 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await storage.close()
+
+
+def _menu_image(image: Path | None) -> tuple[bytes, str]:
+    from channels.line.richmenu import plain_image
+
+    if image is None:
+        return plain_image(), "image/png"
+    try:
+        data = image.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{image}: {exc.strerror}") from None
+    return data, "image/jpeg" if image.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+
+
+async def _line_richmenu(settings: Settings, data: bytes, content_type: str,
+                         lang: str | None) -> int:
+    from bot.wiring import load_catalogs
+    from channels.line.api import DEFAULT_API_URL
+    from channels.line.richmenu import DEFAULT_DATA_API_URL, definition, install
+
+    token = settings.extra.get("ESS_LINE_CHANNEL_ACCESS_TOKEN", "")
+    if not token:
+        raise CliError("ESS_LINE_CHANNEL_ACCESS_TOKEN is not set")
+    catalogs = load_catalogs(settings)
+    lang = lang or settings.default_lang
+    if not catalogs.has(lang):
+        raise CliError(f"no catalog for {lang!r}")
+    try:
+        menu_id = await install(
+            definition(catalogs, lang), data, access_token=token,
+            api_url=settings.extra.get("ESS_LINE_API_URL", DEFAULT_API_URL),
+            data_api_url=settings.extra.get("ESS_LINE_DATA_API_URL", DEFAULT_DATA_API_URL),
+            content_type=content_type)
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        raise CliError(f"LINE refused the rich menu ({status or type(exc).__name__})") from None
+    print(f"rich menu {menu_id} installed as the default")
+    return 0
+
+
+async def _groups_code(settings: Settings, area: str, agency: str, ttl: str) -> int:
+    from datetime import UTC, datetime
+
+    from flows.loader import parse_duration
+    from storage.factory import make_sealer, open_storage
+
+    seconds = parse_duration(ttl)
+    if not seconds:
+        raise CliError(f"--ttl {ttl!r}: expected a duration such as 30m or 24h")
+    storage = await open_storage(settings, make_sealer(settings))
+    try:
+        code = await storage.bindings.create_code(area.strip(), agency.strip(), seconds,
+                                                  datetime.now(UTC))
+    finally:
+        await storage.close()
+    print(code)
+    print(f"type '/register {code}' in the LINE group within {ttl} to bind it to "
+          f"{area} ({agency})", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

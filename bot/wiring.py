@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.engine import Engine
 from bot.i18n import Catalogs
@@ -25,6 +26,9 @@ from routing.ports import FallbackRouter, Router
 from storage.factory import make_sealer, open_storage
 from storage.ports import Storage
 
+if TYPE_CHECKING:
+    from channels.registry import ChannelRegistry
+
 
 @dataclass
 class Services:
@@ -39,6 +43,8 @@ class Services:
     flows: dict[str, CompiledFlow]
     engine: Engine
     sweeper: Sweeper
+    # Set by the application once channels are mounted; None in `ess chat` and bare tests.
+    channels: ChannelRegistry | None = None
 
     async def close(self) -> None:
         await self.storage.close()
