@@ -48,13 +48,17 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None) -> w
         for hook in hooks or []:
             await hook(app, services)
         sweep = asyncio.create_task(services.sweeper.run(), name="ess-sweeper")
-        log.info("service.started", flows=sorted(services.flows))
+        # Drains the outbox and fires escalation/reminder timers (rows, not in-process timers).
+        dispatch = asyncio.create_task(services.dispatcher.run(), name="ess-dispatcher")
+        log.info("service.started", flows=sorted(services.flows),
+                 stations=len(services.directory.stations))
         try:
             yield
         finally:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+            for task in (dispatch, sweep):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services.close()
             log.info("service.stopped")
 

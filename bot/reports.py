@@ -15,7 +15,9 @@ import structlog
 from bot.incident import Incident, Notification, TimelineEvent, new_reference
 from bot.types import Location
 from flows.actions import ActionContext, ActionRegistry, ActionResult
+from routing.messages import KIND_RESPONDER, message
 from routing.ports import Router
+from routing.responders import Policy, dispatch_state, plan_first_dispatch, watchdog
 from storage.ports import Storage
 
 log = structlog.get_logger(__name__)
@@ -26,9 +28,10 @@ ENRICHMENT = ("role", "injured", "children")
 class Reports:
     """Creates and updates incidents for the flows."""
 
-    def __init__(self, storage: Storage, router: Router):
+    def __init__(self, storage: Storage, router: Router, policy: Policy | None = None):
         self.storage = storage
         self.router = router
+        self.policy = policy or Policy()
 
     async def submit(self, ctx: ActionContext) -> ActionResult:
         session, slots = ctx.session, ctx.slots
@@ -49,16 +52,19 @@ class Reports:
         except (KeyError, ValueError, TypeError):
             log.error("report.incomplete", flow=session.flow)
             return ActionResult("not_received")
-        route = self.router.route(incident)
+        try:
+            route = await self.router.route(incident)
+        except Exception as exc:
+            log.error("report.routing_failed", error=type(exc).__name__)
+            return ActionResult("not_received")
         incident.area_codes = list(route.area_codes)
         if not route.recipients and not incident.drill:
             log.error("report.unrouted", flags=route.flags)
             return ActionResult("not_received")
-        notifications = [] if incident.drill else [
-            Notification(recipient, "incident.new", self._card(incident, route.flags))
-            for recipient in route.recipients
-        ]
-        event = TimelineEvent("reported", "reporter", incident.channel,
+        # The cards and the dispatch state are built before the write, so the incident, its
+        # first event and every card commit together (invariant 1).
+        notifications = [] if incident.drill else plan_first_dispatch(incident, route)
+        event = TimelineEvent("reported", "reporter", incident.channel, incident.created_at,
                               data={"flags": list(route.flags), "drill": incident.drill,
                                     "recipients": len(notifications)})
         try:
@@ -66,20 +72,16 @@ class Reports:
         except Exception as exc:
             log.error("report.store_failed", error=type(exc).__name__)
             return ActionResult("not_received")
+        if notifications and stored is incident:
+            try:
+                await self.storage.timers.schedule(watchdog(stored, self.policy,
+                                                            stored.created_at))
+            except Exception as exc:
+                # The report stands; only the undelivered-watchdog is missing (logged).
+                log.error("report.watchdog_failed", error=type(exc).__name__)
         log.info("report.received", reference=stored.reference, type=stored.type,
                  silent=stored.silent, drill=stored.drill, notifications=len(notifications))
         return ActionResult("received", {"reference": stored.reference})
-
-    @staticmethod
-    def _card(incident: Incident, flags: tuple[str, ...]) -> dict[str, Any]:
-        """What a responder needs and no more (minimum data set)."""
-        return {
-            "reference": incident.reference, "type": incident.type,
-            "created_at": incident.created_at.isoformat(),
-            "location": incident.location.to_dict(), "phone": incident.phone,
-            "do_not_call": incident.do_not_call, "silent": incident.silent,
-            "area_codes": incident.area_codes, "flags": list(flags),
-        }
 
     async def _change(self, ctx: ActionContext, kind: str, details: dict[str, Any],
                       notify: bool) -> ActionResult:
@@ -91,10 +93,14 @@ class Reports:
             if incident is None:
                 return ActionResult("failed")
             incident.details.update(details)
-            route = self.router.route(incident)
+            state = dispatch_state(incident)
+            # Only the responders already told hear of it, each in their own language.
             notifications = [
-                Notification(r, f"incident.{kind}", {"reference": incident.reference, **details})
-                for r in route.recipients
+                Notification(a, KIND_RESPONDER, message(
+                    f"responder.{kind}", {"reference": incident.reference},
+                    state["targets"].get(a, {}).get("lang", "th"),
+                    reference=incident.reference), incident_id=incident.id)
+                for a in state["notified"]
             ] if notify and not incident.drill else []
             await self.storage.incidents.update(
                 incident, TimelineEvent(kind, "reporter", ctx.inbound.channel, data=details),
