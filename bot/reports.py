@@ -8,6 +8,7 @@ the reporter plainly to call 191 or 1300. Slot names are the shipped flows' conv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -32,6 +33,9 @@ class Reports:
         self.storage = storage
         self.router = router
         self.policy = policy or Policy()
+        # Called after outbox rows are committed: wakes the dispatcher instead of waiting
+        # for its next poll (the wiring sets it).
+        self.on_queued: Callable[[], None] = lambda: None
 
     async def submit(self, ctx: ActionContext) -> ActionResult:
         session, slots = ctx.session, ctx.slots
@@ -79,6 +83,8 @@ class Reports:
             except Exception as exc:
                 # The report stands; only the undelivered-watchdog is missing (logged).
                 log.error("report.watchdog_failed", error=type(exc).__name__)
+        if notifications:
+            self.on_queued()
         log.info("report.received", reference=stored.reference, type=stored.type,
                  silent=stored.silent, drill=stored.drill, notifications=len(notifications))
         return ActionResult("received", {"reference": stored.reference})
@@ -105,6 +111,8 @@ class Reports:
             await self.storage.incidents.update(
                 incident, TimelineEvent(kind, "reporter", ctx.inbound.channel, data=details),
                 notifications)
+            if notifications:
+                self.on_queued()
         except Exception as exc:
             log.error("report.update_failed", kind=kind, error=type(exc).__name__)
             return ActionResult("failed")

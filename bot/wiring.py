@@ -117,6 +117,7 @@ async def open_services(settings: Settings, router: Router | None = None,
     responders = Responders(storage, router, rules, clock)
     sender = sender or RoutingSender({"console": ConsoleSender(catalogs)})
     dispatcher = Dispatcher(storage, sender, responders, clock=clock)
+    reports.on_queued = responders.on_queued = dispatcher.poke
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
                         engine=None,  # type: ignore[arg-type]

@@ -65,6 +65,10 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.wake = asyncio.Event()
 
+    def poke(self) -> None:
+        """New rows are waiting: run now rather than at the next poll."""
+        self.wake.set()
+
     async def drain_once(self) -> int:
         """Send every due row once; return how many were claimed."""
         rows = await self.storage.outbox.claim(self.owner, self.policy.batch,
@@ -129,6 +133,8 @@ class Dispatcher:
     async def run(self) -> None:
         """Until cancelled: drain and fire, then sleep a little unless woken."""
         while True:
+            # Cleared before the pass, so a poke during it makes the wait return at once.
+            self.wake.clear()
             try:
                 busy = await self.run_once()
             except Exception as exc:
@@ -136,6 +142,5 @@ class Dispatcher:
                 busy = 0
             if busy:
                 continue
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.policy.interval)

@@ -157,6 +157,7 @@ class Responders:
         self.router = router
         self.policy = policy
         self.clock = clock
+        self.on_queued: Callable[[], None] = lambda: None  # wakes the dispatcher
 
     # -- the read → decide → write loop ----------------------------------------------------
 
@@ -174,6 +175,8 @@ class Responders:
                                                     change.notifications)
             except StaleSession:
                 continue
+            if change.notifications:
+                self.on_queued()
             for job in change.after:
                 await job()
             return incident, change
