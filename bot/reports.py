@@ -103,7 +103,7 @@ class Reports:
             # Only the responders already told hear of it, each in their own language.
             notifications = [
                 Notification(a, KIND_RESPONDER, message(
-                    f"responder.{kind}", {"reference": incident.reference},
+                    f"dispatch.{kind}", {"reference": incident.reference},
                     state["targets"].get(a, {}).get("lang", "th"),
                     reference=incident.reference), incident_id=incident.id)
                 for a in state["notified"]

@@ -67,29 +67,46 @@ def notification_reply(notification: Notification) -> Reply:
 
 # -- action tokens ---------------------------------------------------------------------------
 
+# `act:<verb>:<reference>`: the channels' ACTION_PREFIX, so a tapped button goes to the
+# responder hook and never into a reporter's flow. Verbs are short (LINE postback data ≤ 300).
+TOKEN_PREFIX = "act:"
+VERBS = {"ack": "acknowledge", "scene": "on_scene", "resolve": "resolve", "refer": "refer",
+         "unfounded": "unfounded", "duplicate": "duplicate", "eta": "en_route"}
+TRIGGER_VERBS = {trigger: verb for verb, trigger in VERBS.items()}
+
 
 @dataclass(frozen=True, slots=True)
 class ActionToken:
-    action: str
+    action: str  # a lifecycle trigger
     reference: str
-    argument: str = ""
+    minutes: int | None = None
 
 
-def action_token(action: str, reference: str, argument: str | int = "") -> str:
-    """`ess:acknowledge:ESS-7K3F9[:10]`: no personal data, far under LINE's 300 characters.
+def action_token(action: str, reference: str, minutes: int | None = None) -> str:
+    """`act:ack:ESS-7K3F9`, `act:eta10:ESS-7K3F9`: no personal data.
 
     Not a secret: authority comes from who taps it (only notified responders may act).
     """
-    tail = f":{argument}" if argument != "" else ""
-    return f"{TOKEN_PREFIX}:{action}:{reference}{tail}"
+    verb = TRIGGER_VERBS[action]
+    if action == "en_route" and minutes is not None:
+        verb = f"eta{minutes}"
+    return f"{TOKEN_PREFIX}{verb}:{reference}"
 
 
 def parse_token(text: str) -> ActionToken | None:
-    parts = text.strip().split(":")
-    if len(parts) not in (3, 4) or parts[0] != TOKEN_PREFIX or not parts[1]:
+    """The action in a token, or None for anything else (bounded: LINE's 300 characters)."""
+    text = text.strip()
+    if not text.startswith(TOKEN_PREFIX) or len(text) > 300:
         return None
-    return ActionToken(parts[1], normalize_reference(parts[2]),
-                       parts[3] if len(parts) == 4 else "")
+    verb, sep, reference = text[len(TOKEN_PREFIX):].partition(":")
+    if not sep or not reference:
+        return None
+    minutes: int | None = None
+    if verb.startswith("eta") and verb[3:].isdigit():
+        verb, minutes = "eta", int(verb[3:])
+    if verb not in VERBS:
+        return None
+    return ActionToken(VERBS[verb], normalize_reference(reference), minutes)
 
 
 def card_choices(reference: str, state_actions: list[str]) -> tuple[tuple[str, str], ...]:
@@ -97,10 +114,10 @@ def card_choices(reference: str, state_actions: list[str]) -> tuple[tuple[str, s
     out: list[tuple[str, str]] = []
     for action in state_actions:
         if action == "en_route":
-            out += [(action_token("en_route", reference, m), f"responder.action.eta_{m}")
+            out += [(action_token("en_route", reference, m), f"dispatch.action.eta_{m}")
                     for m in ETA_CHOICES]
-        else:
-            out.append((action_token(action, reference), f"responder.action.{action}"))
+        elif action in TRIGGER_VERBS:
+            out.append((action_token(action, reference), f"dispatch.action.{action}"))
     return tuple(out)
 
 
@@ -113,16 +130,16 @@ def local_time(incident: Incident) -> str:
 
 def callback_text(incident: Incident) -> Text:
     if incident.silent:
-        return Text("responder.callback.silent")
+        return Text("dispatch.callback.silent")
     if incident.do_not_call or not incident.phone:
-        return Text("responder.callback.no_call")
-    return Text("responder.callback.phone", {"phone": incident.phone})
+        return Text("dispatch.callback.no_call")
+    return Text("dispatch.callback.phone", {"phone": incident.phone})
 
 
 def distance_text(km: float | None) -> Text:
     if km is None:
-        return Text("responder.distance_unknown")
-    return Text("responder.distance", {"km": f"{km:.1f}"})
+        return Text("dispatch.distance_unknown")
+    return Text("dispatch.distance", {"km": f"{km:.1f}"})
 
 
 def responder_card(incident: Incident, target: Target, level: int,
@@ -132,19 +149,38 @@ def responder_card(incident: Incident, target: Target, level: int,
     Personal data (the call-back number, the pin) lives only here, in the sealed payload.
     """
     loc = incident.location
-    where = Text("responder.map", {"url": map_link(loc.lat, loc.lon)}) \
+    where = Text("dispatch.map", {"url": map_link(loc.lat, loc.lon)}) \
         if loc.lat is not None and loc.lon is not None else \
-        Text("responder.place_text", {"text": loc.text or "-"})
-    key = "responder.reminder" if kind == KIND_REMINDER else \
-        "responder.escalated" if level > 0 else "responder.card"
+        Text("dispatch.place_text", {"text": loc.text or "-"})
+    key = "dispatch.reminder" if kind == KIND_REMINDER else \
+        "dispatch.escalated" if level > 0 else "dispatch.card"
     params = {
         "reference": incident.reference, "type": Text(f"incident.{incident.type}"),
         "time": local_time(incident), "distance": distance_text(target.distance_km),
         "where": where, "callback": callback_text(incident), "level": level,
+        "note": flag_note(incident),
     }
     return message(key, params, target.lang,
                    choices=card_choices(incident.reference, ["acknowledge"]),
-                   reference=incident.reference, level=level)
+                   reference=incident.reference, level=level, **card_fields(incident, target))
+
+
+def card_fields(incident: Incident, target: Target) -> dict[str, Any]:
+    """The card's facts as plain fields too, for a channel that draws its own card from
+    them (channels.cards.card_for reads these)."""
+    return {
+        "type": incident.type, "created_at": incident.created_at.isoformat(),
+        "location": incident.location.to_dict(), "phone": incident.phone,
+        "do_not_call": incident.do_not_call, "silent": incident.silent,
+        "area_codes": list(incident.area_codes), "distance_km": target.distance_km,
+        "flags": list(incident.details.get("dispatch", {}).get("flags") or []),
+    }
+
+
+def flag_note(incident: Incident) -> Text | str:
+    """A warning line when routing found something odd (the pin is at sea, no pin at all)."""
+    flags = incident.details.get("dispatch", {}).get("flags") or []
+    return Text(f"dispatch.flag.{flags[0]}") if flags else ""
 
 
 def estimate_eta(distance_km: float | None) -> int | None:

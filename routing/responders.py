@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from bot.incident import Incident, Notification, TimelineEvent, normalize_reference
-from bot.types import Choice, Reply, Text, utcnow
+from bot.types import Choice, Inbound, Reply, Text, utcnow
 from routing import lifecycle as lc
 from routing.messages import (
     KIND_NEW,
@@ -196,56 +196,68 @@ class Responders:
     # -- responder actions -----------------------------------------------------------------
 
     async def act(self, incident_ref_or_token: str, action: str | None, actor: Actor,
-                  channel: str, eta_minutes: int | None = None) -> ActResult:
-        """Apply a responder's action (a tapped token, or a reference and an action name)."""
+                  channel: str, eta_minutes: int | None = None,
+                  event_id: str | None = None) -> ActResult:
+        """Apply a responder's action (a tapped token, or a reference and an action name).
+
+        `event_id` (the channel's id for the tap) makes a redelivered tap a no-op that gets
+        the same answer.
+        """
         token = parse_token(incident_ref_or_token)
         if token is not None:
             action = action or token.action
             reference = token.reference
-            if token.argument.isdigit() and eta_minutes is None:
-                eta_minutes = int(token.argument)
+            if eta_minutes is None:
+                eta_minutes = token.minutes
         else:
             reference = normalize_reference(incident_ref_or_token)
         trigger = ALIASES.get(action or "", action or "")
         if eta_minutes is not None and not 1 <= eta_minutes <= 24 * 60:
             eta_minutes = None
         if trigger not in lc.RESPONDER_TRIGGERS:
-            return ActResult("invalid", _reply("responder.invalid", reference=reference),
+            return ActResult("invalid", _reply("dispatch.invalid", reference=reference),
                              reference)
         outcome: dict[str, ActResult] = {}
 
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
+            lang = state["targets"].get(actor.address, {}).get("lang", "th")
             if actor.address not in state["notified"]:
-                outcome["r"] = ActResult("not_notified", _reply("responder.not_notified",
+                outcome["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                 reference=reference))
+                return None
+            if event_id and event_id in state.get("handled", []):
+                outcome["r"] = self._result("done", "dispatch.repeated", incident, lang)
                 return None
             holder = state.get("holder")
             if incident.status in lc.CLOSED:
-                outcome["r"] = self._result("closed", "responder.closed_already", incident)
+                outcome["r"] = self._result("closed", "dispatch.closed_already", incident, lang)
                 return None
             if trigger == "acknowledge" and holder:
                 if holder["address"] == actor.address:
-                    outcome["r"] = self._result("done", "responder.you_have_it", incident)
+                    outcome["r"] = self._result("done", "dispatch.you_have_it", incident, lang)
                 else:
-                    outcome["r"] = self._result("taken", "responder.taken", incident,
+                    outcome["r"] = self._result("taken", "dispatch.taken", incident, lang,
                                                 who=_who(holder))
                 return None
             if trigger != "acknowledge":
                 if not holder:
-                    outcome["r"] = self._result("need_ack", "responder.need_ack", incident)
+                    outcome["r"] = self._result("need_ack", "dispatch.need_ack", incident, lang)
                     return None
                 if holder["address"] != actor.address:
-                    outcome["r"] = self._result("taken", "responder.taken", incident,
+                    outcome["r"] = self._result("taken", "dispatch.taken", incident, lang,
                                                 who=_who(holder))
                     return None
             try:
                 status = lc.apply(incident.status, trigger)
             except lc.InvalidTransition:
-                outcome["r"] = self._result("invalid", "responder.invalid", incident)
+                outcome["r"] = self._result("invalid", "dispatch.invalid", incident, lang)
                 return None
             change = self._apply(incident, trigger, status, actor, channel, eta_minutes)
-            outcome["r"] = self._result("done", f"responder.done.{trigger}", incident,
+            if event_id:
+                # The last few tap ids are enough: channels redeliver within minutes.
+                state["handled"] = [*state.get("handled", [])[-19:], event_id]
+            outcome["r"] = self._result("done", f"dispatch.done.{trigger}", incident, lang,
                                         **change.event.data.get("say", {}))
             return change
 
@@ -254,29 +266,43 @@ class Responders:
                                              decide)
         except StaleSession:
             log.error("responder.act_gave_up", reference=reference, action=trigger)
-            return ActResult("invalid", _reply("responder.retry", reference=reference),
+            return ActResult("invalid", _reply("dispatch.retry", reference=reference),
                              reference)
         if incident is None:
-            return ActResult("unknown", _reply("responder.unknown", reference=reference),
+            return ActResult("unknown", _reply("dispatch.unknown", reference=reference),
                              reference)
         result = outcome["r"]
         if result.outcome == "not_notified":
             # A failed authorisation is logged, without the person's data (ASVS V16.3.2).
-            log.warning("responder.not_notified", reference=reference, action=trigger,
+            log.warning("dispatch.not_notified", reference=reference, action=trigger,
                         channel=channel)
         else:
             log.info("responder.act", reference=reference, action=trigger,
                      outcome=result.outcome, status=incident.status)
         return result
 
-    def _result(self, outcome: str, key: str, incident: Incident, **params: Any) -> ActResult:
+    async def on_action(self, inbound: Inbound) -> list[Reply]:
+        """The channels' responder hook: a tapped `act:` button as an Inbound.
+
+        `hints["chat"]` is the address that was notified (a LINE group), `hints["actor"]`
+        the person who tapped, when the channel knows them; idempotent on the event id.
+        """
+        chat = inbound.hints.get("chat") or f"{inbound.channel}:{inbound.sender}"
+        actor = Actor(chat, inbound.hints.get("actor", ""), inbound.hints.get("name", ""))
+        result = await self.act(inbound.text, None, actor, inbound.channel,
+                                event_id=inbound.event_id)
+        return [result.reply]
+
+    def _result(self, outcome: str, key: str, incident: Incident, lang: str = "th",
+                **params: Any) -> ActResult:
         # Buttons only for someone who can use them: never for "taken by" or "closed".
         offer = outcome in ("done", "need_ack", "invalid")
         choices = tuple(Choice(v, Text(label)) for v, label in
                         card_choices(incident.reference, _next_actions(incident))) \
             if offer else ()
         return ActResult(outcome, Reply(Text(key, {"reference": incident.reference, **params}),
-                                        "th", choices), incident.reference, incident.status)
+                                        lang, choices), incident.reference,
+                         incident.status)
 
     def _apply(self, incident: Incident, trigger: str, status: str, actor: Actor,
                channel: str, eta_minutes: int | None) -> _Change:
@@ -296,7 +322,7 @@ class Responders:
             who = _who(state["holder"])
             notes.append(reporter_update(incident, "acknowledged",
                                          agency=_agency(state["holder"], incident.lang)))
-            notes += self._to_others(incident, actor.address, "responder.taken", who=who)
+            notes += self._to_others(incident, actor.address, "dispatch.taken", who=who)
             after += [self._cancel(incident, TIMER_ESCALATE),
                       self._cancel(incident, TIMER_UNDELIVERED),
                       self._schedule(TIMER_REMIND, incident, self.policy.remind_after)]
@@ -315,8 +341,8 @@ class Responders:
             after.append(self._cancel(incident, TIMER_REMIND))
         else:  # closing: resolve | refer | unfounded | duplicate
             notes.append(reporter_update(incident, "closed"))
-            notes += self._to_others(incident, actor.address, "responder.closed",
-                                     outcome=Text(f"responder.outcome.{trigger}"))
+            notes += self._to_others(incident, actor.address, "dispatch.closed",
+                                     outcome=Text(f"dispatch.outcome.{trigger}"))
             after.append(self._cancel(incident))
         event = TimelineEvent(status, actor.label, channel, now, data)
         return _Change(event, notes, after)
@@ -435,7 +461,7 @@ class Responders:
         holder = state["holder"]["address"]
         choices = card_choices(incident.reference, _next_actions(incident))
         note = Notification(holder, KIND_RESPONDER, message(
-            f"responder.remind.{incident.status}", {"reference": incident.reference},
+            f"dispatch.remind.{incident.status}", {"reference": incident.reference},
             state["targets"].get(holder, {}).get("lang", "th"), choices=choices,
             reference=incident.reference), incident_id=incident.id)
         return _Change(TimelineEvent("reminded", "dispatcher", "system", self.clock(),
@@ -454,20 +480,21 @@ class Responders:
 
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
+            lang = state["targets"].get(actor.address, {}).get("lang", "th")
             holder = state.get("holder")
             if actor.address not in state["notified"]:
-                result["r"] = ActResult("not_notified", _reply("responder.not_notified",
+                result["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                reference=reference))
                 return None
             if incident.status in lc.CLOSED:
-                result["r"] = self._result("closed", "responder.closed_already", incident)
+                result["r"] = self._result("closed", "dispatch.closed_already", incident, lang)
                 return None
             if not holder or holder["address"] != actor.address:
-                result["r"] = self._result("need_ack", "responder.need_ack", incident) \
-                    if not holder else self._result("taken", "responder.taken", incident,
+                result["r"] = self._result("need_ack", "dispatch.need_ack", incident, lang) \
+                    if not holder else self._result("taken", "dispatch.taken", incident, lang,
                                                     who=_who(holder))
                 return None
-            result["r"] = self._result("done", "responder.relayed", incident)
+            result["r"] = self._result("done", "dispatch.relayed", incident, lang)
             note = reporter_update(incident, "relay", text=text[:MAX_RELAY_TEXT],
                                    agency=_agency(holder, incident.lang))
             note.kind = KIND_RELAY_TO_REPORTER
@@ -478,7 +505,7 @@ class Responders:
 
         incident, _ = await self._change(lambda: self.storage.incidents.get(reference), decide)
         if incident is None:
-            return ActResult("unknown", _reply("responder.unknown", reference=reference))
+            return ActResult("unknown", _reply("dispatch.unknown", reference=reference))
         return result["r"]
 
     async def relay_to_responders(self, reference: str, reporter: str, channel: str,
@@ -496,7 +523,7 @@ class Responders:
             to = [holder["address"]] if holder else list(state["notified"])
             choices = card_choices(incident.reference, _next_actions(incident))
             notes = [Notification(a, KIND_RELAY_TO_RESPONDER, message(
-                "responder.relay", {"reference": incident.reference,
+                "dispatch.relay", {"reference": incident.reference,
                                     "text": text[:MAX_RELAY_TEXT]},
                 state["targets"].get(a, {}).get("lang", "th"), choices=choices,
                 reference=incident.reference), incident_id=incident.id) for a in to]

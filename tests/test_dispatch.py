@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from bot.render import render_text
+from bot.types import Kind
 from bot.wiring import Services, open_services
 from config.settings import Settings
 from routing import lifecycle as lc
@@ -16,7 +17,8 @@ from routing.dispatcher import Dispatcher, DispatchPolicy
 from routing.messages import KIND_NEW, KIND_REMINDER, KIND_REPORTER
 from routing.responders import Actor, dispatch_state
 from routing.sender import PermanentFailure, RecordingSender, RetryAfter
-from tests.dispatch_kit import Clock, report, settle, silent_report
+from tests.dispatch_kit import GULF_OF_THAILAND, Clock, report, settle, silent_report
+from tests.helpers import event
 
 STATION = "console:st6501"
 WELFARE = "console:p65-welfare"
@@ -66,7 +68,11 @@ async def test_card_reaches_the_area_and_the_reporter_is_told(rig: Rig) -> None:
     assert "https://www.google.com/maps/search/?api=1&query=16.82110,100.26590" in card
     assert "0.9" in card  # km from the station
     assert rig.sender.to(STATION)[0].reply.choices[0].value == \
-        f"ess:acknowledge:{incident.reference}"
+        f"act:ack:{incident.reference}"
+    # The plain facts too, for a channel that draws its own card.
+    payload = rig.sender.to(STATION)[0].notification.payload
+    assert payload["silent"] is False and payload["type"] == "threat"
+    assert payload["distance_km"] < 5
     assert await status(rig, incident.reference) == lc.DISPATCHED
     told = rig.sender.to("test:u1")
     assert [s.kind for s in told] == [KIND_REPORTER]
@@ -150,14 +156,14 @@ async def test_lifecycle_to_resolved_with_eta_and_reminder(rig: Rig) -> None:
     acts = rig.services.responders
     result = await acts.act(ack, None, Actor(STATION, "U-sgt", "Sgt Somchai"), "line")
     assert result.outcome == "done" and result.status == lc.ACKNOWLEDGED
-    assert any(c.value.endswith(":10") for c in result.reply.choices)
+    assert f"act:eta10:{incident.reference}" in [c.value for c in result.reply.choices]
     await settle(rig.services)
     assert rig.sender.to("test:u1")[-1].reply.text.key == "status.plain.acknowledged"
     assert "Sgt Somchai" in rig.text(address=WELFARE)  # the others are told who has it
     rig.clock.advance(minutes=10, seconds=1)  # acknowledged, not moving: remind the holder
     await settle(rig.services)
-    assert rig.sender.to(STATION)[-1].reply.text.key == "responder.remind.acknowledged"
-    result = await acts.act(f"ess:en_route:{incident.reference}:10", None, Actor(STATION),
+    assert rig.sender.to(STATION)[-1].reply.text.key == "dispatch.remind.acknowledged"
+    result = await acts.act(f"act:eta10:{incident.reference}", None, Actor(STATION),
                             "line")
     assert result.outcome == "done"
     await settle(rig.services)
@@ -349,7 +355,7 @@ async def test_reporter_safe_is_shown_to_responders_and_does_not_close(rig: Rig)
     reference = replies[0].text.params["reference"]
     await engine.handle(choice("s9", "safe"))
     await settle(rig.services)
-    assert rig.sender.to(STATION)[-1].reply.text.key == "responder.reporter_safe"
+    assert rig.sender.to(STATION)[-1].reply.text.key == "dispatch.reporter_safe"
     assert await status(rig, reference) == lc.DISPATCHED
 
 
@@ -365,3 +371,29 @@ async def test_drills_notify_nobody(rig: Rig) -> None:
     rig.clock.advance(minutes=30)
     await settle(rig.services)
     assert rig.sender.sent == []
+
+
+async def test_the_channels_hook_with_a_redelivered_tap(rig: Rig) -> None:
+    incident = await report(rig.services, "u1")
+    await settle(rig.services)
+    tap = event("Cgroup", Kind.CHOICE, f"act:ack:{incident.reference}", channel="console",
+                event_id="tap-1", actor="line:Usgt", chat=STATION)
+    first = await rig.services.responders.on_action(tap)
+    again = await rig.services.responders.on_action(tap)
+    assert first[0].text.key == "dispatch.done.acknowledge"
+    assert again[0].text.key in ("dispatch.repeated", "dispatch.you_have_it")
+    eta = event("Cgroup", Kind.CHOICE, f"act:eta15:{incident.reference}", channel="console",
+                event_id="tap-2", actor="line:Usgt", chat=STATION)
+    await rig.services.responders.on_action(eta)
+    await rig.services.responders.on_action(eta)  # LINE redelivers: recorded once
+    assert (await kinds(rig, incident.reference)).count("en_route") == 1
+    events = await rig.services.storage.incidents.timeline(incident.id)
+    assert next(e for e in events if e.kind == "acknowledged").actor == f"{STATION}/line:Usgt"
+
+
+async def test_a_pin_at_sea_reaches_the_fallback_with_a_warning(rig: Rig) -> None:
+    await report(rig.services, "u1", *GULF_OF_THAILAND)
+    await settle(rig.services)
+    cards = [s for s in rig.sender.sent if s.kind == KIND_NEW]
+    assert [s.address for s in cards] == ["console:1300"]
+    assert "⚠️" in rig.text(address="console:1300")
