@@ -26,6 +26,7 @@ from flows.runtime import FlowRunner
 from routing.directory import SHIPPED_DIR, Directory, load_directory
 from routing.dispatcher import Dispatcher
 from routing.gazetteer import Gazetteer
+from routing.lifecycle import RESPONDER_TRIGGERS
 from routing.ports import Router
 from routing.responders import Policy, Responders
 from routing.router import DirectoryRouter
@@ -93,6 +94,11 @@ def open_directory(settings: Settings) -> Directory:
     return _cached_directory(str(path), mtimes)
 
 
+def typed_words(catalogs: Catalogs) -> dict[str, set[str]]:
+    """What responders may type for each action, in every language (catalog data)."""
+    return {t: catalogs.words(f"dispatch.words.{t}") for t in sorted(RESPONDER_TRIGGERS)}
+
+
 def policy(settings: Settings) -> Policy:
     return Policy(escalate_after=settings.escalate_after, remind_after=settings.remind_after)
 
@@ -114,7 +120,7 @@ async def open_services(settings: Settings, router: Router | None = None,
     router = router or DirectoryRouter(directory, storage.bindings, settings.max_station_km)
     rules = policy(settings)
     reports = Reports(storage, router, rules)
-    responders = Responders(storage, router, rules, clock)
+    responders = Responders(storage, router, rules, clock, typed_words(catalogs))
     sender = sender or RoutingSender({"console": ConsoleSender(catalogs)})
     dispatcher = Dispatcher(storage, sender, responders, clock=clock)
     reports.on_queued = responders.on_queued = dispatcher.poke

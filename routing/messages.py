@@ -10,12 +10,13 @@ the one seam between the dispatcher and a channel. Pure functions, no I/O.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any
 
-from bot.incident import Incident, Notification, normalize_reference
+from bot.incident import REFERENCE_PREFIX, Incident, Notification, normalize_reference
 from bot.types import Choice, Reply, Text
 from routing.geo import map_link
 from routing.ports import Target
@@ -107,6 +108,27 @@ def parse_token(text: str) -> ActionToken | None:
     if verb not in VERBS:
         return None
     return ActionToken(VERBS[verb], normalize_reference(reference), minutes)
+
+
+# "ESS-7K3F9", "ess 7k3f9", "ESS7K3F9" (as read out on the phone).
+_TYPED_REFERENCE = re.compile(rf"(?<![A-Za-z0-9]){REFERENCE_PREFIX}[\s\-]*([A-Za-z0-9]{{5}})"
+                              r"(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def parse_typed(text: str, words: Mapping[str, set[str]]) -> ActionToken | None:
+    """A typed action: a word (any language's `dispatch.words.<trigger>`), the reference,
+    and minutes for an ETA, in any order ("ack ESS-7K3F9", "ESS-7K3F9 12")."""
+    found = _TYPED_REFERENCE.search(text)
+    if found is None or len(text) > 100:
+        return None
+    reference = normalize_reference(found.group(1))
+    parts = (text[:found.start()] + " " + text[found.end():]).replace(",", " ").split()
+    minutes = next((int(p) for p in parts if p.isdigit() and 1 <= int(p) <= 24 * 60), None)
+    action = next((trigger for p in parts for trigger, known in words.items()
+                   if p.casefold() in known), None)
+    if action is None and minutes is not None:
+        action = "en_route"
+    return ActionToken(action, reference, minutes) if action else None
 
 
 def card_choices(reference: str, state_actions: list[str]) -> tuple[tuple[str, str], ...]:

@@ -21,7 +21,7 @@ Dispatch state lives in `incident.details["dispatch"]`:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from bot.incident import Incident, Notification, TimelineEvent, normalize_reference
-from bot.types import Choice, Inbound, Reply, Text, utcnow
+from bot.types import Choice, Inbound, Kind, Reply, Text, utcnow
 from routing import lifecycle as lc
 from routing.messages import (
     KIND_NEW,
@@ -41,6 +41,7 @@ from routing.messages import (
     estimate_eta,
     message,
     parse_token,
+    parse_typed,
     reporter_update,
     responder_card,
 )
@@ -152,8 +153,10 @@ class Responders:
     """Responder actions and the timers the dispatcher fires."""
 
     def __init__(self, storage: Storage, router: Router, policy: Policy = Policy(),
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow,
+                 words: Mapping[str, set[str]] | None = None):
         self.storage = storage
+        self.words = words or {}  # typed action words per trigger (dispatch.words.*)
         self.router = router
         self.policy = policy
         self.clock = clock
@@ -289,8 +292,14 @@ class Responders:
         """
         chat = inbound.hints.get("chat") or f"{inbound.channel}:{inbound.sender}"
         actor = Actor(chat, inbound.hints.get("actor", ""), inbound.hints.get("name", ""))
-        result = await self.act(inbound.text, None, actor, inbound.channel,
-                                event_id=inbound.event_id)
+        token = parse_token(inbound.text)
+        if token is None and inbound.kind is Kind.TEXT:
+            # SMS and plain chats: "ack ESS-7K3F9", "ESS-7K3F9 12".
+            token = parse_typed(inbound.text, self.words)
+        if token is None:
+            return [_reply("dispatch.help", reference="ESS-…")]
+        result = await self.act(token.reference, token.action, actor, inbound.channel,
+                                token.minutes, event_id=inbound.event_id)
         return [result.reply]
 
     def _result(self, outcome: str, key: str, incident: Incident, lang: str = "th",

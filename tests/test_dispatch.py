@@ -397,3 +397,21 @@ async def test_a_pin_at_sea_reaches_the_fallback_with_a_warning(rig: Rig) -> Non
     cards = [s for s in rig.sender.sent if s.kind == KIND_NEW]
     assert [s.address for s in cards] == ["console:1300"]
     assert "⚠️" in rig.text(address="console:1300")
+
+
+async def test_typed_actions_for_text_channels(rig: Rig) -> None:
+    incident = await report(rig.services, "u1")
+    await settle(rig.services)
+    code = incident.reference.removeprefix("ESS-").lower()
+    hook = rig.services.responders.on_action
+    said = await hook(event("+66800000001", Kind.TEXT, f"รับ ess {code}", channel="console",
+                            chat=STATION))
+    assert said[0].text.key == "dispatch.done.acknowledge"
+    said = await hook(event("+66800000001", Kind.TEXT, f"{incident.reference} 12",
+                            channel="console", chat=STATION))
+    assert said[0].text.key == "dispatch.done.en_route"
+    await settle(rig.services)
+    assert rig.sender.to("test:u1")[-1].reply.text.params["minutes"] == 12
+    said = await hook(event("+66800000001", Kind.TEXT, "hello", channel="console",
+                            chat=STATION))
+    assert said[0].text.key == "dispatch.help"
