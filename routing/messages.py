@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.incident import REFERENCE_PREFIX, Incident, Notification, normalize_reference
 from bot.types import Choice, Reply, Text
+from flows.phone import display_thai_phone
 from routing.geo import map_link
 from routing.ports import Target
 
@@ -155,7 +156,7 @@ def callback_text(incident: Incident) -> Text:
         return Text("dispatch.callback.silent")
     if incident.do_not_call or not incident.phone:
         return Text("dispatch.callback.no_call")
-    return Text("dispatch.callback.phone", {"phone": incident.phone})
+    return Text("dispatch.callback.phone", {"phone": display_thai_phone(incident.phone)})
 
 
 def distance_text(km: float | None) -> Text:

@@ -64,7 +64,7 @@ async def test_card_reaches_the_area_and_the_reporter_is_told(rig: Rig) -> None:
     assert {s.address for s in cards} == {STATION, "console:p65-police", WELFARE,
                                           "console:p65-shelter"}
     card = rig.text(address=STATION)
-    assert incident.reference in card and "+66812345678" in card
+    assert incident.reference in card and "081-234-5678" in card
     assert "https://www.google.com/maps/search/?api=1&query=16.82110,100.26590" in card
     assert "0.9" in card  # km from the station
     assert rig.sender.to(STATION)[0].reply.choices[0].value == \
