@@ -128,6 +128,22 @@ class Reports:
                                   notify=True)
 
 
+async def relay_message(ctx: ActionContext) -> ActionResult:
+    """A flow step that passes what the reporter typed to the responders of their report
+    (`expect: text`, `save: message`, `run: relay_message`): outcome `sent` or `failed`."""
+    reference, message = ctx.slots.get("reference"), ctx.slots.get("message")
+    if not reference or not isinstance(message, str) or not message.strip():
+        return ActionResult("failed")
+    try:
+        sent = await ctx.services.responders.relay_to_responders(
+            str(reference), ctx.session.conversation, ctx.inbound.channel, message)
+    except Exception as exc:
+        log.error("report.relay_failed", error=type(exc).__name__)
+        return ActionResult("failed")
+    # The text is relayed, not kept in the conversation's answers.
+    return ActionResult("sent" if sent else "failed", {"message": ""})
+
+
 def register_report_actions(registry: ActionRegistry) -> None:
     """The shipped actions; they find the Reports service in the action context."""
 
@@ -143,3 +159,4 @@ def register_report_actions(registry: ActionRegistry) -> None:
     registry.add("submit_report", submit_report)
     registry.add("update_report", update_report)
     registry.add("reporter_safe", reporter_safe)
+    registry.add("relay_message", relay_message)

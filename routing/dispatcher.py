@@ -74,7 +74,12 @@ class Dispatcher:
         rows = await self.storage.outbox.claim(self.owner, self.policy.batch,
                                                self.policy.lease_seconds, self.clock())
         if rows:
-            await asyncio.gather(*(self._deliver(n) for n in rows))
+            results = await asyncio.gather(*(self._deliver(n) for n in rows),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    # The row stays leased and comes back when the lease runs out.
+                    log.error("dispatch.failed", error=type(result).__name__)
         return len(rows)
 
     async def _deliver(self, notification: Notification) -> None:
@@ -91,7 +96,14 @@ class Dispatcher:
             if notification.kind in (KIND_NEW, KIND_REMINDER):
                 # Before completing: if we die in between, the row is sent again (same key)
                 # and arming again is a no-op; the other order could lose the clock.
-                await self.responders.delivered(notification)
+                try:
+                    await self.responders.delivered(notification)
+                except Exception as exc:
+                    # Send again soon (the channel drops the repeat by its key) and arm then.
+                    log.error("dispatch.arm_failed", error=type(exc).__name__)
+                    await self.storage.outbox.retry(notification.id, self.owner,
+                                                    now + timedelta(seconds=1), "arm failed")
+                    return
             if not await self.storage.outbox.complete(notification.id, self.owner, now):
                 log.warning("dispatch.lease_lost", kind=notification.kind, channel=channel)
             log.info("dispatch.delivered", kind=notification.kind, channel=channel,

@@ -415,3 +415,22 @@ async def test_typed_actions_for_text_channels(rig: Rig) -> None:
     said = await hook(event("+66800000001", Kind.TEXT, "hello", channel="console",
                             chat=STATION))
     assert said[0].text.key == "dispatch.help"
+
+
+async def test_relay_message_action_for_flows(rig: Rig) -> None:
+    from bot.session import Session
+    from flows.actions import ActionContext
+    from tests.helpers import text
+
+    incident = await report(rig.services, "u1")
+    await settle(rig.services)
+    action = rig.services.engine.runner.actions.get("relay_message")
+    session = Session("test:u1", lang="th")
+    session.slots.update(reference=incident.reference, message="The door is locked")
+    result = await action(ActionContext(session, text("u1", "x"), rig.services))
+    assert result.outcome == "sent"
+    await settle(rig.services)
+    assert "The door is locked" in rig.text(address=STATION)
+    session.slots.update(message="")
+    assert (await action(ActionContext(session, text("u1", "x"), rig.services))).outcome \
+        == "failed"
