@@ -319,6 +319,7 @@ class Responders:
         now = self.clock()
         incident.status = status
         state["seq"] += 1
+        state["reminders"] = 0  # each step gets its own bounded reminders
         data: dict[str, Any] = {"action": trigger, "by": actor.id, "name": actor.name}
         notes: list[Notification] = []
         after: list[Callable[[], Awaitable[Any]]] = []

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import structlog
+import structlog.testing
 
 from bot.render import render_text
 from bot.types import Kind
@@ -279,20 +281,20 @@ async def test_channel_failing_then_recovering(rig: Rig) -> None:
     assert await rig.services.storage.outbox.pending() == 0
 
 
-async def test_dead_letter_after_the_bound_with_an_alert(rig: Rig,
-                                                         capsys: pytest.CaptureFixture[str]
-                                                         ) -> None:
+async def test_dead_letter_after_the_bound_with_an_alert(rig: Rig) -> None:
     dispatcher = Dispatcher(rig.services.storage, rig.sender, rig.services.responders,
                             DispatchPolicy(max_attempts=3, max_backoff=1), clock=rig.clock)
     rig.sender.fail[STATION] = [RetryAfter(0, "503")] * 10
     await report(rig.services, "u1")
-    for _ in range(5):
-        await dispatcher.run_once()
-        rig.clock.advance(seconds=2)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(5):
+            await dispatcher.run_once()
+            rig.clock.advance(seconds=2)
     assert rig.sender.to(STATION) == []
     assert await rig.services.storage.outbox.pending() == 0
-    logs = "".join(capsys.readouterr())
-    assert "dispatch.dead_letter" in logs and "alert" in logs and "+66" not in logs
+    dead = [e for e in logs if e["event"] == "dispatch.dead_letter"]
+    assert len(dead) == 1 and dead[0]["alert"] is True and dead[0]["attempts"] == 3
+    assert "+66" not in repr(logs) and "081" not in repr(logs)
 
 
 async def test_restart_in_the_middle_of_a_dispatch(rig: Rig, settings: Settings) -> None:
