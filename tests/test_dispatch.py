@@ -436,3 +436,17 @@ async def test_relay_message_action_for_flows(rig: Rig) -> None:
     session.slots.update(message="")
     assert (await action(ActionContext(session, text("u1", "x"), rig.services))).outcome \
         == "failed"
+
+
+async def test_the_service_runs_the_dispatcher(settings: Settings) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from bot.app import create_app
+
+    server = TestServer(create_app(settings))
+    await server.start_server()
+    try:
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        assert "ess-dispatcher" in names and "ess-sweeper" in names
+    finally:
+        await server.close()
