@@ -319,7 +319,8 @@ def _jurisdictions(path: Path, stations: Sequence[Station],
                    problems: _Problems) -> list[Jurisdiction]:
     where = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
     except (OSError, UnicodeDecodeError) as exc:
         problems.add(where, None, "", f"cannot read: {exc}")
         return []
@@ -331,12 +332,16 @@ def _jurisdictions(path: Path, stations: Sequence[Station],
         return []
     station_ids = {s.id for s in stations}
     found: list[Jurisdiction] = []
+    # The line each feature starts on, so an error points into the file like the CSV ones.
+    starts = [text.count("\n", 0, m.start()) + 1
+              for m in re.finditer(r'"type"\s*:\s*"Feature"', text)]
     for n, feature in enumerate(data.get("features") or []):
         at = f"features[{n}]"
+        line = starts[n] if n < len(starts) else None
         props = (feature or {}).get("properties") or {}
         sid = str(props.get("station_id", ""))
         if sid not in station_ids:
-            problems.add(where, None, f"{at}.properties.station_id",
+            problems.add(where, line, f"{at}.properties.station_id",
                          f"{sid!r} is not a station in {STATIONS_FILE}")
             continue
         geometry = feature.get("geometry") or {}
@@ -349,7 +354,7 @@ def _jurisdictions(path: Path, stations: Sequence[Station],
             else:
                 raise ValueError("geometry must be a Polygon or MultiPolygon")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            problems.add(where, None, f"{at}.geometry", str(exc))
+            problems.add(where, line, f"{at}.geometry", str(exc))
             continue
         xs = [x for rings in polygons for x, _ in rings[0]]
         ys = [y for rings in polygons for _, y in rings[0]]

@@ -86,8 +86,20 @@ def test_missing_column_and_polygons(tmp_path: Path) -> None:
     with pytest.raises(DirectoryError) as caught:
         load_directory(folder)
     assert caught.value.problems == [
-        f"{folder / 'jurisdictions.geojson'}: features[1].properties.station_id: 'zz' is not "
-        "a station in stations.csv"]
+        f"{folder / 'jurisdictions.geojson'}:1: features[1].properties.station_id: 'zz' is "
+        "not a station in stations.csv"]
+    # Pretty-printed: the line the feature starts on.
+    data = json.loads((folder / "jurisdictions.geojson").read_text(encoding="utf-8"))
+    data["features"][1]["geometry"] = {"type": "Point", "coordinates": [100, 16]}
+    data["features"][1]["properties"]["station_id"] = "b"
+    pretty = json.dumps(data, indent=2)
+    (folder / "jurisdictions.geojson").write_text(pretty, encoding="utf-8")
+    with pytest.raises(DirectoryError) as caught:
+        load_directory(folder)
+    line = [n for n, text in enumerate(pretty.splitlines(), 1) if '"Feature"' in text][1]
+    assert caught.value.problems == [
+        f"{folder / 'jurisdictions.geojson'}:{line}: features[1].geometry: geometry must be "
+        "a Polygon or MultiPolygon"]
 
 
 def test_polygon_owner_beats_nearest(tmp_path: Path) -> None:
