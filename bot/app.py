@@ -66,14 +66,17 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         for hook in hooks or []:
             await hook(app, services)
         sweep = asyncio.create_task(services.sweeper.run(), name="ess-sweeper")
-        log.info("service.started", flows=sorted(services.flows), channels=sorted(
-            registry.channels))
+        # Drains the outbox and fires escalation/reminder timers (rows, not in-process timers).
+        dispatch = asyncio.create_task(services.dispatcher.run(), name="ess-dispatcher")
+        log.info("service.started", flows=sorted(services.flows),
+                 channels=sorted(registry.channels), stations=len(services.directory.stations))
         try:
             yield
         finally:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+            for task in (dispatch, sweep):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await registry.stop()
             await services.close()
             log.info("service.stopped")

@@ -19,6 +19,7 @@ from bot.incident import Incident, normalize_reference
 from bot.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
 from flows.loader import FlowError
+from routing.directory import DirectoryError
 from storage.ports import StorageError
 
 EXIT_USAGE = 2
@@ -58,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("--area", required=True, help="province or district code, e.g. TH-65")
     code.add_argument("--agency", required=True, help="e.g. police, msdhs, shelter")
     code.add_argument("--ttl", default="24h", help="how long the code is valid (default 24h)")
+    directory = sub.add_parser("directory", help="the responder directory").add_subparsers(
+        dest="directory_command", required=True)
+    dcheck = directory.add_parser("check", help="validate a directory folder")
+    dcheck.add_argument("folder", type=Path, nargs="?", default=None,
+                        help="default: ESS_DIRECTORY_DIR, else the shipped sample")
+    stats = sub.add_parser("stats", help="response-time percentiles per area")
+    stats.add_argument("--days", type=float, default=30.0, help="reports from the last N days")
+    stats.add_argument("--json", action="store_true")
     return parser
 
 
@@ -67,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)
         return _run(args, settings)
+    except DirectoryError as exc:
+        # Every problem on its own line, file:line: field: why (as `ess directory check`).
+        for problem in exc.problems:
+            print(f"ess: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     except (SettingsError, FlowError, CatalogError, StorageError, CliError) as exc:
         print(f"ess: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -87,6 +101,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_line_richmenu(settings, *_menu_image(args.image), args.lang))
     if args.command == "groups":
         return asyncio.run(_groups_code(settings, args.area, args.agency, args.ttl))
+    if args.command == "directory":
+        return _check_directory(settings, args.folder)
+    if args.command == "stats":
+        return asyncio.run(_stats(settings, args.days, args.json))
     raise CliError(f"unknown command {args.command}")
 
 
@@ -96,10 +114,11 @@ def _serve(settings: Settings) -> int:
     from bot.app import create_app
 
     # Fail before binding the port: a broken flow or catalog must stop start-up loudly.
-    from bot.wiring import default_registries, load_all_flows, load_catalogs
+    from bot.wiring import default_registries, load_all_flows, load_catalogs, open_directory
 
     inputs, actions = default_registries()
     load_all_flows(settings, load_catalogs(settings), inputs, actions)
+    open_directory(settings)  # a broken directory stops start-up with every problem listed
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}"
     print(f"ess: listening on {url}  (health {url}/healthz)", flush=True)
@@ -145,6 +164,69 @@ def _check_flows(settings: Settings, files: list[Path]) -> int:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check_directory(settings: Settings, folder: Path | None) -> int:
+    from bot.wiring import directory_path
+    from routing.directory import load_directory
+
+    path = folder or directory_path(settings)
+    try:
+        directory = load_directory(path)
+    except DirectoryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: ok ({len(directory.stations)} stations, {len(directory.groups)} groups, "
+          f"{len(directory.jurisdictions)} jurisdictions, "
+          f"{len(directory.national)} national fallback group(s))")
+    return 0
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
+
+
+async def _stats(settings: Settings, days: float, as_json: bool) -> int:
+    from datetime import timedelta
+
+    from bot.types import utcnow
+    from routing.gazetteer import Gazetteer
+    from routing.stats import ALL, KINDS, response_stats
+    from storage.factory import make_sealer, open_storage
+
+    storage = await open_storage(settings, make_sealer(settings))
+    try:
+        now = utcnow()
+        rows = await storage.incidents.milestones(now - timedelta(days=days), KINDS)
+    finally:
+        await storage.close()
+    stats = response_stats(rows, now)
+    order = sorted(stats, key=lambda a: (a == ALL, a))
+    if as_json:
+        print(json.dumps({a: stats[a].summary() for a in order}, indent=2))
+        return 0
+    gazetteer = Gazetteer.load()
+    print(f"reports of the last {days:g} days, drills excluded; p50/p90/p99")
+    print(f"{'area':<24} {'reports':>7}  {'report→delivered':>22}  {'report→ack':>22}  "
+          f"{'ack→on scene':>22}  never acked")
+    for area in order:
+        s = stats[area].summary()
+        place = gazetteer.province(area)
+        name = f"{area} {place.name_en}" if place else area
+        cells = []
+        for key in ("report_to_first_delivered_s", "report_to_first_ack_s",
+                    "ack_to_on_scene_s"):
+            p = s[key]
+            assert isinstance(p, dict)
+            cells.append("/".join(_seconds(p[f"p{n}"]) for n in (50, 90, 99)))
+        share = stats[area].never_acked_share
+        print(f"{name[:24]:<24} {s['reports']:>7}  {cells[0]:>22}  {cells[1]:>22}  "
+              f"{cells[2]:>22}  {'-' if share is None else f'{share:.0%}'}")
+    return 0
 
 
 def _summary(incident: Incident) -> dict[str, Any]:
