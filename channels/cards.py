@@ -86,7 +86,7 @@ def card_for(notification: Notification, lang: str) -> Card:
     phone = payload.get("phone")
     if phone and not payload.get("do_not_call"):
         lines.append(Text("card.phone", {"phone": display_thai_phone(str(phone))}))
-    alert = Text("card.silent") if payload.get("silent") else \
+    alert = Text("card.silent") if payload.get("silent_report") else \
         Text("card.do_not_call") if payload.get("do_not_call") else None
     return Card(Text("card.new.title", {"reference": reference}), tuple(lines), lang,
                 responder_actions(reference) if reference else (), location, alert)

@@ -190,11 +190,15 @@ def responder_card(incident: Incident, target: Target, level: int,
 
 def card_fields(incident: Incident, target: Target) -> dict[str, Any]:
     """The card's facts as plain fields too, for a channel that draws its own card from
-    them (channels.cards.card_for reads these)."""
+    them (channels.cards.card_for reads these).
+
+    `silent_report`, not `silent`: in a payload `silent` means "deliver without sound", and
+    a silent report's card must ring for the responders more than any other.
+    """
     return {
         "type": incident.type, "created_at": incident.created_at.isoformat(),
         "location": incident.location.to_dict(), "phone": incident.phone,
-        "do_not_call": incident.do_not_call, "silent": incident.silent,
+        "do_not_call": incident.do_not_call, "silent_report": incident.silent,
         "area_codes": list(incident.area_codes), "distance_km": target.distance_km,
         "flags": list(incident.details.get("dispatch", {}).get("flags") or []),
     }

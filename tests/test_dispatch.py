@@ -73,7 +73,7 @@ async def test_card_reaches_the_area_and_the_reporter_is_told(rig: Rig) -> None:
         f"act:ack:{incident.reference}"
     # The plain facts too, for a channel that draws its own card.
     payload = rig.sender.to(STATION)[0].notification.payload
-    assert payload["silent"] is False and payload["type"] == "threat"
+    assert payload["silent_report"] is False and payload["type"] == "threat"
     assert payload["distance_km"] < 5
     assert await status(rig, incident.reference) == lc.DISPATCHED
     told = rig.sender.to("test:u1")

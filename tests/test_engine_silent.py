@@ -48,7 +48,9 @@ async def test_silent_report_text_only_by_taps(services: Services, first: str) -
              if n.incident_id == incident.id and n.kind == "incident.new"]
     assert notes
     for note in notes:
-        assert note.payload["do_not_call"] is True and note.payload["silent"] is True
+        assert note.payload["do_not_call"] is True and note.payload["silent_report"] is True
+        # ...and the card itself must ring: responders must not miss a silent report.
+        assert note.payload["silent"] is False
         assert note.payload["phone"] is None
 
 

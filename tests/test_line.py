@@ -208,7 +208,7 @@ async def test_incident_card_is_a_valid_flex_message(client: TestClient[Any, Any
     card = Notification(f"line:{GROUP}", "incident.new", {
         "reference": "ESS-7K3F9", "type": "threat", "created_at": "2026-11-23T09:00:00+00:00",
         "location": {"lat": 16.8211, "lon": 100.2659, "source": "device", "accuracy_m": 12},
-        "phone": "+66812345678", "do_not_call": False, "silent": True,
+        "phone": "+66812345678", "do_not_call": False, "silent_report": True,
         "area_codes": ["TH-65"], "flags": []})
     result = await client.app[CHANNELS].send(card.recipient, card, key=card.key)
     assert result.ok
