@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from bot.delivery import channel_sender
 from bot.wiring import Services, open_services
 from channels.registry import ChannelRegistry
 from config.settings import Settings
+from routing.sender import ConsoleSender
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +65,9 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         except BaseException:
             await services.close()
             raise
+        # Outbox rows leave through the channels; responders' taps come back to the lifecycle.
+        services.dispatcher.sender = channel_sender(registry, ConsoleSender(services.catalogs))
+        registry.set_responder_hook(services.responders.on_action)
         for hook in hooks or []:
             await hook(app, services)
         sweep = asyncio.create_task(services.sweeper.run(), name="ess-sweeper")

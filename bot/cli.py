@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     groups = sub.add_parser("groups", help="responder groups").add_subparsers(
         dest="groups_command", required=True)
     code = groups.add_parser("code", help="a one-time code that binds a group to an area")
-    code.add_argument("--area", required=True, help="province or district code, e.g. TH-65")
+    code.add_argument("--area", required=True,
+                      help="province code (65), district code (6501), a station id, or national")
     code.add_argument("--agency", required=True, help="e.g. police, msdhs, shelter")
     code.add_argument("--ttl", default="24h", help="how long the code is valid (default 24h)")
     directory = sub.add_parser("directory", help="the responder directory").add_subparsers(
@@ -321,15 +322,26 @@ async def _line_richmenu(settings: Settings, data: bytes, content_type: str,
 async def _groups_code(settings: Settings, area: str, agency: str, ttl: str) -> int:
     from datetime import UTC, datetime
 
+    from bot.wiring import open_directory
     from flows.loader import parse_duration
+    from routing.directory import NATIONAL
     from storage.factory import make_sealer, open_storage
 
     seconds = parse_duration(ttl)
     if not seconds:
         raise CliError(f"--ttl {ttl!r}: expected a duration such as 30m or 24h")
+    area = area.strip()
+    # A code for an area the directory does not know would bind a group that never hears
+    # of anything: refuse it here, where the mistake is made.
+    directory = open_directory(settings)
+    known = {a for s in directory.stations for a in s.areas} | {NATIONAL}
+    if area not in known:
+        raise CliError(f"--area {area!r} is not an area of the directory: use a province "
+                       "code (65), a district code (6501), a station id (st6501) or "
+                       f"{NATIONAL}")
     storage = await open_storage(settings, make_sealer(settings))
     try:
-        code = await storage.bindings.create_code(area.strip(), agency.strip(), seconds,
+        code = await storage.bindings.create_code(area, agency.strip(), seconds,
                                                   datetime.now(UTC))
     finally:
         await storage.close()

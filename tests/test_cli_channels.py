@@ -53,7 +53,7 @@ async def test_richmenu_needs_a_token(tmp_path: Path) -> None:
 
 
 async def test_groups_code_prints_a_code_that_binds_once(tmp_path: Path) -> None:
-    code, out, err = await ess("groups", "code", "--area", "TH-65", "--agency", "police",
+    code, out, err = await ess("groups", "code", "--area", "65", "--agency", "police",
                                env={"ESS_DATA_DIR": str(tmp_path)})
     assert code == 0, err
     binding_code = out.strip()
@@ -63,7 +63,14 @@ async def test_groups_code_prints_a_code_that_binds_once(tmp_path: Path) -> None
     try:
         now = datetime.now(UTC)
         binding = await storage.bindings.redeem(binding_code, "line:Cgroup", now)
-        assert binding is not None and binding.area == "TH-65"
+        assert binding is not None and binding.area == "65"
         assert await storage.bindings.redeem(binding_code, "line:Cother", now) is None
     finally:
         await storage.close()
+
+
+async def test_groups_code_refuses_an_area_the_directory_does_not_know(tmp_path: Path) -> None:
+    code, _, err = await ess("groups", "code", "--area", "TH-65", "--agency", "police",
+                             env={"ESS_DATA_DIR": str(tmp_path)})
+    assert code == 2
+    assert "--area 'TH-65' is not an area of the directory" in err

@@ -269,8 +269,15 @@ async def test_responder_group_binding_and_actions(client: TestClient[Any, Any],
 
 async def test_actions_without_a_lifecycle_say_so(client: TestClient[Any, Any],
                                                   line_api: LineStandIn) -> None:
+    client.app[CHANNELS].set_responder_hook(None)
     await post(client, ev.postback(ev.group(GROUP, USER), "act:scene:ESS-7K3F9"))
     assert "โทรศัพท์" in line_api.texts()[-1]
+
+
+async def test_an_action_on_an_unknown_incident_says_so(client: TestClient[Any, Any],
+                                                        line_api: LineStandIn) -> None:
+    await post(client, ev.postback(ev.group(GROUP, USER), "act:scene:ESS-7K3F9"))
+    assert "ESS-7K3F9" in line_api.texts()[-1]
 
 
 async def test_shutdown_finishes_accepted_events(line_settings: Settings,

@@ -330,5 +330,9 @@ class WebChatChannel(Channel):
         if key in conversation.sent_keys:
             return SendResult.sent()  # a retry of what the page already has
         conversation.sent_keys.append(key)
-        await self._publish(conversation, self._frame(message))
+        # A notice (a status update, a responder's message) arrives between the person's own
+        # answers: the page shows it without taking away the buttons of the pending question.
+        frame = self._frame(message)
+        frame["notice"] = not frame["choices"] and frame["ask"] is None
+        await self._publish(conversation, frame)
         return SendResult.sent()

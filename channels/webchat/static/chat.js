@@ -91,6 +91,8 @@
 
   function show(frame) {
     bubble(frame.text, "bot");
+    // A notice (status update) leaves the pending question's buttons and inputs alone.
+    if (frame.notice) return;
     const box = $("choices");
     box.replaceChildren();
     for (const choice of frame.choices) {

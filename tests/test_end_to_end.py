@@ -1,0 +1,134 @@
+"""The whole loop through the real application and the LINE stand-in.
+
+A responder group binds itself to Phitsanulok with a one-time code; a citizen reports from
+a pin in Phitsanulok; the dispatcher hands the incident card to the group; a responder taps
+"acknowledge"; the reporter is told. Every LINE request is checked with the SDK's models.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import CHANNELS, SERVICES, create_app
+from channels.cards import parse_action
+from channels.registry import ChannelRegistry
+from config.settings import Settings
+from tests import line_events as ev
+from tests.line_standin import TOKEN, LineStandIn
+
+REPORTER = "U" + "1" * 32
+RESPONDER = "U" + "2" * 32
+GROUP = "C" + "3" * 32
+
+
+@pytest.fixture
+async def line_api() -> AsyncIterator[LineStandIn]:
+    standin = await LineStandIn().start()
+    try:
+        yield standin
+    finally:
+        await standin.close()
+
+
+@pytest.fixture
+async def client(tmp_path: Path, line_api: LineStandIn) -> AsyncIterator[TestClient[Any, Any]]:
+    settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
+        "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+        "ESS_LINE_API_URL": line_api.url})
+    app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["line"]))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+async def post(client: TestClient[Any, Any], event: dict[str, Any]) -> None:
+    raw = ev.body(event)
+    response = await client.post("/webhooks/line", data=raw, headers={
+        "Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)})
+    assert response.status == 200
+    await client.app[CHANNELS].tasks.join()
+
+
+def texts(call_raw: dict[str, Any]) -> str:
+    return json.dumps(call_raw["messages"], ensure_ascii=False)
+
+
+async def report(client: TestClient[Any, Any], silent: bool = False) -> str:
+    me = ev.user(REPORTER)
+    if silent:
+        await post(client, ev.postback(me, "menu:silent"))
+        await post(client, ev.postback(me, "go"))
+        await post(client, ev.postback(me, "confinement"))
+        await post(client, ev.location(me, lat=16.8211, lon=100.2659))
+        await post(client, ev.postback(me, "no"))
+    else:
+        await post(client, ev.follow(me))
+        await post(client, ev.postback(me, "threat"))
+        await post(client, ev.location(me, lat=16.8211, lon=100.2659))
+        await post(client, ev.text(me, "081-234-5678"))
+        await post(client, ev.postback(me, "send"))
+    [incident] = await client.app[SERVICES].storage.incidents.recent()
+    return incident.reference
+
+
+async def bind_group(client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    services = client.app[SERVICES]
+    code = await services.storage.bindings.create_code("65", "police", 3600, datetime.now(UTC))
+    await post(client, ev.text(ev.group(GROUP, RESPONDER), f"/register {code}"))
+    assert "65" in texts(line_api.ok("reply")[-1].raw)
+
+
+async def test_report_reaches_the_bound_group_and_the_acknowledgement_reaches_the_reporter(
+        client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    services = client.app[SERVICES]
+    await bind_group(client, line_api)
+    reference = await report(client)
+    await services.dispatcher.drain_once()
+
+    [card] = [c for c in line_api.ok("push") if c.raw["to"] == GROUP]
+    flex = card.raw["messages"][0]
+    assert flex["type"] == "flex" and reference in texts(card.raw)
+    assert card.raw.get("notificationDisabled") is not True
+    tokens = [b["action"]["data"] for b in flex["contents"]["footer"]["contents"]
+              if b["action"]["type"] == "postback"]
+    ack = next(t for t in tokens if (a := parse_action(t)) and a.verb == "ack")
+
+    await post(client, ev.postback(ev.group(GROUP, RESPONDER), ack))
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None and incident.status == "acknowledged"
+    await services.dispatcher.drain_once()
+    to_reporter = [c for c in line_api.ok("push") if c.raw["to"] == REPORTER]
+    assert to_reporter, "the reporter is told that an officer has it"
+    assert line_api.invalid == []
+
+    # A second tap by someone else is told who has it; the holder does not change.
+    other = "U" + "4" * 32
+    await post(client, ev.postback(ev.group(GROUP, other), ack))
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None and incident.status == "acknowledged"
+
+
+async def test_a_silent_report_rings_for_responders_and_stays_quiet_for_the_reporter(
+        client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    services = client.app[SERVICES]
+    await bind_group(client, line_api)
+    reference = await report(client, silent=True)
+    replies_to_reporter = [c for c in line_api.ok("reply")
+                           if c.raw["replyToken"] and "ESS-" in texts(c.raw)]
+    assert all(c.raw.get("notificationDisabled") is True for c in replies_to_reporter)
+    await services.dispatcher.drain_once()
+    [card] = [c for c in line_api.ok("push") if c.raw["to"] == GROUP]
+    assert card.raw.get("notificationDisabled") is not True
+    assert "ห้ามโทร" in texts(card.raw)  # do not call, chat only
+
+    ack = f"act:ack:{reference}"
+    await post(client, ev.postback(ev.group(GROUP, RESPONDER), ack))
+    await services.dispatcher.drain_once()
+    updates = [c for c in line_api.ok("push") if c.raw["to"] == REPORTER]
+    assert updates and all(c.raw.get("notificationDisabled") is True for c in updates)
