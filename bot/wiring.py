@@ -65,8 +65,12 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
     return inputs, actions
 
 
-async def open_services(settings: Settings, router: Router | None = None) -> Services:
-    """Load catalogs and flows (failing on any problem), open storage, build the engine."""
+async def open_services(settings: Settings, router: Router | None = None,
+                        storage: Storage | None = None) -> Services:
+    """Load catalogs and flows (failing on any problem), open storage, build the engine.
+
+    `storage`, when given, is used instead of opening the configured one (tests, benches).
+    """
     # Here rather than in the CLI, so that every assembly (tests too) scrubs its logs.
     configure_logging(settings.log_format, settings.log_level)
     catalogs = load_catalogs(settings)
@@ -74,7 +78,7 @@ async def open_services(settings: Settings, router: Router | None = None) -> Ser
     flows = load_all_flows(settings, catalogs, inputs, actions)
     gazetteer = Gazetteer.load()
     router = router or FallbackRouter(settings.fallback_recipient, gazetteer)
-    storage = await open_storage(settings, make_sealer(settings))
+    storage = storage or await open_storage(settings, make_sealer(settings))
     reports = Reports(storage, router)
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,

@@ -10,7 +10,7 @@ database that is behind or ahead of the code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, chan
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 
 BACKEND = "postgres"
+Init = Callable[[asyncpg.Connection], Awaitable[None]]
 # Any constant: it makes two `ess db migrate` runs at once take turns.
 _MIGRATE_LOCK = 0x455353_4D4947
 
@@ -43,7 +44,8 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(settings: Settings, *, minimum: int | None = None,
-                      maximum: int | None = None, reset: bool = False) -> asyncpg.Pool:
+                      maximum: int | None = None, reset: bool = False,
+                      init: Init | None = None) -> asyncpg.Pool:
     """A pool, or StorageError naming the server (without credentials) and the reason."""
     try:
         pool = await asyncpg.create_pool(
@@ -54,6 +56,7 @@ async def create_pool(settings: Settings, *, minimum: int | None = None,
             command_timeout=settings.store_timeout,  # every statement
             max_inactive_connection_lifetime=60.0,
             reset=None if reset else _no_reset,
+            init=init,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StorageError(f"cannot reach PostgreSQL at {describe_dsn(settings.database_url)} "
@@ -180,12 +183,16 @@ class PostgresStorage:
         self.bindings = PgBindings(pool)
 
     @classmethod
-    async def open(cls, settings: Settings, sealer: Sealer) -> PostgresStorage:
-        """Connect and check the schema version; StorageError (clear message) otherwise."""
-        pool = await create_pool(settings)
+    async def open(cls, settings: Settings, sealer: Sealer,
+                   init: Init | None = None) -> PostgresStorage:
+        """Connect and check the schema version; StorageError (clear message) otherwise.
+
+        `init` runs on every new connection (the tests count round trips with it).
+        """
+        pool = await create_pool(settings, init=init)
         try:
             await check_schema(pool)
-            lock_pool = await create_pool(settings, minimum=1, reset=True)
+            lock_pool = await create_pool(settings, minimum=1, reset=True, init=init)
         except BaseException:
             await pool.close()
             raise
