@@ -7,6 +7,7 @@ user (Debian's package creates it) and the server runs through `runuser`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import glob
 import itertools
 import os
@@ -17,9 +18,23 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from inside a running loop (async tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:
@@ -79,7 +94,7 @@ class PostgresServer:
         # The port opens before the server accepts connections: wait until it does.
         for _ in range(200):
             try:
-                asyncio.run(self._select_one())
+                _run(self._select_one())
                 return
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 time.sleep(0.05)
@@ -119,14 +134,14 @@ class PostgresServer:
         if migrated:
             if not self.template:
                 self.template = "ess_template"
-                asyncio.run(self._admin(f"CREATE DATABASE {self.template}"))
+                _run(self._admin(f"CREATE DATABASE {self.template}"))
                 from config.settings import Settings
                 from storage.postgres import migrate
 
-                asyncio.run(migrate(Settings(database_url=self.url(self.template))))
-            asyncio.run(self._admin(f"CREATE DATABASE {name} TEMPLATE {self.template}"))
+                _run(migrate(Settings(database_url=self.url(self.template))))
+            _run(self._admin(f"CREATE DATABASE {name} TEMPLATE {self.template}"))
         else:
-            asyncio.run(self._admin(f"CREATE DATABASE {name}"))
+            _run(self._admin(f"CREATE DATABASE {name}"))
         return self.url(name)
 
     def close(self) -> None:
