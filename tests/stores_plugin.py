@@ -44,3 +44,17 @@ def pg_url(pg_server: PostgresServer) -> str:
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     return redis_server.new_url()
+
+
+@pytest.fixture
+def own_servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
+    """Servers of the test's own, for tests that stop and restart them."""
+    require(have_postgres() and have_redis(), "PostgreSQL and Redis")
+    pg, rd = PostgresServer(), RedisServer(appendonly=True)  # sessions survive a restart
+    try:
+        pg.start()
+        rd.start()
+        yield pg, rd
+    finally:
+        rd.close()
+        pg.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,23 +16,10 @@ import pytest
 from bot.types import Inbound
 from bot.wiring import Services, open_services
 from config.settings import Settings
-from tests.helpers import choice, pin, require, start, text
-from tests.servers import PostgresServer, RedisServer, have_postgres, have_redis
+from tests.helpers import choice, pin, start, text
+from tests.servers import PostgresServer, RedisServer
 
 GUARD = 60  # seconds: a hang fails the test instead of blocking the suite; not a timing check
-
-
-@pytest.fixture
-def own_servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
-    require(have_postgres() and have_redis(), "PostgreSQL and Redis")
-    pg, rd = PostgresServer(), RedisServer(appendonly=True)  # sessions survive a restart
-    try:
-        pg.start()
-        rd.start()
-        yield pg, rd
-    finally:
-        rd.close()
-        pg.close()
 
 
 @pytest.fixture
