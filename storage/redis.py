@@ -257,8 +257,11 @@ def make_client(settings: Settings, **pool_options: Any) -> aioredis.Redis:
     lost server must fail the request at once (the channel redelivers). A broken pooled
     connection is detected and replaced on its next use, so recovery needs no restart.
     """
-    pool = aioredis.ConnectionPool.from_url(
+    # Blocking pool: at the limit a call waits (up to store_timeout) for a free connection,
+    # where the default pool would fail at once under a burst.
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_pool_max,
+        timeout=settings.store_timeout,
         socket_timeout=settings.store_timeout, socket_connect_timeout=settings.store_timeout,
         retry=Retry(NoBackoff(), 0), **pool_options)
     return aioredis.Redis(connection_pool=pool)

@@ -298,5 +298,12 @@ async def test_personal_data_is_never_in_clear(store: Storage, dump: Dump) -> No
         assert needle not in raw, needle
 
 
+async def test_reads_are_audited(store: Storage, dump: Dump) -> None:
+    await store.incidents.record_access("officer:77", "incident.show", "ESS-7K3F9")
+    await store.close()
+    raw = await dump()
+    assert b"officer:77" in raw and b"incident.show" in raw
+
+
 async def test_ping(store: Storage) -> None:
     assert await store.ping()
