@@ -101,3 +101,36 @@ async def test_a_hung_redis_times_out(services: Services,
     finally:
         rd.proc.send_signal(signal.SIGCONT)
     assert await services.storage.ping()
+
+
+async def test_readyz_follows_the_servers(tmp_path: Path,
+                                          own_servers: tuple[PostgresServer, RedisServer]
+                                          ) -> None:
+    import aiohttp
+    from aiohttp import web
+
+    from bot.app import create_app
+    from tests.servers import free_port
+
+    pg, rd = own_servers
+    settings = Settings(data_dir=str(tmp_path), log_format="console", store_timeout=1,
+                        database_url=pg.new_database(), redis_url=rd.new_url())
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/readyz"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def status() -> int:
+                async with http.get(url) as resp:
+                    return resp.status
+
+            assert await status() == 200
+            for server in (rd, pg):
+                server.stop()
+                assert await status() == 503
+                server.start()
+                assert await status() == 200  # the same process, recovered
+    finally:
+        await runner.cleanup()
