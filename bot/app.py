@@ -1,8 +1,11 @@
 """The aiohttp application factory: `create_app(settings)`.
 
 Services open in a cleanup context (so they close on shutdown, in reverse order), the sweep
-runs as a task the application owns, and channels mount their routes through `on_services`
-hooks (the channel registry comes with the channels).
+runs as a task the application owns. Channels come from the registry (`channels.registry`):
+their routes are mounted here, before the application starts, and they are started once the
+services are open and stopped (their background work drained) before the services close.
+`hooks` run after the channels start: the dispatcher and the lifecycle wire themselves there
+(`services.channels` is the registry).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import structlog
 from aiohttp import web
 
 from bot.wiring import Services, open_services
+from channels.registry import ChannelRegistry
 from config.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 SERVICES = web.AppKey("services", Services)
 SETTINGS = web.AppKey("settings", Settings)
+CHANNELS = web.AppKey("channels", ChannelRegistry)
 
 ServicesHook = Callable[[web.Application, Services], Awaitable[None]]
 
@@ -35,26 +40,44 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
-def create_app(settings: Settings, hooks: list[ServicesHook] | None = None) -> web.Application:
-    """The whole service as one aiohttp application."""
+def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
+               channels: ChannelRegistry | None = None) -> web.Application:
+    """The whole service as one aiohttp application.
+
+    `channels` defaults to every configured `ess.channels` entry point.
+    """
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    registry = channels if channels is not None else ChannelRegistry.discover(settings)
+    app[CHANNELS] = registry
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    registry.mount(app)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         services = await open_services(settings)
+        services.channels = registry
         app[SERVICES] = services
+        try:
+            await registry.start(services)
+        except BaseException:
+            await services.close()
+            raise
         for hook in hooks or []:
             await hook(app, services)
         sweep = asyncio.create_task(services.sweeper.run(), name="ess-sweeper")
-        log.info("service.started", flows=sorted(services.flows))
+        # Drains the outbox and fires escalation/reminder timers (rows, not in-process timers).
+        dispatch = asyncio.create_task(services.dispatcher.run(), name="ess-dispatcher")
+        log.info("service.started", flows=sorted(services.flows),
+                 channels=sorted(registry.channels), stations=len(services.directory.stations))
         try:
             yield
         finally:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+            for task in (dispatch, sweep):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await registry.stop()
             await services.close()
             log.info("service.stopped")
 

@@ -1,4 +1,4 @@
-"""The `ess` command: serve, chat, flows check, incidents list/show.
+"""The `ess` command: serve, chat, flows check, incidents list/show, line richmenu, groups code.
 
 Every failure a user can cause (bad settings, a broken flow, an unknown reference, a database
 that is not there) ends with one clear line on stderr and exit status 2, never a traceback.
@@ -19,6 +19,7 @@ from bot.incident import Incident, normalize_reference
 from bot.logs import configure_logging
 from config.settings import Settings, SettingsError, load_settings
 from flows.loader import FlowError
+from routing.directory import DirectoryError
 from storage.ports import StorageError
 
 if TYPE_CHECKING:
@@ -54,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
                                                                        required=True)
     db.add_parser("migrate", help="apply pending migrations (PostgreSQL; SQLite migrates "
                                   "itself on start)")
+    line = sub.add_parser("line", help="LINE Official Account set-up").add_subparsers(
+        dest="line_command", required=True)
+    richmenu = line.add_parser("richmenu", help="install the rich menu as every user's default")
+    richmenu.add_argument("--image", type=Path, help="PNG or JPEG, 2500x843 (default: plain)")
+    richmenu.add_argument("--lang", default=None, help="label language (default: the service's)")
+    groups = sub.add_parser("groups", help="responder groups").add_subparsers(
+        dest="groups_command", required=True)
+    code = groups.add_parser("code", help="a one-time code that binds a group to an area")
+    code.add_argument("--area", required=True, help="province or district code, e.g. TH-65")
+    code.add_argument("--agency", required=True, help="e.g. police, msdhs, shelter")
+    code.add_argument("--ttl", default="24h", help="how long the code is valid (default 24h)")
+    directory = sub.add_parser("directory", help="the responder directory").add_subparsers(
+        dest="directory_command", required=True)
+    dcheck = directory.add_parser("check", help="validate a directory folder")
+    dcheck.add_argument("folder", type=Path, nargs="?", default=None,
+                        help="default: ESS_DIRECTORY_DIR, else the shipped sample")
+    stats = sub.add_parser("stats", help="response-time percentiles per area")
+    stats.add_argument("--days", type=float, default=30.0, help="reports from the last N days")
+    stats.add_argument("--json", action="store_true")
     return parser
 
 
@@ -63,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)
         return _run(args, settings)
+    except DirectoryError as exc:
+        # Every problem on its own line, file:line: field: why (as `ess directory check`).
+        for problem in exc.problems:
+            print(f"ess: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     except (SettingsError, FlowError, CatalogError, StorageError, CliError) as exc:
         print(f"ess: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -81,6 +106,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_incidents(settings, args))
     if args.command == "db":
         return asyncio.run(_migrate(settings))
+    if args.command == "line":
+        return asyncio.run(_line_richmenu(settings, *_menu_image(args.image), args.lang))
+    if args.command == "groups":
+        return asyncio.run(_groups_code(settings, args.area, args.agency, args.ttl))
+    if args.command == "directory":
+        return _check_directory(settings, args.folder)
+    if args.command == "stats":
+        return asyncio.run(_stats(settings, args.days, args.json))
     raise CliError(f"unknown command {args.command}")
 
 
@@ -95,10 +128,11 @@ def serve(settings: Settings, hooks: list[ServicesHook] | None = None) -> int:
     from bot.app import create_app
 
     # Fail before binding the port: a broken flow or catalog must stop start-up loudly.
-    from bot.wiring import default_registries, load_all_flows, load_catalogs
+    from bot.wiring import default_registries, load_all_flows, load_catalogs, open_directory
 
     inputs, actions = default_registries()
     load_all_flows(settings, load_catalogs(settings), inputs, actions)
+    open_directory(settings)  # a broken directory stops start-up with every problem listed
     # ... and so must a database or Redis that cannot be reached or has the wrong schema.
     asyncio.run(_check_storage(settings))
     app = create_app(settings, hooks)
@@ -175,6 +209,69 @@ def _check_flows(settings: Settings, files: list[Path]) -> int:
     return 1 if failed else 0
 
 
+def _check_directory(settings: Settings, folder: Path | None) -> int:
+    from bot.wiring import directory_path
+    from routing.directory import load_directory
+
+    path = folder or directory_path(settings)
+    try:
+        directory = load_directory(path)
+    except DirectoryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: ok ({len(directory.stations)} stations, {len(directory.groups)} groups, "
+          f"{len(directory.jurisdictions)} jurisdictions, "
+          f"{len(directory.national)} national fallback group(s))")
+    return 0
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
+
+
+async def _stats(settings: Settings, days: float, as_json: bool) -> int:
+    from datetime import timedelta
+
+    from bot.types import utcnow
+    from routing.gazetteer import Gazetteer
+    from routing.stats import ALL, KINDS, response_stats
+    from storage.factory import make_sealer, open_storage
+
+    storage = await open_storage(settings, make_sealer(settings))
+    try:
+        now = utcnow()
+        rows = await storage.incidents.milestones(now - timedelta(days=days), KINDS)
+    finally:
+        await storage.close()
+    stats = response_stats(rows, now)
+    order = sorted(stats, key=lambda a: (a == ALL, a))
+    if as_json:
+        print(json.dumps({a: stats[a].summary() for a in order}, indent=2))
+        return 0
+    gazetteer = Gazetteer.load()
+    print(f"reports of the last {days:g} days, drills excluded; p50/p90/p99")
+    print(f"{'area':<24} {'reports':>7}  {'report→delivered':>22}  {'report→ack':>22}  "
+          f"{'ack→on scene':>22}  never acked")
+    for area in order:
+        s = stats[area].summary()
+        place = gazetteer.province(area)
+        name = f"{area} {place.name_en}" if place else area
+        cells = []
+        for key in ("report_to_first_delivered_s", "report_to_first_ack_s",
+                    "ack_to_on_scene_s"):
+            p = s[key]
+            assert isinstance(p, dict)
+            cells.append("/".join(_seconds(p[f"p{n}"]) for n in (50, 90, 99)))
+        share = stats[area].never_acked_share
+        print(f"{name[:24]:<24} {s['reports']:>7}  {cells[0]:>22}  {cells[1]:>22}  "
+              f"{cells[2]:>22}  {'-' if share is None else f'{share:.0%}'}")
+    return 0
+
+
 def _summary(incident: Incident) -> dict[str, Any]:
     return {
         "reference": incident.reference, "type": incident.type, "status": incident.status,
@@ -224,6 +321,65 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await storage.close()
+
+
+def _menu_image(image: Path | None) -> tuple[bytes, str]:
+    from channels.line.richmenu import plain_image
+
+    if image is None:
+        return plain_image(), "image/png"
+    try:
+        data = image.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{image}: {exc.strerror}") from None
+    return data, "image/jpeg" if image.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+
+
+async def _line_richmenu(settings: Settings, data: bytes, content_type: str,
+                         lang: str | None) -> int:
+    from bot.wiring import load_catalogs
+    from channels.line.api import DEFAULT_API_URL
+    from channels.line.richmenu import DEFAULT_DATA_API_URL, definition, install
+
+    token = settings.extra.get("ESS_LINE_CHANNEL_ACCESS_TOKEN", "")
+    if not token:
+        raise CliError("ESS_LINE_CHANNEL_ACCESS_TOKEN is not set")
+    catalogs = load_catalogs(settings)
+    lang = lang or settings.default_lang
+    if not catalogs.has(lang):
+        raise CliError(f"no catalog for {lang!r}")
+    try:
+        menu_id = await install(
+            definition(catalogs, lang), data, access_token=token,
+            api_url=settings.extra.get("ESS_LINE_API_URL", DEFAULT_API_URL),
+            data_api_url=settings.extra.get("ESS_LINE_DATA_API_URL", DEFAULT_DATA_API_URL),
+            content_type=content_type)
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        raise CliError(f"LINE refused the rich menu ({status or type(exc).__name__})") from None
+    print(f"rich menu {menu_id} installed as the default")
+    return 0
+
+
+async def _groups_code(settings: Settings, area: str, agency: str, ttl: str) -> int:
+    from datetime import UTC, datetime
+
+    from flows.loader import parse_duration
+    from storage.factory import make_sealer, open_storage
+
+    seconds = parse_duration(ttl)
+    if not seconds:
+        raise CliError(f"--ttl {ttl!r}: expected a duration such as 30m or 24h")
+    storage = await open_storage(settings, make_sealer(settings))
+    try:
+        code = await storage.bindings.create_code(area.strip(), agency.strip(), seconds,
+                                                  datetime.now(UTC))
+    finally:
+        await storage.close()
+    print(code)
+    print(f"type '/register {code}' in the LINE group within {ttl} to bind it to "
+          f"{area} ({agency})", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the reporter plainly to call 191 or 1300. Slot names are the shipped flows' conv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -15,7 +16,9 @@ import structlog
 from bot.incident import Incident, Notification, TimelineEvent, new_reference
 from bot.types import Location
 from flows.actions import ActionContext, ActionRegistry, ActionResult
+from routing.messages import KIND_RESPONDER, message
 from routing.ports import Router
+from routing.responders import Policy, dispatch_state, plan_first_dispatch, watchdog
 from storage.ports import Storage
 
 log = structlog.get_logger(__name__)
@@ -26,9 +29,13 @@ ENRICHMENT = ("role", "injured", "children")
 class Reports:
     """Creates and updates incidents for the flows."""
 
-    def __init__(self, storage: Storage, router: Router):
+    def __init__(self, storage: Storage, router: Router, policy: Policy | None = None):
         self.storage = storage
         self.router = router
+        self.policy = policy or Policy()
+        # Called after outbox rows are committed: wakes the dispatcher instead of waiting
+        # for its next poll (the wiring sets it).
+        self.on_queued: Callable[[], None] = lambda: None
 
     async def submit(self, ctx: ActionContext) -> ActionResult:
         session, slots = ctx.session, ctx.slots
@@ -49,16 +56,19 @@ class Reports:
         except (KeyError, ValueError, TypeError):
             log.error("report.incomplete", flow=session.flow)
             return ActionResult("not_received")
-        route = self.router.route(incident)
+        try:
+            route = await self.router.route(incident)
+        except Exception as exc:
+            log.error("report.routing_failed", error=type(exc).__name__)
+            return ActionResult("not_received")
         incident.area_codes = list(route.area_codes)
         if not route.recipients and not incident.drill:
             log.error("report.unrouted", flags=route.flags)
             return ActionResult("not_received")
-        notifications = [] if incident.drill else [
-            Notification(recipient, "incident.new", self._card(incident, route.flags))
-            for recipient in route.recipients
-        ]
-        event = TimelineEvent("reported", "reporter", incident.channel,
+        # The cards and the dispatch state are built before the write, so the incident, its
+        # first event and every card commit together (invariant 1).
+        notifications = [] if incident.drill else plan_first_dispatch(incident, route)
+        event = TimelineEvent("reported", "reporter", incident.channel, incident.created_at,
                               data={"flags": list(route.flags), "drill": incident.drill,
                                     "recipients": len(notifications)})
         try:
@@ -66,22 +76,20 @@ class Reports:
         except Exception as exc:
             log.error("report.store_failed", error=type(exc).__name__)
             return ActionResult("not_received")
+        if notifications and stored is incident:
+            try:
+                await self.storage.timers.schedule(watchdog(stored, self.policy,
+                                                            stored.created_at))
+            except Exception as exc:
+                # The report stands; only the undelivered-watchdog is missing (logged).
+                log.error("report.watchdog_failed", error=type(exc).__name__)
+        if notifications:
+            self.on_queued()
         log.info("report.received", reference=stored.reference, type=stored.type,
                  silent=stored.silent, drill=stored.drill, notifications=len(notifications))
         # A drill must never read as "sent to the police": the flow says so with its own text.
         return ActionResult("drill" if stored.drill else "received",
                             {"reference": stored.reference})
-
-    @staticmethod
-    def _card(incident: Incident, flags: tuple[str, ...]) -> dict[str, Any]:
-        """What a responder needs and no more (minimum data set)."""
-        return {
-            "reference": incident.reference, "type": incident.type,
-            "created_at": incident.created_at.isoformat(),
-            "location": incident.location.to_dict(), "phone": incident.phone,
-            "do_not_call": incident.do_not_call, "silent": incident.silent,
-            "area_codes": incident.area_codes, "flags": list(flags),
-        }
 
     async def _change(self, ctx: ActionContext, kind: str, details: dict[str, Any],
                       notify: bool) -> ActionResult:
@@ -93,14 +101,20 @@ class Reports:
             if incident is None:
                 return ActionResult("failed")
             incident.details.update(details)
-            route = self.router.route(incident)
+            state = dispatch_state(incident)
+            # Only the responders already told hear of it, each in their own language.
             notifications = [
-                Notification(r, f"incident.{kind}", {"reference": incident.reference, **details})
-                for r in route.recipients
+                Notification(a, KIND_RESPONDER, message(
+                    f"dispatch.{kind}", {"reference": incident.reference},
+                    state["targets"].get(a, {}).get("lang", "th"),
+                    reference=incident.reference), incident_id=incident.id)
+                for a in state["notified"]
             ] if notify and not incident.drill else []
             await self.storage.incidents.update(
                 incident, TimelineEvent(kind, "reporter", ctx.inbound.channel, data=details),
                 notifications)
+            if notifications:
+                self.on_queued()
         except Exception as exc:
             log.error("report.update_failed", kind=kind, error=type(exc).__name__)
             return ActionResult("failed")
@@ -119,6 +133,22 @@ class Reports:
                                   notify=True)
 
 
+async def relay_message(ctx: ActionContext) -> ActionResult:
+    """A flow step that passes what the reporter typed to the responders of their report
+    (`expect: text`, `save: message`, `run: relay_message`): outcome `sent` or `failed`."""
+    reference, message = ctx.slots.get("reference"), ctx.slots.get("message")
+    if not reference or not isinstance(message, str) or not message.strip():
+        return ActionResult("failed")
+    try:
+        sent = await ctx.services.responders.relay_to_responders(
+            str(reference), ctx.session.conversation, ctx.inbound.channel, message)
+    except Exception as exc:
+        log.error("report.relay_failed", error=type(exc).__name__)
+        return ActionResult("failed")
+    # The text is relayed, not kept in the conversation's answers.
+    return ActionResult("sent" if sent else "failed", {"message": ""})
+
+
 def register_report_actions(registry: ActionRegistry) -> None:
     """The shipped actions; they find the Reports service in the action context."""
 
@@ -134,3 +164,4 @@ def register_report_actions(registry: ActionRegistry) -> None:
     registry.add("submit_report", submit_report)
     registry.add("update_report", update_report)
     registry.add("reporter_safe", reporter_safe)
+    registry.add("relay_message", relay_message)

@@ -6,24 +6,38 @@ the same assembly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.engine import Engine
 from bot.i18n import Catalogs
 from bot.logs import configure_logging
 from bot.reports import Reports, register_report_actions
 from bot.sweeper import Sweeper
+from bot.types import utcnow
 from config.settings import Settings
 from flows.actions import ActionRegistry
 from flows.compiler import CompiledFlow
 from flows.inputs import InputContext, InputRegistry
 from flows.registry import flow_files, load_flows
 from flows.runtime import FlowRunner
+from routing.directory import SHIPPED_DIR, Directory, load_directory
+from routing.dispatcher import Dispatcher
 from routing.gazetteer import Gazetteer
-from routing.ports import FallbackRouter, Router
+from routing.lifecycle import RESPONDER_TRIGGERS
+from routing.ports import Router
+from routing.responders import Policy, Responders
+from routing.router import DirectoryRouter
+from routing.sender import ConsoleSender, RoutingSender, Sender
 from storage.factory import make_sealer, open_storage
 from storage.ports import Storage
+
+if TYPE_CHECKING:
+    from channels.registry import ChannelRegistry
 
 
 @dataclass
@@ -39,6 +53,11 @@ class Services:
     flows: dict[str, CompiledFlow]
     engine: Engine
     sweeper: Sweeper
+    directory: Directory
+    responders: Responders
+    dispatcher: Dispatcher
+    # Set by the application once channels are mounted; None in `ess chat` and bare tests.
+    channels: ChannelRegistry | None = None
 
     async def close(self) -> None:
         await self.storage.close()
@@ -65,10 +84,40 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
     return inputs, actions
 
 
-async def open_services(settings: Settings, router: Router | None = None,
-                        storage: Storage | None = None) -> Services:
-    """Load catalogs and flows (failing on any problem), open storage, build the engine.
+def directory_path(settings: Settings) -> Path:
+    return Path(settings.directory_dir) if settings.directory_dir else SHIPPED_DIR
 
+
+@lru_cache(maxsize=4)
+def _cached_directory(path: str, mtimes: tuple[float, ...]) -> Directory:
+    return load_directory(Path(path))
+
+
+def open_directory(settings: Settings) -> Directory:
+    """The configured directory, checked (DirectoryError lists every problem)."""
+    path = directory_path(settings)
+    # Immutable once loaded: reuse it while its files are unchanged (tests, `ess chat`).
+    mtimes = tuple(p.stat().st_mtime for p in sorted(path.glob("*"))) if path.is_dir() else ()
+    return _cached_directory(str(path), mtimes)
+
+
+def typed_words(catalogs: Catalogs) -> dict[str, set[str]]:
+    """What responders may type for each action, in every language (catalog data)."""
+    return {t: catalogs.words(f"dispatch.words.{t}") for t in sorted(RESPONDER_TRIGGERS)}
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(escalate_after=settings.escalate_after, remind_after=settings.remind_after)
+
+
+async def open_services(settings: Settings, router: Router | None = None,
+                        sender: Sender | None = None,
+                        clock: Callable[[], datetime] = utcnow,
+                        storage: Storage | None = None) -> Services:
+    """Load catalogs, flows and the directory (failing on any problem), open storage, build
+    the engine, the responder service and the dispatcher.
+
+    `sender` defaults to the console for `console:` addresses; the channels add theirs.
     `storage`, when given, is used instead of opening the configured one (tests, benches).
     """
     # Here rather than in the CLI, so that every assembly (tests too) scrubs its logs.
@@ -77,11 +126,19 @@ async def open_services(settings: Settings, router: Router | None = None,
     inputs, actions = default_registries()
     flows = load_all_flows(settings, catalogs, inputs, actions)
     gazetteer = Gazetteer.load()
-    router = router or FallbackRouter(settings.fallback_recipient, gazetteer)
+    directory = open_directory(settings)
     storage = storage or await open_storage(settings, make_sealer(settings))
-    reports = Reports(storage, router)
+    router = router or DirectoryRouter(directory, storage.bindings, settings.max_station_km)
+    rules = policy(settings)
+    reports = Reports(storage, router, rules)
+    responders = Responders(storage, router, rules, clock, typed_words(catalogs))
+    sender = sender or RoutingSender({"console": ConsoleSender(catalogs)})
+    dispatcher = Dispatcher(storage, sender, responders, clock=clock)
+    reports.on_queued = responders.on_queued = dispatcher.poke
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
-                        engine=None, sweeper=Sweeper(storage))  # type: ignore[arg-type]
-    services.engine = Engine(storage, runner, catalogs, settings, services)
+                        engine=None,  # type: ignore[arg-type]
+                        sweeper=Sweeper(storage, clock=clock), directory=directory,
+                        responders=responders, dispatcher=dispatcher)
+    services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock)
     return services

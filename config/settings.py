@@ -122,8 +122,11 @@ SPECS: dict[str, _Spec] = {
     "secret_keys": _Spec(_text, "comma-separated base64 32-byte keys, newest first"),
     "flows_dir": _Spec(_text, "a folder of extra flow files"),
     "catalogs_dir": _Spec(_text, "a folder of extra catalog files"),
-    "fallback_recipient": _Spec(_text, "a channel address such as console:1300"),
     "max_body_bytes": _Spec(_positive_int, "a number of bytes"),
+    "directory_dir": _Spec(_text, "a folder with stations.csv and groups.csv"),
+    "escalate_after": _Spec(_duration, "a duration such as 5m or 300s"),
+    "remind_after": _Spec(_duration, "a duration such as 10m"),
+    "max_station_km": _Spec(_positive_int, "a whole number of kilometres"),
 }
 
 
@@ -154,9 +157,11 @@ class Settings:
     secret_keys: str = ""  # empty: a key file in the data folder
     flows_dir: str = ""
     catalogs_dir: str = ""
-    # Until the directory routes by area, every report reaches this address.
-    fallback_recipient: str = "console:1300"
     max_body_bytes: int = 256 * 1024
+    directory_dir: str = ""  # empty: the sample directory shipped in config/directory
+    escalate_after: float = 5 * 60  # no acknowledgement this long after delivery: escalate
+    remind_after: float = 10 * 60  # acknowledged but not on the way: remind the holder
+    max_station_km: int = 60  # farther from every station: the national fallback, flagged
     extra: Mapping[str, str] = field(default_factory=dict)  # other ESS_* (channel settings)
 
     @property

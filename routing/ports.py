@@ -9,30 +9,51 @@ from bot.incident import Incident
 from routing.gazetteer import Gazetteer
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One address to notify, and what the card tells it (agency, distance)."""
+
+    address: str
+    agency: str
+    name_th: str
+    name_en: str
+    area: str
+    level: int = 0
+    distance_km: float | None = None
+    lang: str = "th"
+
+
 @dataclass(frozen=True)
 class Route:
-    """The addresses to notify, the incident's area codes, and anything odd about it."""
+    """The addresses to notify, the incident's area codes, and anything odd about it.
+
+    `area_codes` run from the least to the most specific: province, district, station.
+    """
 
     recipients: tuple[str, ...]
     area_codes: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    targets: tuple[Target, ...] = ()
+    station: str | None = None
+    distance_km: float | None = None
 
 
 class Router(Protocol):
-    def route(self, incident: Incident) -> Route: ...
+    async def route(self, incident: Incident, level: int = 0) -> Route:
+        """Everyone to tell at escalation `level` (0: at once), cumulative."""
 
 
 class FallbackRouter:
     """Every report to one configured address, with area codes where the gazetteer knows.
 
-    The embedded default until a directory is configured; a real deployment routes by area.
+    For tests and a service with no directory; the default is routing.router.DirectoryRouter.
     """
 
     def __init__(self, recipient: str, gazetteer: Gazetteer | None = None):
         self.recipient = recipient
         self.gazetteer = gazetteer
 
-    def route(self, incident: Incident) -> Route:
+    async def route(self, incident: Incident, level: int = 0) -> Route:
         codes: tuple[str, ...] = ()
         place_id = incident.location.place_id
         if self.gazetteer and place_id:
@@ -41,4 +62,5 @@ class FallbackRouter:
                 codes = (place.province_code, place.id[1:]) if place.kind == "district" \
                     else (place.province_code,)
         recipients = (self.recipient,) if self.recipient else ()
-        return Route(recipients, codes, ("fallback",))
+        targets = tuple(Target(r, "fallback", r, r, "TH") for r in recipients)
+        return Route(recipients, codes, ("fallback",), targets)

@@ -17,7 +17,7 @@ import asyncpg
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.types import Location
 from storage.crypto import Sealer
-from storage.ports import Binding, StaleSession, StorageError, Timer
+from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
 
 
 def changed(status: str) -> int:
@@ -166,6 +166,15 @@ class PgIncidents:
             "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = $1 "
             "ORDER BY seq", incident_id)
         return [TimelineEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
+        rows = await self._pool.fetch(
+            "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
+            "LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind = ANY($1::text[]) "
+            "WHERE i.created_at >= $2 AND NOT i.drill GROUP BY i.id, t.kind",
+            list(kinds), since)
+        return [Milestone(r[0], r[1], tuple(json.loads(r[2])), r[3],
+                          r[4] if r[3] is not None else None) for r in rows]
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         await self._pool.execute(

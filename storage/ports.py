@@ -57,6 +57,20 @@ class Binding:
 
 
 @dataclass(frozen=True, slots=True)
+class Milestone:
+    """When an incident first reached a timeline kind (for response-time statistics).
+
+    `kind` and `at` are None for an incident that never reached any of the kinds asked for.
+    """
+
+    incident_id: str
+    created_at: datetime
+    area_codes: tuple[str, ...]
+    kind: str | None
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Loaded:
     """The result of the engine's first read: was the event handled already, and the session."""
 
@@ -108,6 +122,11 @@ class IncidentStore(Protocol):
         """
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]: ...
+
+    async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
+        """For every incident created at or after `since`, drills excluded: the first time
+        it reached each of `kinds`; one row per (incident, kind reached), and one row with
+        kind None for an incident that reached none of them."""
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         """Audit one read of personal data by a person (invariant 4)."""

@@ -25,7 +25,7 @@ from bot.types import Location
 from storage.crypto import Sealer
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
-from storage.ports import Binding, Loaded, StaleSession, StorageError, Timer
+from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
 
 BACKEND = "sqlite"
 
@@ -269,6 +269,16 @@ class SQLiteIncidents:
             "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = ? "
             "ORDER BY seq", (incident_id,))
         return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), json.loads(r[4])) for r in rows]
+
+    async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
+        marks = ", ".join("?" * len(kinds)) or "NULL"
+        rows = await self._db.all(
+            "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
+            f"LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind IN ({marks}) "
+            "WHERE i.created_at >= ? AND i.drill = 0 GROUP BY i.id, t.kind",
+            [*kinds, ts(since)])
+        return [Milestone(r[0], _dt(r[1]), tuple(json.loads(r[2])), r[3],
+                          dt(r[4]) if r[3] is not None else None) for r in rows]
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         async with self._db.transaction() as conn:

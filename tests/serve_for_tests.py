@@ -7,15 +7,12 @@ all (nothing to forget to switch off). The hook adds:
 
 - `POST /_test/inbound`: one channel-neutral event into the engine; answers the reply keys.
   The web and LINE channels are built on other branches; this is their stand-in here.
-- a dispatcher loop: claims outbox rows with this process's owner id, POSTs each to
-  `ESS_TEST_SINK` (a recorder in the test process) and completes it. The real dispatcher is
-  built in routing/; this one exercises only the claim/lease/complete protocol.
+- the real dispatcher of routing/ sends through a sender that POSTs each notification to
+  `ESS_TEST_SINK` (a recorder in the test process), under this process's owner id.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import sys
 from typing import Any
@@ -25,9 +22,12 @@ from aiohttp import web
 
 from bot.app import SERVICES
 from bot.cli import serve
-from bot.types import Inbound, Kind, Location, LocationSource, utcnow
+from bot.incident import Notification
+from bot.types import Inbound, Kind, Location, LocationSource
 from bot.wiring import Services
 from config.settings import load_settings
+from routing.dispatcher import DispatchPolicy
+from routing.sender import Delivered, RetryAfter, SendResult
 
 OWNER = f"proc-{os.getpid()}"
 
@@ -45,22 +45,22 @@ async def inbound(request: web.Request) -> web.Response:
         for r in replies]})
 
 
-async def dispatch(services: Services, sink: str, lease: float) -> None:
-    """Drain the outbox; a crash after the POST and before `complete` means a redelivery."""
-    async with aiohttp.ClientSession() as http:
-        while True:
-            try:
-                rows = await services.storage.outbox.claim(OWNER, 20, lease, utcnow())
-                for row in rows:
-                    async with http.post(sink, json={"id": row.id, "key": row.key,
-                                                     "owner": OWNER}) as resp:
-                        resp.raise_for_status()
-                    await services.storage.outbox.complete(row.id, OWNER, utcnow())
-            except Exception as exc:  # a lost server: try again on the next round
-                print(f"dispatch: {type(exc).__name__}", file=sys.stderr)
-                rows = []
-            if not rows:
-                await asyncio.sleep(0.05)
+class SinkSender:
+    """Every notification goes to the test's recorder (with its idempotency key)."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str):
+        self.http = http
+        self.url = url
+
+    async def send(self, notification: Notification) -> SendResult:
+        try:
+            async with self.http.post(self.url, json={"id": notification.id,
+                                                      "key": notification.key,
+                                                      "owner": OWNER}) as resp:
+                resp.raise_for_status()
+        except aiohttp.ClientError as exc:
+            return RetryAfter(0, type(exc).__name__)
+        return Delivered()
 
 
 def main() -> int:
@@ -72,14 +72,17 @@ def main() -> int:
         app.router.add_post("/_test/inbound", inbound)
         if not sink:
             return
-        task = asyncio.create_task(dispatch(services, sink, lease))
+        # The real dispatcher (it starts after the hooks), delivering to the recorder, with a
+        # short lease so a crashed process's rows come back within the test.
+        http = aiohttp.ClientSession()
+        services.dispatcher.sender = SinkSender(http, sink)
+        services.dispatcher.owner = OWNER
+        services.dispatcher.policy = DispatchPolicy(lease_seconds=lease, interval=0.05)
 
         async def stop(app: web.Application) -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await http.close()
 
-        app.on_shutdown.append(stop)
+        app.on_cleanup.append(stop)
 
     return serve(settings, hooks=[hook])
 

@@ -53,6 +53,7 @@ async def test_500_interleaved_conversations(services: Services) -> None:
         assert incident.type == TYPES[i % 5]
         assert incident.location.lat == 6.0 + i / 100
         assert incident.reporter == f"test:c{i}"
-    assert await services.storage.outbox.pending() == n
+    # Every report queued its notifications (a station and its area's groups each).
+    assert await services.storage.outbox.pending() >= n
     # Every lock was released and forgotten.
     assert len(services.storage.locks) == 0  # type: ignore[arg-type]

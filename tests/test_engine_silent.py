@@ -44,9 +44,14 @@ async def test_silent_report_text_only_by_taps(services: Services, first: str) -
     incident = await services.storage.incidents.get(replies[4].text.params["reference"])
     assert incident is not None
     assert (incident.silent, incident.do_not_call, incident.phone) == (True, True, None)
-    [note] = [n for n in await services.storage.outbox.claim("t", 10, 30, utcnow())
-              if n.incident_id == incident.id]
-    assert note.payload["do_not_call"] is True and note.payload["silent"] is True
+    notes = [n for n in await services.storage.outbox.claim("t", 50, 30, utcnow())
+             if n.incident_id == incident.id and n.kind == "incident.new"]
+    assert notes
+    for note in notes:
+        assert note.payload["do_not_call"] is True and note.payload["silent_report"] is True
+        # ...and the card itself must ring: responders must not miss a silent report.
+        assert note.payload["silent"] is False
+        assert note.payload["phone"] is None
 
 
 async def test_silent_report_with_a_call_back_number(services: Services) -> None:
@@ -79,7 +84,9 @@ async def test_i_am_safe_tells_responders_and_never_closes(services: Services) -
     assert incident.details["reporter_says_safe"] is True
     timeline = [e.kind for e in await services.storage.incidents.timeline(incident.id)]
     assert timeline == ["reported", "reporter_safe"]
-    assert await services.storage.outbox.pending() == pending + 1
+    # Every responder who was notified hears it; none of them is told to close the incident.
+    notified = incident.details["dispatch"]["notified"]
+    assert await services.storage.outbox.pending() == pending + len(notified)
 
 
 async def test_a_web_page_opened_with_silent_hint_starts_silently(services: Services) -> None:

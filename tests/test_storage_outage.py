@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.types import Inbound
+from bot.types import Inbound, utcnow
 from bot.wiring import Services, open_services
 from config.settings import Settings
 from tests.helpers import choice, pin, start, text
@@ -84,9 +84,11 @@ async def test_postgres_restart(services: Services,
     for msg in report("c"):
         received = await handle(services, msg)
     assert received[0] == "report.received"
-    references = {i.reporter for i in await services.storage.incidents.recent()}
-    assert references == {"test:a", "test:c"}  # the accepted ones, nothing else
-    assert await services.storage.outbox.pending() == 2
+    incidents = await services.storage.incidents.recent()
+    assert {i.reporter for i in incidents} == {"test:a", "test:c"}  # the accepted ones only
+    # ... each with its notifications queued in the same transaction (invariant 1).
+    rows = await services.storage.outbox.claim("check", 100, 60, utcnow())
+    assert {n.incident_id for n in rows} == {i.id for i in incidents}
 
 
 async def test_a_hung_redis_times_out(services: Services,

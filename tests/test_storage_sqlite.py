@@ -76,3 +76,10 @@ def test_sealer_rotates_keys() -> None:
     assert new.open(new.seal(b"x")) == b"x"
     with pytest.raises(SealError):
         old.open(new.seal(b"x"))
+
+
+def test_shipped_migrations_have_distinct_numbers() -> None:
+    from storage.migrations import migrations
+
+    versions = [m.version for m in migrations("sqlite")]
+    assert versions == sorted(set(versions))

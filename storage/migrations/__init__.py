@@ -25,6 +25,11 @@ def migrations(backend: str) -> list[Migration]:
         match = _FILE.match(path.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
+    versions = [m.version for m in found]
+    if len(versions) != len(set(versions)):
+        # Two branches each adding "0003_..." would otherwise fail at some user's start-up.
+        dupes = sorted({v for v in versions if versions.count(v) > 1})
+        raise SchemaMismatch(f"{backend} migrations share version numbers: {dupes}")
     return found
 
 

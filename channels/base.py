@@ -1,0 +1,253 @@
+"""The channel plugin contract: what every channel (built-in or third-party) provides.
+
+A channel is a class registered under the entry-point group `ess.channels`:
+
+    [project.entry-points."ess.channels"]
+    line = "channels.line:LineChannel"
+
+The registry (`channels.registry`) calls, in this order:
+
+1. `Channel.from_settings(settings)` at application build time. Raise `ChannelOff("reason")`
+   when the channel's settings are missing: it stays off with one log line. Raise
+   `config.settings.SettingsError` for a setting that is present but wrong: start-up stops.
+2. `channel.routes(router)` once, before the application starts (aiohttp forbids adding
+   routes later). Handlers are bound methods; they reach the services through `self.ctx`.
+3. `await channel.start(ctx)` when the services are open; `await channel.stop()` at shutdown,
+   before the services close (after the registry drained the background tasks).
+4. `await channel.send(address, message, key=..., silent=...) -> SendResult` whenever the
+   dispatcher (or the channel itself) must deliver something outside a request.
+
+Inside, a channel parses and verifies what arrives (signature before parsing, bounded sizes,
+a clear 4xx for bad input), turns it into `bot.types.Inbound`, hands it to
+`ctx.services.engine.handle` and renders the `Reply` list in its own idiom (`render`).
+Responder answers (postback buttons on an incident card) go to `ctx.registry.responder_action`
+instead of the engine; see `ResponderHook`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import enum
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import structlog
+from aiohttp import web
+
+from bot.incident import Notification
+from bot.render import Abilities
+from bot.types import Choice, Inbound, Location, Reply, Text
+from config.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bot.wiring import Services
+    from channels.registry import ChannelRegistry
+
+log = structlog.get_logger(__name__)
+
+ENTRY_POINT_GROUP = "ess.channels"
+ACTION_PREFIX = "act:"  # CHOICE payloads that are responder actions, never flow answers
+
+
+class ChannelOff(Exception):
+    """The channel is not configured; the message says which setting is missing."""
+
+
+class SendOutcome(enum.StrEnum):
+    SENT = "sent"  # delivered (or already delivered under the same key)
+    RETRY = "retry"  # try again later with the same key, after `retry_after` seconds
+    FAILED = "failed"  # will never succeed as it is (bad address, blocked, 4xx): bury it
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What `Channel.send` tells the dispatcher. `error` is for logs: never personal data."""
+
+    outcome: SendOutcome
+    retry_after: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is SendOutcome.SENT
+
+    @classmethod
+    def sent(cls) -> SendResult:
+        return cls(SendOutcome.SENT)
+
+    @classmethod
+    def retry(cls, after: float, error: str) -> SendResult:
+        return cls(SendOutcome.RETRY, max(0.0, after), error)
+
+    @classmethod
+    def failed(cls, error: str) -> SendResult:
+        return cls(SendOutcome.FAILED, None, error)
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A channel-neutral responder card: a title, lines, and action buttons.
+
+    LINE renders it as a Flex bubble with postback buttons, text channels as lines with a
+    numbered menu. `actions` values are `act:` tokens (see `channels.cards`).
+    """
+
+    title: Text
+    lines: tuple[Text, ...]
+    lang: str
+    actions: tuple[Choice, ...] = ()
+    location: Location | None = None
+    alert: Text | None = None  # shown first and plainly: "silent report, do not call"
+
+
+# What `send` accepts: a reply for a reporter, a card for a responder, or an outbox row,
+# which the channel turns into a card (`channels.cards.card_for`).
+Outbound = Reply | Card | Notification
+
+# Responder actions (postbacks from incident cards) go to the incident lifecycle through this
+# hook: `inbound.kind` is CHOICE, `inbound.payload` is "act:<token>", `inbound.sender` the
+# chat it came from ("C…" for a LINE group), `inbound.hints["actor"]` the person's address or,
+# when the channel could not name them, the chat's address. It returns replies for that chat
+# (channel-neutral). It must be idempotent on `inbound.event_id` (redeliveries happen).
+ResponderHook = Callable[[Inbound], Awaitable[list[Reply]]]
+
+
+class Background:
+    """Tasks that outlive the request that started them, drained at shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._guard(coro, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    async def _guard(coro: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("channel.task_failed", task=name, error=type(exc).__name__, exc_info=exc)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def join(self) -> None:
+        """Wait until no task is running (tests, and callers that must see the effects)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def drain(self, seconds: float) -> int:
+        """Wait for running tasks up to `seconds`, then cancel the rest; return how many."""
+        if not self._tasks:
+            return 0
+        pending = set(self._tasks)
+        _, late = await asyncio.wait(pending, timeout=seconds)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if late:
+            log.error("channel.tasks_cancelled", count=len(late))
+        return len(pending)
+
+
+@dataclass
+class ChannelContext:
+    """What a started channel may use."""
+
+    services: Services
+    registry: ChannelRegistry
+    tasks: Background = field(default_factory=Background)
+
+
+class Channel(abc.ABC):
+    """One channel. Subclasses set `name` and implement `routes` and `send`."""
+
+    name: ClassVar[str]
+    # Address schemes this channel delivers to ("line" for "line:U…"); defaults to `name`.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    abilities: ClassVar[Abilities] = Abilities()
+
+    _ctx: ChannelContext | None = None
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: Settings) -> Channel:
+        """Build from settings; ChannelOff when unconfigured, SettingsError when wrong."""
+
+    @abc.abstractmethod
+    def routes(self, router: web.UrlDispatcher) -> None:
+        """Add this channel's HTTP routes (called once, before the application starts)."""
+
+    @abc.abstractmethod
+    async def send(self, address: str, message: Outbound, *, key: str,
+                   silent: bool = False) -> SendResult:
+        """Deliver one message to `address` ("<scheme>:<id>").
+
+        `key` is the idempotency key (the outbox row's): a retry with the same key must not
+        deliver twice where the transport allows it. `silent` asks for no sound, vibration or
+        indicator. Never raises for transport problems: they are a RETRY or FAILED result.
+        """
+
+    async def start(self, ctx: ChannelContext) -> None:
+        """Open clients; the default keeps the context."""
+        self._ctx = ctx
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook, most channels hold nothing
+        """Close clients (background tasks are already drained)."""
+
+    @property
+    def ctx(self) -> ChannelContext:
+        if self._ctx is None:
+            raise RuntimeError(f"channel {self.name} is not started")
+        return self._ctx
+
+    @classmethod
+    def address_schemes(cls) -> tuple[str, ...]:
+        return cls.schemes or (cls.name,)
+
+
+def setting(settings: Settings, name: str, *, channel: str) -> str:
+    """`ESS_<NAME>` from the environment/file extras, or ChannelOff naming it."""
+    value = settings.extra.get(name, "").strip()
+    if not value:
+        raise ChannelOff(f"{channel}: {name} is not set")
+    return value
+
+
+def optional_setting(settings: Settings, name: str, default: str = "") -> str:
+    return settings.extra.get(name, "").strip() or default
+
+
+def number_setting(settings: Settings, name: str, default: float, *, low: float = 0.0,
+                   high: float = float("inf")) -> float:
+    """A numeric extra setting, or SettingsError naming it and what it accepts."""
+    raw = settings.extra.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} is not valid: expected a number from {low} to "
+                            f"{high}")
+    return value
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """"line:U123" → ("line", "U123"); ValueError for an address without a scheme."""
+    scheme, sep, rest = address.partition(":")
+    if not sep or not scheme or not rest:
+        raise ValueError("an address is <scheme>:<id>")
+    return scheme, rest
+

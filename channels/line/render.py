@@ -1,0 +1,111 @@
+"""Channel-neutral replies and cards as LINE message objects (the SDK's models).
+
+Choices become quick-reply postback buttons (LINE shows at most 13, labels at most 20
+characters); when a label does not fit, the full labels are also written in the message as a
+numbered list, so nothing is hidden and a typed number still works. The location step gets a
+`LocationAction` quick reply. In a silent conversation the buttons carry no `displayText`, so
+a tap leaves no bubble of the reporter's words in the chat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from linebot.v3.messaging import (
+    FlexBox,
+    FlexBubble,
+    FlexButton,
+    FlexMessage,
+    FlexSeparator,
+    FlexText,
+    LocationAction,
+    PostbackAction,
+    QuickReply,
+    QuickReplyItem,
+    TextMessage,
+    URIAction,
+)
+
+from bot.i18n import Catalogs
+from bot.render import Abilities, choice_lines
+from bot.types import Ask, Reply, Text
+from channels.base import Card
+from channels.cards import map_url
+
+MAX_QUICK_REPLIES = 13
+MAX_LABEL = 20
+MAX_DISPLAY_TEXT = 300
+MAX_DATA = 300
+MAX_TEXT = 5000
+MAX_ALT_TEXT = 400
+MAX_MESSAGES_PER_REQUEST = 5
+ABILITIES = Abilities(buttons=True, location=True, max_buttons=MAX_QUICK_REPLIES)
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
+    """One reply as a text message with its quick replies."""
+    body = catalogs.render(reply.lang, reply.text)
+    labels = [catalogs.render(reply.lang, c.label) for c in reply.choices]
+    slots = MAX_QUICK_REPLIES - (1 if reply.ask is Ask.LOCATION else 0)
+    items: list[QuickReplyItem] = []
+    if reply.ask is Ask.LOCATION:
+        items.append(QuickReplyItem(action=LocationAction(
+            label=_label(catalogs.render(reply.lang, Text("line.location_button"))))))
+    fits = len(reply.choices) <= slots and all(len(x.value) <= MAX_DATA for x in reply.choices)
+    if reply.choices and (not fits or any(len(label) > MAX_LABEL for label in labels)):
+        body += "\n" + "\n".join(choice_lines(reply, catalogs))
+    if fits:
+        for i, (choice, label) in enumerate(zip(reply.choices, labels, strict=True), 1):
+            short = label if len(label) <= MAX_LABEL else _label(f"{i}) {label}")
+            items.append(QuickReplyItem(action=PostbackAction(
+                label=short, data=choice.value,
+                display_text=None if reply.silent else _cut(label, MAX_DISPLAY_TEXT))))
+    return TextMessage(text=_cut(body, MAX_TEXT),
+                       quick_reply=QuickReply(items=items) if items else None)
+
+
+def reply_messages(replies: list[Reply], catalogs: Catalogs) -> list[TextMessage]:
+    return [reply_message(r, catalogs) for r in replies]
+
+
+def batches(messages: list[Any]) -> list[list[Any]]:
+    """LINE takes at most five messages per reply or push."""
+    return [messages[i:i + MAX_MESSAGES_PER_REQUEST]
+            for i in range(0, len(messages), MAX_MESSAGES_PER_REQUEST)]
+
+
+def card_message(card: Card, catalogs: Catalogs) -> FlexMessage:
+    """A responder card as a Flex bubble: alert first, the facts, then the action buttons."""
+    def render(text: Text) -> str:
+        return catalogs.render(card.lang, text)
+
+    title = render(card.title)
+    body: list[Any] = []
+    if card.alert is not None:
+        body.append(FlexText(text=render(card.alert), wrap=True, weight="bold",
+                             color="#B00020", size="md"))
+    body.append(FlexText(text=title, wrap=True, weight="bold", size="lg"))
+    body.append(FlexSeparator())
+    body += [FlexText(text=render(line), wrap=True, size="sm") for line in card.lines]
+    buttons: list[Any] = []
+    for choice in card.actions:
+        buttons.append(FlexButton(
+            action=PostbackAction(label=_label(render(choice.label)), data=choice.value),
+            style="primary" if not buttons else "secondary", height="sm"))
+    url = map_url(card.location) if card.location else None
+    if url:
+        buttons.append(FlexButton(action=URIAction(label=_label(render(Text("card.action.map"))),
+                                                   uri=url), style="link", height="sm"))
+    bubble = FlexBubble(
+        body=FlexBox(layout="vertical", spacing="sm", contents=body),
+        footer=FlexBox(layout="vertical", spacing="sm", contents=buttons) if buttons else None)
+    alt = " ".join(render(t) for t in ((card.alert,) if card.alert else ()) + (card.title,))
+    return FlexMessage(alt_text=_cut(alt, MAX_ALT_TEXT), contents=bubble)

@@ -1,0 +1,334 @@
+"""The web chat: `GET /chat`, `/chat/widget.js` to embed it, and the websocket `/chat/ws`.
+
+Protocol (JSON text frames). The client opens with
+`{"type": "hello", "token": <token or null>, "after": <last seq seen>, "silent": bool,
+"lang": "th"}`; the server answers `{"type": "welcome", "token": ...}` (a new signed token
+when the old one is missing or forged) and replays every message after `after`. Then the
+client sends `start`, `choice`, `text` or `location` frames, each with a client message id
+`id` (the event id: a frame resent after a reconnect is handled once), and the server acks
+each with `{"type": "ack", "id"}`; bot messages arrive as
+`{"type": "message", "seq", "text", "choices": [{"value", "label"}], "ask", "silent"}`.
+Anything malformed gets `{"type": "error", "code"}` and the socket stays open.
+
+Conversations and their recent messages live in this process (bounded); a multi-process
+deployment needs sticky sessions for `/chat/ws`.
+
+Settings (all optional): `ESS_WEBCHAT_SECRET` (token key; default a key file in the data
+folder), `ESS_WEBCHAT_TILE_URL` (`https://…/{z}/{x}/{y}.png`; empty: no map images),
+`ESS_WEBCHAT_EXIT_URL` (where quick exit goes; default a neutral local page),
+`ESS_WEBCHAT_ENABLED=false` to turn it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from bot.incident import Notification
+from bot.render import Abilities
+from bot.types import Inbound, Kind, Location, LocationSource, Reply
+from channels.base import (
+    Card,
+    Channel,
+    ChannelContext,
+    ChannelOff,
+    Outbound,
+    SendResult,
+    optional_setting,
+    split_address,
+)
+from channels.cards import card_for, card_text
+from channels.webchat.pages import STATIC, chat_page, exit_page, page_lang
+from channels.webchat.tokens import TokenSigner
+from config.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "web"
+ABILITIES = Abilities(buttons=True, location=True, max_buttons=20)
+MAX_FRAME = 8 * 1024
+MAX_LOG = 100  # messages kept per conversation for replay
+MAX_CONVERSATIONS = 10_000
+MAX_ID = 64
+MAX_TEXT = 2000
+HEARTBEAT = 30.0
+BURST = 20  # frames a socket may send in one window; a person tapping never gets near it
+WINDOW = 10.0
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass
+class Conversation:
+    """One web conversation: its recent messages (for replay) and its open sockets."""
+
+    id: str
+    next_seq: int = 1
+    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
+    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    sent_keys: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
+
+    def add(self, frame: dict[str, Any]) -> dict[str, Any]:
+        frame = {**frame, "seq": self.next_seq}
+        self.next_seq += 1
+        self.log.append(frame)
+        return frame
+
+
+class BadFrame(ValueError):
+    """A frame the protocol does not allow; the code goes back to the client."""
+
+
+class WebChatChannel(Channel):
+    """The web page and its websocket; the address is `web:<conversation id>`."""
+
+    name: ClassVar[str] = CHANNEL
+    abilities = ABILITIES
+
+    def __init__(self, signer: TokenSigner | None, *, tile_url: str = "",
+                 exit_url: str = "/chat/exit", data_dir: Path | None = None) -> None:
+        self._signer = signer
+        self._data_dir = data_dir
+        self.tile_url = tile_url
+        self.exit_url = exit_url
+        self.conversations: OrderedDict[str, Conversation] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebChatChannel:
+        if optional_setting(settings, "ESS_WEBCHAT_ENABLED", "true").lower() in (
+                "false", "0", "no", "off"):
+            raise ChannelOff("web: ESS_WEBCHAT_ENABLED is false")
+        secret = optional_setting(settings, "ESS_WEBCHAT_SECRET")
+        return cls(TokenSigner(secret.encode()) if secret else None,
+                   tile_url=optional_setting(settings, "ESS_WEBCHAT_TILE_URL"),
+                   exit_url=optional_setting(settings, "ESS_WEBCHAT_EXIT_URL", "/chat/exit"),
+                   data_dir=settings.data_path)
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/chat", self.page)
+        router.add_get("/chat/ws", self.websocket)
+        router.add_get("/chat/exit", self.exit)
+        router.add_get("/chat/static/{name}", self.static)
+        router.add_get("/chat/widget.js", self.widget)
+
+    async def start(self, ctx: ChannelContext) -> None:
+        await super().start(ctx)
+        if self._signer is None:
+            self._signer = TokenSigner.from_file(self._data_dir or ctx.services.settings.data_path)
+
+    @property
+    def signer(self) -> TokenSigner:
+        assert self._signer is not None, "started channels have a signer"
+        return self._signer
+
+    # -- pages ------------------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.Response:
+        catalogs = self.ctx.services.catalogs
+        lang = page_lang(request, catalogs, self.ctx.services.settings.default_lang)
+        silent = request.query.get("silent", "") in ("1", "true", "yes")
+        html = chat_page(catalogs, lang, silent=silent, tile_url=self.tile_url,
+                         exit_url=self.exit_url)
+        return web.Response(text=html, content_type="text/html",
+                            headers={**SECURITY_HEADERS, "Content-Security-Policy":
+                                     self._csp()})
+
+    def _csp(self) -> str:
+        images = "'self' data:"
+        if self.tile_url.startswith(("https://", "http://")):
+            scheme, _, rest = self.tile_url.partition("://")
+            images += f" {scheme}://{rest.split('/', 1)[0].replace('{s}', '*')}"
+        return (f"default-src 'self'; img-src {images}; connect-src 'self'; "
+                "script-src 'self'; style-src 'self'; frame-ancestors *; base-uri 'none'")
+
+    async def exit(self, request: web.Request) -> web.Response:
+        catalogs = self.ctx.services.catalogs
+        lang = page_lang(request, catalogs, self.ctx.services.settings.default_lang)
+        return web.Response(text=exit_page(catalogs, lang), content_type="text/html",
+                            headers=SECURITY_HEADERS)
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES \
+                or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.Response(body=path.read_bytes(), content_type=STATIC_TYPES[path.suffix],
+                            headers={"Cache-Control": "no-cache",
+                                     "X-Content-Type-Options": "nosniff"})
+
+    async def widget(self, request: web.Request) -> web.Response:
+        body = (STATIC / "widget.js").read_text(encoding="utf-8")
+        return web.Response(text=body, content_type="text/javascript",
+                            headers={"Cache-Control": "no-cache",
+                                     "Access-Control-Allow-Origin": "*"})
+
+    # -- websocket --------------------------------------------------------------------------
+
+    def _conversation(self, conversation_id: str) -> Conversation:
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            conversation = Conversation(conversation_id)
+            self.conversations[conversation_id] = conversation
+            while len(self.conversations) > MAX_CONVERSATIONS:
+                self.conversations.popitem(last=False)
+        else:
+            self.conversations.move_to_end(conversation_id)
+        return conversation
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT)
+        await ws.prepare(request)
+        conversation: Conversation | None = None
+        hints: dict[str, str] = {}
+        window_start, in_window = time.monotonic(), 0
+        try:
+            async for msg in ws:
+                now = time.monotonic()
+                if now - window_start > WINDOW:
+                    window_start, in_window = now, 0
+                in_window += 1
+                if in_window > BURST:
+                    await ws.send_json({"type": "error", "code": "slow_down"})
+                    continue
+                if msg.type is not WSMsgType.TEXT:
+                    if msg.type is WSMsgType.ERROR:
+                        break
+                    await ws.send_json({"type": "error", "code": "text_frames_only"})
+                    continue
+                try:
+                    frame = json.loads(msg.data)
+                    if not isinstance(frame, dict):
+                        raise BadFrame("not_an_object")
+                    if conversation is None:
+                        conversation, hints = await self._hello(ws, frame)
+                        continue
+                    inbound = self._inbound(conversation.id, frame, hints)
+                except (ValueError, BadFrame) as exc:
+                    code = str(exc) if isinstance(exc, BadFrame) else "not_json"
+                    await ws.send_json({"type": "error", "code": code})
+                    continue
+                replies = await self.ctx.services.engine.handle(inbound)
+                # Stored before anything is sent: if the socket drops now, a reconnect
+                # replays the replies, and the unacked frame is resent and deduplicated.
+                for reply in replies:
+                    await self._publish(conversation, self._frame(reply))
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_json({"type": "ack", "id": inbound.event_id})
+        finally:
+            if conversation is not None:
+                conversation.sockets.discard(ws)
+        return ws
+
+    async def _hello(self, ws: web.WebSocketResponse,
+                     frame: dict[str, Any]) -> tuple[Conversation, dict[str, str]]:
+        if frame.get("type") != "hello":
+            raise BadFrame("hello_first")
+        conversation_id = self.signer.check(frame.get("token"))
+        token = frame.get("token")
+        if conversation_id is None:
+            conversation_id, token = self.signer.issue()
+        conversation = self._conversation(conversation_id)
+        conversation.sockets.add(ws)
+        await ws.send_json({"type": "welcome", "token": token})
+        after = frame.get("after")
+        after = after if isinstance(after, int) else 0
+        for old in list(conversation.log):
+            if old["seq"] > after:
+                await ws.send_json(old)
+        hints: dict[str, str] = {}
+        if frame.get("silent") is True:
+            hints["flow"] = "silent"
+        lang = frame.get("lang")
+        if isinstance(lang, str) and self.ctx.services.catalogs.has(lang):
+            hints["lang"] = lang
+        return conversation, hints
+
+    def _inbound(self, sender: str, frame: dict[str, Any], hints: dict[str, str]) -> Inbound:
+        kind, event_id = frame.get("type"), frame.get("id")
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_ID:
+            raise BadFrame("bad_id")
+
+        def make(kind: Kind, payload: str | Location | None) -> Inbound:
+            return Inbound(CHANNEL, sender, kind, event_id, payload, hints=hints)
+
+        if kind == "start":
+            flow = frame.get("flow")
+            return make(Kind.START, flow if isinstance(flow, str) and len(flow) < 40 else None)
+        if kind == "choice":
+            value = frame.get("value")
+            if not isinstance(value, str) or len(value) > 300:
+                raise BadFrame("bad_choice")
+            return make(Kind.CHOICE, value)
+        if kind == "text":
+            text = frame.get("text")
+            if not isinstance(text, str):
+                raise BadFrame("bad_text")
+            return make(Kind.TEXT, text[:MAX_TEXT])
+        if kind == "location":
+            try:
+                lat, lon = float(frame["lat"]), float(frame["lon"])
+                accuracy = frame.get("accuracy")
+                accuracy = float(accuracy) if accuracy is not None else None
+            except (KeyError, TypeError, ValueError):
+                raise BadFrame("bad_location") from None
+            source = LocationSource.DEVICE if frame.get("source") == "device" else \
+                LocationSource.REPORTER_PIN
+            return make(Kind.LOCATION, Location(lat, lon, source, accuracy))
+        raise BadFrame("unknown_type")
+
+    def _frame(self, message: Reply | Card) -> dict[str, Any]:
+        catalogs = self.ctx.services.catalogs
+        if isinstance(message, Card):
+            return {"type": "message", "text": "\n".join(card_text(message, catalogs)),
+                    "choices": [], "ask": None, "silent": False}
+        return {
+            "type": "message",
+            "text": catalogs.render(message.lang, message.text),
+            "choices": [{"value": c.value, "label": catalogs.render(message.lang, c.label)}
+                        for c in message.choices],
+            "ask": message.ask.value if message.ask else None,
+            "silent": message.silent,
+        }
+
+    async def _publish(self, conversation: Conversation, frame: dict[str, Any]) -> None:
+        stored = conversation.add(frame)
+        for ws in list(conversation.sockets):
+            if ws.closed:
+                conversation.sockets.discard(ws)
+                continue
+            try:
+                await ws.send_json(stored)
+            except (ConnectionError, RuntimeError):
+                # Kept in the log: the client gets it on reconnect.
+                conversation.sockets.discard(ws)
+
+    async def send(self, address: str, message: Outbound, *, key: str,
+                   silent: bool = False) -> SendResult:
+        """Queue for the conversation's page (delivered now if open, else on reconnect)."""
+        try:
+            scheme, conversation_id = split_address(address)
+        except ValueError:
+            return SendResult.failed("bad address")
+        if scheme != CHANNEL:
+            return SendResult.failed("not a web address")
+        if isinstance(message, Notification):
+            message = card_for(message, self.ctx.services.settings.default_lang)
+        conversation = self._conversation(conversation_id)
+        if key in conversation.sent_keys:
+            return SendResult.sent()  # a retry of what the page already has
+        conversation.sent_keys.append(key)
+        await self._publish(conversation, self._frame(message))
+        return SendResult.sent()

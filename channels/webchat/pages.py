@@ -1,0 +1,97 @@
+"""The web chat's HTML pages, filled from the catalogs (every visible word is catalog text)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.i18n import Catalogs
+from bot.types import Text
+
+STATIC = Path(__file__).with_name("static")
+UI_KEYS = (
+    "title", "neutral_title", "exit", "exit_hint", "send", "message_label", "phone_label",
+    "phone_hint", "use_location", "locating", "location_denied", "map_label", "map_send",
+    "map_no_tiles", "zoom_in", "zoom_out", "address_label", "silent_button", "connecting",
+    "offline", "chat_label", "exit_page", "locate.prompt", "locate.done", "locate.expired",
+)
+
+
+def page_lang(request: web.Request, catalogs: Catalogs, default: str) -> str:
+    """`?lang=` when we have it, else the browser's first language we have, else the default."""
+    wanted = request.query.get("lang", "")
+    if catalogs.has(wanted):
+        return wanted
+    for part in request.headers.get("Accept-Language", "").split(","):
+        code = part.split(";")[0].strip().split("-")[0].lower()
+        if catalogs.has(code):
+            return code
+    return default
+
+
+def ui_strings(catalogs: Catalogs, lang: str) -> dict[str, str]:
+    return {key: catalogs.render(lang, Text(f"web.{key}")) for key in UI_KEYS}
+
+
+def _json_for_script(data: Any) -> str:
+    # Inside <script type="application/json"> only "</" could end the element early.
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+
+
+def chat_page(catalogs: Catalogs, lang: str, *, silent: bool, tile_url: str,
+              exit_url: str) -> str:
+    """The chat page; `silent` gives it a neutral title and icon from the first byte."""
+    ui = ui_strings(catalogs, lang)
+    e = {k: html.escape(v) for k, v in ui.items()}
+    title = e["neutral_title"] if silent else e["title"]
+    icon = "neutral" if silent else "ess"
+    config = {"lang": lang, "silent": silent, "tileUrl": tile_url, "exitUrl": exit_url,
+              "ui": ui}
+    template = (STATIC / "chat.html").read_text(encoding="utf-8")
+    values = {
+        "lang": html.escape(lang), "title": title, "icon": icon,
+        "body_class": "silent" if silent else "",
+        "config": _json_for_script(config), **{f"ui_{k.replace('.', '_')}": v
+                                              for k, v in e.items()},
+    }
+    for key, value in values.items():
+        template = template.replace("{{" + key + "}}", value)
+    return template
+
+
+def exit_page(catalogs: Catalogs, lang: str) -> str:
+    """Where quick exit lands: a page that says nothing about what was open before."""
+    title = html.escape(catalogs.render(lang, Text("web.neutral_title")))
+    text = html.escape(catalogs.render(lang, Text("web.exit_page")))
+    return (f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{title}</title><link rel="icon" href="/chat/static/neutral.svg">'
+            f"</head><body><p>{text}</p></body></html>")
+
+
+def locate_page(catalogs: Catalogs, lang: str, valid: bool, static: str) -> str:
+    """The one-time page an SMS links to: it sends the phone's position, once.
+
+    `static` is the URL folder its script and style are served from (the SMS channel's own,
+    so the page works whether or not the web chat is on).
+    """
+    ui = {k: html.escape(v) for k, v in ui_strings(catalogs, lang).items()}
+    if not valid:
+        body = f'<p role="alert">{ui["locate.expired"]}</p>'
+    else:
+        body = (f'<p>{ui["locate.prompt"]}</p>'
+                f'<button id="locate" type="button" class="primary">{ui["use_location"]}'
+                f'</button><p id="locate-status" role="status" aria-live="polite"></p>'
+                '<script id="ess-config" type="application/json">'
+                f'{_json_for_script({"ui": ui_strings(catalogs, lang)})}</script>'
+                f'<script src="{static}/locate.js" defer></script>')
+    return (f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{ui["neutral_title"]}</title>'
+            f'<link rel="icon" href="{static}/neutral.svg">'
+            f'<link rel="stylesheet" href="{static}/chat.css"></head>'
+            f"<body><main>{body}</main></body></html>")

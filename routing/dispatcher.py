@@ -1,0 +1,158 @@
+"""The dispatcher: drains the outbox through the channels and fires durable timers.
+
+At-least-once: a row is leased (`Outbox.claim`), handed to its channel with the row's own
+idempotency key, and only then completed; a process that dies holding a lease loses it when
+the lease runs out and another dispatcher (or itself, restarted) sends the row again with
+the same key, which the channel uses to drop the duplicate. Transient failures back off
+exponentially with full jitter; a bound later, or on a permanent failure, the row goes to
+the dead-letter state with an alert in the logs. Timers are rows claimed by the same loop,
+so an escalation survives a restart and two processes never fire one timer twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from bot.incident import Notification
+from bot.types import utcnow
+from routing.messages import KIND_NEW, KIND_REMINDER
+from routing.responders import Responders
+from routing.sender import Delivered, PermanentFailure, RetryAfter, Sender, scheme
+from storage.ports import Storage
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """Retry and lease bounds (seconds)."""
+
+    batch: int = 50
+    lease_seconds: float = 60.0
+    send_timeout: float = 20.0
+    base_backoff: float = 2.0
+    max_backoff: float = 300.0
+    max_attempts: int = 10
+    interval: float = 1.0
+
+
+def backoff(attempt: int, policy: DispatchPolicy, rng: random.Random) -> float:
+    """Full jitter (uniform up to the exponential bound): retries of many rows that failed
+    together spread out instead of hitting a recovering channel all at once."""
+    bound = min(policy.max_backoff, policy.base_backoff * 2 ** max(0, attempt - 1))
+    return rng.uniform(bound / 2, bound)
+
+
+class Dispatcher:
+    """One instance per process; several processes may share a database."""
+
+    def __init__(self, storage: Storage, sender: Sender, responders: Responders,
+                 policy: DispatchPolicy = DispatchPolicy(), owner: str | None = None,
+                 clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None):
+        self.storage = storage
+        self.sender = sender
+        self.responders = responders
+        self.policy = policy
+        self.owner = owner or f"dispatcher-{random.getrandbits(48):012x}"
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """New rows are waiting: run now rather than at the next poll."""
+        self.wake.set()
+
+    async def drain_once(self) -> int:
+        """Send every due row once; return how many were claimed."""
+        rows = await self.storage.outbox.claim(self.owner, self.policy.batch,
+                                               self.policy.lease_seconds, self.clock())
+        if rows:
+            results = await asyncio.gather(*(self._deliver(n) for n in rows),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    # The row stays leased and comes back when the lease runs out.
+                    log.error("dispatch.failed", error=type(result).__name__)
+        return len(rows)
+
+    async def _deliver(self, notification: Notification) -> None:
+        try:
+            async with asyncio.timeout(self.policy.send_timeout):
+                result = await self.sender.send(notification)
+        except TimeoutError:
+            result = RetryAfter(0, "timeout")
+        except Exception as exc:  # a channel bug must not stop the dispatcher
+            result = RetryAfter(0, type(exc).__name__)
+        now = self.clock()
+        channel = scheme(notification.recipient)
+        if isinstance(result, Delivered):
+            if notification.kind in (KIND_NEW, KIND_REMINDER):
+                # Before completing: if we die in between, the row is sent again (same key)
+                # and arming again is a no-op; the other order could lose the clock.
+                try:
+                    await self.responders.delivered(notification)
+                except Exception as exc:
+                    # Send again soon (the channel drops the repeat by its key) and arm then.
+                    log.error("dispatch.arm_failed", error=type(exc).__name__)
+                    await self.storage.outbox.retry(notification.id, self.owner,
+                                                    now + timedelta(seconds=1), "arm failed")
+                    return
+            if not await self.storage.outbox.complete(notification.id, self.owner, now):
+                log.warning("dispatch.lease_lost", kind=notification.kind, channel=channel)
+            log.info("dispatch.delivered", kind=notification.kind, channel=channel,
+                     attempt=notification.attempts)
+            return
+        if isinstance(result, PermanentFailure) or \
+                notification.attempts >= self.policy.max_attempts:
+            reason = result.reason if isinstance(result, PermanentFailure | RetryAfter) else ""
+            await self.storage.outbox.bury(notification.id, self.owner, reason)
+            # The alert: a person must look at a message that will never arrive.
+            log.error("dispatch.dead_letter", alert=True, kind=notification.kind,
+                      channel=channel, attempts=notification.attempts, reason=reason,
+                      recipient=notification.recipient)
+            return
+        delay = max(result.seconds, backoff(notification.attempts, self.policy, self.rng))
+        await self.storage.outbox.retry(notification.id, self.owner,
+                                        now + timedelta(seconds=delay), result.reason)
+        log.warning("dispatch.retry", kind=notification.kind, channel=channel,
+                    attempt=notification.attempts, delay=round(delay, 1), reason=result.reason)
+
+    async def fire_timers_once(self) -> int:
+        """Fire every due timer once; return how many."""
+        timers = await self.storage.timers.claim_due(self.owner, self.clock(),
+                                                     self.policy.batch,
+                                                     self.policy.lease_seconds)
+        for timer in timers:
+            try:
+                await self.responders.fire(timer)
+            except Exception as exc:
+                # Leave it leased: it comes back when the lease runs out.
+                log.error("timer.failed", kind=timer.kind, error=type(exc).__name__)
+                continue
+            await self.storage.timers.done(timer.id, self.owner)
+        return len(timers)
+
+    async def run_once(self) -> int:
+        return await self.fire_timers_once() + await self.drain_once()
+
+    async def run(self) -> None:
+        """Until cancelled: drain and fire, then sleep a little unless woken."""
+        while True:
+            # Cleared before the pass, so a poke during it makes the wait return at once.
+            self.wake.clear()
+            try:
+                busy = await self.run_once()
+            except Exception as exc:
+                log.warning("dispatch.loop_failed", error=type(exc).__name__)
+                busy = 0
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.policy.interval)

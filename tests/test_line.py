@@ -1,0 +1,308 @@
+"""The LINE channel end to end: signed webhooks in, SDK-validated API calls out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
+
+from bot.app import CHANNELS, SERVICES, create_app
+from bot.incident import Notification
+from bot.types import Inbound, Reply, Text
+from channels.base import SendOutcome
+from channels.cards import parse_action
+from channels.line import LineChannel
+from channels.registry import ChannelRegistry
+from config.settings import Settings
+from tests import line_events as ev
+from tests.line_standin import TOKEN, LineStandIn
+from tests.pii import assert_no_pii
+
+USER = "U" + "a" * 32
+GROUP = "C" + "b" * 32
+
+
+@pytest.fixture
+async def line_api() -> AsyncIterator[LineStandIn]:
+    standin = await LineStandIn().start()
+    try:
+        yield standin
+    finally:
+        await standin.close()
+
+
+@pytest.fixture
+def line_settings(tmp_path: Path, line_api: LineStandIn) -> Settings:
+    return Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
+        "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+        "ESS_LINE_API_URL": line_api.url})
+
+
+@pytest.fixture
+async def client(line_settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
+    app = create_app(line_settings,
+                     channels=ChannelRegistry.discover(line_settings, only=["line"]))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+async def post(client: TestClient[Any, Any], *events: dict[str, Any],
+               signature: str | None = None) -> int:
+    raw = ev.body(*events)
+    headers = {"Content-Type": "application/json",
+               "X-Line-Signature": ev.sign(raw) if signature is None else signature}
+    response = await client.post("/webhooks/line", data=raw, headers=headers)
+    await client.app[CHANNELS].tasks.join()
+    return response.status
+
+
+def quick_items(call_raw: dict[str, Any]) -> list[dict[str, Any]]:
+    return [item for m in call_raw["messages"]
+            for item in (m.get("quickReply") or {}).get("items", [])]
+
+
+async def test_bad_or_missing_signature_is_401_and_nothing_happens(
+        client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    assert await post(client, ev.follow(ev.user(USER)), signature="bm90IGl0") == 401
+    assert await post(client, ev.follow(ev.user(USER)), signature="") == 401
+    wrong = ev.sign(ev.body(ev.follow(ev.user(USER))), secret="another-secret")
+    assert await post(client, ev.follow(ev.user(USER)), signature=wrong) == 401
+    assert line_api.calls == []
+
+
+async def test_malformed_empty_and_oversized_bodies(client: TestClient[Any, Any],
+                                                    line_api: LineStandIn) -> None:
+    for raw in (b"not json", b'{"destination": "U1"}', b'{"events": [1, 2]}'):
+        response = await client.post("/webhooks/line", data=raw,
+                                     headers={"X-Line-Signature": ev.sign(raw)})
+        assert response.status == 400
+        assert "error" in await response.json()
+    assert await post(client) == 200  # LINE's connectivity check: no events
+    big = b"{" + b" " * (300 * 1024) + b"}"
+    response = await client.post("/webhooks/line", data=big,
+                                 headers={"X-Line-Signature": ev.sign(big)})
+    assert response.status == 413
+    assert line_api.calls == []
+
+
+async def test_a_whole_report_by_quick_replies(client: TestClient[Any, Any],
+                                               line_api: LineStandIn) -> None:
+    me = ev.user(USER)
+    assert await post(client, ev.follow(me)) == 200
+    greeting = line_api.ok("reply")[-1]
+    items = quick_items(greeting.raw)
+    assert 0 < len(items) <= 13
+    assert all(len(i["action"]["label"]) <= 20 for i in items)
+    assert {i["action"]["data"] for i in items} >= {"threat", "cmd:silent"}
+    assert greeting.raw.get("notificationDisabled") is not True
+
+    await post(client, ev.postback(me, "threat"))
+    location_step = line_api.ok("reply")[-1]
+    assert quick_items(location_step.raw)[0]["action"]["type"] == "location"
+
+    with capture_logs() as logs:
+        await post(client, ev.location(me, lat=16.8219876, lon=100.2651234))
+        await post(client, ev.text(me, "๐๘๑-๒๓๔-๕๖๗๘"))
+        await post(client, ev.postback(me, "send"))
+    assert any(e["event"] == "report.received" for e in logs)
+    assert_no_pii(logs, "16.82198", "100.26512", "๐๘๑", "812345678", "Mueang Phitsanulok")
+    received = line_api.ok("reply")[-1]
+    assert any("ESS-" in m["text"] for m in received.raw["messages"])
+    assert line_api.invalid == []
+
+    services = client.app[SERVICES]
+    [incident] = await services.storage.incidents.recent()
+    assert incident.channel == "line" and incident.reporter == f"line:{USER}"
+    assert incident.phone == "+66812345678"
+    assert incident.location.source.value == "reporter_pin"
+    assert line_api.ok("loading") == []
+
+
+async def test_silent_report_never_notifies(client: TestClient[Any, Any],
+                                            line_api: LineStandIn) -> None:
+    me = ev.user(USER)
+    await post(client, ev.postback(me, "menu:silent"))
+    for value in ("go", "threat"):
+        await post(client, ev.postback(me, value))
+    await post(client, ev.location(me))
+    await post(client, ev.postback(me, "no"))
+    calls = line_api.ok()
+    assert len(calls) == 5
+    for call in calls:
+        assert call.raw["notificationDisabled"] is True
+        for item in quick_items(call.raw):
+            assert "displayText" not in item["action"]
+    assert any("ESS-" in text for text in line_api.texts())
+    [incident] = await client.app[SERVICES].storage.incidents.recent()
+    assert incident.silent and incident.do_not_call
+    assert line_api.ok("loading") == []
+
+
+async def test_a_redelivered_or_repeated_event_is_handled_once(
+        client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    event = ev.follow(ev.user(USER))
+    await post(client, event)
+    await post(client, event)
+    again = dict(event, deliveryContext={"isRedelivery": True})
+    await post(client, again)
+    assert len(line_api.ok()) == 1
+
+
+async def test_stale_reply_token_falls_back_to_push(client: TestClient[Any, Any],
+                                                   line_api: LineStandIn) -> None:
+    event = ev.follow(ev.user(USER))
+    event["replyToken"] = "expired-token"
+    await post(client, event)
+    redelivered = ev.text(ev.user(USER), "hello", redelivery=True)
+    await post(client, redelivered)
+    assert [c.kind for c in line_api.calls] == ["reply", "push", "push"]
+    pushes = line_api.ok("push")
+    assert all(p.raw["to"] == USER for p in pushes)
+    assert len({p.headers["X-Line-Retry-Key"] for p in pushes}) == 2
+
+
+async def test_stickers_and_images_get_a_polite_reprompt(client: TestClient[Any, Any],
+                                                         line_api: LineStandIn) -> None:
+    me = ev.user(USER)
+    await post(client, ev.follow(me))
+    await post(client, ev.sticker(me))
+    await post(client, ev.image(me))
+    await post(client, ev.unknown_message(me))
+    assert len(line_api.ok("reply")) == 4
+    assert line_api.invalid == []
+
+
+async def test_push_errors_follow_line_rules(client: TestClient[Any, Any],
+                                            line_api: LineStandIn) -> None:
+    channel = client.app[CHANNELS].channel_for(f"line:{USER}")
+    reply = Reply(Text("common.greeting"), "th")
+
+    line_api.fail_next(429, {"Retry-After": "7"})
+    result = await channel.send(f"line:{USER}", reply, key="11111111-1111-4111-8111-111111111111")
+    assert result.outcome is SendOutcome.RETRY and result.retry_after == 7
+
+    key = "22222222-2222-4222-8222-222222222222"
+    line_api.fail_next(500)
+    assert (await channel.send(f"line:{USER}", reply, key=key)).outcome is SendOutcome.RETRY
+    assert (await channel.send(f"line:{USER}", reply, key=key)).ok
+    # The same key again: LINE answers 409 "already accepted"; it counts as delivered once.
+    assert (await channel.send(f"line:{USER}", reply, key=key)).ok
+    assert len([c for c in line_api.ok("push") if c.headers["X-Line-Retry-Key"] == key]) == 1
+
+    # An outbox key that is not a UUID still gives LINE a UUID, the same one each time.
+    assert (await channel.send(f"line:{USER}", reply, key="outbox-row-7")).ok
+    assert (await channel.send(f"line:{USER}", reply, key="outbox-row-7")).ok
+    assert len(line_api.ok("push")) == 2
+    line_api.fail_next(400)
+    failed = await channel.send(f"line:{USER}", reply, key="33333333-3333-4333-8333-333333333333")
+    assert failed.outcome is SendOutcome.FAILED and "request" in (failed.error or "")
+    assert line_api.invalid == []
+
+
+async def test_incident_card_is_a_valid_flex_message(client: TestClient[Any, Any],
+                                                    line_api: LineStandIn) -> None:
+    card = Notification(f"line:{GROUP}", "incident.new", {
+        "reference": "ESS-7K3F9", "type": "threat", "created_at": "2026-11-23T09:00:00+00:00",
+        "location": {"lat": 16.8211, "lon": 100.2659, "source": "device", "accuracy_m": 12},
+        "phone": "+66812345678", "do_not_call": False, "silent_report": True,
+        "area_codes": ["TH-65"], "flags": []})
+    result = await client.app[CHANNELS].send(card.recipient, card, key=card.key)
+    assert result.ok
+    [call] = line_api.ok("push")
+    flex = call.raw["messages"][0]
+    assert flex["type"] == "flex" and call.raw["to"] == GROUP
+    buttons = flex["contents"]["footer"]["contents"]
+    tokens = [b["action"]["data"] for b in buttons if b["action"]["type"] == "postback"]
+    assert [parse_action(t).verb for t in tokens if parse_action(t)] == [
+        "ack", "eta5", "eta10", "eta15", "eta30", "scene", "resolve"]
+    assert all(len(t) <= 300 and "+66" not in t for t in tokens)
+    assert "ห้ามโทร" in flex["contents"]["body"]["contents"][0]["text"]
+    assert line_api.invalid == []
+
+
+async def test_responder_group_binding_and_actions(client: TestClient[Any, Any],
+                                                   line_api: LineStandIn) -> None:
+    services = client.app[SERVICES]
+    registry = client.app[CHANNELS]
+    seen: list[Inbound] = []
+
+    async def lifecycle(inbound: Inbound) -> list[Reply]:
+        seen.append(inbound)
+        return [Reply(Text("card.action.ack"), "th")]
+
+    registry.set_responder_hook(lifecycle)
+    await post(client, ev.join(ev.group(GROUP)))
+    assert "/register" in line_api.texts()[-1]
+
+    from datetime import UTC, datetime
+    code = await services.storage.bindings.create_code("TH-65", "police", 3600,
+                                                       datetime.now(UTC))
+    await post(client, ev.text(ev.group(GROUP, USER), f"/register {code.lower()}"))
+    assert "TH-65" in line_api.texts()[-1]
+    [binding] = await services.storage.bindings.for_address(f"line:{GROUP}")
+    assert binding.agency == "police"
+    await post(client, ev.text(ev.group(GROUP, USER), f"/register {code}"))
+    assert "ไม่ถูกต้อง" in line_api.texts()[-1]
+
+    # Chatter in a responder group never starts a report.
+    before = len(line_api.calls)
+    await post(client, ev.text(ev.group(GROUP, USER), "ช่วยด้วย"))
+    assert len(line_api.calls) == before
+
+    action = ev.postback(ev.group(GROUP), "act:ack:ESS-7K3F9")  # no userId: not consented
+    await post(client, action)
+    await post(client, action)  # redelivered: handled once
+    [inbound] = seen
+    assert inbound.payload == "act:ack:ESS-7K3F9"
+    assert inbound.hints["actor"] == f"line:{GROUP}"
+    await post(client, ev.postback(ev.group(GROUP, USER), "act:eta10:ESS-7K3F9"))
+    assert seen[-1].hints["actor"] == f"line:{USER}"
+
+    await post(client, ev.leave(ev.group(GROUP)))
+    assert await services.storage.bindings.for_address(f"line:{GROUP}") == []
+    assert line_api.invalid == []
+
+
+async def test_actions_without_a_lifecycle_say_so(client: TestClient[Any, Any],
+                                                  line_api: LineStandIn) -> None:
+    await post(client, ev.postback(ev.group(GROUP, USER), "act:scene:ESS-7K3F9"))
+    assert "โทรศัพท์" in line_api.texts()[-1]
+
+
+async def test_shutdown_finishes_accepted_events(line_settings: Settings,
+                                                 line_api: LineStandIn) -> None:
+    app = create_app(line_settings,
+                     channels=ChannelRegistry.discover(line_settings, only=["line"]))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        raw = ev.body(ev.follow(ev.user(USER)))
+        response = await test_client.post("/webhooks/line", data=raw,
+                                          headers={"X-Line-Signature": ev.sign(raw)})
+        assert response.status == 200
+    # Closing the application drained the background task: the greeting went out.
+    assert len(line_api.ok("reply")) == 1
+
+
+def test_line_stays_off_without_settings(tmp_path: Path) -> None:
+    registry = ChannelRegistry.discover(Settings(data_dir=str(tmp_path)), only=["line"])
+    assert registry.get("line") is None
+    assert isinstance(ChannelRegistry.discover(Settings(data_dir=str(tmp_path), extra={
+        "ESS_LINE_CHANNEL_SECRET": "s", "ESS_LINE_CHANNEL_ACCESS_TOKEN": "t"}),
+        only=["line"]).get("line"), LineChannel)
+
+
+async def test_a_full_backlog_handles_the_webhook_before_answering(
+        client: TestClient[Any, Any], line_api: LineStandIn,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import channels.line
+
+    monkeypatch.setattr(channels.line, "MAX_BACKLOG", 0)
+    raw = ev.body(ev.follow(ev.user(USER)))
+    response = await client.post("/webhooks/line", data=raw,
+                                 headers={"X-Line-Signature": ev.sign(raw)})
+    assert response.status == 200
+    assert len(client.app[CHANNELS].tasks) == 0
+    assert len(line_api.ok("reply")) == 1  # already answered, no task was needed
