@@ -214,6 +214,24 @@ async def test_incident_update_and_recent(store: Storage) -> None:
     await store.incidents.record_access("officer:1", "incident.show", a.reference)
 
 
+async def test_milestones(store: Storage) -> None:
+    now = utcnow()
+    a = await store.incidents.create(incident("e:a"), [], TimelineEvent("reported", "r", "sms"))
+    b = await store.incidents.create(incident("e:b"), [], TimelineEvent("reported", "r", "sms"))
+    await store.incidents.create(incident("e:c", drill=True), [],
+                                 TimelineEvent("reported", "r", "sms"))
+    first = now + timedelta(minutes=3)
+    await store.incidents.update(a, TimelineEvent("acknowledged", "police", "line", at=first))
+    await store.incidents.update(a, TimelineEvent("acknowledged", "police", "line",
+                                                  at=first + timedelta(minutes=1)))
+    rows = await store.incidents.milestones(now - timedelta(hours=1),
+                                            ["acknowledged", "on_the_way"])
+    got = sorted((m.incident_id, m.kind, m.at) for m in rows)
+    assert got == sorted([(a.id, "acknowledged", first), (b.id, None, None)])
+    assert all(m.area_codes == ("TH-65",) for m in rows)
+    assert await store.incidents.milestones(now + timedelta(hours=1), ["acknowledged"]) == []
+
+
 # --- outbox --------------------------------------------------------------------------------
 
 async def test_outbox_lease_is_exclusive_and_taken_over(store: Storage) -> None:
