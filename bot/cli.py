@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.i18n import CatalogError
 from bot.incident import Incident, normalize_reference
@@ -21,6 +21,9 @@ from config.settings import Settings, SettingsError, load_settings
 from flows.loader import FlowError
 from routing.directory import DirectoryError
 from storage.ports import StorageError
+
+if TYPE_CHECKING:
+    from bot.app import ServicesHook
 
 EXIT_USAGE = 2
 
@@ -48,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     show = incidents.add_parser("show", help="one incident with its timeline")
     show.add_argument("reference")
     show.add_argument("--json", action="store_true")
+    db = sub.add_parser("db", help="the database schema").add_subparsers(dest="db_command",
+                                                                       required=True)
+    db.add_parser("migrate", help="apply pending migrations (PostgreSQL; SQLite migrates "
+                                  "itself on start)")
     line = sub.add_parser("line", help="LINE Official Account set-up").add_subparsers(
         dest="line_command", required=True)
     richmenu = line.add_parser("richmenu", help="install the rich menu as every user's default")
@@ -98,6 +105,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _check_flows(settings, args.files)
     if args.command == "incidents":
         return asyncio.run(_incidents(settings, args))
+    if args.command == "db":
+        return asyncio.run(_migrate(settings))
     if args.command == "line":
         return asyncio.run(_line_richmenu(settings, *_menu_image(args.image), args.lang))
     if args.command == "groups":
@@ -110,6 +119,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    return serve(settings)
+
+
+def serve(settings: Settings, hooks: list[ServicesHook] | None = None) -> int:
+    """Run the service until a signal; `hooks` mount extra routes (channels, tests)."""
     from aiohttp import web
 
     from bot.app import create_app
@@ -120,11 +134,40 @@ def _serve(settings: Settings) -> int:
     inputs, actions = default_registries()
     load_all_flows(settings, load_catalogs(settings), inputs, actions)
     open_directory(settings)  # a broken directory stops start-up with every problem listed
-    app = create_app(settings)
+    # ... and so must a database or Redis that cannot be reached or has the wrong schema.
+    asyncio.run(_check_storage(settings))
+    app = create_app(settings, hooks)
     url = f"http://{settings.host}:{settings.port}"
     print(f"ess: listening on {url}  (health {url}/healthz)", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None,
                 handle_signals=True)
+    return 0
+
+
+async def _check_storage(settings: Settings) -> None:
+    from storage.factory import make_sealer, open_storage
+
+    storage = await open_storage(settings, make_sealer(settings))
+    await storage.close()
+
+
+async def _migrate(settings: Settings) -> int:
+    from storage.factory import is_postgres
+
+    if not is_postgres(settings):
+        from storage.factory import make_sealer, open_storage
+
+        await (await open_storage(settings, make_sealer(settings))).close()
+        print(f"ess: SQLite database {settings.sqlite_path} is up to date")
+        return 0
+    from storage.postgres import describe_dsn, migrate
+
+    before, after = await migrate(settings)
+    where = describe_dsn(settings.database_url)
+    if before == after:
+        print(f"ess: {where} is up to date (schema version {after})")
+    else:
+        print(f"ess: {where} migrated from schema version {before} to {after}")
     return 0
 
 

@@ -11,6 +11,7 @@ leave an event half-handled. Different conversations run concurrently.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -64,33 +65,43 @@ class Engine:
             structlog.contextvars.unbind_contextvars("conversation", "channel")
 
     async def _handle(self, inbound: Inbound) -> list[Reply]:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self.storage.locks.hold(inbound.conversation))
+            except Exception as exc:
+                # A shared lock lives in Redis: when it cannot be had (the server is lost, or
+                # another process holds the conversation too long) the message fails cleanly.
+                return self._failed(None, inbound, self.settings.default_lang, exc)
+            return await self._locked(inbound)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _locked(self, inbound: Inbound) -> list[Reply]:
         event_key = f"{inbound.channel}:{inbound.event_id}"
         lang = self.settings.default_lang
-        async with self.storage.locks.hold(inbound.conversation):
-            for attempt in range(3):
-                session: Session | None = None
-                try:
-                    loaded = await self.storage.sessions.load(inbound.conversation, event_key)
-                    if loaded.duplicate:
-                        log.info("engine.duplicate", kind=inbound.kind.value)
-                        return []
-                    session = loaded.session or self._new_session(inbound)
-                    lang = session.lang
-                    replies = await self._step(session, inbound)
-                    now = self.clock()
-                    session.updated_at = now
-                    session.expires_at = now + timedelta(seconds=self._idle(session))
-                    await self.storage.sessions.save(session, event_key)
-                except StaleSession:
-                    # Another writer (the idle sweep) got there first: reload and step again.
-                    log.warning("engine.stale_session", attempt=attempt)
-                    continue
-                except Exception as exc:
-                    return self._failed(session, inbound, lang, exc)
-                self._remember_silent(session)
-                for listener in self.after_commit:
-                    await listener(session, inbound)
-                return replies
+        for attempt in range(3):
+            session: Session | None = None
+            try:
+                loaded = await self.storage.sessions.load(inbound.conversation, event_key)
+                if loaded.duplicate:
+                    log.info("engine.duplicate", kind=inbound.kind.value)
+                    return []
+                session = loaded.session or self._new_session(inbound)
+                lang = session.lang
+                replies = await self._step(session, inbound)
+                now = self.clock()
+                session.updated_at = now
+                session.expires_at = now + timedelta(seconds=self._idle(session))
+                await self.storage.sessions.save(session, event_key)
+            except StaleSession:
+                # Another writer (the idle sweep) got there first: reload and step again.
+                log.warning("engine.stale_session", attempt=attempt)
+                continue
+            except Exception as exc:
+                return self._failed(session, inbound, lang, exc)
+            self._remember_silent(session)
+            for listener in self.after_commit:
+                await listener(session, inbound)
+            return replies
         log.error("engine.gave_up")
         return [Reply(Text("common.unavailable"), lang)]
 

@@ -112,11 +112,13 @@ def policy(settings: Settings) -> Policy:
 
 async def open_services(settings: Settings, router: Router | None = None,
                         sender: Sender | None = None,
-                        clock: Callable[[], datetime] = utcnow) -> Services:
+                        clock: Callable[[], datetime] = utcnow,
+                        storage: Storage | None = None) -> Services:
     """Load catalogs, flows and the directory (failing on any problem), open storage, build
     the engine, the responder service and the dispatcher.
 
     `sender` defaults to the console for `console:` addresses; the channels add theirs.
+    `storage`, when given, is used instead of opening the configured one (tests, benches).
     """
     # Here rather than in the CLI, so that every assembly (tests too) scrubs its logs.
     configure_logging(settings.log_format, settings.log_level)
@@ -125,7 +127,7 @@ async def open_services(settings: Settings, router: Router | None = None,
     flows = load_all_flows(settings, catalogs, inputs, actions)
     gazetteer = Gazetteer.load()
     directory = open_directory(settings)
-    storage = await open_storage(settings, make_sealer(settings))
+    storage = storage or await open_storage(settings, make_sealer(settings))
     router = router or DirectoryRouter(directory, storage.bindings, settings.max_station_km)
     rules = policy(settings)
     reports = Reports(storage, router, rules)

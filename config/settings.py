@@ -73,6 +73,20 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return parse
 
 
+def _positive_float(value: Any) -> float:
+    number = float(str(value))
+    if not number > 0:
+        raise ValueError
+    return number
+
+
+def _redis_url(value: Any) -> str:
+    text = str(value)
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError
+    return text
+
+
 def _database_url(value: Any) -> str:
     text = str(value)
     if not text.startswith(("sqlite:", "postgresql://", "postgres://")):
@@ -89,7 +103,12 @@ class _Spec:
 SPECS: dict[str, _Spec] = {
     "data_dir": _Spec(_text, "a folder path"),
     "database_url": _Spec(_database_url, "sqlite:///path/to/file.db or postgresql://…"),
-    "redis_url": _Spec(_text, "redis://host:port/db"),
+    "redis_url": _Spec(_redis_url, "redis://host:port/db, rediss://… or unix://…"),
+    "database_pool_min": _Spec(_positive_int, "a number of connections, at least 1"),
+    "database_pool_max": _Spec(_positive_int, "a number of connections, at least 1"),
+    "redis_pool_max": _Spec(_positive_int, "a number of connections, at least 1"),
+    "store_timeout": _Spec(_positive_float, "seconds, e.g. 5 or 0.5"),
+    "lock_ttl": _Spec(_positive_float, "seconds a crashed holder keeps a conversation lock"),
     "host": _Spec(_text, "an address to listen on, e.g. 127.0.0.1 or 0.0.0.0"),
     "port": _Spec(_port, "a port number from 1 to 65535"),
     "session_idle": _Spec(_duration, "a duration such as 30m, 900s or 2h"),
@@ -118,6 +137,14 @@ class Settings:
     data_dir: str = "./var"
     database_url: str = ""  # empty: SQLite in the data folder
     redis_url: str = ""
+    # PostgreSQL connections per process: several processes share max_connections (100).
+    database_pool_min: int = 2
+    database_pool_max: int = 10
+    redis_pool_max: int = 50
+    # Every store call gives up after this: a lost server fails the request, never hangs it.
+    store_timeout: float = 5.0
+    # A Redis conversation lock held by a crashed process frees itself after this long.
+    lock_ttl: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8080
     session_idle: float = 30 * 60
@@ -182,5 +209,8 @@ def load_settings(env: Mapping[str, str] | None = None, file: Path | None = None
             raise SettingsError(
                 f"{PREFIX}{name.upper()}={value!r} is not valid: expected {spec.accepts}"
             ) from None
+    if values.get("database_pool_min", 2) > values.get("database_pool_max", 10):
+        raise SettingsError("ESS_DATABASE_POOL_MIN is larger than ESS_DATABASE_POOL_MAX: "
+                            "expected min <= max")
     known = {f.name for f in fields(Settings)}
     return Settings(**{k: v for k, v in values.items() if k in known}, extra=extra)

@@ -17,9 +17,27 @@ def make_sealer(settings: Settings) -> Sealer:
     return Sealer(keys)
 
 
+def is_postgres(settings: Settings) -> bool:
+    return settings.database_url.startswith(("postgresql://", "postgres://"))
+
+
 async def open_storage(settings: Settings, sealer: Sealer) -> Storage:
-    """The configured backend, migrated and ready, or a StorageError that says why not."""
-    if settings.database_url.startswith(("postgresql://", "postgres://")):
-        raise StorageError("PostgreSQL support is not installed in this build "
-                           "(ESS_DATABASE_URL); use the SQLite default")
-    return await SQLiteStorage.open(settings.sqlite_path, sealer)
+    """The configured backend, checked and ready, or a StorageError that says why not."""
+    if settings.redis_url and not is_postgres(settings):
+        # Sessions in Redis but incidents in a per-process SQLite file would be half-shared.
+        raise StorageError("ESS_REDIS_URL needs ESS_DATABASE_URL=postgresql://… as well")
+    if not is_postgres(settings):
+        return await SQLiteStorage.open(settings.sqlite_path, sealer)
+    from storage.composite import CompositeStorage
+    from storage.postgres import PostgresStorage
+    from storage.redis import RedisState
+
+    database = await PostgresStorage.open(settings, sealer)
+    if not settings.redis_url:
+        return database
+    try:
+        state = await RedisState.open(settings, sealer)
+    except BaseException:
+        await database.close()
+        raise
+    return CompositeStorage(database, state)

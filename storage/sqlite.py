@@ -38,6 +38,11 @@ def dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+def open_text(sealer: Sealer, value: str | bytes) -> str:
+    """A sealed text column; rows written before it was sealed still read in clear."""
+    return value if isinstance(value, str) else sealer.open(value).decode()
+
+
 def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
@@ -84,7 +89,8 @@ class SQLiteSessions:
         row = await self._db.one(
             "SELECT EXISTS (SELECT 1 FROM handled_events WHERE event_key = ?), s.data, "
             "s.version, s.updated_at, s.expires_at FROM (SELECT 1) "
-            "LEFT JOIN sessions s ON s.conversation = ?", (event_key, conversation))
+            "LEFT JOIN sessions s ON s.conversation = ?",
+            (event_key, self._sealer.digest(conversation)))
         duplicate = bool(row[0])
         if row[1] is None:
             return Loaded(duplicate, None)
@@ -102,15 +108,16 @@ class SQLiteSessions:
                 await self._db.execute(
                     "INSERT INTO sessions (conversation, data, version, updated_at, "
                     "expires_at, last_event) VALUES (?, ?, 1, ?, ?, ?)",
-                    (session.conversation, blob, ts(session.updated_at), expires, event_key))
+                    (self._sealer.digest(session.conversation), blob, ts(session.updated_at),
+                     expires, event_key))
             except sqlite3.IntegrityError:
                 raise StaleSession(session.conversation) from None
         else:
             changed = await self._db.execute(
                 "UPDATE sessions SET data = ?, version = version + 1, updated_at = ?, "
                 "expires_at = ?, last_event = ? WHERE conversation = ? AND version = ?",
-                (blob, ts(session.updated_at), expires, event_key, session.conversation,
-                 session.version))
+                (blob, ts(session.updated_at), expires, event_key,
+                 self._sealer.digest(session.conversation), session.version))
             if changed != 1:
                 raise StaleSession(session.conversation)
         session.version += 1
@@ -155,7 +162,8 @@ class SQLiteIncidents:
     def _row(self, incident: Incident) -> tuple[Any, ...]:
         return (
             incident.id, incident.reference, incident.source_event, incident.type,
-            incident.status, incident.channel, incident.reporter, incident.lang,
+            incident.status, incident.channel, self._sealer.seal(incident.reporter.encode()),
+            incident.lang,
             int(incident.silent), int(incident.do_not_call), int(incident.drill),
             self._sealer.seal(incident.phone.encode()) if incident.phone else None,
             self._sealer.seal_json(incident.location.to_dict()), incident.location.source.value,
@@ -166,7 +174,8 @@ class SQLiteIncidents:
     def _incident(self, row: Sequence[Any]) -> Incident:
         return Incident(
             id=row[0], reference=row[1], source_event=row[2], type=row[3], status=row[4],
-            channel=row[5], reporter=row[6], lang=row[7], silent=bool(row[8]),
+            channel=row[5], reporter=open_text(self._sealer, row[6]), lang=row[7],
+            silent=bool(row[8]),
             do_not_call=bool(row[9]), drill=bool(row[10]),
             phone=self._sealer.open(row[11]).decode() if row[11] else None,
             location=Location.from_dict(self._sealer.open_json(row[12])),
@@ -178,7 +187,8 @@ class SQLiteIncidents:
                      notifications: Sequence[Notification]) -> None:
         await conn.executemany(
             "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
-            [(n.id, n.incident_id, n.recipient, n.kind, self._sealer.seal_json(n.payload),
+            [(n.id, n.incident_id, self._sealer.seal(n.recipient.encode()), n.kind,
+              self._sealer.seal_json(n.payload),
               n.key, n.status, n.attempts, ts(n.next_attempt_at), n.last_error,
               ts(n.created_at), ts(n.sent_at) if n.sent_at else None) for n in notifications])
 
@@ -295,7 +305,7 @@ class SQLiteOutbox:
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
                 "WHERE id = ?", [(owner, ts(now) + lease_seconds, r[0]) for r in rows])
         return [Notification(
-            id=r[0], incident_id=r[1], recipient=r[2], kind=r[3],
+            id=r[0], incident_id=r[1], recipient=open_text(self._sealer, r[2]), kind=r[3],
             payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7] + 1,
             next_attempt_at=_dt(r[8]), last_error=r[9], created_at=_dt(r[10]))
             for r in rows]

@@ -10,6 +10,8 @@ import pytest
 from bot.wiring import Services, open_services
 from config.settings import Settings
 
+pytest_plugins = ["tests.stores_plugin"]
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

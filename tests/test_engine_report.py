@@ -306,9 +306,10 @@ async def test_a_retry_after_a_lost_session_write_gives_the_same_incident(
     assert before is not None
     db = services.storage._db  # type: ignore[attr-defined]
     await db.conn.execute("DELETE FROM handled_events WHERE event_key = 'test:submit-1'")
-    sealed = services.storage.sessions._sealer.seal_json(before.to_dict())  # type: ignore
+    sealer = services.storage.sessions._sealer  # type: ignore[attr-defined]
     await db.conn.execute("UPDATE sessions SET data = ?, version = ? WHERE conversation = ?",
-                          (sealed, before.version, "test:u"))
+                          (sealer.seal_json(before.to_dict()), before.version,
+                           sealer.digest("test:u")))
     queued = await services.storage.outbox.pending()
     again = await services.engine.handle(send)
     assert again[0].text.params["reference"] == reference

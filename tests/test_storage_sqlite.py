@@ -58,12 +58,15 @@ async def test_a_wrong_key_does_not_open_sealed_data(settings: Settings) -> None
     await services.close()
     key_file = Path(settings.data_dir) / "secret.key"
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    # Sessions are keyed by a keyed hash: another key finds nothing, and opens nothing.
     store = await SQLiteStorage.open(settings.sqlite_path, Sealer([b"x" * 32]))
     try:
-        with pytest.raises(SealError):
-            await store.sessions.load("test:u", "e")
+        assert (await store.sessions.load("test:u", "e")).session is None
     finally:
         await store.close()
+    [(blob,)] = sqlite3.connect(settings.sqlite_path).execute("SELECT data FROM sessions")
+    with pytest.raises(SealError):
+        Sealer([b"x" * 32]).open(blob)
 
 
 def test_sealer_rotates_keys() -> None:

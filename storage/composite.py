@@ -1,0 +1,30 @@
+"""PostgreSQL for what must last, Redis for the hot per-message state, as one Storage."""
+
+from __future__ import annotations
+
+from storage.postgres import PostgresStorage
+from storage.redis import RedisState
+
+
+class CompositeStorage:
+    """Sessions and locks from Redis; incidents, outbox, timers, bindings from PostgreSQL."""
+
+    def __init__(self, database: PostgresStorage, state: RedisState):
+        self.database = database
+        self.state = state
+        self.sessions = state.sessions
+        self.locks = state.locks
+        self.incidents = database.incidents
+        self.outbox = database.outbox
+        self.timers = database.timers
+        self.bindings = database.bindings
+
+    async def ping(self) -> bool:
+        # Both are needed to take a message: ready only when both answer.
+        return await self.database.ping() and await self.state.ping()
+
+    async def close(self) -> None:
+        try:
+            await self.state.close()
+        finally:
+            await self.database.close()

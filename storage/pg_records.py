@@ -1,0 +1,304 @@
+"""PostgreSQL incidents, outbox, timers and responder bindings (see storage/postgres.py).
+
+Outbox and timer claims use `FOR UPDATE SKIP LOCKED` plus a lease: two dispatchers never
+take the same row (the second skips what the first has locked, and a leased row is not due
+for anyone else), and a crashed dispatcher's rows come back when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
+from bot.types import Location
+from storage.crypto import Sealer
+from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
+
+
+def changed(status: str) -> int:
+    """Rows changed, from a command tag such as `UPDATE 3`."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+_COLUMNS = ("id, reference, source_event, type, status, channel, reporter, lang, silent, "
+            "do_not_call, drill, phone, location, location_source, area_codes, details, "
+            "version, created_at, updated_at")
+
+# Outbox rows travel as parallel arrays: one statement inserts any number of them.
+_OUTBOX_INSERT = (
+    "INSERT INTO outbox (id, incident_id, recipient, kind, payload, idempotency_key, status, "
+    "attempts, next_attempt_at, last_error, created_at, sent_at) "
+    "SELECT n.id, i.id, n.recipient, n.kind, n.payload, n.key, n.status, n.attempts, "
+    "n.next_at, n.error, n.created, n.sent FROM {source} AS i, "
+    "unnest(${a}::text[], ${b}::bytea[], ${c}::text[], ${d}::bytea[], ${e}::text[], "
+    "${f}::text[], ${g}::int[], ${h}::timestamptz[], ${i}::text[], ${j}::timestamptz[], "
+    "${k}::timestamptz[]) AS n(id, recipient, kind, payload, key, status, attempts, next_at, "
+    "error, created, sent)"
+)
+
+
+def _outbox_sql(source: str, first: int) -> str:
+    names = "abcdefghijk"
+    return _OUTBOX_INSERT.format(source=source, **{n: first + k for k, n in enumerate(names)})
+
+
+class PgIncidents:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+        self._pool = pool
+        self._sealer = sealer
+
+    def _notification_arrays(self, notifications: Sequence[Notification]) -> list[list[Any]]:
+        return [
+            [n.id for n in notifications],
+            [self._sealer.seal(n.recipient.encode()) for n in notifications],
+            [n.kind for n in notifications],
+            [self._sealer.seal_json(n.payload) for n in notifications],
+            [n.key for n in notifications],
+            [n.status for n in notifications],
+            [n.attempts for n in notifications],
+            [n.next_attempt_at for n in notifications],
+            [n.last_error for n in notifications],
+            [n.created_at for n in notifications],
+            [n.sent_at for n in notifications],
+        ]
+
+    def _incident(self, row: Sequence[Any]) -> Incident:
+        return Incident(
+            id=row[0], reference=row[1], source_event=row[2], type=row[3], status=row[4],
+            channel=row[5], reporter=self._sealer.open(row[6]).decode(), lang=row[7],
+            silent=row[8], do_not_call=row[9], drill=row[10],
+            phone=self._sealer.open(row[11]).decode() if row[11] else None,
+            location=Location.from_dict(self._sealer.open_json(row[12])),
+            area_codes=json.loads(row[14]), details=json.loads(row[15]), version=row[16],
+            created_at=row[17], updated_at=row[18])
+
+    async def create(self, incident: Incident, notifications: Sequence[Notification],
+                     event: TimelineEvent) -> Incident:
+        # One statement: the incident, its first event and its outbox rows commit together;
+        # a repeated source event inserts nothing and we return the first incident instead.
+        sql = (
+            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}) VALUES "
+            f"({', '.join(f'${k}' for k in range(1, 20))}) "
+            "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
+            "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
+            "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
+            f"ob AS ({_outbox_sql('ins', 25)}) SELECT count(*) FROM ins")
+        for n in notifications:
+            n.incident_id = incident.id
+        for _ in range(8):
+            row = (
+                incident.id, incident.reference, incident.source_event, incident.type,
+                incident.status, incident.channel,
+                self._sealer.seal(incident.reporter.encode()), incident.lang, incident.silent,
+                incident.do_not_call, incident.drill,
+                self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+                self._sealer.seal_json(incident.location.to_dict()),
+                incident.location.source.value, json.dumps(incident.area_codes),
+                json.dumps(incident.details, ensure_ascii=False), incident.version,
+                incident.created_at, incident.updated_at)
+            try:
+                inserted = await self._pool.fetchval(
+                    sql, *row, event.at, event.kind, event.actor, event.channel,
+                    json.dumps(event.data, ensure_ascii=False),
+                    *self._notification_arrays(notifications))
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "incidents_reference_key":
+                    raise
+                incident.reference = new_reference()  # the rare collision: draw again
+                continue
+            if inserted:
+                return incident
+            existing = await self._one("source_event", incident.source_event)
+            if existing is None:  # deleted in between: cannot happen without retention
+                raise StorageError("incident vanished during an idempotent create")
+            return existing
+        raise StorageError("could not find a free incident reference")
+
+    async def _one(self, column: str, value: Any) -> Incident | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM incidents WHERE {column} = $1", value)
+        return self._incident(row) if row else None
+
+    async def get(self, reference: str) -> Incident | None:
+        return await self._one("reference", reference)
+
+    async def get_by_id(self, incident_id: str) -> Incident | None:
+        return await self._one("id", incident_id)
+
+    async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]:
+        where = "" if include_drills else "WHERE NOT drill"
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM incidents {where} ORDER BY created_at DESC LIMIT $1",
+            limit)
+        return [self._incident(r) for r in rows]
+
+    async def update(self, incident: Incident, event: TimelineEvent,
+                     notifications: Sequence[Notification] = ()) -> Incident:
+        for n in notifications:
+            n.incident_id = incident.id
+        count = await self._pool.fetchval(
+            "WITH u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
+            "area_codes = $4, details = $5, version = version + 1, updated_at = $6 "
+            "WHERE id = $7 AND version = $8 RETURNING id), "
+            "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
+            "SELECT id, $6, $9, $10, $11, $12 FROM u), "
+            f"ob AS ({_outbox_sql('u', 13)}) SELECT count(*) FROM u",
+            incident.status,
+            self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+            incident.do_not_call, json.dumps(incident.area_codes),
+            json.dumps(incident.details, ensure_ascii=False), event.at, incident.id,
+            incident.version, event.kind, event.actor, event.channel,
+            json.dumps(event.data, ensure_ascii=False),
+            *self._notification_arrays(notifications))
+        if count != 1:
+            raise StaleSession(incident.reference)
+        incident.version += 1
+        incident.updated_at = event.at
+        return incident
+
+    async def timeline(self, incident_id: str) -> list[TimelineEvent]:
+        rows = await self._pool.fetch(
+            "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = $1 "
+            "ORDER BY seq", incident_id)
+        return [TimelineEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
+        rows = await self._pool.fetch(
+            "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
+            "LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind = ANY($1::text[]) "
+            "WHERE i.created_at >= $2 AND NOT i.drill GROUP BY i.id, t.kind",
+            list(kinds), since)
+        return [Milestone(r[0], r[1], tuple(json.loads(r[2])), r[3],
+                          r[4] if r[3] is not None else None) for r in rows]
+
+    async def record_access(self, actor: str, action: str, subject: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO audit (at, actor, action, subject) VALUES (now(), $1, $2, $3)",
+            actor, action, subject)
+
+
+class PgOutbox:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+        self._pool = pool
+        self._sealer = sealer
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float,
+                    now: datetime) -> list[Notification]:
+        rows = await self._pool.fetch(
+            "UPDATE outbox o SET lease_owner = $1, lease_until = $2, attempts = o.attempts + 1 "
+            "FROM (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 "
+            "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt_at "
+            "LIMIT $4 FOR UPDATE SKIP LOCKED) AS due WHERE o.id = due.id "
+            "RETURNING o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at",
+            owner, now + timedelta(seconds=lease_seconds), now, limit)
+        claimed = [Notification(
+            id=r[0], incident_id=r[1], recipient=self._sealer.open(r[2]).decode(), kind=r[3],
+            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7],
+            next_attempt_at=r[8], last_error=r[9], created_at=r[10]) for r in rows]
+        return sorted(claimed, key=lambda n: n.next_attempt_at)
+
+    async def _finish(self, sql: str, *args: Any) -> bool:
+        return changed(await self._pool.execute(sql, *args)) == 1
+
+    async def complete(self, notification_id: str, owner: str, now: datetime) -> bool:
+        return await self._finish(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = $2 AND lease_owner = $3 AND status = 'pending'",
+            now, notification_id, owner)
+
+    async def retry(self, notification_id: str, owner: str, at: datetime, error: str) -> bool:
+        return await self._finish(
+            "UPDATE outbox SET next_attempt_at = $1, last_error = $2, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = $3 AND lease_owner = $4 AND status = 'pending'",
+            at, error[:500], notification_id, owner)
+
+    async def bury(self, notification_id: str, owner: str, error: str) -> bool:
+        return await self._finish(
+            "UPDATE outbox SET status = 'dead', last_error = $1, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = $2 AND lease_owner = $3",
+            error[:500], notification_id, owner)
+
+    async def pending(self) -> int:
+        return int(await self._pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE status = 'pending'"))
+
+
+class PgTimers:
+    def __init__(self, pool: asyncpg.Pool):
+        self._pool = pool
+
+    async def schedule(self, timer: Timer) -> None:
+        await self._pool.execute(
+            "INSERT INTO timers VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL) "
+            "ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, subject = EXCLUDED.subject, "
+            "due_at = EXCLUDED.due_at, subject_version = EXCLUDED.subject_version, "
+            "data = EXCLUDED.data, lease_owner = NULL, lease_until = NULL",
+            timer.id, timer.kind, timer.subject, timer.due_at, timer.subject_version,
+            json.dumps(timer.data, ensure_ascii=False))
+
+    async def cancel(self, subject: str, kind: str | None = None) -> int:
+        return changed(await self._pool.execute(
+            "DELETE FROM timers WHERE subject = $1 AND ($2::text IS NULL OR kind = $2)",
+            subject, kind))
+
+    async def claim_due(self, owner: str, now: datetime, limit: int,
+                        lease_seconds: float) -> list[Timer]:
+        rows = await self._pool.fetch(
+            "UPDATE timers t SET lease_owner = $1, lease_until = $2 FROM (SELECT id FROM timers "
+            "WHERE due_at <= $3 AND (lease_until IS NULL OR lease_until < $3) ORDER BY due_at "
+            "LIMIT $4 FOR UPDATE SKIP LOCKED) AS due WHERE t.id = due.id "
+            "RETURNING t.id, t.kind, t.subject, t.due_at, t.subject_version, t.data",
+            owner, now + timedelta(seconds=lease_seconds), now, limit)
+        timers = [Timer(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return sorted(timers, key=lambda t: t.due_at)
+
+    async def done(self, timer_id: str, owner: str) -> bool:
+        return changed(await self._pool.execute(
+            "DELETE FROM timers WHERE id = $1 AND lease_owner = $2", timer_id, owner)) == 1
+
+
+class PgBindings:
+    def __init__(self, pool: asyncpg.Pool):
+        self._pool = pool
+
+    async def create_code(self, area: str, agency: str, ttl_seconds: float,
+                          now: datetime) -> str:
+        code = new_binding_code()
+        await self._pool.execute(
+            "INSERT INTO binding_codes VALUES ($1, $2, $3, $4, NULL)",
+            code, area, agency, now + timedelta(seconds=ttl_seconds))
+        return code
+
+    async def redeem(self, code: str, address: str, now: datetime) -> Binding | None:
+        # One statement: the code is spent and the binding made together, or neither.
+        row = await self._pool.fetchrow(
+            "WITH c AS (UPDATE binding_codes SET used_at = $1 WHERE code = $2 "
+            "AND used_at IS NULL AND expires_at > $1 RETURNING area, agency), "
+            "b AS (INSERT INTO bindings SELECT $3, area, agency, $1 FROM c "
+            "ON CONFLICT (address, area, agency) DO UPDATE SET bound_at = EXCLUDED.bound_at) "
+            "SELECT area, agency FROM c", now, code.strip().upper(), address)
+        return Binding(address, row[0], row[1], now) if row else None
+
+    async def unbind(self, address: str) -> int:
+        return changed(await self._pool.execute(
+            "DELETE FROM bindings WHERE address = $1", address))
+
+    async def for_areas(self, areas: Sequence[str]) -> list[Binding]:
+        if not areas:
+            return []
+        rows = await self._pool.fetch(
+            "SELECT address, area, agency, bound_at FROM bindings WHERE area = ANY($1::text[]) "
+            "ORDER BY bound_at", list(areas))
+        return [Binding(*r) for r in rows]
+
+    async def for_address(self, address: str) -> list[Binding]:
+        rows = await self._pool.fetch(
+            "SELECT address, area, agency, bound_at FROM bindings WHERE address = $1 "
+            "ORDER BY bound_at", address)
+        return [Binding(*r) for r in rows]

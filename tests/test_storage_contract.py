@@ -1,0 +1,327 @@
+"""One contract for every storage backend: SQLite, PostgreSQL, PostgreSQL + Redis.
+
+Each test runs once per backend against real servers (started by tests/stores_plugin.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from bot.incident import Incident, Notification, TimelineEvent
+from bot.session import Session
+from bot.types import Location, LocationSource, utcnow
+from config.settings import Settings
+from storage.crypto import Sealer
+from storage.factory import open_storage
+from storage.ports import StaleSession, Storage, Timer
+
+BACKENDS = ["sqlite", "postgres", "postgres+redis"]
+PHONE = "+66812345678"
+CONVERSATION = f"sms:{PHONE}"  # an SMS conversation key is the reporter's number
+LAT, LON = 16.82113, 100.26594
+Dump = Callable[[], Awaitable[bytes]]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "sqlite":
+        return Settings(data_dir=str(tmp_path / "var"), log_format="console")
+    pg_url = request.getfixturevalue("pg_url")
+    redis_url = request.getfixturevalue("redis_url") if "redis" in request.param else ""
+    return Settings(data_dir=str(tmp_path / "var"), log_format="console",
+                    database_url=pg_url, redis_url=redis_url)
+
+
+@pytest.fixture
+async def store(backend_settings: Settings) -> AsyncIterator[Storage]:
+    storage = await open_storage(backend_settings, Sealer([b"k" * 32]))
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+@pytest.fixture
+def dump(backend_settings: Settings) -> Dump:
+    """Everything the backend holds, as raw bytes, for looking for personal data in clear."""
+    async def raw() -> bytes:
+        out = b""
+        if backend_settings.database_url:
+            conn = await asyncpg.connect(backend_settings.database_url)
+            try:
+                tables = await conn.fetch("SELECT tablename FROM pg_tables "
+                                          "WHERE schemaname = 'public'")
+                for t in tables:
+                    for row in await conn.fetch(f'SELECT x::text FROM "{t[0]}" AS x'):
+                        out += row[0].encode() + b"\n"
+            finally:
+                await conn.close()
+        else:
+            for path in backend_settings.sqlite_path.parent.glob("ess.db*"):
+                out += path.read_bytes()
+        if backend_settings.redis_url:
+            client = aioredis.from_url(backend_settings.redis_url)
+            try:
+                async for key in client.scan_iter():
+                    out += key + b"\n"
+                    kind = await client.type(key)
+                    if kind == b"hash":
+                        for k, v in (await client.hgetall(key)).items():
+                            out += k + b"=" + v + b"\n"
+                    elif kind == b"string":
+                        out += (await client.get(key) or b"") + b"\n"
+            finally:
+                await client.aclose()
+        return out
+    return raw
+
+
+def incident(source_event: str | None = "test:ev-1", drill: bool = False) -> Incident:
+    from bot.incident import new_reference
+
+    return Incident(reference=new_reference(), type="threat",
+                    location=Location(LAT, LON, LocationSource.REPORTER_PIN),
+                    channel="sms", reporter=CONVERSATION, lang="th", phone=PHONE,
+                    area_codes=["TH-65"], source_event=source_event, drill=drill)
+
+
+def notifications(n: int = 2) -> list[Notification]:
+    return [Notification(f"line:Cgroup{i}", "incident.new", {"phone": PHONE, "n": i})
+            for i in range(n)]
+
+
+def session(conversation: str = CONVERSATION) -> Session:
+    now = utcnow()
+    return Session(conversation, lang="th", flow="report", state="phone",
+                   slots={"phone": PHONE, "location": {"lat": LAT, "lon": LON}},
+                   updated_at=now, expires_at=now + timedelta(minutes=30))
+
+
+# --- sessions and dedupe -------------------------------------------------------------------
+
+async def test_session_round_trip_and_dedupe(store: Storage) -> None:
+    assert (await store.sessions.load(CONVERSATION, "sms:e1")).session is None
+    s = session()
+    await store.sessions.save(s, "sms:e1")
+    assert s.version == 1
+    loaded = await store.sessions.load(CONVERSATION, "sms:e1")
+    assert loaded.duplicate is True
+    assert loaded.session is not None and loaded.session.slots == s.slots
+    assert loaded.session.version == 1 and loaded.session.state == "phone"
+    fresh = await store.sessions.load(CONVERSATION, "sms:e2")
+    assert fresh.duplicate is False and fresh.session is not None
+    await store.sessions.save(fresh.session, "sms:e2")
+    assert (await store.sessions.load(CONVERSATION, "sms:e3")).session.version == 2  # type: ignore[union-attr]
+
+
+async def test_stale_save_is_refused(store: Storage) -> None:
+    first, second = session(), session()
+    await store.sessions.save(first, "sms:a")
+    with pytest.raises(StaleSession):
+        await store.sessions.save(second, "sms:b")  # both started from "no session"
+    loaded = (await store.sessions.load(CONVERSATION, "sms:c")).session
+    assert loaded is not None
+    late = (await store.sessions.load(CONVERSATION, "sms:c")).session
+    assert late is not None
+    await store.sessions.save(loaded, "sms:c")
+    with pytest.raises(StaleSession):
+        await store.sessions.save(late, "sms:d")
+    # The refused save did not record its event: a redelivery is handled, not dropped.
+    assert (await store.sessions.load(CONVERSATION, "sms:d")).duplicate is False
+
+
+async def test_idle_session_loses_its_answers(store: Storage) -> None:
+    s = session()
+    s.expires_at = utcnow() - timedelta(seconds=1)
+    await store.sessions.save(s, "sms:old")
+    await store.sessions.sweep_idle(utcnow())
+    loaded = (await store.sessions.load(CONVERSATION, "sms:new")).session
+    assert loaded is None or (loaded.slots == {} and loaded.expired and not loaded.active)
+
+
+async def test_forgetting_old_events_keeps_recent_ones(store: Storage) -> None:
+    await store.sessions.save(session(), "sms:kept")
+    assert await store.sessions.forget_events(utcnow() - timedelta(days=3)) >= 0
+    assert (await store.sessions.load(CONVERSATION, "sms:kept")).duplicate
+
+
+# --- locks ---------------------------------------------------------------------------------
+
+async def test_locks_serialise_one_conversation_and_fence(store: Storage) -> None:
+    inside: list[str] = []
+    tokens: list[int] = []
+
+    async def holder(name: str) -> None:
+        async with store.locks.hold("c1") as token:
+            tokens.append(token)
+            inside.append(f"{name}+")
+            await asyncio.sleep(0.01)
+            inside.append(f"{name}-")
+
+    await asyncio.gather(*(holder(str(i)) for i in range(5)))
+    assert all(inside[k][:-1] == inside[k + 1][:-1] for k in range(0, len(inside), 2))
+    assert tokens == sorted(tokens) and len(set(tokens)) == 5
+    # Another conversation is not blocked by a held one.
+    async with store.locks.hold("c1"), store.locks.hold("c2"):
+        pass
+
+
+# --- incidents -----------------------------------------------------------------------------
+
+async def test_incident_create_is_atomic_and_idempotent(store: Storage) -> None:
+    first = incident()
+    event = TimelineEvent("reported", "reporter", "sms")
+    stored = await store.incidents.create(first, notifications(2), event)
+    assert await store.outbox.pending() == 2
+    again = await store.incidents.create(incident(), notifications(2), event)
+    assert again.reference == stored.reference and again.id == stored.id
+    assert await store.outbox.pending() == 2  # nothing queued twice
+    got = await store.incidents.get(stored.reference)
+    assert got is not None and got.phone == PHONE and got.reporter == CONVERSATION
+    assert got.location.lat == LAT and got.area_codes == ["TH-65"]
+    assert (await store.incidents.get_by_id(stored.id)) is not None
+    assert await store.incidents.get("ESS-00000") is None
+    assert [e.kind for e in await store.incidents.timeline(stored.id)] == ["reported"]
+
+
+async def test_incident_update_and_recent(store: Storage) -> None:
+    a = await store.incidents.create(incident("e:a"), [], TimelineEvent("reported", "r", "sms"))
+    await store.incidents.create(incident("e:b", drill=True), [],
+                                 TimelineEvent("reported", "r", "sms"))
+    assert len(await store.incidents.recent()) == 2
+    assert [i.reference for i in await store.incidents.recent(include_drills=False)] == \
+        [a.reference]
+    stale = await store.incidents.get(a.reference)
+    assert stale is not None
+    a.status = "acknowledged"
+    a.details["injured"] = "yes"
+    await store.incidents.update(a, TimelineEvent("ack", "police", "line"), notifications(1))
+    assert a.version == 2
+    with pytest.raises(StaleSession):
+        await store.incidents.update(stale, TimelineEvent("ack", "other", "line"))
+    got = await store.incidents.get(a.reference)
+    assert got is not None and got.status == "acknowledged" and got.version == 2
+    assert got.details == {"injured": "yes"}
+    assert [e.kind for e in await store.incidents.timeline(a.id)] == ["reported", "ack"]
+    assert await store.outbox.pending() == 1
+    await store.incidents.record_access("officer:1", "incident.show", a.reference)
+
+
+async def test_milestones(store: Storage) -> None:
+    now = utcnow()
+    a = await store.incidents.create(incident("e:a"), [], TimelineEvent("reported", "r", "sms"))
+    b = await store.incidents.create(incident("e:b"), [], TimelineEvent("reported", "r", "sms"))
+    await store.incidents.create(incident("e:c", drill=True), [],
+                                 TimelineEvent("reported", "r", "sms"))
+    first = now + timedelta(minutes=3)
+    await store.incidents.update(a, TimelineEvent("acknowledged", "police", "line", at=first))
+    await store.incidents.update(a, TimelineEvent("acknowledged", "police", "line",
+                                                  at=first + timedelta(minutes=1)))
+    rows = await store.incidents.milestones(now - timedelta(hours=1),
+                                            ["acknowledged", "on_the_way"])
+    got = sorted((m.incident_id, m.kind, m.at) for m in rows)
+    assert got == sorted([(a.id, "acknowledged", first), (b.id, None, None)])
+    assert all(m.area_codes == ("TH-65",) for m in rows)
+    assert await store.incidents.milestones(now + timedelta(hours=1), ["acknowledged"]) == []
+
+
+# --- outbox --------------------------------------------------------------------------------
+
+async def test_outbox_lease_is_exclusive_and_taken_over(store: Storage) -> None:
+    await store.incidents.create(incident(), notifications(10), TimelineEvent("r", "r", "sms"))
+    now = utcnow()
+    a, b = await asyncio.gather(store.outbox.claim("A", 6, 30, now),
+                                store.outbox.claim("B", 6, 30, now))
+    ids_a, ids_b = {n.id for n in a}, {n.id for n in b}
+    assert not ids_a & ids_b and len(ids_a | ids_b) == 10
+    assert all(n.payload["phone"] == PHONE and n.attempts == 1 for n in a + b)
+    assert await store.outbox.claim("C", 10, 30, now) == []  # all leased
+    first = a[0] if a else b[0]
+    owner = "A" if a else "B"
+    assert not await store.outbox.complete(first.id, "C", now)  # not the lease owner
+    # The owner "crashes"; its lease runs out and C takes the rows over.
+    later = now + timedelta(seconds=31)
+    taken = await store.outbox.claim("C", 20, 30, later)
+    assert {n.id for n in taken} == ids_a | ids_b
+    assert not await store.outbox.complete(first.id, owner, later)  # lease lost
+    assert await store.outbox.complete(first.id, "C", later)
+    assert not await store.outbox.complete(first.id, "C", later)  # exactly once
+    second, third = taken[1], taken[2]
+    assert await store.outbox.retry(second.id, "C", later + timedelta(minutes=5), "HTTP 500")
+    assert await store.outbox.bury(third.id, "C", "blocked")
+    assert await store.outbox.pending() == 8
+    retried = await store.outbox.claim("D", 20, 30, later + timedelta(minutes=6))
+    assert second.id in {n.id for n in retried} and third.id not in {n.id for n in retried}
+    assert next(n for n in retried if n.id == second.id).last_error == "HTTP 500"
+
+
+# --- timers --------------------------------------------------------------------------------
+
+async def test_timers(store: Storage) -> None:
+    now = utcnow()
+    await store.timers.schedule(Timer("t1", "escalate", "inc1", now, 1, {"level": 1}))
+    await store.timers.schedule(Timer("t1", "escalate", "inc1", now, 2, {"level": 2}))
+    await store.timers.schedule(Timer("t2", "remind", "inc1", now + timedelta(hours=1), 1))
+    await store.timers.schedule(Timer("t3", "escalate", "inc2", now, 1))
+    a, b = await asyncio.gather(store.timers.claim_due("A", now, 10, 30),
+                                store.timers.claim_due("B", now, 10, 30))
+    assert sorted(t.id for t in a + b) == ["t1", "t3"]  # t2 not due; none twice
+    t1 = next(t for t in a + b if t.id == "t1")
+    assert t1.subject_version == 2 and t1.data == {"level": 2}
+    owner = "A" if t1 in a else "B"
+    assert not await store.timers.done("t1", "C")
+    assert await store.timers.done("t1", owner)
+    assert await store.timers.cancel("inc1", "remind") == 1
+    assert await store.timers.cancel("inc2") == 1
+    assert await store.timers.claim_due("A", now + timedelta(days=1), 10, 30) == []
+
+
+# --- bindings ------------------------------------------------------------------------------
+
+async def test_bindings(store: Storage) -> None:
+    now = utcnow()
+    code = await store.bindings.create_code("TH-65", "police", 600, now)
+    bound = await store.bindings.redeem(code.lower(), "line:Cpolice", now)
+    assert bound is not None and (bound.area, bound.agency) == ("TH-65", "police")
+    assert await store.bindings.redeem(code, "line:Cother", now) is None  # one time only
+    old = await store.bindings.create_code("TH-10", "welfare", 1, now)
+    assert await store.bindings.redeem(old, "line:Cx", now + timedelta(seconds=2)) is None
+    code2 = await store.bindings.create_code("TH-10", "welfare", 600, now)
+    assert await store.bindings.redeem(code2, "line:Cpolice", now + timedelta(seconds=1))
+    assert [b.area for b in await store.bindings.for_areas(["TH-65", "TH-10"])] == \
+        ["TH-65", "TH-10"]
+    assert await store.bindings.for_areas([]) == []
+    assert len(await store.bindings.for_address("line:Cpolice")) == 2
+    assert await store.bindings.unbind("line:Cpolice") == 2
+    assert await store.bindings.for_address("line:Cpolice") == []
+
+
+# --- sealing and health --------------------------------------------------------------------
+
+async def test_personal_data_is_never_in_clear(store: Storage, dump: Dump) -> None:
+    await store.sessions.save(session(), "sms:e1")
+    notes = [*notifications(1), Notification(CONVERSATION, "reporter.update", {"ok": 1})]
+    await store.incidents.create(incident(), notes, TimelineEvent("reported", "r", "sms"))
+    await store.close()  # SQLite: everything reaches the files
+    raw = await dump()
+    assert b"threat" in raw  # the dump did see the data
+    for needle in (b"812345678", str(LAT).encode(), str(LON).encode()):
+        assert needle not in raw, needle
+
+
+async def test_reads_are_audited(store: Storage, dump: Dump) -> None:
+    await store.incidents.record_access("officer:77", "incident.show", "ESS-7K3F9")
+    await store.close()
+    raw = await dump()
+    assert b"officer:77" in raw and b"incident.show" in raw
+
+
+async def test_ping(store: Storage) -> None:
+    assert await store.ping()

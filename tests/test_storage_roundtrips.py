@@ -1,0 +1,87 @@
+"""Round trips per inbound message, counted on the wire of real servers.
+
+Redis: a connection class that counts what it sends (a pipeline or a script is one send).
+PostgreSQL: asyncpg's query logger on every pooled connection (one statement, one trip).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from bot.wiring import Services, open_services
+from config.settings import Settings
+from storage.composite import CompositeStorage
+from storage.crypto import Sealer
+from storage.postgres import PostgresStorage
+from storage.redis import RedisState
+from tests.helpers import choice, pin, start, text
+
+trips: Counter[str] = Counter()
+
+
+class CountingConnection(aioredis.Connection):
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        trips["redis"] += 1
+        await super().send_packed_command(command, check_health)
+
+
+async def count_queries(conn: asyncpg.Connection) -> None:
+    conn.add_query_logger(lambda record: trips.update(["postgres"]))
+
+
+async def report(services: Services, who: str) -> list[Counter[str]]:
+    """One whole report; the round trips of each message."""
+    per_message = []
+    for inbound in (start(who), choice(who, "threat"), pin(who), text(who, "081-234-5678"),
+                    choice(who, "send")):
+        trips.clear()
+        replies = await services.engine.handle(inbound)
+        assert replies and replies[0].text.key != "common.unavailable"
+        per_message.append(Counter(trips))
+    return per_message
+
+
+@pytest.fixture
+async def counted(tmp_path: Path, pg_url: str, request: pytest.FixtureRequest
+                  ) -> AsyncIterator[Services]:
+    settings = Settings(data_dir=str(tmp_path), log_format="console", database_url=pg_url,
+                        log_level="warning")
+    sealer = Sealer([b"k" * 32])
+    storage: Any = await PostgresStorage.open(settings, sealer, init=count_queries)
+    if request.param == "redis":
+        settings = Settings(**{**settings.__dict__, "redis_url":
+                               request.getfixturevalue("redis_url")})
+        state = await RedisState.open(settings, sealer, connection_class=CountingConnection)
+        storage = CompositeStorage(storage, state)
+    services = await open_services(settings, storage=storage)
+    try:
+        await report(services, "warm-up")  # scripts loaded, pools filled
+        yield services
+    finally:
+        await services.close()
+
+
+@pytest.mark.parametrize("counted", ["redis"], indirect=True)
+async def test_round_trips_with_redis(counted: Services) -> None:
+    per_message = await report(counted, "u1")
+    # lock (script) + load (one pipeline) + save (script) + unlock (script)
+    assert [m["redis"] for m in per_message] == [4, 4, 4, 4, 4]
+    # PostgreSQL only when the report is submitted: the router reads the area's responder
+    # bindings, one statement writes the incident, its timeline event and its outbox rows,
+    # and the dispatch policy schedules the escalation timer.
+    assert [m["postgres"] for m in per_message] == [0, 0, 0, 0, 3]
+
+
+@pytest.mark.parametrize("counted", ["postgres"], indirect=True)
+async def test_round_trips_postgres_only(counted: Services) -> None:
+    per_message = await report(counted, "u1")
+    # advisory lock + fencing token (one statement), load, save, and the lock connection's
+    # reset that releases the lock; the submit adds the three above.
+    assert [m["postgres"] for m in per_message] == [4, 4, 4, 4, 7]
