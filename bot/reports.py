@@ -71,18 +71,14 @@ class Reports:
         event = TimelineEvent("reported", "reporter", incident.channel, incident.created_at,
                               data={"flags": list(route.flags), "drill": incident.drill,
                                     "recipients": len(notifications)})
+        # The watchdog (escalate if no card is ever delivered) commits with the incident: a
+        # crash right after the write must not leave a report that can never escalate.
+        timers = [watchdog(incident, self.policy, incident.created_at)] if notifications else []
         try:
-            stored = await self.storage.incidents.create(incident, notifications, event)
+            stored = await self.storage.incidents.create(incident, notifications, event, timers)
         except Exception as exc:
             log.error("report.store_failed", error=type(exc).__name__)
             return ActionResult("not_received")
-        if notifications and stored is incident:
-            try:
-                await self.storage.timers.schedule(watchdog(stored, self.policy,
-                                                            stored.created_at))
-            except Exception as exc:
-                # The report stands; only the undelivered-watchdog is missing (logged).
-                log.error("report.watchdog_failed", error=type(exc).__name__)
         if notifications:
             self.on_queued()
         log.info("report.received", reference=stored.reference, type=stored.type,

@@ -78,7 +78,7 @@ class PgIncidents:
             created_at=row[17], updated_at=row[18])
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
-                     event: TimelineEvent) -> Incident:
+                     event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
         # One statement: the incident, its first event and its outbox rows commit together;
         # a repeated source event inserts nothing and we return the first incident instead.
         sql = (
@@ -87,7 +87,12 @@ class PgIncidents:
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
-            f"ob AS ({_outbox_sql('ins', 25)}) SELECT count(*) FROM ins")
+            f"ob AS ({_outbox_sql('ins', 25)}), "
+            "tm AS (INSERT INTO timers (id, kind, subject, due_at, subject_version, data) "
+            "SELECT t.id, t.kind, t.subject, t.due_at, t.v, t.data::jsonb FROM ins, "
+            "unnest($36::text[], $37::text[], $38::text[], $39::timestamptz[], $40::bigint[], "
+            "$41::text[]) AS t(id, kind, subject, due_at, v, data)) "
+            "SELECT count(*) FROM ins")
         for n in notifications:
             n.incident_id = incident.id
         for _ in range(8):
@@ -105,7 +110,11 @@ class PgIncidents:
                 inserted = await self._pool.fetchval(
                     sql, *row, event.at, event.kind, event.actor, event.channel,
                     json.dumps(event.data, ensure_ascii=False),
-                    *self._notification_arrays(notifications))
+                    *self._notification_arrays(notifications),
+                    [t.id for t in timers], [t.kind for t in timers],
+                    [t.subject for t in timers], [t.due_at for t in timers],
+                    [t.subject_version for t in timers],
+                    [json.dumps(t.data, ensure_ascii=False) for t in timers])
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise

@@ -102,10 +102,12 @@ class Locks(Protocol):
 
 class IncidentStore(Protocol):
     async def create(self, incident: Incident, notifications: Sequence[Notification],
-                     event: TimelineEvent) -> Incident:
-        """Write the incident, its first timeline event and its outbox rows in one transaction.
+                     event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
+        """Write the incident, its first timeline event, its outbox rows and its timers (the
+        escalation watchdog) in one transaction.
 
-        Idempotent on `incident.source_event`: a second call returns the first incident.
+        Idempotent on `incident.source_event`: a second call returns the first incident and
+        writes nothing.
         """
 
     async def get(self, reference: str) -> Incident | None: ...

@@ -201,7 +201,7 @@ class SQLiteIncidents:
              json.dumps(event.data, ensure_ascii=False)))
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
-                     event: TimelineEvent) -> Incident:
+                     event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
         async with self._db.transaction() as conn:
             if incident.source_event:
                 rows = list(await conn.execute_fetchall(
@@ -223,6 +223,10 @@ class SQLiteIncidents:
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, notifications)
+            await conn.executemany(
+                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version,
+                  json.dumps(t.data, ensure_ascii=False)) for t in timers])
         return incident
 
     async def get(self, reference: str) -> Incident | None:

@@ -191,6 +191,20 @@ async def test_incident_create_is_atomic_and_idempotent(store: Storage) -> None:
     assert [e.kind for e in await store.incidents.timeline(stored.id)] == ["reported"]
 
 
+async def test_incident_timers_commit_with_the_incident_once(store: Storage) -> None:
+    first = incident(source_event="test:ev-timer")
+    due = utcnow() - timedelta(seconds=1)
+    watchdog = Timer(f"watch-{first.id}", "watchdog", first.id, due, 1, {"level": 0})
+    event = TimelineEvent("reported", "reporter", "sms")
+    stored = await store.incidents.create(first, notifications(1), event, [watchdog])
+    again = incident(source_event="test:ev-timer")
+    repeat = Timer(f"watch-{again.id}", "watchdog", again.id, due, 1, {})
+    assert (await store.incidents.create(again, notifications(1), event, [repeat])).id == \
+        stored.id
+    claimed = await store.timers.claim_due("A", utcnow(), 10, 30)
+    assert [t.id for t in claimed] == [watchdog.id]  # the repeat wrote no second timer
+
+
 async def test_incident_update_and_recent(store: Storage) -> None:
     a = await store.incidents.create(incident("e:a"), [], TimelineEvent("reported", "r", "sms"))
     await store.incidents.create(incident("e:b", drill=True), [],

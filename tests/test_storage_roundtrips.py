@@ -74,14 +74,14 @@ async def test_round_trips_with_redis(counted: Services) -> None:
     # lock (script) + load (one pipeline) + save (script) + unlock (script)
     assert [m["redis"] for m in per_message] == [4, 4, 4, 4, 4]
     # PostgreSQL only when the report is submitted: the router reads the area's responder
-    # bindings, one statement writes the incident, its timeline event and its outbox rows,
-    # and the dispatch policy schedules the escalation timer.
-    assert [m["postgres"] for m in per_message] == [0, 0, 0, 0, 3]
+    # bindings, and one statement writes the incident, its timeline event, its outbox rows
+    # and its escalation watchdog.
+    assert [m["postgres"] for m in per_message] == [0, 0, 0, 0, 2]
 
 
 @pytest.mark.parametrize("counted", ["postgres"], indirect=True)
 async def test_round_trips_postgres_only(counted: Services) -> None:
     per_message = await report(counted, "u1")
     # advisory lock + fencing token (one statement), load, save, and the lock connection's
-    # reset that releases the lock; the submit adds the three above.
-    assert [m["postgres"] for m in per_message] == [4, 4, 4, 4, 7]
+    # reset that releases the lock; the submit adds the two above.
+    assert [m["postgres"] for m in per_message] == [4, 4, 4, 4, 6]
