@@ -139,6 +139,18 @@ def display_text(value: Any, step: Step) -> str | Text:
     return str(value)
 
 
+def parse_choice_or_text(inbound: Inbound, step: Step, ctx: InputContext) -> Outcome:
+    """A tap on one of the step's buttons, or else free text (a message to pass on)."""
+    picked = parse_choice(inbound, step, ctx)
+    if isinstance(picked, Accepted):
+        return picked
+    return parse_text(inbound, step, ctx)
+
+
+def display_choice_or_text(value: Any, step: Step) -> str | Text:
+    return display_choice(value, step)
+
+
 def _max_length(value: Any, arg: Any) -> str | None:
     return "common.invalid.too_long" if len(str(value)) > int(arg) else None
 
@@ -171,6 +183,7 @@ class InputRegistry:
         reg.register("location", parse_location, display_location)
         reg.register("phone", parse_phone, display_phone)
         reg.register("text", parse_text, display_text)
+        reg.register("choice_or_text", parse_choice_or_text, display_choice_or_text)
         reg.register_validator("max_length", _max_length)
         reg.register_validator("min_length", _min_length)
         reg.register_validator("mobile_only", _mobile_only)

@@ -221,7 +221,7 @@ def _step(c: _Checker, name: str, raw: Any, line: int,
     if expect == "choice" and not choices:
         c.problem(at, f"step {name!r} expects a choice but lists no choices",
                   "choices:\n  - {value: yes, label: common.yes}")
-    if choices and expect != "choice":
+    if choices and expect not in ("choice", "choice_or_text"):
         c.problem(c.line_of(raw, "choices", at), f"step {name!r} has choices but expects "
                   f"{expect!r}", "set expect: choice")
     validate = _validators(c, raw, at)

@@ -116,6 +116,18 @@ _TYPED_REFERENCE = re.compile(rf"(?<![A-Za-z0-9]){REFERENCE_PREFIX}[\s\-]*([A-Za
                               r"(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+_RELAY = re.compile(rf"^\s*{REFERENCE_PREFIX}[\s\-]*([A-Za-z0-9]{{5}})\s*:\s*(\S.*)$", re.S | re.I)
+
+
+def parse_relay(text: str) -> tuple[str, str] | None:
+    """`ESS-7K3F9: message`: a responder writing to the reporter (reference, text).
+
+    The colon keeps it apart from typed actions: "ESS-7K3F9 12" is an ETA, never a message.
+    """
+    found = _RELAY.match(text)
+    return (normalize_reference(found.group(1)), found.group(2).strip()) if found else None
+
+
 def parse_typed(text: str, words: Mapping[str, set[str]]) -> ActionToken | None:
     """A typed action: a word (any language's `dispatch.words.<trigger>`), the reference,
     and minutes for an ETA, in any order ("ack ESS-7K3F9", "ESS-7K3F9 12")."""

@@ -40,6 +40,7 @@ from routing.messages import (
     card_choices,
     estimate_eta,
     message,
+    parse_relay,
     parse_token,
     parse_typed,
     reporter_update,
@@ -293,6 +294,11 @@ class Responders:
         chat = inbound.hints.get("chat") or f"{inbound.channel}:{inbound.sender}"
         actor = Actor(chat, inbound.hints.get("actor", ""), inbound.hints.get("name", ""))
         token = parse_token(inbound.text)
+        relay = parse_relay(inbound.text) if inbound.kind is Kind.TEXT else None
+        if relay is not None:
+            reference, text = relay
+            return [(await self.relay_to_reporter(reference, actor, inbound.channel,
+                                                  text)).reply]
         if token is None and inbound.kind is Kind.TEXT:
             # SMS and plain chats: "ack ESS-7K3F9", "ESS-7K3F9 12".
             token = parse_typed(inbound.text, self.words)

@@ -57,15 +57,16 @@ async def post(client: TestClient[Any, Any], event: dict[str, Any]) -> None:
 
 
 async def delivered(client: TestClient[Any, Any], line_api: LineStandIn,
-                    to: str) -> list[Call]:
-    """Pushes to `to`, once the dispatcher has made some.
+                    to: str, containing: str = "") -> list[Call]:
+    """Pushes to `to` (with `containing` in them), once the dispatcher has made some.
 
     The app's own dispatcher task runs too; whichever claims a row delivers it, so the test
     waits for the outcome (bounded) rather than for one particular drain.
     """
     for _ in range(200):
         await client.app[SERVICES].dispatcher.drain_once()
-        pushes = [c for c in line_api.ok("push") if c.raw["to"] == to]
+        pushes = [c for c in line_api.ok("push")
+                  if c.raw["to"] == to and containing in texts(c.raw)]
         if pushes:
             return pushes
         await asyncio.sleep(0.05)
@@ -142,3 +143,29 @@ async def test_a_silent_report_rings_for_responders_and_stays_quiet_for_the_repo
     await post(client, ev.postback(ev.group(GROUP, RESPONDER), ack))
     updates = await delivered(client, line_api, REPORTER)
     assert all(c.raw.get("notificationDisabled") is True for c in updates)
+
+
+async def test_relay_chat_both_ways_without_either_identity(
+        client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    await bind_group(client, line_api)
+    reference = await report(client, silent=True)
+    await delivered(client, line_api, GROUP)
+    group = ev.group(GROUP, RESPONDER)
+    # Only the holder may write to the reporter: acknowledge first.
+    await post(client, ev.text(group, f"{reference}: are you hurt?"))
+    assert "ESS-" in texts(line_api.ok("reply")[-1].raw)  # told to acknowledge first
+    await post(client, ev.postback(group, f"act:ack:{reference}"))
+    await post(client, ev.text(group, f"{reference.lower()}: are you hurt? stay where you are"))
+    relayed = await delivered(client, line_api, REPORTER, "stay where you are")
+    assert all(c.raw.get("notificationDisabled") is True for c in relayed)
+    assert RESPONDER not in texts(relayed[0].raw) and GROUP not in texts(relayed[0].raw)
+
+    # The reporter answers by typing; it reaches the group, not the reporter's id.
+    await post(client, ev.text(ev.user(REPORTER), "no, but he is still here"))
+    back = await delivered(client, line_api, GROUP, "still here")
+    assert REPORTER not in texts(back[0].raw)
+    # Ordinary group chatter without a reference is the responders' own business.
+    replies_before = len(line_api.ok("reply"))
+    await post(client, ev.text(group, "who is on shift tonight?"))
+    assert len(line_api.ok("reply")) == replies_before
+    assert line_api.invalid == []

@@ -63,7 +63,8 @@ async def test_happy_path_three_steps_summary_submit_and_details(services: Servi
     assert incident is not None and enrichment(incident) == {}
     assert keys(await e.handle(choice("u", "witness"))) == ["report.after.injured"]
     assert keys(await e.handle(choice("u", "yes"))) == ["report.after.children"]
-    assert keys(await e.handle(choice("u", "no"))) == ["report.after.thanks"]
+    assert keys(await e.handle(choice("u", "no"))) == ["report.after.thanks",
+                                                       "report.waiting.prompt"]
     incident = await services.storage.incidents.get(reference)
     assert incident is not None
     assert enrichment(incident) == {"role": "witness", "injured": "yes", "children": "no"}
@@ -76,14 +77,37 @@ async def test_happy_path_three_steps_summary_submit_and_details(services: Servi
     # One notification for each responder the directory names for this place.
     assert await services.storage.outbox.pending() == len(incident.details["dispatch"]["notified"])
     session = await session_of(services, "u")
-    assert session is not None and not session.active and session.slots == {}
+    assert session is not None and session.state == "waiting"
+
+
+async def test_the_reporter_can_write_to_the_responders_after_submitting(
+        services: Services) -> None:
+    e = services.engine
+    await to_confirm(services)
+    reference = (await e.handle(choice("u", "send")))[0].text.params["reference"]
+    await e.handle(choice("u", "skip"))
+    queued = await services.storage.outbox.pending()
+    replies = await e.handle(text("u", "he has a knife, we are in the back room"))
+    assert keys(replies) == ["report.waiting.relayed", "report.waiting.prompt"]
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None
+    notified = incident.details["dispatch"]["notified"]
+    assert await services.storage.outbox.pending() == queued + len(notified)
+    session = await session_of(services, "u")
+    assert session is not None
+    assert "knife" not in str(session.slots)  # passed on, not kept
+    kinds = [ev.kind for ev in await services.storage.incidents.timeline(incident.id)]
+    assert kinds[-1] == "relay"
+    # "New report" starts over cleanly.
+    assert keys(await e.handle(choice("u", "cmd:restart")))[-1] == "report.type.prompt"
 
 
 async def test_skipping_details_ends_at_once(services: Services) -> None:
     await to_confirm(services)
     replies = await services.engine.handle(choice("u", "send"))
     reference = replies[0].text.params["reference"]
-    assert keys(await services.engine.handle(choice("u", "skip"))) == ["report.after.thanks"]
+    assert keys(await services.engine.handle(choice("u", "skip"))) == [
+        "report.after.thanks", "report.waiting.prompt"]
     incident = await services.storage.incidents.get(reference)
     assert incident is not None and enrichment(incident) == {}
 

@@ -31,6 +31,9 @@ PATHS: dict[tuple[str, str], Path] = {
     ("report", "children"): [lambda s: choice(s, "threat"), pin,
                              lambda s: text(s, "0812345678"), lambda s: choice(s, "send"),
                              lambda s: choice(s, "victim"), lambda s: choice(s, "no")],
+    ("report", "waiting"): [lambda s: choice(s, "threat"), pin,
+                            lambda s: text(s, "0812345678"), lambda s: choice(s, "send"),
+                            lambda s: choice(s, "skip")],
     ("silent", "begin"): [],
     ("silent", "type"): [lambda s: choice(s, "go")],
     ("silent", "location"): [lambda s: choice(s, "go"), lambda s: choice(s, "threat")],
@@ -59,8 +62,10 @@ HOSTILE: dict[str, Callable[[str], Inbound]] = {
     "location_at_wrong_step": pin,
 }
 
-# Inputs that are *valid* at some steps: typed words are an address at a location step.
-VALID_AT = {"location": {"random_text", "injection", "location_at_wrong_step"}}
+# Inputs that are *valid* at some steps: typed words are an address at a location step,
+# and any text at a waiting step is a message for the responders.
+VALID_AT = {"location": {"random_text", "injection", "location_at_wrong_step"},
+            "waiting": {"random_text", "emoji", "injection", "out_of_range_number"}}
 
 
 async def reach(services: Services, sender: str, flow: str, step: str) -> None:

@@ -122,3 +122,16 @@ async def test_storage_down_in_a_silent_report_stays_quiet_and_neutral(
     # Not even the session could be read: the channel's silent hint decides.
     replies = await e.handle(text("t", "hi", flow="silent"))
     assert keys(replies) == ["silent.not_received"] and replies[0].silent
+
+
+async def test_a_silent_reporter_writes_to_the_responders(services: Services) -> None:
+    replies = await silent_report(services, "s", "no")
+    reference = replies[4].text.params["reference"]
+    queued = await services.storage.outbox.pending()
+    replies = await services.engine.handle(text("s", "2 men, one has a gun"))
+    assert keys(replies) == ["silent.relayed", "silent.waiting.prompt"]
+    assert all(r.silent for r in replies)
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None and incident.status == "new"
+    assert await services.storage.outbox.pending() == \
+        queued + len(incident.details["dispatch"]["notified"])

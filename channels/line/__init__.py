@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -42,7 +43,7 @@ from linebot.v3.webhooks import (
     UserSource,
 )
 
-from bot.incident import Notification
+from bot.incident import REFERENCE_PREFIX, Notification
 from bot.types import Inbound, Kind, Location, LocationSource, Reply, Text
 from channels.base import (
     ACTION_PREFIX,
@@ -66,6 +67,8 @@ CHANNEL = "line"
 REPLY_TOKEN_SECONDS = 50  # LINE guarantees a reply token for one minute; keep a margin
 SEEN_EVENTS = 10_000  # in-process dedupe of group events (reporter events dedupe durably)
 REGISTER_COMMAND = "/register"
+_NAMES_INCIDENT = re.compile(rf"(?<![A-Za-z0-9]){REFERENCE_PREFIX}[\s\-]*[A-Za-z0-9]{{5}}",
+                             re.I)
 MAX_EVENTS = 100
 # Past this many bodies waiting in the background, a webhook is handled before it is
 # answered: LINE then slows down instead of our memory growing without bound.
@@ -263,6 +266,14 @@ class LineChannel(Channel):
                     log.info("line.group.bound", area=binding.area, agency=binding.agency)
                     replies = [Reply(Text("line.group.bound", {
                         "area": binding.area, "agency": binding.agency}), lang)]
+            elif _NAMES_INCIDENT.search(event.message.text):
+                # "ESS-7K3F9: we are on our way" or "ack ESS-7K3F9": for the lifecycle.
+                # Other group chatter is the responders' own and is left alone.
+                actor = f"{CHANNEL}:{source.user_id}" if source.user_id else address
+                inbound = Inbound(CHANNEL, chat, Kind.TEXT, event_id, event.message.text,
+                                  datetime.fromtimestamp(event.timestamp / 1000, UTC),
+                                  {"actor": actor, "chat": address})
+                replies = await self.ctx.registry.responder_action(inbound, lang)
         elif isinstance(event, PostbackEvent) and \
                 event.postback.data.startswith(ACTION_PREFIX):
             # LINE omits userId for members who have not consented: the group acts.
