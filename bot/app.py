@@ -36,6 +36,23 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: counters since start, and the outbox backlog read now."""
+    services = request.app.get(SERVICES)
+    if services is None:
+        return web.Response(status=503, text="starting\n")
+    try:
+        backlog: list[tuple[str, str, float]] = [
+            ("ess_outbox_pending", "Notifications waiting to be handed to a channel",
+             float(await services.storage.outbox.pending()))]
+    except Exception:
+        backlog = []
+    ready = 1.0 if await services.storage.ping() else 0.0
+    text = services.engine.metrics.render(
+        [*backlog, ("ess_ready", "1 when the stores answer", ready)])
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
 async def readyz(request: web.Request) -> web.Response:
     services = request.app.get(SERVICES)
     ready = services is not None and await services.storage.ping()
@@ -54,6 +71,7 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
     app[CHANNELS] = registry
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     registry.mount(app)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:

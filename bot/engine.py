@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from bot.i18n import Catalogs
+from bot.metrics import Metrics, standard
 from bot.session import Session
 from bot.types import Inbound, Kind, Reply, Text, utcnow
 from config.settings import Settings
@@ -40,7 +41,8 @@ class Engine:
     """Handles inbound events for every channel."""
 
     def __init__(self, storage: Storage, runner: FlowRunner, catalogs: Catalogs,
-                 settings: Settings, services: Any, clock: Callable[[], datetime] = utcnow):
+                 settings: Settings, services: Any, clock: Callable[[], datetime] = utcnow,
+                 metrics: Metrics | None = None):
         self.storage = storage
         self.runner = runner
         self.catalogs = catalogs
@@ -48,6 +50,7 @@ class Engine:
         self.services = services
         self.clock = clock
         self.after_commit: list[Listener] = []
+        self.metrics = metrics or standard()
         # Conversations recently seen in silent mode, so that even when storage is down and
         # the session cannot be read, the failure reply stays quiet. Best effort, bounded.
         self._recently_silent: OrderedDict[str, None] = OrderedDict()
@@ -84,6 +87,8 @@ class Engine:
                 loaded = await self.storage.sessions.load(inbound.conversation, event_key)
                 if loaded.duplicate:
                     log.info("engine.duplicate", kind=inbound.kind.value)
+                    self.metrics.inc("ess_inbound_total", channel=inbound.channel,
+                                     outcome="duplicate")
                     return []
                 session = loaded.session or self._new_session(inbound)
                 lang = session.lang
@@ -98,6 +103,7 @@ class Engine:
                 continue
             except Exception as exc:
                 return self._failed(session, inbound, lang, exc)
+            self.metrics.inc("ess_inbound_total", channel=inbound.channel, outcome="handled")
             self._remember_silent(session)
             for listener in self.after_commit:
                 await listener(session, inbound)
@@ -107,6 +113,7 @@ class Engine:
 
     def _failed(self, session: Session | None, inbound: Inbound, lang: str,
                 exc: Exception) -> list[Reply]:
+        self.metrics.inc("ess_inbound_total", channel=inbound.channel, outcome="failed")
         # If the report was stored before the failure, the receipt stands: the incident and
         # its outbox rows are committed; only the session was not saved.
         if session is not None and session.slots.get("reference"):

@@ -74,6 +74,17 @@ def mask_exception(logger: Any, method: str, event_dict: MutableMapping[str, Any
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time of writing, not at configuration
+    (test runners and daemons replace it; a closed old stream must not break logging)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(fmt: str = "", level: str = "info") -> None:
     """Set up structlog for the process; `fmt` empty means console on a terminal, else JSON."""
     use_json = fmt == "json" or (fmt == "" and not sys.stderr.isatty())
@@ -91,6 +102,6 @@ def configure_logging(fmt: str = "", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from bot.incident import Incident, Notification, TimelineEvent, new_reference
+from bot.metrics import standard
 from bot.types import Location
 from flows.actions import ActionContext, ActionRegistry, ActionResult
 from routing.messages import KIND_RESPONDER, message
@@ -36,8 +37,14 @@ class Reports:
         # Called after outbox rows are committed: wakes the dispatcher instead of waiting
         # for its next poll (the wiring sets it).
         self.on_queued: Callable[[], None] = lambda: None
+        self.metrics = standard()  # the application shares one instance (bot.wiring)
 
     async def submit(self, ctx: ActionContext) -> ActionResult:
+        result = await self._submit(ctx)
+        self.metrics.inc("ess_reports_total", outcome=result.outcome)
+        return result
+
+    async def _submit(self, ctx: ActionContext) -> ActionResult:
         session, slots = ctx.session, ctx.slots
         try:
             incident = Incident(

@@ -140,5 +140,6 @@ async def open_services(settings: Settings, router: Router | None = None,
                         engine=None,  # type: ignore[arg-type]
                         sweeper=Sweeper(storage, clock=clock), directory=directory,
                         responders=responders, dispatcher=dispatcher)
-    services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock)
+    services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
+                             metrics=reports.metrics)
     return services
