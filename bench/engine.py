@@ -5,7 +5,7 @@ Baseline, measured in the same run on the same disk: as many bare SQLite write t
 Each message needs at least one durable write (the session and its event id), so the ratio
 engine/baseline says how much the engine adds on top of the unavoidable commit.
 
-    .venv/bin/python bench/engine.py [--conversations 200] [--concurrency 50]
+    .venv/bin/python -m bench.engine [--conversations 200] [--concurrency 50]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
    responder card handed to the channel, through the real engine, SQLite store and
    dispatcher loop (p50/p99), beside the engine's own time for that tap as the baseline.
 
-    .venv/bin/python bench/routing.py [--queries 2000] [--synthetic 100000] [--reports 200]
+    .venv/bin/python -m bench.routing [--queries 2000] [--synthetic 100000] [--reports 200]
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.incident import Notification
 from bot.logs import configure_logging

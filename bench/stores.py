@@ -7,7 +7,7 @@ minimal round trips the flow needs with the same client libraries (read the sess
 it; at the submit, also insert the incident), with no engine, no flow, no sealing, no lock.
 It also prints the round trips per message the engine made (counted on the wire).
 
-    .venv/bin/python bench/stores.py [--conversations 400] [--concurrency 50]
+    .venv/bin/python -m bench.stores [--conversations 400] [--concurrency 50]
 
 It starts its own PostgreSQL and Redis (tests/servers.py) on loopback ports.
 """
@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import multiprocessing
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import aiosqlite  # noqa: E402
 import asyncpg  # noqa: E402

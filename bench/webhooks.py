@@ -2,7 +2,7 @@
 
 Run on demand, never in CI:
 
-    .venv/bin/python bench/webhooks.py [--users 300] [--concurrency 50]
+    .venv/bin/python -m bench.webhooks [--users 300] [--concurrency 50]
 
 It starts, on free loopback ports: a LINE API stand-in (answers every reply/push with 200),
 `ess serve` with a temporary data folder pointed at that stand-in, and a bare aiohttp server

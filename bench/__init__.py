@@ -1,0 +1,1 @@
+"""Benchmarks, run on demand as modules: `.venv/bin/python -m bench.engine` (never in CI)."""
