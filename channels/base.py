@@ -244,6 +244,15 @@ def number_setting(settings: Settings, name: str, default: float, *, low: float 
     return value
 
 
+def own_address(address: str, scheme: str) -> str | None:
+    """The id in `address` when it is a `scheme` address ("line:U123" → "U123"), else None."""
+    try:
+        found, rest = split_address(address)
+    except ValueError:
+        return None
+    return rest if found == scheme else None
+
+
 def split_address(address: str) -> tuple[str, str]:
     """"line:U123" → ("line", "U123"); ValueError for an address without a scheme."""
     scheme, sep, rest = address.partition(":")

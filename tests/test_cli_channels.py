@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from config.settings import Settings
 from storage.factory import make_sealer, open_storage
@@ -22,15 +19,6 @@ async def ess(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()
-
-
-@pytest.fixture
-async def line_api() -> AsyncIterator[LineStandIn]:
-    standin = await LineStandIn().start()
-    try:
-        yield standin
-    finally:
-        await standin.close()
 
 
 async def test_richmenu_is_installed_as_default(line_api: LineStandIn, tmp_path: Path) -> None:

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bot.app import CHANNELS, SERVICES, create_app
+from bot.app import CHANNELS, SERVICES
 from channels.cards import parse_action
-from channels.registry import ChannelRegistry
-from config.settings import Settings
 from tests import line_events as ev
-from tests.line_standin import TOKEN, Call, LineStandIn
+from tests.line_standin import Call, LineStandIn
 
 REPORTER = "U" + "1" * 32
 RESPONDER = "U" + "2" * 32
@@ -30,22 +26,8 @@ GROUP = "C" + "3" * 32
 
 
 @pytest.fixture
-async def line_api() -> AsyncIterator[LineStandIn]:
-    standin = await LineStandIn().start()
-    try:
-        yield standin
-    finally:
-        await standin.close()
-
-
-@pytest.fixture
-async def client(tmp_path: Path, line_api: LineStandIn) -> AsyncIterator[TestClient[Any, Any]]:
-    settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
-        "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
-        "ESS_LINE_API_URL": line_api.url})
-    app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["line"]))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
-        yield test_client
+def client(line_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    return line_client
 
 
 async def post(client: TestClient[Any, Any], event: dict[str, Any]) -> None:

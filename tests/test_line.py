@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from channels.line import LineChannel
 from channels.registry import ChannelRegistry
 from config.settings import Settings
 from tests import line_events as ev
-from tests.line_standin import TOKEN, LineStandIn
+from tests.line_standin import LineStandIn
 from tests.pii import assert_no_pii
 
 USER = "U" + "a" * 32
@@ -27,27 +26,8 @@ GROUP = "C" + "b" * 32
 
 
 @pytest.fixture
-async def line_api() -> AsyncIterator[LineStandIn]:
-    standin = await LineStandIn().start()
-    try:
-        yield standin
-    finally:
-        await standin.close()
-
-
-@pytest.fixture
-def line_settings(tmp_path: Path, line_api: LineStandIn) -> Settings:
-    return Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
-        "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
-        "ESS_LINE_API_URL": line_api.url})
-
-
-@pytest.fixture
-async def client(line_settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(line_settings,
-                     channels=ChannelRegistry.discover(line_settings, only=["line"]))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
-        yield test_client
+def client(line_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    return line_client
 
 
 async def post(client: TestClient[Any, Any], *events: dict[str, Any],

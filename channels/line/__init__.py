@@ -53,8 +53,8 @@ from channels.base import (
     Outbound,
     SendResult,
     optional_setting,
+    own_address,
     setting,
-    split_address,
 )
 from channels.cards import card_for
 from channels.line.api import DEFAULT_API_URL, LineApi
@@ -325,11 +325,8 @@ class LineChannel(Channel):
     async def send(self, address: str, message: Outbound, *, key: str,
                    silent: bool = False) -> SendResult:
         """One push (the dispatcher retries on RETRY with the same key)."""
-        try:
-            scheme, to = split_address(address)
-        except ValueError:
-            return SendResult.failed("bad address")
-        if scheme != CHANNEL:
+        to = own_address(address, CHANNEL)
+        if to is None:
             return SendResult.failed("not a LINE address")
         catalogs = self.ctx.services.catalogs
         if isinstance(message, Notification):

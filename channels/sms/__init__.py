@@ -43,7 +43,7 @@ from channels.base import (
     Outbound,
     SendResult,
     optional_setting,
-    split_address,
+    own_address,
 )
 from channels.cards import card_for, card_text
 from channels.sms.providers import (
@@ -291,11 +291,8 @@ class SmsChannel(Channel):
     async def send(self, address: str, message: Outbound, *, key: str,
                    silent: bool = False) -> SendResult:
         """One SMS (a card becomes its lines of text)."""
-        try:
-            scheme, to = split_address(address)
-        except ValueError:
-            return SendResult.failed("bad address")
-        if scheme != CHANNEL:
+        to = own_address(address, CHANNEL)
+        if to is None:
             return SendResult.failed("not an SMS address")
         if to in self.opted_out:
             return SendResult.failed("recipient opted out (STOP)")

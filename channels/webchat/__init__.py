@@ -43,7 +43,7 @@ from channels.base import (
     Outbound,
     SendResult,
     optional_setting,
-    split_address,
+    own_address,
 )
 from channels.cards import card_for, card_text
 from channels.webchat.pages import STATIC, chat_page, exit_page, page_lang
@@ -318,11 +318,8 @@ class WebChatChannel(Channel):
     async def send(self, address: str, message: Outbound, *, key: str,
                    silent: bool = False) -> SendResult:
         """Queue for the conversation's page (delivered now if open, else on reconnect)."""
-        try:
-            scheme, conversation_id = split_address(address)
-        except ValueError:
-            return SendResult.failed("bad address")
-        if scheme != CHANNEL:
+        conversation_id = own_address(address, CHANNEL)
+        if conversation_id is None:
             return SendResult.failed("not a web address")
         if isinstance(message, Notification):
             message = card_for(message, self.ctx.services.settings.default_lang)
