@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -199,7 +200,5 @@ class Engine:
 
 def _bounded(inbound: Inbound) -> Inbound:
     if isinstance(inbound.payload, str) and len(inbound.payload) > MAX_TEXT:
-        from dataclasses import replace
-
         return replace(inbound, payload=inbound.payload[:MAX_TEXT])
     return inbound

@@ -210,22 +210,27 @@ def _coordinate(value: str, low: float, high: float, name: str, where: str, line
     return number
 
 
+def _check_id(ident: str, seen: dict[str, int], where: str, line: int,
+              problems: _Problems) -> bool:
+    """An id is well formed and not used before in its file; `seen` remembers the line."""
+    if not _ID.match(ident):
+        problems.add(where, line, "id", f"{ident!r}: letters, digits, . _ - (max 64)")
+        return False
+    if ident in seen:
+        problems.add(where, line, "id", f"{ident!r} is already used on line {seen[ident]}")
+        return False
+    seen[ident] = line
+    return True
+
+
 def _stations(path: Path, problems: _Problems) -> list[Station]:
     where = str(path)
     stations: list[Station] = []
     seen: dict[str, int] = {}
     for line, row in _rows(path, STATION_FIELDS, ("id", "name_th", "province_code",
                                                    "district_code", "lat", "lon"), problems):
-        ok = True
         sid = row.get("id", "")
-        if not _ID.match(sid):
-            problems.add(where, line, "id", f"{sid!r}: letters, digits, . _ - (max 64)")
-            ok = False
-        elif sid in seen:
-            problems.add(where, line, "id", f"{sid!r} is already used on line {seen[sid]}")
-            ok = False
-        else:
-            seen[sid] = line
+        ok = _check_id(sid, seen, where, line, problems)
         if not row.get("name_th"):
             problems.add(where, line, "name_th", "required")
             ok = False
@@ -261,16 +266,8 @@ def _groups(path: Path, stations: Sequence[Station], problems: _Problems) -> lis
     seen: dict[str, int] = {}
     for line, row in _rows(path, GROUP_FIELDS, ("id", "area", "agency", "name_th",
                                                  "addresses"), problems):
-        ok = True
         gid = row.get("id", "")
-        if not _ID.match(gid):
-            problems.add(where, line, "id", f"{gid!r}: letters, digits, . _ - (max 64)")
-            ok = False
-        elif gid in seen:
-            problems.add(where, line, "id", f"{gid!r} is already used on line {seen[gid]}")
-            ok = False
-        else:
-            seen[gid] = line
+        ok = _check_id(gid, seen, where, line, problems)
         area = row.get("area", "")
         if not (area == NATIONAL or _PROVINCE.match(area) or _DISTRICT.match(area)
                 or area in station_ids):
