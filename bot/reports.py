@@ -20,11 +20,12 @@ from flows.actions import ActionContext, ActionRegistry, ActionResult
 from routing.messages import KIND_RESPONDER, message
 from routing.ports import Router
 from routing.responders import Policy, dispatch_state, plan_first_dispatch, watchdog
-from storage.ports import Storage
+from storage.ports import StaleSession, Storage
 
 log = structlog.get_logger(__name__)
 
 ENRICHMENT = ("role", "injured", "children")
+STALE_RETRIES = 10
 
 
 class Reports:
@@ -100,28 +101,35 @@ class Reports:
         if not reference:
             return ActionResult("failed")
         try:
-            incident = await self.storage.incidents.get(str(reference))
-            if incident is None:
-                return ActionResult("failed")
-            incident.details.update(details)
-            state = dispatch_state(incident)
-            # Only the responders already told hear of it, each in their own language.
-            notifications = [
-                Notification(a, KIND_RESPONDER, message(
-                    f"dispatch.{kind}", {"reference": incident.reference},
-                    state["targets"].get(a, {}).get("lang", "th"),
-                    reference=incident.reference), incident_id=incident.id)
-                for a in state["notified"]
-            ] if notify and not incident.drill else []
-            await self.storage.incidents.update(
-                incident, TimelineEvent(kind, "reporter", ctx.inbound.channel, data=details),
-                notifications)
-            if notifications:
-                self.on_queued()
+            # A responder's action may commit between our read and our write: read again and
+            # re-apply, so the reporter's tap and the responder's action both land.
+            for _ in range(STALE_RETRIES):
+                incident = await self.storage.incidents.get(str(reference))
+                if incident is None:
+                    return ActionResult("failed")
+                incident.details.update(details)
+                state = dispatch_state(incident)
+                # Only the responders already told hear of it, each in their own language.
+                notifications = [
+                    Notification(a, KIND_RESPONDER, message(
+                        f"dispatch.{kind}", {"reference": incident.reference},
+                        state["targets"].get(a, {}).get("lang", "th"),
+                        reference=incident.reference), incident_id=incident.id)
+                    for a in state["notified"]
+                ] if notify and not incident.drill else []
+                try:
+                    await self.storage.incidents.update(
+                        incident, TimelineEvent(kind, "reporter", ctx.inbound.channel,
+                                                data=details), notifications)
+                except StaleSession:
+                    continue
+                if notifications:
+                    self.on_queued()
+                return ActionResult("ok")
+            raise StaleSession("incident kept changing")
         except Exception as exc:
             log.error("report.update_failed", kind=kind, error=type(exc).__name__)
             return ActionResult("failed")
-        return ActionResult("ok")
 
     async def enrich(self, ctx: ActionContext) -> ActionResult:
         details = {k: ctx.slots[k] for k in ENRICHMENT

@@ -1,0 +1,100 @@
+"""A reporter's optional-details tap racing a responder's acknowledgement, on every backend:
+both must land whatever the order (the later writer re-reads and re-applies)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.incident import Incident
+from bot.wiring import Services, open_services
+from config.settings import Settings
+from routing import lifecycle as lc
+from routing.responders import Actor, dispatch_state
+from tests.dispatch_kit import report, settle
+from tests.helpers import choice
+
+STATION = "console:st6501"
+
+
+@pytest.fixture(params=["sqlite", "postgres", "postgres+redis"])
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
+    extra = {}
+    if request.param != "sqlite":
+        extra["database_url"] = request.getfixturevalue("pg_url")
+    if "redis" in request.param:
+        extra["redis_url"] = request.getfixturevalue("redis_url")
+    svc = await open_services(Settings(data_dir=str(tmp_path), log_format="console", **extra))
+    try:
+        yield svc
+    finally:
+        await svc.close()
+
+
+class Interleaved:
+    """The real incident store, with `between` run once right after the first read: the
+    other writer commits between this writer's read and its write."""
+
+    def __init__(self, real: Any, between: Callable[[], Awaitable[object]]) -> None:
+        self._real = real
+        self._between: Callable[[], Awaitable[object]] | None = between
+
+    async def get(self, reference: str) -> Incident | None:
+        found = await self._real.get(reference)
+        if self._between is not None:
+            between, self._between = self._between, None
+            await between()
+        return found  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class Storage:
+    def __init__(self, real: Any, incidents: Interleaved) -> None:
+        self._real, self.incidents = real, incidents
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+async def _landed(services: Services, reference: str) -> Incident:
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None
+    assert incident.status == lc.ACKNOWLEDGED
+    assert incident.details["role"] == "victim"
+    assert dispatch_state(incident)["holder"]["address"] == STATION
+    return incident
+
+
+async def test_ack_commits_between_the_reporters_read_and_write(services: Services) -> None:
+    incident = await report(services, "u1")
+    await settle(services)
+    acts = services.responders
+
+    async def ack() -> None:
+        assert (await acts.act(incident.reference, "ack", Actor(STATION), "line")).outcome \
+            == "done"
+
+    real = services.storage
+    services.reports.storage = Storage(real, Interleaved(real.incidents, ack))  # type: ignore[assignment]
+    replies = await services.engine.handle(choice("u1", "victim"))
+    assert replies and replies[0].text.key == "report.after.injured"
+    await _landed(services, incident.reference)
+
+
+async def test_reporter_tap_commits_between_the_ack_read_and_write(services: Services) -> None:
+    incident = await report(services, "u1")
+    await settle(services)
+
+    async def tap() -> None:
+        await services.engine.handle(choice("u1", "victim"))
+
+    real = services.storage
+    services.responders.storage = Storage(real, Interleaved(real.incidents, tap))  # type: ignore[assignment]
+    result = await services.responders.act(incident.reference, "ack", Actor(STATION), "line")
+    assert result.outcome == "done"
+    await _landed(services, incident.reference)
