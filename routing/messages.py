@@ -222,6 +222,14 @@ def flag_note(incident: Incident) -> Text | str:
     return Text(f"dispatch.flag.{flags[0]}") if flags else ""
 
 
+AGENCIES = frozenset({"police", "welfare", "shelter", "191", "1300", "station", "fallback"})
+
+
+def agency_name(code: str) -> Text:
+    """An agency code as words in the reader's language (catalog `agency.*`)."""
+    return Text(f"agency.{code if code in AGENCIES else 'other'}")
+
+
 def estimate_eta(distance_km: float | None) -> int | None:
     """Minutes to the scene from the distance, when the responder gave none."""
     if distance_km is None:

@@ -62,5 +62,5 @@ class FallbackRouter:
                 codes = (place.province_code, place.id[1:]) if place.kind == "district" \
                     else (place.province_code,)
         recipients = (self.recipient,) if self.recipient else ()
-        targets = tuple(Target(r, "fallback", r, r, "TH") for r in recipients)
+        targets = tuple(Target(r, "fallback", "", "", "TH") for r in recipients)
         return Route(recipients, codes, ("fallback",), targets)

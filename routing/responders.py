@@ -37,6 +37,7 @@ from routing.messages import (
     KIND_RELAY_TO_RESPONDER,
     KIND_REMINDER,
     KIND_RESPONDER,
+    agency_name,
     card_choices,
     estimate_eta,
     message,
@@ -332,6 +333,7 @@ class Responders:
         target = state["targets"].get(actor.address, {})
         if trigger == "acknowledge":
             state["holder"] = {"address": actor.address, "id": actor.id, "name": actor.name,
+                               "agency": target.get("agency", ""),
                                "name_th": target.get("name_th", ""),
                                "name_en": target.get("name_en", ""),
                                "at": now.isoformat()}
@@ -560,9 +562,14 @@ def _who(holder: dict[str, Any]) -> str:
     return str(holder.get("name") or holder.get("name_th") or holder.get("address"))
 
 
-def _agency(holder: dict[str, Any], lang: str) -> str:
+def _agency(holder: dict[str, Any], lang: str) -> str | Text:
+    """The holder's name as the reporter reads it: the directory's name in their language,
+    else the agency's catalog name (never a bare code such as `police` inside Thai text)."""
     name = holder.get("name_en") if lang == "en" else holder.get("name_th")
-    return str(name or holder.get("name_th") or "")
+    code = str(holder.get("agency") or "")
+    if name and name != code:
+        return str(name)
+    return agency_name(code)
 
 
 def _scheme(address: str) -> str:

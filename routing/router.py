@@ -85,14 +85,16 @@ class DirectoryRouter:
                     if g.agency == binding.agency]
             at = min((g.level for g in same), default=0)
             if at <= level:
-                found.append(Target(binding.address, binding.agency, binding.agency,
-                                    binding.agency, binding.area, at, distance))
+                # A bound chat speaks for its agency in that area: the directory's names.
+                th, en = (same[0].name_th, same[0].name_en) if same else ("", "")
+                found.append(Target(binding.address, binding.agency, th, en, binding.area, at,
+                                    distance))
         return found
 
     async def _national(self, level: int, flags: tuple[str, ...]) -> Route:
         targets = [t for g in self.directory.national for t in _target(g, None, 0)]
         if self.bindings is not None:
-            targets += [Target(b.address, b.agency, b.agency, b.agency, b.area)
+            targets += [Target(b.address, b.agency, "", "", b.area)
                         for b in await self.bindings.for_areas([NATIONAL])]
         return _route(targets, (), flags, None, None)
 
