@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 # A flow whose say/run steps loop without asking would spin forever; stop it.
 MAX_STEPS_PER_MESSAGE = 50
 SILENT_FLOW = "silent"
+RELAY_ACTION = "relay_message"  # bot.reports: passes text to the report's responders
 
 
 class FlowRunner:
@@ -79,6 +80,8 @@ class FlowRunner:
             return [self._say(session, Text("common.command_unavailable")),
                     self._prompt(session, step)]
         outcome = self.inputs.parse(inbound, step, self.input_context)
+        if not isinstance(outcome, Accepted) and self._relays(session, step, inbound):
+            return await self._relay(session, step, inbound, services)
         if not isinstance(outcome, Accepted):
             return [self._say(session, Text(outcome.reason, outcome.params)),
                     self._prompt(session, step)]
@@ -88,6 +91,28 @@ class FlowRunner:
         if step.run:
             await self._run_action(session, step, inbound, services)
         return await self._advance(session, inbound, services)
+
+    # -- after the receipt: what the reporter writes goes to the responders ----------------
+
+    def _relays(self, session: Session, step: Step, inbound: Inbound) -> bool:
+        """Free text at a tap-only step of a submitted report is a message for the
+        responders ("he is coming back"), not a wrong answer."""
+        return (inbound.kind is Kind.TEXT and bool(inbound.text.strip())
+                and step.expect == "choice" and bool(session.slots.get("reference"))
+                and RELAY_ACTION in self.actions.names())
+
+    async def _relay(self, session: Session, step: Step, inbound: Inbound,
+                     services: Any) -> list[Reply]:
+        session.slots["message"] = inbound.text
+        try:
+            result = await self.actions.get(RELAY_ACTION)(ActionContext(session, inbound,
+                                                                        services))
+        finally:
+            session.slots.pop("message", None)  # relayed, never kept in the answers
+        flow = SILENT_FLOW if session.silent else "report"
+        key = f"{flow}.waiting.{'relayed' if result.outcome == 'sent' else 'relay_failed'}"
+        log.info("flow.relayed_from_step", state=session.state, outcome=result.outcome)
+        return [self._say(session, Text(key)), self._prompt(session, step)]
 
     # -- stepping -------------------------------------------------------------------------
 

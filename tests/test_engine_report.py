@@ -102,6 +102,27 @@ async def test_the_reporter_can_write_to_the_responders_after_submitting(
     assert keys(await e.handle(choice("u", "cmd:restart")))[-1] == "report.type.prompt"
 
 
+async def test_text_typed_while_the_optional_questions_show_reaches_the_responders(
+        services: Services) -> None:
+    e = services.engine
+    await to_confirm(services)
+    reference = (await e.handle(choice("u", "send")))[0].text.params["reference"]
+    queued = await services.storage.outbox.pending()
+    # The role question is showing; the reporter writes instead of tapping.
+    replies = await e.handle(text("u", "he is coming back"))
+    assert keys(replies) == ["report.waiting.relayed", "report.after.role"]
+    incident = await services.storage.incidents.get(reference)
+    assert incident is not None
+    assert await services.storage.outbox.pending() == \
+        queued + len(incident.details["dispatch"]["notified"])
+    session = await session_of(services, "u")
+    assert session is not None and session.state == "role"
+    assert "coming back" not in str(session.slots)
+    # The question is still answerable by tap, and by its number.
+    assert keys(await e.handle(choice("u", "victim"))) == ["report.after.injured"]
+    assert keys(await e.handle(text("u", "1"))) == ["report.after.children"]
+
+
 async def test_skipping_details_ends_at_once(services: Services) -> None:
     await to_confirm(services)
     replies = await services.engine.handle(choice("u", "send"))
