@@ -22,11 +22,11 @@ import time
 
 from bot.incident import Notification
 from bot.logs import configure_logging
+from bot.outbound import SendResult
 from bot.types import Inbound, Kind, Location, LocationSource
 from bot.wiring import open_services
 from config.settings import Settings
 from routing.directory import load_directory
-from routing.sender import Delivered, SendResult
 from routing.spatial import SphereIndex, brute_nearest
 
 THAILAND = ((5.6, 20.5), (97.3, 105.7))
@@ -68,7 +68,7 @@ class TimingSender:
         if notification.kind == "incident.new" and notification.incident_id:
             self.first.setdefault(notification.incident_id, time.perf_counter())
             self.arrived.set()
-        return Delivered()
+        return SendResult.sent()
 
 
 async def dispatch_latency(reports: int) -> None:

@@ -4,8 +4,9 @@ Services open in a cleanup context (so they close on shutdown, in reverse order)
 runs as a task the application owns. Channels come from the registry (`channels.registry`):
 their routes are mounted here, before the application starts, and they are started once the
 services are open and stopped (their background work drained) before the services close.
-`hooks` run after the channels start: the dispatcher and the lifecycle wire themselves there
-(`services.channels` is the registry).
+`hooks` run after the channels start (tests mount extra routes there). This module, the
+wiring and the command line are the composition root: the only code that puts concrete parts
+together (and even they find the channels through entry points, never by name).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from bot.delivery import channel_sender
-from bot.wiring import Services, open_services
+from bot.services import Services
+from bot.wiring import open_services
 from channels.registry import ChannelRegistry
 from config.settings import Settings
-from routing.sender import ConsoleSender
+from routing.sender import ChannelSender, ConsoleSender, RoutingSender
 
 log = structlog.get_logger(__name__)
 
@@ -76,16 +77,16 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         services = await open_services(settings)
-        services.channels = registry
         app[SERVICES] = services
         try:
             await registry.start(services)
         except BaseException:
             await services.close()
             raise
-        # Outbox rows leave through the channels; responders' taps come back to the lifecycle.
-        services.dispatcher.sender = channel_sender(registry, ConsoleSender(services.catalogs))
-        registry.set_responder_hook(services.responders.on_action)
+        # Outbox rows leave through the channels (console addresses print); what comes back
+        # goes through `services.inbound`, which the channels call themselves.
+        services.dispatcher.sender = RoutingSender({"console": ConsoleSender(services.catalogs)},
+                                                   default=ChannelSender(registry.send))
         for hook in hooks or []:
             await hook(app, services)
         sweep = asyncio.create_task(services.sweeper.run(), name="ess-sweeper")

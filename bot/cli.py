@@ -365,8 +365,8 @@ async def _line_richmenu(settings: Settings, data: bytes, content_type: str,
 async def _groups_code(settings: Settings, area: str, agency: str, ttl: str) -> int:
     from datetime import UTC, datetime
 
+    from bot.durations import parse_duration
     from bot.wiring import open_directory
-    from flows.loader import parse_duration
     from routing.directory import NATIONAL
     from storage.factory import make_sealer, open_storage
 

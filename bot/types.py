@@ -22,7 +22,15 @@ class Kind(enum.StrEnum):
     PHONE = "phone"  # a phone number the channel itself vouches for (e.g. an SMS sender)
     START = "start"  # follow, page open, rich-menu entry: payload may name a flow
     MEDIA = "media"  # sticker, image, audio, video, file: never understood, always re-prompted
+    LEAVE = "leave"  # the service was removed from a group chat
     OTHER = "other"
+
+
+class ChatKind(enum.StrEnum):
+    """One person writing to the service, or a group of responders it was added to."""
+
+    PRIVATE = "private"
+    GROUP = "group"
 
 
 class LocationSource(enum.StrEnum):
@@ -86,8 +94,10 @@ class Inbound:
     payload: str | Location | None = None
     at: datetime = field(default_factory=utcnow)
     # Hints from the channel: {"flow": "silent"} for a web page opened with ?silent=1,
-    # {"lang": "en"} from a browser's language, ...
+    # {"lang": "en"} from a browser's language, {"actor": "line:U…"} for the person who
+    # wrote in a group, ...
     hints: Mapping[str, str] = field(default_factory=dict)
+    chat: ChatKind = ChatKind.PRIVATE
 
     @property
     def conversation(self) -> str:

@@ -7,16 +7,16 @@ the same assembly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot.engine import Engine
 from bot.i18n import Catalogs
+from bot.inbound import InboundRouter
 from bot.logs import configure_logging
 from bot.reports import Reports, register_report_actions
+from bot.services import Services
 from bot.sweeper import Sweeper
 from bot.types import utcnow
 from config.settings import Settings
@@ -30,37 +30,11 @@ from routing.dispatcher import Dispatcher
 from routing.gazetteer import Gazetteer
 from routing.lifecycle import RESPONDER_TRIGGERS
 from routing.ports import Router
-from routing.responders import Policy, Responders
+from routing.responders import TYPED_ONLY, Policy, Responders
 from routing.router import DirectoryRouter
 from routing.sender import ConsoleSender, RoutingSender, Sender
 from storage.factory import make_sealer, open_storage
 from storage.ports import Storage
-
-if TYPE_CHECKING:
-    from channels.registry import ChannelRegistry
-
-
-@dataclass
-class Services:
-    """The assembled service; `services` in action contexts is this object."""
-
-    settings: Settings
-    storage: Storage
-    catalogs: Catalogs
-    gazetteer: Gazetteer
-    router: Router
-    reports: Reports
-    flows: dict[str, CompiledFlow]
-    engine: Engine
-    sweeper: Sweeper
-    directory: Directory
-    responders: Responders
-    dispatcher: Dispatcher
-    # Set by the application once channels are mounted; None in `ess chat` and bare tests.
-    channels: ChannelRegistry | None = None
-
-    async def close(self) -> None:
-        await self.storage.close()
 
 
 def load_catalogs(settings: Settings) -> Catalogs:
@@ -103,7 +77,8 @@ def open_directory(settings: Settings) -> Directory:
 
 def typed_words(catalogs: Catalogs) -> dict[str, set[str]]:
     """What responders may type for each action, in every language (catalog data)."""
-    return {t: catalogs.words(f"dispatch.words.{t}") for t in sorted(RESPONDER_TRIGGERS)}
+    return {t: catalogs.words(f"dispatch.words.{t}")
+            for t in sorted(RESPONDER_TRIGGERS | TYPED_ONLY)}
 
 
 def policy(settings: Settings) -> Policy:
@@ -128,7 +103,8 @@ async def open_services(settings: Settings, router: Router | None = None,
     gazetteer = Gazetteer.load()
     directory = open_directory(settings)
     storage = storage or await open_storage(settings, make_sealer(settings))
-    router = router or DirectoryRouter(directory, storage.bindings, settings.max_station_km)
+    router = router or DirectoryRouter(directory, storage.bindings, settings.max_station_km,
+                                       gazetteer)
     rules = policy(settings)
     reports = Reports(storage, router, rules)
     responders = Responders(storage, router, rules, clock, typed_words(catalogs))
@@ -139,7 +115,10 @@ async def open_services(settings: Settings, router: Router | None = None,
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
                         engine=None,  # type: ignore[arg-type]
                         sweeper=Sweeper(storage, clock=clock), directory=directory,
-                        responders=responders, dispatcher=dispatcher)
+                        responders=responders, dispatcher=dispatcher,
+                        inbound=None)  # type: ignore[arg-type]
     services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
                              metrics=reports.metrics)
+    services.inbound = InboundRouter(services.engine, responders, storage.bindings,
+                                     settings.default_lang)
     return services

@@ -17,11 +17,14 @@ The registry (`channels.registry`) calls, in this order:
 4. `await channel.send(address, message, key=..., silent=...) -> SendResult` whenever the
    dispatcher (or the channel itself) must deliver something outside a request.
 
-Inside, a channel parses and verifies what arrives (signature before parsing, bounded sizes,
-a clear 4xx for bad input), turns it into `bot.types.Inbound`, hands it to
-`ctx.services.engine.handle` and renders the `Reply` list in its own idiom (`render`).
-Responder answers (postback buttons on an incident card) go to `ctx.registry.responder_action`
-instead of the engine; see `ResponderHook`.
+Inside, a channel does four things: verify what arrives (signature before parsing, bounded
+sizes, a clear 4xx for bad input), parse it into `bot.types.Inbound` (a group chat says so in
+`chat`), hand it over with one call, `await ctx.services.inbound.handle(inbound)`, and render
+the `Reply` list it gets back in its own idiom. The core decides whether that was a reporter,
+a responder or an admin command (`bot.inbound`). `send` gets a `Reply` or a typed
+`bot.outbound.ResponderCard` and answers with the one `SendResult`.
+
+A channel may add `ess` subcommands: override `add_commands(subparsers)` (see `Command`).
 """
 
 from __future__ import annotations
@@ -29,90 +32,30 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import enum
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from aiohttp import web
 
-from bot.incident import Notification
+from bot.outbound import Outbound, SendResult
 from bot.render import Abilities
-from bot.types import Choice, Inbound, Location, Reply, Text
 from config.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from bot.wiring import Services
+    import argparse
+
+    from bot.services import Services
     from channels.registry import ChannelRegistry
 
 log = structlog.get_logger(__name__)
 
 ENTRY_POINT_GROUP = "ess.channels"
-ACTION_PREFIX = "act:"  # CHOICE payloads that are responder actions, never flow answers
 
 
 class ChannelOff(Exception):
     """The channel is not configured; the message says which setting is missing."""
-
-
-class SendOutcome(enum.StrEnum):
-    SENT = "sent"  # delivered (or already delivered under the same key)
-    RETRY = "retry"  # try again later with the same key, after `retry_after` seconds
-    FAILED = "failed"  # will never succeed as it is (bad address, blocked, 4xx): bury it
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What `Channel.send` tells the dispatcher. `error` is for logs: never personal data."""
-
-    outcome: SendOutcome
-    retry_after: float | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is SendOutcome.SENT
-
-    @classmethod
-    def sent(cls) -> SendResult:
-        return cls(SendOutcome.SENT)
-
-    @classmethod
-    def retry(cls, after: float, error: str) -> SendResult:
-        return cls(SendOutcome.RETRY, max(0.0, after), error)
-
-    @classmethod
-    def failed(cls, error: str) -> SendResult:
-        return cls(SendOutcome.FAILED, None, error)
-
-
-@dataclass(frozen=True, slots=True)
-class Card:
-    """A channel-neutral responder card: a title, lines, and action buttons.
-
-    LINE renders it as a Flex bubble with postback buttons, text channels as lines with a
-    numbered menu. `actions` values are `act:` tokens (see `channels.cards`).
-    """
-
-    title: Text
-    lines: tuple[Text, ...]
-    lang: str
-    actions: tuple[Choice, ...] = ()
-    location: Location | None = None
-    alert: Text | None = None  # shown first and plainly: "silent report, do not call"
-
-
-# What `send` accepts: a reply for a reporter, a card for a responder, or an outbox row,
-# which the channel turns into a card (`channels.cards.card_for`).
-Outbound = Reply | Card | Notification
-
-# Responder actions (postbacks from incident cards) go to the incident lifecycle through this
-# hook: `inbound.kind` is CHOICE, `inbound.payload` is "act:<token>", `inbound.sender` the
-# chat it came from ("C…" for a LINE group), `inbound.hints["actor"]` the person's address or,
-# when the channel could not name them, the chat's address. It returns replies for that chat
-# (channel-neutral). It must be idempotent on `inbound.event_id` (redeliveries happen).
-ResponderHook = Callable[[Inbound], Awaitable[list[Reply]]]
 
 
 class Background:
@@ -210,6 +153,11 @@ class Channel(abc.ABC):
         if self._ctx is None:
             raise RuntimeError(f"channel {self.name} is not started")
         return self._ctx
+
+    @classmethod  # noqa: B027 - optional hook, most channels add no command
+    def add_commands(cls, commands: argparse._SubParsersAction[Any]) -> None:
+        """Add this channel's `ess` subcommands (e.g. `ess line richmenu`); each parser
+        sets `run=async_function(args, settings) -> exit code` with `set_defaults`."""
 
     @classmethod
     def address_schemes(cls) -> tuple[str, ...]:

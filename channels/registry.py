@@ -15,22 +15,19 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from bot.types import Inbound, Reply, Text
+from bot.outbound import Outbound, SendResult
 from channels.base import (
     ENTRY_POINT_GROUP,
     Background,
     Channel,
     ChannelContext,
     ChannelOff,
-    Outbound,
-    ResponderHook,
-    SendResult,
     split_address,
 )
 from config.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from bot.wiring import Services
+    from bot.services import Services
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +45,6 @@ class ChannelRegistry:
         self.channels: dict[str, Channel] = {}
         self._by_scheme: dict[str, Channel] = {}
         self.tasks = Background()
-        self._responder_hook: ResponderHook | None = None
         self._ctx: ChannelContext | None = None
         for channel in channels:
             self.add(channel)
@@ -110,19 +106,6 @@ class ChannelRegistry:
         except UnknownAddress as exc:
             return SendResult.failed(str(exc))
         return await channel.send(address, message, key=key, silent=silent)
-
-    # -- responder actions -----------------------------------------------------------------
-
-    def set_responder_hook(self, hook: ResponderHook | None) -> None:
-        """Where responder actions go (the incident lifecycle registers itself here)."""
-        self._responder_hook = hook
-
-    async def responder_action(self, inbound: Inbound, lang: str) -> list[Reply]:
-        """Hand a responder action to the hook; without one, say plainly it was not taken."""
-        if self._responder_hook is None:
-            log.warning("channel.responder_action_unhandled", channel=inbound.channel)
-            return [Reply(Text("responder.unavailable"), lang)]
-        return await self._responder_hook(inbound)
 
     # -- lifetime ---------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flows.loader import parse_duration
+from bot.durations import parse_duration
 
 PREFIX = "ESS_"
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.i18n import Catalogs
+from bot.phone import display_thai_phone, normalize_thai_phone, to_ascii_digits
 from bot.types import Inbound, Kind, Location, LocationSource, Text
 from flows.model import Step
-from flows.phone import display_thai_phone, normalize_thai_phone, to_ascii_digits
 from routing.gazetteer import Gazetteer
 
 MAX_LOCATION_TEXT = 300

@@ -14,11 +14,10 @@ from typing import Any
 
 import yaml
 
+from bot.durations import parse_duration
 from flows.model import COMMANDS, SET, UNSET, Branch, ChoiceSpec, Flow, Step
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 STEP_KEYS = {
     "say", "expect", "choices", "save", "validate", "invalid", "run", "next", "end", "commands",
@@ -47,18 +46,6 @@ class FlowError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
-
-
-def parse_duration(value: Any) -> float | None:
-    """`30m`, `90s`, `2h`, `1d` or a number of seconds; None when it is not one of those."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value > 0 else None
-    match = _DURATION.match(str(value))
-    if not match or float(match.group(1)) <= 0:
-        return None
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 class _LineLoader(yaml.SafeLoader):

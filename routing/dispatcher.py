@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 import structlog
 
 from bot.incident import Notification
+from bot.outbound import SendOutcome, SendResult
 from bot.types import utcnow
 from routing.messages import KIND_NEW, KIND_REMINDER
 from routing.responders import Responders
-from routing.sender import Delivered, PermanentFailure, RetryAfter, Sender, scheme
+from routing.sender import Sender, scheme
 from storage.ports import Storage
 
 log = structlog.get_logger(__name__)
@@ -87,12 +88,12 @@ class Dispatcher:
             async with asyncio.timeout(self.policy.send_timeout):
                 result = await self.sender.send(notification)
         except TimeoutError:
-            result = RetryAfter(0, "timeout")
+            result = SendResult.retry(0, "timeout")
         except Exception as exc:  # a channel bug must not stop the dispatcher
-            result = RetryAfter(0, type(exc).__name__)
+            result = SendResult.retry(0, type(exc).__name__)
         now = self.clock()
         channel = scheme(notification.recipient)
-        if isinstance(result, Delivered):
+        if result.outcome is SendOutcome.SENT:
             if notification.kind in (KIND_NEW, KIND_REMINDER):
                 # Before completing: if we die in between, the row is sent again (same key)
                 # and arming again is a no-op; the other order could lose the clock.
@@ -109,20 +110,21 @@ class Dispatcher:
             log.info("dispatch.delivered", kind=notification.kind, channel=channel,
                      attempt=notification.attempts)
             return
-        if isinstance(result, PermanentFailure) or \
+        reason = result.error or result.outcome.value
+        if result.outcome is SendOutcome.FAILED or \
                 notification.attempts >= self.policy.max_attempts:
-            reason = result.reason if isinstance(result, PermanentFailure | RetryAfter) else ""
             await self.storage.outbox.bury(notification.id, self.owner, reason)
             # The alert: a person must look at a message that will never arrive.
             log.error("dispatch.dead_letter", alert=True, kind=notification.kind,
                       channel=channel, attempts=notification.attempts, reason=reason,
                       recipient=notification.recipient)
             return
-        delay = max(result.seconds, backoff(notification.attempts, self.policy, self.rng))
+        delay = max(result.retry_after or 0.0,
+                    backoff(notification.attempts, self.policy, self.rng))
         await self.storage.outbox.retry(notification.id, self.owner,
-                                        now + timedelta(seconds=delay), result.reason)
+                                        now + timedelta(seconds=delay), reason)
         log.warning("dispatch.retry", kind=notification.kind, channel=channel,
-                    attempt=notification.attempts, delay=round(delay, 1), reason=result.reason)
+                    attempt=notification.attempts, delay=round(delay, 1), reason=reason)
 
     async def fire_timers_once(self) -> int:
         """Fire every due timer once; return how many."""

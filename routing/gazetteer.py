@@ -79,3 +79,8 @@ class Gazetteer:
     def province(self, code: str) -> Place | None:
         return next((p for p in self.places if p.kind == "province" and
                      p.province_code == code), None)
+
+    def district(self, code: str) -> Place | None:
+        """A district by its four-digit code (6501)."""
+        return next((p for p in self.places if p.kind == "district" and p.id == f"d{code}"),
+                    None)

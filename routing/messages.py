@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta, timezone
 from typing import Any
 
 from bot.incident import REFERENCE_PREFIX, Incident, Notification, normalize_reference
+from bot.outbound import CardAction, CardKind, Outbound, ResponderCard
+from bot.phone import display_thai_phone
 from bot.types import Choice, Reply, Text
-from flows.phone import display_thai_phone
+from routing import lifecycle as lc
 from routing.geo import map_link
 from routing.ports import Target
 
@@ -73,15 +75,17 @@ def notification_reply(notification: Notification) -> Reply:
 # responder hook and never into a reporter's flow. Verbs are short (LINE postback data ≤ 300).
 TOKEN_PREFIX = "act:"
 VERBS = {"ack": "acknowledge", "scene": "on_scene", "resolve": "resolve", "refer": "refer",
+         "protect": "refer_protection", "welfare": "refer_welfare",
          "unfounded": "unfounded", "duplicate": "duplicate", "eta": "en_route"}
 TRIGGER_VERBS = {trigger: verb for verb, trigger in VERBS.items()}
 
 
 @dataclass(frozen=True, slots=True)
 class ActionToken:
-    action: str  # a lifecycle trigger
+    action: str  # a lifecycle trigger, or a typed-only word (refer_welfare, note)
     reference: str
     minutes: int | None = None
+    detail: str = ""  # the note's text, or the reference a duplicate duplicates
 
 
 def action_token(action: str, reference: str, minutes: int | None = None) -> str:
@@ -129,19 +133,32 @@ def parse_relay(text: str) -> tuple[str, str] | None:
 
 
 def parse_typed(text: str, words: Mapping[str, set[str]]) -> ActionToken | None:
-    """A typed action: a word (any language's `dispatch.words.<trigger>`), the reference,
-    and minutes for an ETA, in any order ("ack ESS-7K3F9", "ESS-7K3F9 12")."""
+    """A typed action: the reference, a word (any language's `dispatch.words.<action>`) and
+    minutes for an ETA, in any order ("ack ESS-7K3F9", "ESS-7K3F9 eta 10", "ESS-7K3F9 12");
+    "ESS-7K3F9 note <text>" and "ESS-7K3F9 duplicate ESS-4HM3Q" carry a detail. Digits
+    must already be ASCII (`bot.phone.to_ascii_digits`)."""
     found = _TYPED_REFERENCE.search(text)
-    if found is None or len(text) > 100:
+    if found is None or len(text) > 1000:
         return None
     reference = normalize_reference(found.group(1))
-    parts = (text[:found.start()] + " " + text[found.end():]).replace(",", " ").split()
+    rest = (text[:found.start()] + " " + text[found.end():]).replace(",", " ")
+    parts = rest.split()
+    note_words = words.get("note", set())
+    if parts and parts[0].casefold() in note_words:
+        return ActionToken("note", reference, None, rest.split(None, 1)[1].strip()
+                           if len(parts) > 1 else "")
+    if len(text) > 100:
+        return None
     minutes = next((int(p) for p in parts if p.isdigit() and 1 <= int(p) <= 24 * 60), None)
     action = next((trigger for p in parts for trigger, known in words.items()
-                   if p.casefold() in known), None)
+                   if trigger != "note" and p.casefold() in known), None)
     if action is None and minutes is not None:
         action = "en_route"
-    return ActionToken(action, reference, minutes) if action else None
+    detail = ""
+    if action == "duplicate":
+        other = _TYPED_REFERENCE.search(rest)
+        detail = normalize_reference(other.group(1)) if other else ""
+    return ActionToken(action, reference, minutes, detail) if action else None
 
 
 def card_choices(reference: str, state_actions: list[str]) -> tuple[tuple[str, str], ...]:
@@ -151,6 +168,10 @@ def card_choices(reference: str, state_actions: list[str]) -> tuple[tuple[str, s
         if action == "en_route":
             out += [(action_token("en_route", reference, m), f"dispatch.action.eta_{m}")
                     for m in ETA_CHOICES]
+        elif action == "refer":
+            # Two outcomes of one transition: where the case was referred to.
+            out += [(action_token(a, reference), f"dispatch.action.{a}")
+                    for a in ("refer_protection", "refer_welfare")]
         elif action in TRIGGER_VERBS:
             out.append((action_token(action, reference), f"dispatch.action.{action}"))
     return tuple(out)
@@ -163,63 +184,97 @@ def local_time(incident: Incident) -> str:
     return incident.created_at.astimezone(BANGKOK).strftime("%d/%m/%Y %H:%M")
 
 
-def callback_text(incident: Incident) -> Text:
-    if incident.silent:
-        return Text("dispatch.callback.silent")
-    if incident.do_not_call or not incident.phone:
-        return Text("dispatch.callback.no_call")
-    return Text("dispatch.callback.phone", {"phone": display_thai_phone(incident.phone)})
+def callback_number(incident: Incident) -> str | None:
+    """The number a responder may call, or None: a silent report, or the reporter said no."""
+    if incident.silent or incident.do_not_call or not incident.phone:
+        return None
+    return display_thai_phone(incident.phone)
 
 
-def distance_text(km: float | None) -> Text:
-    if km is None:
-        return Text("dispatch.distance_unknown")
-    return Text("dispatch.distance", {"km": f"{km:.1f}"})
+def card_kind(kind: str, level: int) -> CardKind:
+    if kind == KIND_REMINDER:
+        return CardKind.REMINDER
+    return CardKind.ESCALATION if level > 0 else CardKind.NEW
 
 
-def responder_card(incident: Incident, target: Target, level: int,
-                   kind: str = KIND_NEW) -> dict[str, Any]:
-    """The message a responder gets: the minimum data set, and the actions.
+def responder_card(incident: Incident, target: Target, level: int, kind: str = KIND_NEW,
+                   waited_minutes: int = 0) -> ResponderCard:
+    """The card a responder gets, built once for every channel: the minimum data set, and
+    the actions the incident's state allows now.
 
     Personal data (the call-back number, the pin) lives only here, in the sealed payload.
     """
+    state = incident.details.get("dispatch", {})
+    where = state.get("where") or {}
+    names = where.get(target.lang) or where.get("th") or {}
     loc = incident.location
-    where = Text("dispatch.map", {"url": map_link(loc.lat, loc.lon)}) \
-        if loc.lat is not None and loc.lon is not None else \
-        Text("dispatch.place_text", {"text": loc.text or "-"})
-    key = "dispatch.reminder" if kind == KIND_REMINDER else \
-        "dispatch.escalated" if level > 0 else "dispatch.card"
-    params = {
-        "reference": incident.reference, "type": Text(f"incident.{incident.type}"),
-        "time": local_time(incident), "distance": distance_text(target.distance_km),
-        "where": where, "callback": callback_text(incident), "level": level,
-        "note": flag_note(incident),
-    }
-    return message(key, params, target.lang,
-                   choices=card_choices(incident.reference, ["acknowledge"]),
-                   reference=incident.reference, level=level, **card_fields(incident, target))
+    pinned = loc.lat is not None and loc.lon is not None
+    first = names.get("station") or names.get("province") or ""
+    escalation = Text("dispatch.card.escalation", {"who": first, "minutes": waited_minutes}) \
+        if level > 0 and kind != KIND_REMINDER else None
+    holder = state.get("holder")
+    return ResponderCard(
+        reference=incident.reference, lang=target.lang, kind=card_kind(kind, level),
+        type=Text(f"incident.{incident.type}"), reported_at=local_time(incident),
+        province=names.get("province", ""), district=names.get("district", ""),
+        station=names.get("station", ""),
+        place_text=None if pinned else (loc.text or "-"),
+        map_url=map_link(loc.lat, loc.lon) if loc.lat is not None and loc.lon is not None
+        else None,
+        distance_km=target.distance_km, callback=callback_number(incident),
+        do_not_call=incident.do_not_call or incident.silent, silent=incident.silent,
+        drill=incident.drill, flags=tuple(state.get("flags") or ()), level=level,
+        escalation=escalation, holder=str(holder.get("name") or holder.get("name_th")
+                                          or holder.get("address")) if holder else None,
+        actions=tuple(CardAction(token, Text(label)) for token, label in
+                      card_choices(incident.reference, responder_actions(incident.status))))
 
 
-def card_fields(incident: Incident, target: Target) -> dict[str, Any]:
-    """The card's facts as plain fields too, for a channel that draws its own card from
-    them (channels.cards.card_for reads these).
-
-    `silent_report`, not `silent`: in a payload `silent` means "deliver without sound", and
-    a silent report's card must ring for the responders more than any other.
-    """
-    return {
-        "type": incident.type, "created_at": incident.created_at.isoformat(),
-        "location": incident.location.to_dict(), "phone": incident.phone,
-        "do_not_call": incident.do_not_call, "silent_report": incident.silent,
-        "area_codes": list(incident.area_codes), "distance_km": target.distance_km,
-        "flags": list(incident.details.get("dispatch", {}).get("flags") or []),
-    }
+def responder_actions(status: str) -> list[str]:
+    """The responder triggers allowed from `status`, in the machine's order."""
+    return [t for t in lc.allowed(status) if t in lc.RESPONDER_TRIGGERS]
 
 
-def flag_note(incident: Incident) -> Text | str:
-    """A warning line when routing found something odd (the pin is at sea, no pin at all)."""
-    flags = incident.details.get("dispatch", {}).get("flags") or []
-    return Text(f"dispatch.flag.{flags[0]}") if flags else ""
+def card_notification(incident: Incident, target: Target, level: int, kind: str = KIND_NEW,
+                      waited_minutes: int = 0) -> Notification:
+    """An outbox row carrying a responder card."""
+    card = responder_card(incident, target, level, kind, waited_minutes)
+    return Notification(target.address, kind, {"card": card_payload(card), "level": level,
+                                               "reference": incident.reference},
+                        incident_id=incident.id)
+
+
+_CARD_TEXTS = ("type", "escalation")
+
+
+def card_payload(card: ResponderCard) -> dict[str, Any]:
+    """A card as the outbox stores it (sealed); `payload_card` reads it back."""
+    data = {f.name: getattr(card, f.name) for f in fields(card)}
+    data["kind"] = card.kind.value
+    data["flags"] = list(card.flags)
+    for name in _CARD_TEXTS:
+        data[name] = encode(data[name])
+    data["actions"] = [{"token": a.token, "label": encode(a.label)} for a in card.actions]
+    return data
+
+
+def payload_card(data: Mapping[str, Any]) -> ResponderCard:
+    values = dict(data)
+    values["kind"] = CardKind(values["kind"])
+    values["flags"] = tuple(values.get("flags") or ())
+    for name in _CARD_TEXTS:
+        values[name] = decode(values.get(name))
+    values["actions"] = tuple(CardAction(str(a["token"]), decode(a["label"]))
+                              for a in values.get("actions") or ())
+    return ResponderCard(**values)
+
+
+def outbound(notification: Notification) -> Outbound:
+    """What a channel is given for an outbox row: the typed card, or the reply it carries."""
+    card = notification.payload.get("card")
+    if isinstance(card, dict):
+        return payload_card(card)
+    return notification_reply(notification)
 
 
 AGENCIES = frozenset({"police", "welfare", "shelter", "191", "1300", "station", "fallback"})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.incident import Incident
@@ -36,6 +37,9 @@ class Route:
     targets: tuple[Target, ...] = ()
     station: str | None = None
     distance_km: float | None = None
+    # Where it was routed, in words, per language: {"th": {"province": …, "district": …,
+    # "station": …}, "en": {…}}; the responder card shows it in the responder's language.
+    places: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 class Router(Protocol):
@@ -63,4 +67,8 @@ class FallbackRouter:
                     else (place.province_code,)
         recipients = (self.recipient,) if self.recipient else ()
         targets = tuple(Target(r, "fallback", "", "", "TH") for r in recipients)
-        return Route(recipients, codes, ("fallback",), targets)
+        places: dict[str, dict[str, str]] = {}
+        province = self.gazetteer.province(codes[0]) if self.gazetteer and codes else None
+        if province is not None:
+            places = {"th": {"province": province.name_th}, "en": {"province": province.name_en}}
+        return Route(recipients, codes, ("fallback",), targets, places=places)

@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from bot.incident import Incident, Notification, TimelineEvent, normalize_reference
+from bot.phone import to_ascii_digits
 from bot.types import Choice, Inbound, Kind, Reply, Text, utcnow
 from routing import lifecycle as lc
 from routing.messages import (
@@ -39,13 +40,14 @@ from routing.messages import (
     KIND_RESPONDER,
     agency_name,
     card_choices,
+    card_notification,
     estimate_eta,
     message,
     parse_relay,
     parse_token,
     parse_typed,
     reporter_update,
-    responder_card,
+    responder_actions,
 )
 from routing.ports import Route, Router, Target
 from storage.ports import StaleSession, Storage, Timer
@@ -58,6 +60,10 @@ ALIASES = {
     "ack": "acknowledge", "accept": "acknowledge", "eta": "en_route", "arrived": "on_scene",
     "close": "resolve", "resolved": "resolve", "referred": "refer",
 }
+# Typed words that are not lifecycle triggers: refer with a destination, and a note.
+REFER_TO = {"refer_protection": "protection", "refer_welfare": "welfare"}
+NOTE = "note"
+TYPED_ONLY = frozenset({*REFER_TO, NOTE})
 TIMER_ESCALATE = "escalate"
 TIMER_UNDELIVERED = "undelivered"
 TIMER_REMIND = "remind"
@@ -128,9 +134,9 @@ def plan_first_dispatch(incident: Incident, route: Route) -> list[Notification]:
     state["flags"] = list(route.flags)
     state["station"] = route.station
     state["km"] = None if route.distance_km is None else round(route.distance_km, 2)
+    state["where"] = {lang: dict(names) for lang, names in route.places.items()}
     _remember(state, list(route.targets))
-    return [Notification(t.address, KIND_NEW, responder_card(incident, t, 0),
-                         incident_id=incident.id) for t in route.targets]
+    return [card_notification(incident, t, 0) for t in route.targets]
 
 
 def watchdog(incident: Incident, policy: Policy, now: datetime) -> Timer:
@@ -202,7 +208,7 @@ class Responders:
 
     async def act(self, incident_ref_or_token: str, action: str | None, actor: Actor,
                   channel: str, eta_minutes: int | None = None,
-                  event_id: str | None = None) -> ActResult:
+                  event_id: str | None = None, detail: str = "") -> ActResult:
         """Apply a responder's action (a tapped token, or a reference and an action name).
 
         `event_id` (the channel's id for the tap) makes a redelivered tap a no-op that gets
@@ -217,6 +223,13 @@ class Responders:
         else:
             reference = normalize_reference(incident_ref_or_token)
         trigger = ALIASES.get(action or "", action or "")
+        extra: dict[str, str] = {}
+        if trigger in REFER_TO:
+            trigger, extra = "refer", {"to": REFER_TO[trigger]}
+        elif trigger == "duplicate" and detail:
+            extra = {"of": normalize_reference(detail)}
+        elif trigger == NOTE:
+            return await self.note(reference, actor, channel, detail, event_id)
         if eta_minutes is not None and not 1 <= eta_minutes <= 24 * 60:
             eta_minutes = None
         if trigger not in lc.RESPONDER_TRIGGERS:
@@ -259,10 +272,12 @@ class Responders:
                 outcome["r"] = self._result("invalid", "dispatch.invalid", incident, lang)
                 return None
             change = self._apply(incident, trigger, status, actor, channel, eta_minutes)
+            change.event.data.update(extra)
             if event_id:
                 # The last few tap ids are enough: channels redeliver within minutes.
                 state["handled"] = [*state.get("handled", [])[-19:], event_id]
-            outcome["r"] = self._result("done", f"dispatch.done.{trigger}", incident, lang,
+            done = f"refer_{extra['to']}" if trigger == "refer" and extra else trigger
+            outcome["r"] = self._result("done", f"dispatch.done.{done}", incident, lang,
                                         **change.event.data.get("say", {}))
             return change
 
@@ -287,34 +302,73 @@ class Responders:
         return result
 
     async def on_action(self, inbound: Inbound) -> list[Reply]:
-        """The channels' responder hook: a tapped `act:` button as an Inbound.
+        """A responder's event from any channel (`bot.inbound` routes it here): a tapped
+        `act:` button, a typed command (`ESS-7K3F9 ack`, `ESS-7K3F9 eta 10`, Thai words and
+        digits too), or `ESS-7K3F9: text` for the reporter.
 
-        `hints["chat"]` is the address that was notified (a LINE group), `hints["actor"]`
-        the person who tapped, when the channel knows them; idempotent on the event id.
+        `hints["chat"]` is the address that was notified when it is not the conversation
+        (an operator at the console), `hints["actor"]` the person who acted, when the
+        channel knows them; idempotent on the event id. Anything else gets the command list.
         """
-        chat = inbound.hints.get("chat") or f"{inbound.channel}:{inbound.sender}"
+        chat = inbound.hints.get("chat") or inbound.conversation
         actor = Actor(chat, inbound.hints.get("actor", ""), inbound.hints.get("name", ""))
-        token = parse_token(inbound.text)
+        typed = to_ascii_digits(inbound.text) if inbound.kind is Kind.TEXT else inbound.text
+        token = parse_token(typed)
         relay = parse_relay(inbound.text) if inbound.kind is Kind.TEXT else None
         if relay is not None:
             reference, text = relay
             return [(await self.relay_to_reporter(reference, actor, inbound.channel,
                                                   text)).reply]
         if token is None and inbound.kind is Kind.TEXT:
-            # SMS and plain chats: "ack ESS-7K3F9", "ESS-7K3F9 12".
-            token = parse_typed(inbound.text, self.words)
+            # SMS and plain chats: "ack ESS-7K3F9", "ESS-7K3F9 12", "ESS-7K3F9 รับ".
+            token = parse_typed(typed, self.words)
         if token is None:
             return [_reply("dispatch.help", reference="ESS-…")]
         result = await self.act(token.reference, token.action, actor, inbound.channel,
-                                token.minutes, event_id=inbound.event_id)
+                                token.minutes, event_id=inbound.event_id, detail=token.detail)
         return [result.reply]
+
+    async def note(self, reference: str, actor: Actor, channel: str, text: str,
+                   event_id: str | None = None) -> ActResult:
+        """A notified responder's note on the timeline; the incident's state is unchanged.
+        The text is personal data: the timeline keeps it sealed with the incident's details,
+        the log only its length."""
+        result: dict[str, ActResult] = {}
+
+        def decide(incident: Incident) -> _Change | None:
+            state = dispatch_state(incident)
+            lang = state["targets"].get(actor.address, {}).get("lang", "th")
+            if actor.address not in state["notified"]:
+                result["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
+                                                               reference=reference))
+                return None
+            if not text.strip():
+                result["r"] = self._result("invalid", "dispatch.help", incident, lang)
+                return None
+            if event_id and event_id in state.get("handled", []):
+                result["r"] = self._result("done", "dispatch.repeated", incident, lang)
+                return None
+            if event_id:
+                state["handled"] = [*state.get("handled", [])[-19:], event_id]
+            notes = incident.details.setdefault("notes", [])
+            notes.append({"by": actor.label, "at": self.clock().isoformat(),
+                          "text": text[:MAX_RELAY_TEXT]})
+            result["r"] = self._result("done", "dispatch.done.note", incident, lang)
+            return _Change(TimelineEvent("note", actor.label, channel, self.clock(),
+                                         {"chars": len(text)}))
+
+        incident, _ = await self._change(lambda: self.storage.incidents.get(reference), decide)
+        if incident is None:
+            return ActResult("unknown", _reply("dispatch.unknown", reference=reference),
+                             reference)
+        return result["r"]
 
     def _result(self, outcome: str, key: str, incident: Incident, lang: str = "th",
                 **params: Any) -> ActResult:
         # Buttons only for someone who can use them: never for "taken by" or "closed".
         offer = outcome in ("done", "need_ack", "invalid")
         choices = tuple(Choice(v, Text(label)) for v, label in
-                        card_choices(incident.reference, _next_actions(incident))) \
+                        card_choices(incident.reference, responder_actions(incident.status))) \
             if offer else ()
         return ActResult(outcome, Reply(Text(key, {"reference": incident.reference, **params}),
                                         lang, choices), incident.reference,
@@ -442,9 +496,7 @@ class Responders:
             if state["reminders"] >= self.policy.max_reminders:
                 return None
             state["reminders"] += 1
-            notes = [Notification(a, KIND_REMINDER, self._card(incident, a, level,
-                                                               KIND_REMINDER),
-                                  incident_id=incident.id) for a in state["notified"]]
+            notes = [self.card_for(incident, a, level, KIND_REMINDER) for a in state["notified"]]
             return _Change(TimelineEvent("reminded", "dispatcher", "system", self.clock(),
                                          {"level": level, "count": state["reminders"]}),
                            notes, [self._schedule(TIMER_ESCALATE, incident,
@@ -456,20 +508,22 @@ class Responders:
         incident.status = lc.apply(incident.status, "escalate")
         state["seq"] += 1
         state["level"] = level
-        notes = [Notification(t.address, KIND_NEW, responder_card(incident, t, level),
-                              incident_id=incident.id) for t in added]
-        notes += [Notification(a, KIND_REMINDER, self._card(incident, a, level, KIND_REMINDER),
-                               incident_id=incident.id) for a in previous]
+        waited = round(self.policy.escalate_after / 60)
+        notes = [card_notification(incident, t, level, KIND_NEW, waited) for t in added]
+        notes += [self.card_for(incident, a, level, KIND_REMINDER) for a in previous]
         notes.append(reporter_update(incident, "escalated"))
         return _Change(TimelineEvent(lc.ESCALATED, "dispatcher", "system", self.clock(),
                                      {"level": level, "added": len(added)}), notes)
 
-    def _card(self, incident: Incident, address: str, level: int, kind: str) -> dict[str, Any]:
+    def card_for(self, incident: Incident, address: str, level: int = 0,
+                 kind: str = KIND_NEW) -> Notification:
+        """The card for an address already notified, as the incident stands now."""
         t = dispatch_state(incident)["targets"].get(address, {})
         target = Target(address, t.get("agency", ""), t.get("name_th", ""),
                         t.get("name_en", ""), "", t.get("level", 0), t.get("km"),
                         t.get("lang", "th"))
-        return responder_card(incident, target, level, kind)
+        return card_notification(incident, target, level, kind,
+                                 round(self.policy.escalate_after / 60))
 
     def _remind_holder(self, incident: Incident) -> _Change | None:
         state = dispatch_state(incident)
@@ -477,7 +531,7 @@ class Responders:
             return None
         state["reminders"] += 1
         holder = state["holder"]["address"]
-        choices = card_choices(incident.reference, _next_actions(incident))
+        choices = card_choices(incident.reference, responder_actions(incident.status))
         note = Notification(holder, KIND_RESPONDER, message(
             f"dispatch.remind.{incident.status}", {"reference": incident.reference},
             state["targets"].get(holder, {}).get("lang", "th"), choices=choices,
@@ -539,7 +593,7 @@ class Responders:
             state = dispatch_state(incident)
             holder = state.get("holder")
             to = [holder["address"]] if holder else list(state["notified"])
-            choices = card_choices(incident.reference, _next_actions(incident))
+            choices = card_choices(incident.reference, responder_actions(incident.status))
             notes = [Notification(a, KIND_RELAY_TO_RESPONDER, message(
                 "dispatch.relay", {"reference": incident.reference,
                                     "text": text[:MAX_RELAY_TEXT]},
@@ -552,10 +606,6 @@ class Responders:
 
         await self._change(lambda: self.storage.incidents.get(reference), decide)
         return sent["ok"]
-
-
-def _next_actions(incident: Incident) -> list[str]:
-    return [t for t in lc.allowed(incident.status) if t in lc.RESPONDER_TRIGGERS]
 
 
 def _who(holder: dict[str, Any]) -> str:

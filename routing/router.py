@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from bot.incident import Incident
 from routing.directory import NATIONAL, Directory, Group, Station
+from routing.gazetteer import Gazetteer
 from routing.geo import haversine_km, valid_point
 from routing.ports import Route, Target
 from storage.ports import Bindings
@@ -33,10 +34,25 @@ class DirectoryRouter:
     """The Router port over a Directory and the store's bindings."""
 
     def __init__(self, directory: Directory, bindings: Bindings | None = None,
-                 max_station_km: float = DEFAULT_MAX_STATION_KM):
+                 max_station_km: float = DEFAULT_MAX_STATION_KM,
+                 gazetteer: Gazetteer | None = None):
         self.directory = directory
         self.bindings = bindings
         self.max_station_km = max_station_km
+        self.gazetteer = gazetteer
+
+    def places(self, station: Station) -> dict[str, dict[str, str]]:
+        """The province, district and station in words, in Thai and English."""
+        province = self.gazetteer.province(station.province_code) if self.gazetteer else None
+        district = self.gazetteer.district(station.district_code) if self.gazetteer else None
+        return {
+            "th": {"province": province.name_th if province else station.province_code,
+                   "district": district.name_th if district else station.district_code,
+                   "station": station.name_th},
+            "en": {"province": province.name_en if province else station.province_code,
+                   "district": district.name_en if district else station.district_code,
+                   "station": station.name_en},
+        }
 
     def stations_for(self, lat: float, lon: float) -> list[tuple[Station, float]]:
         """The responsible station first (polygon, else nearest), then the next nearest."""
@@ -71,7 +87,7 @@ class DirectoryRouter:
                 targets += _target(group, None)
         targets += await self._bound([s for s, _ in chosen], level, distance)
         codes = (primary.province_code, primary.district_code, primary.id)
-        return _route(targets, codes, (), primary.id, distance)
+        return _route(targets, codes, (), primary.id, distance, self.places(primary))
 
     async def _bound(self, stations: Sequence[Station], level: int,
                      distance: float) -> list[Target]:
@@ -100,10 +116,12 @@ class DirectoryRouter:
 
 
 def _route(targets: list[Target], codes: tuple[str, ...], flags: tuple[str, ...],
-           station: str | None, distance: float | None) -> Route:
+           station: str | None, distance: float | None,
+           places: dict[str, dict[str, str]] | None = None) -> Route:
     unique: dict[str, Target] = {}
     for target in targets:
         # One message per address: the first (most specific) reason wins.
         unique.setdefault(target.address, target)
     kept = tuple(unique.values())
-    return Route(tuple(t.address for t in kept), codes, flags, kept, station, distance)
+    return Route(tuple(t.address for t in kept), codes, flags, kept, station, distance,
+                 places or {})

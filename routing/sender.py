@@ -1,8 +1,9 @@
 """The channel-neutral seam between the dispatcher and the channels.
 
-The dispatcher calls `Sender.send(notification)` and gets one of three answers: delivered,
-retry after N seconds, or a permanent failure. A channel adapter maps a Notification to its
-own call in one place (`ChannelSender`, over `notification_reply`); the console sender backs
+The dispatcher calls `Sender.send(notification)` and gets a `bot.outbound.SendResult`:
+delivered, retry after N seconds, or a permanent failure (the one result type every channel
+returns too). `ChannelSender` hands a channel the typed message an outbox row carries
+(`routing.messages.outbound`: a `ResponderCard` or a `Reply`); the console sender backs
 `console:` addresses (the sample directory) and the recording sender is for tests.
 """
 
@@ -16,32 +17,10 @@ from typing import Protocol, TextIO
 from bot.i18n import Catalogs
 from bot.incident import Notification
 from bot.logs import _mask
-from bot.render import render_text
+from bot.outbound import Outbound, ResponderCard, SendResult
+from bot.render import render_outbound
 from bot.types import Reply
-from routing.messages import notification_reply
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """The channel accepted the message."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryAfter:
-    """A transient failure (timeout, 5xx, 429): try again, not before `seconds`."""
-
-    seconds: float = 0.0
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PermanentFailure:
-    """The message can never be delivered as it is (unknown address, blocked, 4xx)."""
-
-    reason: str
-
-
-SendResult = Delivered | RetryAfter | PermanentFailure
+from routing.messages import outbound
 
 
 class Sender(Protocol):
@@ -63,29 +42,31 @@ class RoutingSender:
     async def send(self, notification: Notification) -> SendResult:
         sender = self.senders.get(scheme(notification.recipient), self.default)
         if sender is None:
-            return PermanentFailure(f"no channel for {scheme(notification.recipient)}:")
+            return SendResult.failed(f"no channel for {scheme(notification.recipient)}:")
         return await sender.send(notification)
 
 
-# What a channel registry offers: send(address, reply, key=idempotency key, silent=...).
+# What a channel registry offers: send(address, message, key=idempotency key, silent=...).
 ChannelCall = Callable[..., Awaitable[SendResult]]
 
 
 class ChannelSender:
-    """The adapter seam: a Notification becomes one channel call with a neutral Reply.
+    """The adapter seam: a Notification becomes one channel call with its typed message.
 
-    `call(address, reply, key=..., silent=...)` is the channel registry's send; it maps its
-    own errors to RetryAfter / PermanentFailure. The idempotency key is the outbox row's,
-    the same on every retry (LINE X-Line-Retry-Key).
+    `call(address, message, key=..., silent=...)` is the channel registry's send. The
+    idempotency key is the outbox row's, the same on every retry (LINE X-Line-Retry-Key).
+    Cards for responders always ring, a silent report's most of all (invariant 5 protects
+    the reporter's phone, not the responders').
     """
 
     def __init__(self, call: ChannelCall):
         self.call = call
 
     async def send(self, notification: Notification) -> SendResult:
-        reply = notification_reply(notification)
-        return await self.call(notification.recipient, reply, key=notification.key,
-                               silent=reply.silent)
+        message = outbound(notification)
+        silent = not isinstance(message, ResponderCard) and message.silent
+        return await self.call(notification.recipient, message, key=notification.key,
+                               silent=silent)
 
 
 class ConsoleSender:
@@ -99,12 +80,12 @@ class ConsoleSender:
         self.reveal = reveal
 
     async def send(self, notification: Notification) -> SendResult:
-        text = render_text(notification_reply(notification), self.catalogs)
+        text = "\n".join(render_outbound(outbound(notification), self.catalogs))
         if not self.reveal:
             text = _mask(text)
         stream = self.stream or sys.stdout
         print(f"── to {notification.recipient} ──\n{text}\n", file=stream, flush=True)
-        return Delivered()
+        return SendResult.sent()
 
 
 @dataclass
@@ -112,8 +93,21 @@ class Sent:
     address: str
     key: str
     kind: str
-    reply: Reply
+    message: Outbound
     notification: Notification
+
+    @property
+    def reply(self) -> Reply:
+        """The message, when it is one for a person (not a responder card)."""
+        if not isinstance(self.message, Reply):
+            raise TypeError(f"{self.kind} to {self.address} is a responder card")
+        return self.message
+
+    @property
+    def card(self) -> ResponderCard:
+        if not isinstance(self.message, ResponderCard):
+            raise TypeError(f"{self.kind} to {self.address} is not a responder card")
+        return self.message
 
 
 @dataclass
@@ -133,8 +127,8 @@ class RecordingSender:
         if queue:
             return queue.pop(0)
         self.sent.append(Sent(notification.recipient, notification.key, notification.kind,
-                              notification_reply(notification), notification))
-        return Delivered()
+                              outbound(notification), notification))
+        return SendResult.sent()
 
     def to(self, address: str) -> list[Sent]:
         return [s for s in self.sent if s.address == address]

@@ -10,7 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
-from bot.wiring import Services, open_services
+from bot.services import Services
+from bot.wiring import open_services
 from channels.registry import ChannelRegistry
 from config.settings import Settings
 from tests import line_events as ev

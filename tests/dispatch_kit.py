@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.incident import Incident
+from bot.services import Services
 from bot.types import utcnow
-from bot.wiring import Services
 from tests.helpers import choice, pin, start, text
 
 PHITSANULOK = (16.8211, 100.2659)

@@ -23,11 +23,11 @@ from aiohttp import web
 from bot.app import SERVICES
 from bot.cli import serve
 from bot.incident import Notification
+from bot.outbound import SendResult
+from bot.services import Services
 from bot.types import Inbound, Kind, Location, LocationSource
-from bot.wiring import Services
 from config.settings import load_settings
 from routing.dispatcher import DispatchPolicy
-from routing.sender import Delivered, RetryAfter, SendResult
 
 OWNER = f"proc-{os.getpid()}"
 
@@ -59,8 +59,8 @@ class SinkSender:
                                                       "owner": OWNER}) as resp:
                 resp.raise_for_status()
         except aiohttp.ClientError as exc:
-            return RetryAfter(0, type(exc).__name__)
-        return Delivered()
+            return SendResult.retry(0, type(exc).__name__)
+        return SendResult.sent()
 
 
 def main() -> int:

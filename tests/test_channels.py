@@ -17,12 +17,12 @@ from structlog.testing import capture_logs
 
 from bot.app import CHANNELS, SERVICES, create_app
 from bot.i18n import Catalogs
-from bot.incident import Notification
+from bot.outbound import ResponderCard, SendOutcome
 from bot.types import Reply, Text
-from channels.base import SendOutcome
-from channels.cards import parse_action, responder_actions
 from channels.registry import ChannelRegistry, UnknownAddress
 from config.settings import Settings, SettingsError
+from routing.messages import ActionToken, card_choices, parse_token
+from routing.messages import outbound as outbound_message
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ess-channel-jsonhook"
 SECRET = "jsonhook-secret"
@@ -78,14 +78,15 @@ async def test_addresses_without_a_channel_are_permanent_failures(tmp_path: Path
 
 
 def test_action_tokens_round_trip_and_refuse_junk() -> None:
-    tokens = [c.value for c in responder_actions("ESS-7K3F9")]
+    tokens = [t for t, _ in card_choices("ESS-7K3F9", ["acknowledge", "en_route", "on_scene",
+                                                      "resolve", "refer"])]
     assert all(len(t) <= 300 for t in tokens)
-    assert [parse_action(t).reference for t in tokens if parse_action(t)] == \
-        ["ESS-7K3F9"] * 7
-    eta = parse_action("act:eta15:ESS-7K3F9")
-    assert eta is not None and eta.eta_minutes == 15
+    parsed = [parse_token(t) for t in tokens]
+    assert [p.reference for p in parsed if p] == ["ESS-7K3F9"] * 9
+    assert parse_token("act:eta15:ESS-7K3F9") == ActionToken("en_route", "ESS-7K3F9", 15)
+    assert parse_token("act:welfare:ESS-7K3F9") == ActionToken("refer_welfare", "ESS-7K3F9")
     for junk in ("threat", "act:", "act:dance:ESS-1", "act:ack:", "act:ack" + "x" * 400):
-        assert parse_action(junk) is None
+        assert parse_token(junk) is None
 
 
 def test_a_broken_plugin_is_logged_and_the_rest_run(plugin_path: Path, tmp_path: Path) -> None:
@@ -148,12 +149,15 @@ async def test_the_example_plugin_takes_a_whole_report(
         [incident] = await app[SERVICES].storage.incidents.recent()
         assert incident.channel == "jsonhook" and incident.reporter == "jsonhook:kiosk-7"
 
-        # The dispatcher's view: deliver an outbox row to the plugin's address.
-        note = Notification(incident.reporter, "incident.new", {
-            "reference": incident.reference, "type": "threat",
-            "location": incident.location.to_dict(), "phone": None, "do_not_call": True})
-        result = await app[CHANNELS].send(note.recipient, note, key=note.key)
+        # The dispatcher's view: the card routing built for this incident, to the plugin.
+        services = app[SERVICES]
+        row = services.responders.card_for(incident, incident.details["dispatch"]["notified"][0])
+        card = outbound_message(row)
+        assert isinstance(card, ResponderCard)
+        result = await app[CHANNELS].send(incident.reporter, card, key=row.key)
         assert result.ok
         [pushed] = received
-        assert pushed["to"] == "kiosk-7" and pushed["key"] == note.key
-        assert parse_action(pushed["message"]["choices"][0]["value"]) is not None
+        assert pushed["to"] == "kiosk-7" and pushed["key"] == row.key
+        assert parse_token(pushed["message"]["choices"][0]["value"]) is not None
+        assert incident.reference in pushed["message"]["text"]
+        assert "พิษณุโลก" in pushed["message"]["text"]  # the province it was routed to

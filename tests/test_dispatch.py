@@ -10,15 +10,17 @@ import pytest
 import structlog
 import structlog.testing
 
-from bot.render import render_text
+from bot.outbound import SendResult
+from bot.render import render_outbound, render_text
+from bot.services import Services
 from bot.types import Kind
-from bot.wiring import Services, open_services
+from bot.wiring import open_services
 from config.settings import Settings
 from routing import lifecycle as lc
 from routing.dispatcher import Dispatcher, DispatchPolicy
 from routing.messages import KIND_NEW, KIND_REMINDER, KIND_REPORTER
 from routing.responders import Actor, dispatch_state
-from routing.sender import PermanentFailure, RecordingSender, RetryAfter
+from routing.sender import RecordingSender
 from tests.dispatch_kit import GULF_OF_THAILAND, Clock, report, settle, silent_report
 from tests.helpers import event
 
@@ -34,7 +36,7 @@ class Rig:
 
     def text(self, index: int = -1, address: str | None = None) -> str:
         sent = self.sender.to(address) if address else self.sender.sent
-        return render_text(sent[index].reply, self.services.catalogs)
+        return "\n".join(render_outbound(sent[index].message, self.services.catalogs))
 
 
 @pytest.fixture
@@ -69,12 +71,14 @@ async def test_card_reaches_the_area_and_the_reporter_is_told(rig: Rig) -> None:
     assert incident.reference in card and "081-234-5678" in card
     assert "https://www.google.com/maps/search/?api=1&query=16.82110,100.26590" in card
     assert "0.9" in card  # km from the station
-    assert rig.sender.to(STATION)[0].reply.choices[0].value == \
-        f"act:ack:{incident.reference}"
+    typed = rig.sender.to(STATION)[0].card
+    # Only what the state allows: nobody has it yet, so acknowledging is all there is.
+    assert [a.token for a in typed.actions] == [f"act:ack:{incident.reference}"]
     # The plain facts too, for a channel that draws its own card.
-    payload = rig.sender.to(STATION)[0].notification.payload
-    assert payload["silent_report"] is False and payload["type"] == "threat"
-    assert payload["distance_km"] < 5
+    assert typed.silent is False and typed.type.key == "incident.threat"
+    assert typed.distance_km is not None and typed.distance_km < 5
+    assert (typed.province, typed.district) == ("พิษณุโลก", "เมืองพิษณุโลก")
+    assert typed.station.startswith("สถานีตำรวจภูธรเมืองพิษณุโลก")
     assert await status(rig, incident.reference) == lc.DISPATCHED
     told = rig.sender.to("test:u1")
     assert [s.kind for s in told] == [KIND_REPORTER]
@@ -121,9 +125,9 @@ async def test_escalation_then_second_escalation_then_bounded_reminders(rig: Rig
 
 async def test_escalation_clock_starts_when_the_card_reaches_the_channel(rig: Rig) -> None:
     # The channel is down for the whole first minutes: the clock has not started.
-    rig.sender.fail[STATION] = [RetryAfter(0, "503")] * 3
+    rig.sender.fail[STATION] = [SendResult.retry(0, "503")] * 3
     for address in ("console:p65-police", WELFARE, "console:p65-shelter"):
-        rig.sender.fail[address] = [RetryAfter(0, "503")] * 3
+        rig.sender.fail[address] = [SendResult.retry(0, "503")] * 3
     incident = await report(rig.services, "u1")
     for _ in range(3):  # three failed attempts, a minute and a half apart
         await settle(rig.services)
@@ -141,7 +145,7 @@ async def test_escalation_clock_starts_when_the_card_reaches_the_channel(rig: Ri
 
 async def test_a_report_nobody_receives_escalates_anyway(rig: Rig) -> None:
     for address in (STATION, "console:p65-police", WELFARE, "console:p65-shelter"):
-        rig.sender.fail[address] = [PermanentFailure("blocked")]
+        rig.sender.fail[address] = [SendResult.failed("blocked")]
     incident = await report(rig.services, "u1")
     await settle(rig.services)
     assert await rig.services.storage.outbox.pending() == 0  # all four dead-lettered
@@ -154,7 +158,7 @@ async def test_a_report_nobody_receives_escalates_anyway(rig: Rig) -> None:
 async def test_lifecycle_to_resolved_with_eta_and_reminder(rig: Rig) -> None:
     incident = await report(rig.services, "u1")
     await settle(rig.services)
-    ack = rig.sender.to(STATION)[0].reply.choices[0].value
+    ack = rig.sender.to(STATION)[0].card.actions[0].token
     acts = rig.services.responders
     result = await acts.act(ack, None, Actor(STATION, "U-sgt", "Sgt Somchai"), "line")
     assert result.outcome == "done" and result.status == lc.ACKNOWLEDGED
@@ -268,7 +272,7 @@ async def test_close_racing_an_acknowledgement(rig: Rig) -> None:
 
 
 async def test_channel_failing_then_recovering(rig: Rig) -> None:
-    rig.sender.fail[STATION] = [RetryAfter(30, "429"), RetryAfter(0, "timeout")]
+    rig.sender.fail[STATION] = [SendResult.retry(30, "429"), SendResult.retry(0, "timeout")]
     await report(rig.services, "u1")
     await settle(rig.services)
     assert rig.sender.to(STATION) == []
@@ -284,7 +288,7 @@ async def test_channel_failing_then_recovering(rig: Rig) -> None:
 async def test_dead_letter_after_the_bound_with_an_alert(rig: Rig) -> None:
     dispatcher = Dispatcher(rig.services.storage, rig.sender, rig.services.responders,
                             DispatchPolicy(max_attempts=3, max_backoff=1), clock=rig.clock)
-    rig.sender.fail[STATION] = [RetryAfter(0, "503")] * 10
+    rig.sender.fail[STATION] = [SendResult.retry(0, "503")] * 10
     await report(rig.services, "u1")
     with structlog.testing.capture_logs() as logs:
         for _ in range(5):

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import CHANNELS, SERVICES
-from channels.cards import parse_action
+from routing.messages import parse_token
 from tests import line_events as ev
 from tests.line_standin import Call, LineStandIn
 
@@ -95,7 +95,7 @@ async def test_report_reaches_the_bound_group_and_the_acknowledgement_reaches_th
     assert card.raw.get("notificationDisabled") is not True
     tokens = [b["action"]["data"] for b in flex["contents"]["footer"]["contents"]
               if b["action"]["type"] == "postback"]
-    ack = next(t for t in tokens if (a := parse_action(t)) and a.verb == "ack")
+    ack = next(t for t in tokens if (a := parse_token(t)) and a.action == "acknowledge")
 
     await post(client, ev.postback(ev.group(GROUP, RESPONDER), ack))
     incident = await services.storage.incidents.get(reference)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+from bot.services import Services
 from bot.types import Inbound, Reply
-from bot.wiring import Services
 from tests.helpers import choice, pin, start, text
 
 TYPES = ["threat", "confinement", "sexual_risk", "deranged", "gathering"]

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from bot.incident import Incident
 from bot.reports import ENRICHMENT
+from bot.services import Services
 from bot.session import Session
 from bot.types import Ask, Kind, LocationSource, Reply, utcnow
-from bot.wiring import Services, open_services
+from bot.wiring import open_services
 from config.settings import Settings
 from routing.ports import FallbackRouter
 from tests.helpers import choice, event, pin, start, text

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
+from bot.services import Services
 from bot.types import Inbound, Kind
-from bot.wiring import Services
 from tests.helpers import choice, event, pin, start, text
 
 Path = list[Callable[[str], Inbound]]

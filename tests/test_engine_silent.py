@@ -7,8 +7,10 @@ import re
 import pytest
 
 from bot.i18n import Catalogs
+from bot.outbound import ResponderCard
+from bot.services import Services
 from bot.types import Reply, Text, utcnow
-from bot.wiring import Services
+from routing.messages import outbound
 from tests.helpers import choice, pin, start, text
 
 
@@ -48,10 +50,11 @@ async def test_silent_report_text_only_by_taps(services: Services, first: str) -
              if n.incident_id == incident.id and n.kind == "incident.new"]
     assert notes
     for note in notes:
-        assert note.payload["do_not_call"] is True and note.payload["silent_report"] is True
+        card = outbound(note)
+        assert isinstance(card, ResponderCard)
+        assert card.do_not_call is True and card.silent is True and card.callback is None
         # ...and the card itself must ring: responders must not miss a silent report.
-        assert note.payload["silent"] is False
-        assert note.payload["phone"] is None
+        assert "silent" not in note.payload
 
 
 async def test_silent_report_with_a_call_back_number(services: Services) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.services import Services
 from bot.types import utcnow
-from bot.wiring import Services, open_services
+from bot.wiring import open_services
 from config.settings import Settings
 from tests.helpers import choice, pin, start, text
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.durations import parse_duration
 from bot.i18n import Catalogs
 from bot.wiring import default_registries
 from flows.compiler import FlowModel, compile_flow
-from flows.loader import FlowError, parse_duration, parse_flow
+from flows.loader import FlowError, parse_flow
 from flows.registry import SHIPPED_DIR, flow_files, load_flows
 
 INPUTS, ACTIONS = default_registries()

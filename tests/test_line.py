@@ -10,14 +10,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from bot.app import CHANNELS, SERVICES, create_app
-from bot.incident import Notification
-from bot.types import Inbound, Reply, Text
-from channels.base import SendOutcome
-from channels.cards import parse_action
+from bot.outbound import ResponderCard, SendOutcome
+from bot.types import ChatKind, Inbound, Reply, Text
 from channels.line import LineChannel
 from channels.registry import ChannelRegistry
 from config.settings import Settings
+from routing.messages import outbound
 from tests import line_events as ev
+from tests.dispatch_kit import silent_report
 from tests.line_standin import LineStandIn
 from tests.pii import assert_no_pii
 
@@ -185,36 +185,41 @@ async def test_push_errors_follow_line_rules(client: TestClient[Any, Any],
 
 async def test_incident_card_is_a_valid_flex_message(client: TestClient[Any, Any],
                                                     line_api: LineStandIn) -> None:
-    card = Notification(f"line:{GROUP}", "incident.new", {
-        "reference": "ESS-7K3F9", "type": "threat", "created_at": "2026-11-23T09:00:00+00:00",
-        "location": {"lat": 16.8211, "lon": 100.2659, "source": "device", "accuracy_m": 12},
-        "phone": "+66812345678", "do_not_call": False, "silent_report": True,
-        "area_codes": ["TH-65"], "flags": []})
-    result = await client.app[CHANNELS].send(card.recipient, card, key=card.key)
+    services = client.app[SERVICES]
+    incident = await silent_report(services, "s1")
+    # The card routing built for this incident, for a LINE group: no hand-built payload.
+    row = services.responders.card_for(incident, incident.details["dispatch"]["notified"][0])
+    card = outbound(row)
+    assert isinstance(card, ResponderCard)
+    result = await client.app[CHANNELS].send(f"line:{GROUP}", card, key=row.key)
     assert result.ok
-    [call] = line_api.ok("push")
+    [call] = [c for c in line_api.ok("push") if c.raw["to"] == GROUP]
     flex = call.raw["messages"][0]
-    assert flex["type"] == "flex" and call.raw["to"] == GROUP
+    assert flex["type"] == "flex"
     buttons = flex["contents"]["footer"]["contents"]
     tokens = [b["action"]["data"] for b in buttons if b["action"]["type"] == "postback"]
-    assert [parse_action(t).verb for t in tokens if parse_action(t)] == [
-        "ack", "eta5", "eta10", "eta15", "eta30", "scene", "resolve"]
+    assert tokens == [f"act:ack:{incident.reference}"]  # all the state allows now
     assert all(len(t) <= 300 and "+66" not in t for t in tokens)
     assert "ห้ามโทร" in flex["contents"]["body"]["contents"][0]["text"]
+    body = " ".join(c.get("text", "") for c in flex["contents"]["body"]["contents"])
+    assert "พิษณุโลก" in body and "สถานีตำรวจภูธรเมืองพิษณุโลก" in body
     assert line_api.invalid == []
 
 
 async def test_responder_group_binding_and_actions(client: TestClient[Any, Any],
                                                    line_api: LineStandIn) -> None:
     services = client.app[SERVICES]
-    registry = client.app[CHANNELS]
     seen: list[Inbound] = []
+
+    async def is_action(inbound: Inbound) -> bool:
+        return inbound.text.startswith("act:")
 
     async def lifecycle(inbound: Inbound) -> list[Reply]:
         seen.append(inbound)
-        return [Reply(Text("card.action.ack"), "th")]
+        return [Reply(Text("dispatch.action.acknowledge"), "th")]
 
-    registry.set_responder_hook(lifecycle)
+    # A route ahead of the responder side sees what the router would hand it.
+    services.inbound.add("seen", is_action, lifecycle, before="responder")
     await post(client, ev.join(ev.group(GROUP)))
     assert "/register" in line_api.texts()[-1]
 
@@ -222,7 +227,7 @@ async def test_responder_group_binding_and_actions(client: TestClient[Any, Any],
     code = await services.storage.bindings.create_code("TH-65", "police", 3600,
                                                        datetime.now(UTC))
     await post(client, ev.text(ev.group(GROUP, USER), f"/register {code.lower()}"))
-    assert "TH-65" in line_api.texts()[-1]
+    assert "TH-65" in line_api.texts()[-1] and "ตำรวจ" in line_api.texts()[-1]
     [binding] = await services.storage.bindings.for_address(f"line:{GROUP}")
     assert binding.agency == "police"
     await post(client, ev.text(ev.group(GROUP, USER), f"/register {code}"))
@@ -237,7 +242,7 @@ async def test_responder_group_binding_and_actions(client: TestClient[Any, Any],
     await post(client, action)
     await post(client, action)  # redelivered: handled once
     [inbound] = seen
-    assert inbound.payload == "act:ack:ESS-7K3F9"
+    assert inbound.payload == "act:ack:ESS-7K3F9" and inbound.chat is ChatKind.GROUP
     assert inbound.hints["actor"] == f"line:{GROUP}"
     await post(client, ev.postback(ev.group(GROUP, USER), "act:eta10:ESS-7K3F9"))
     assert seen[-1].hints["actor"] == f"line:{USER}"
@@ -245,13 +250,6 @@ async def test_responder_group_binding_and_actions(client: TestClient[Any, Any],
     await post(client, ev.leave(ev.group(GROUP)))
     assert await services.storage.bindings.for_address(f"line:{GROUP}") == []
     assert line_api.invalid == []
-
-
-async def test_actions_without_a_lifecycle_say_so(client: TestClient[Any, Any],
-                                                  line_api: LineStandIn) -> None:
-    client.app[CHANNELS].set_responder_hook(None)
-    await post(client, ev.postback(ev.group(GROUP, USER), "act:scene:ESS-7K3F9"))
-    assert "โทรศัพท์" in line_api.texts()[-1]
 
 
 async def test_an_action_on_an_unknown_incident_says_so(client: TestClient[Any, Any],

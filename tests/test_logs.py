@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.logs import configure_logging, pseudonym, scrub_pii
-from bot.wiring import Services
+from bot.services import Services
 from tests.helpers import choice, pin, start, text
 
 

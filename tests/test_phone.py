@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.phone import display_thai_phone, mask_phone, normalize_thai_phone
+from bot.phone import display_thai_phone, mask_phone, normalize_thai_phone
 
 
 @pytest.mark.parametrize("typed", [

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bot.incident import Incident
-from bot.wiring import Services, open_services
+from bot.services import Services
+from bot.wiring import open_services
 from config.settings import Settings
 from routing import lifecycle as lc
 from routing.responders import Actor, dispatch_state

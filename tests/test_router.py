@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.incident import Incident, new_reference
+from bot.services import Services
 from bot.types import Location, LocationSource
-from bot.wiring import Services
 from routing.directory import load_directory
 from routing.router import FLAG_NO_POINT, FLAG_OUTSIDE, DirectoryRouter
 from tests.dispatch_kit import GULF_OF_THAILAND, PHITSANULOK

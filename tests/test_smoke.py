@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.wiring import Services
+from bot.services import Services
 from tests.helpers import choice, pin, start, text
 
 

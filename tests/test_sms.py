@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from bot.app import CHANNELS, SERVICES, create_app
+from bot.outbound import SendOutcome
 from bot.types import Reply, Text
-from channels.base import SendOutcome
 from channels.registry import ChannelRegistry
 from channels.sms import generic_signature, twilio_signature
 from channels.sms.segments import count_segments

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.services import Services
 from bot.types import Inbound, utcnow
-from bot.wiring import Services, open_services
+from bot.wiring import open_services
 from config.settings import Settings
 from tests.helpers import choice, pin, start, text
 from tests.servers import PostgresServer, RedisServer

@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from bot.wiring import Services, open_services
+from bot.services import Services
+from bot.wiring import open_services
 from config.settings import Settings
 from storage.composite import CompositeStorage
 from storage.crypto import Sealer

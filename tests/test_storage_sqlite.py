@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.wiring import Services, open_services
+from bot.services import Services
+from bot.wiring import open_services
 from config.settings import Settings
 from storage.crypto import Sealer, SealError
 from storage.ports import SchemaMismatch

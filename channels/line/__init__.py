@@ -5,11 +5,10 @@ reads anything else; a bad or missing signature gets 401 and nothing happens. A 
 gets 200 at once and its events are handled in order in a background task the application
 drains at shutdown (LINE asks for quick answers and suspends slow webhooks).
 
-One-to-one chats are reporters: their events go to the engine, deduplicated on
-`webhookEventId`. Groups and rooms are responders: `/register CODE` binds the group, incident
-card buttons (`act:` postbacks) go to the registry's responder hook, and nothing else a group
-says starts a report. A group event without `userId` (a member who has not consented) is
-attributed to the group, never dropped.
+Every event becomes one `Inbound` handed to the core's inbound router, which decides who it
+is for (a reporter, a responder, `/register CODE`): a group or room says so in `chat`, and a
+group event without `userId` (a member who has not consented) is attributed to the group,
+never dropped. The replies come back here and are rendered as LINE messages.
 
 Settings: `ESS_LINE_CHANNEL_SECRET`, `ESS_LINE_CHANNEL_ACCESS_TOKEN`, `ESS_LINE_API_URL`.
 """
@@ -20,10 +19,8 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import time
 import uuid
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -43,20 +40,15 @@ from linebot.v3.webhooks import (
     UserSource,
 )
 
-from bot.incident import REFERENCE_PREFIX, Notification
-from bot.types import Inbound, Kind, Location, LocationSource, Reply, Text
+from bot.outbound import Outbound, ResponderCard, SendResult
+from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply, Text
 from channels.base import (
-    ACTION_PREFIX,
-    Card,
     Channel,
     ChannelContext,
-    Outbound,
-    SendResult,
     optional_setting,
     own_address,
     setting,
 )
-from channels.cards import card_for
 from channels.line.api import DEFAULT_API_URL, LineApi
 from channels.line.render import ABILITIES, batches, card_message, reply_messages
 from config.settings import Settings
@@ -65,10 +57,6 @@ log = structlog.get_logger(__name__)
 
 CHANNEL = "line"
 REPLY_TOKEN_SECONDS = 50  # LINE guarantees a reply token for one minute; keep a margin
-SEEN_EVENTS = 10_000  # in-process dedupe of group events (reporter events dedupe durably)
-REGISTER_COMMAND = "/register"
-_NAMES_INCIDENT = re.compile(rf"(?<![A-Za-z0-9]){REFERENCE_PREFIX}[\s\-]*[A-Za-z0-9]{{5}}",
-                             re.I)
 MAX_EVENTS = 100
 # Past this many bodies waiting in the background, a webhook is handled before it is
 # answered: LINE then slows down instead of our memory growing without bound.
@@ -105,7 +93,6 @@ class LineChannel(Channel):
         self._secret = secret.encode()
         self.api = LineApi(access_token, api_url)
         self.default_lang = default_lang
-        self._seen: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LineChannel:
@@ -187,21 +174,35 @@ class LineChannel(Channel):
     async def _handle(self, event: Event) -> None:
         source = getattr(event, "source", None)
         if isinstance(source, GroupSource | RoomSource):
-            await self._group_event(event, source)
+            chat = source.group_id if isinstance(source, GroupSource) else source.room_id
+            # LINE omits userId for members who have not consented: the group acts.
+            actor = f"{CHANNEL}:{source.user_id}" if source.user_id else f"{CHANNEL}:{chat}"
+            inbound = self._inbound(event, chat, ChatKind.GROUP, actor)
         elif isinstance(source, UserSource) and source.user_id:
-            await self._user_event(event, source.user_id)
+            chat = source.user_id
+            inbound = self._inbound(event, chat, ChatKind.PRIVATE, f"{CHANNEL}:{chat}")
+        else:
+            return
+        if inbound is None:
+            return
+        if inbound.kind is Kind.CHOICE and inbound.text == MENU_MINE:
+            replies = [Reply(Text("line.menu.mine"), self.default_lang)]
+        else:
+            replies = await self.ctx.services.inbound.handle(inbound)
+        await self._deliver(chat, replies, event)
 
-    # -- reporters (one-to-one) -------------------------------------------------------------
-
-    def _inbound(self, event: Event, sender: str) -> Inbound | None:
+    def _inbound(self, event: Event, sender: str, chat: ChatKind, actor: str) -> Inbound | None:
         event_id = str(event.webhook_event_id)
         at = datetime.fromtimestamp(event.timestamp / 1000, UTC)
 
         def make(kind: Kind, payload: str | Location | None = None) -> Inbound:
-            return Inbound(CHANNEL, sender, kind, event_id, payload, at)
+            return Inbound(CHANNEL, sender, kind, event_id, payload, at, {"actor": actor},
+                           chat)
 
-        if isinstance(event, FollowEvent):
+        if isinstance(event, FollowEvent | JoinEvent):
             return make(Kind.START)
+        if isinstance(event, LeaveEvent):
+            return make(Kind.LEAVE)
         if isinstance(event, MessageEvent):
             message = event.message
             if isinstance(message, TextMessageContent):
@@ -218,80 +219,6 @@ class LineChannel(Channel):
                 return make(kind, value)
             return make(Kind.CHOICE, data)
         return None
-
-    async def _user_event(self, event: Event, user_id: str) -> None:
-        inbound = self._inbound(event, user_id)
-        if inbound is None:
-            return
-        if inbound.kind is Kind.CHOICE and inbound.text == MENU_MINE:
-            if self._already_seen(inbound.event_id):
-                return
-            replies = [Reply(Text("line.menu.mine"), self.default_lang)]
-        elif inbound.kind is Kind.CHOICE and inbound.text.startswith(ACTION_PREFIX):
-            if self._already_seen(inbound.event_id):
-                return
-            inbound = Inbound(CHANNEL, user_id, Kind.CHOICE, inbound.event_id, inbound.payload,
-                              inbound.at, {"actor": f"{CHANNEL}:{user_id}",
-                                           "chat": f"{CHANNEL}:{user_id}"})
-            replies = await self.ctx.registry.responder_action(inbound, self.default_lang)
-        else:
-            replies = await self.ctx.services.engine.handle(inbound)
-        await self._deliver(user_id, replies, event)
-
-    # -- responders (groups and rooms) ------------------------------------------------------
-
-    async def _group_event(self, event: Event, source: GroupSource | RoomSource) -> None:
-        chat = source.group_id if isinstance(source, GroupSource) else source.room_id
-        address = f"{CHANNEL}:{chat}"
-        event_id = str(event.webhook_event_id)
-        if self._already_seen(event_id):
-            return
-        lang = self.default_lang
-        bindings = self.ctx.services.storage.bindings
-        replies: list[Reply] = []
-        if isinstance(event, JoinEvent):
-            replies = [Reply(Text("line.group.joined"), lang)]
-        elif isinstance(event, LeaveEvent):
-            removed = await bindings.unbind(address)
-            log.info("line.group.left", bindings_removed=removed)
-        elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
-            words = event.message.text.strip().split()
-            if words and words[0].casefold() == REGISTER_COMMAND:
-                code = "".join(words[1:2]).upper()
-                binding = await bindings.redeem(code, address, datetime.now(UTC)) \
-                    if code else None
-                if binding is None:
-                    replies = [Reply(Text("line.group.code_invalid"), lang)]
-                else:
-                    log.info("line.group.bound", area=binding.area, agency=binding.agency)
-                    replies = [Reply(Text("line.group.bound", {
-                        "area": binding.area, "agency": binding.agency}), lang)]
-            elif _NAMES_INCIDENT.search(event.message.text):
-                # "ESS-7K3F9: we are on our way" or "ack ESS-7K3F9": for the lifecycle.
-                # Other group chatter is the responders' own and is left alone.
-                actor = f"{CHANNEL}:{source.user_id}" if source.user_id else address
-                inbound = Inbound(CHANNEL, chat, Kind.TEXT, event_id, event.message.text,
-                                  datetime.fromtimestamp(event.timestamp / 1000, UTC),
-                                  {"actor": actor, "chat": address})
-                replies = await self.ctx.registry.responder_action(inbound, lang)
-        elif isinstance(event, PostbackEvent) and \
-                event.postback.data.startswith(ACTION_PREFIX):
-            # LINE omits userId for members who have not consented: the group acts.
-            actor = f"{CHANNEL}:{source.user_id}" if source.user_id else address
-            inbound = Inbound(CHANNEL, chat, Kind.CHOICE, event_id, event.postback.data,
-                              datetime.fromtimestamp(event.timestamp / 1000, UTC),
-                              {"actor": actor, "chat": address})
-            replies = await self.ctx.registry.responder_action(inbound, lang)
-        if replies:
-            await self._deliver(chat, replies, event)
-
-    def _already_seen(self, event_id: str) -> bool:
-        if event_id in self._seen:
-            return True
-        self._seen[event_id] = None
-        while len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
-        return False
 
     # -- output -----------------------------------------------------------------------------
 
@@ -329,9 +256,7 @@ class LineChannel(Channel):
         if to is None:
             return SendResult.failed("not a LINE address")
         catalogs = self.ctx.services.catalogs
-        if isinstance(message, Notification):
-            message = card_for(message, self.default_lang)
-        if isinstance(message, Card):
+        if isinstance(message, ResponderCard):
             messages: list[Any] = [card_message(message, catalogs)]
         else:
             messages = list(reply_messages([message], catalogs))

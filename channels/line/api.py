@@ -25,7 +25,7 @@ from linebot.v3.messaging import (
     ReplyMessageRequest,
 )
 
-from channels.base import SendResult
+from bot.outbound import SendResult
 
 log = structlog.get_logger(__name__)
 

@@ -27,10 +27,9 @@ from linebot.v3.messaging import (
 )
 
 from bot.i18n import Catalogs
-from bot.render import Abilities, choice_lines
+from bot.outbound import ResponderCard
+from bot.render import Abilities, card_alert, card_facts, card_title, choice_lines
 from bot.types import Ask, Reply, Text
-from channels.base import Card
-from channels.cards import map_url
 
 MAX_QUICK_REPLIES = 13
 MAX_LABEL = 20
@@ -82,30 +81,32 @@ def batches(messages: list[Any]) -> list[list[Any]]:
             for i in range(0, len(messages), MAX_MESSAGES_PER_REQUEST)]
 
 
-def card_message(card: Card, catalogs: Catalogs) -> FlexMessage:
-    """A responder card as a Flex bubble: alert first, the facts, then the action buttons."""
+def card_message(card: ResponderCard, catalogs: Catalogs) -> FlexMessage:
+    """A responder card as a Flex bubble: the alert first (a drill, DO NOT CALL), the title
+    (an escalation says so in red), the facts, then the allowed actions and the map."""
     def render(text: Text) -> str:
         return catalogs.render(card.lang, text)
 
-    title = render(card.title)
-    body: list[Any] = []
-    if card.alert is not None:
-        body.append(FlexText(text=render(card.alert), wrap=True, weight="bold",
-                             color="#B00020", size="md"))
-    body.append(FlexText(text=title, wrap=True, weight="bold", size="lg"))
+    title = render(card_title(card))
+    alerts = [t for t in (Text("dispatch.card.drill") if card.drill else None,
+                          card_alert(card)) if t is not None]
+    body: list[Any] = [FlexText(text=render(a), wrap=True, weight="bold", color="#B00020",
+                                size="md") for a in alerts]
+    body.append(FlexText(text=title, wrap=True, weight="bold", size="lg",
+                         color="#B00020" if card.escalated else None))
     body.append(FlexSeparator())
-    body += [FlexText(text=render(line), wrap=True, size="sm") for line in card.lines]
+    body += [FlexText(text=render(line), wrap=True, size="sm") for line in card_facts(card)]
     buttons: list[Any] = []
-    for choice in card.actions:
+    for action in card.actions:
         buttons.append(FlexButton(
-            action=PostbackAction(label=_label(render(choice.label)), data=choice.value),
+            action=PostbackAction(label=_label(render(action.label)), data=action.token),
             style="primary" if not buttons else "secondary", height="sm"))
-    url = map_url(card.location) if card.location else None
-    if url:
-        buttons.append(FlexButton(action=URIAction(label=_label(render(Text("card.action.map"))),
-                                                   uri=url), style="link", height="sm"))
+    if card.map_url:
+        buttons.append(FlexButton(action=URIAction(
+            label=_label(render(Text("dispatch.card.map_button"))), uri=card.map_url),
+            style="link", height="sm"))
     bubble = FlexBubble(
         body=FlexBox(layout="vertical", spacing="sm", contents=body),
         footer=FlexBox(layout="vertical", spacing="sm", contents=buttons) if buttons else None)
-    alt = " ".join(render(t) for t in ((card.alert,) if card.alert else ()) + (card.title,))
+    alt = " ".join(render(t) for t in (*alerts, card_title(card)))
     return FlexMessage(alt_text=_cut(alt, MAX_ALT_TEXT), contents=bubble)

@@ -32,20 +32,17 @@ from typing import ClassVar
 import structlog
 from aiohttp import web
 
-from bot.incident import Notification
-from bot.render import Abilities, render_text
+from bot.i18n import Catalogs
+from bot.outbound import Outbound, ResponderCard, SendResult
+from bot.render import Abilities, card_alert, card_title, render_text
 from bot.types import Ask, Inbound, Kind, Location, LocationSource, Reply, Text
 from channels.base import (
-    Card,
     Channel,
     ChannelContext,
     ChannelOff,
-    Outbound,
-    SendResult,
     optional_setting,
     own_address,
 )
-from channels.cards import card_for, card_text
 from channels.sms.providers import (
     DEFAULT_TWILIO_API_URL,
     LogProvider,
@@ -53,7 +50,7 @@ from channels.sms.providers import (
     TwilioProvider,
 )
 from channels.sms.segments import count_segments
-from channels.webchat.pages import STATIC, locate_page
+from channels.web_pages import STATIC, locate_page
 from config.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
@@ -62,6 +59,7 @@ CHANNEL = "sms"
 ABILITIES = Abilities(buttons=False, location=False)
 USE_SENDER = "#"
 MAX_SMS_TEXT = 1600  # Twilio's own cap for one message
+SMS_CARD_SEGMENTS = 2  # a responder card's text, before its map link
 LINK_SECONDS = 30 * 60
 MAX_LINKS = 10_000
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -79,6 +77,40 @@ def twilio_signature(token: str, url: str, params: Iterable[tuple[str, str]]) ->
 
 def generic_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sms_card(card: ResponderCard, catalogs: Catalogs) -> str:
+    """A responder card as one SMS: the text within two UCS-2 segments, then the map link.
+
+    Lines are kept by importance (who it is and how to answer first); one that does not fit
+    is cut, and read in the card's order."""
+    def say(text: Text) -> str:
+        return catalogs.render(card.lang, text)
+
+    where = " ".join(p for p in (card.district, card.province) if p)
+    if card.station:
+        where = f"{where} → {card.station}" if where else card.station
+    alert = card_alert(card)
+    lines = [say(card_title(card)),  # in reading order, with their importance (0 first)
+             say(Text("dispatch.card.drill")) if card.drill else "",
+             say(card.escalation) if card.escalation else "",
+             say(card.type),
+             where or say(Text("dispatch.place_text", {"text": card.place_text or "-"})),
+             say(alert) if alert else say(Text("dispatch.callback.phone",
+                                                {"phone": card.callback})),
+             say(Text("sms.card_hint", {"reference": card.reference})) if card.actions else ""]
+    importance = [0, 1, 5, 3, 4, 1, 2]
+    kept = [""] * len(lines)
+    for index in sorted(range(len(lines)), key=lambda i: importance[i]):
+        if not lines[index]:
+            continue
+        kept[index] = lines[index]
+        while count_segments("\n".join(x for x in kept if x)).count > SMS_CARD_SEGMENTS:
+            kept[index] = kept[index][:-2] + "…" if len(kept[index]) > 8 else ""
+            if not kept[index]:
+                break
+    text = "\n".join(x for x in kept if x)
+    return f"{text}\n{card.map_url}" if card.map_url else text
 
 
 def _plain(status: int, message: str) -> web.Response:
@@ -204,7 +236,7 @@ class SmsChannel(Channel):
         else:
             inbound = Inbound(CHANNEL, sender, Kind.PHONE, event_id, sender) \
                 if word == USE_SENDER else Inbound(CHANNEL, sender, Kind.TEXT, event_id, text)
-            replies = await self.ctx.services.engine.handle(inbound)
+            replies = await self.ctx.services.inbound.handle(inbound)
         if replies:
             result = await self.provider.send(sender, self.render(replies, sender),
                                               key=event_id)
@@ -281,7 +313,7 @@ class SmsChannel(Channel):
         return web.json_response({"accepted": True})
 
     async def _answer(self, inbound: Inbound) -> None:
-        replies = await self.ctx.services.engine.handle(inbound)
+        replies = await self.ctx.services.inbound.handle(inbound)
         if replies:
             await self.provider.send(inbound.sender, self.render(replies, inbound.sender),
                                      key=inbound.event_id)
@@ -296,12 +328,8 @@ class SmsChannel(Channel):
             return SendResult.failed("not an SMS address")
         if to in self.opted_out:
             return SendResult.failed("recipient opted out (STOP)")
-        catalogs = self.ctx.services.catalogs
-        if isinstance(message, Notification):
-            message = card_for(message, self.default_lang)
-        if isinstance(message, Card):
-            # No action menu: a number typed back would be read as a reporter's answer.
-            text = "\n".join(card_text(message, catalogs))[:MAX_SMS_TEXT]
+        if isinstance(message, ResponderCard):
+            text = sms_card(message, self.ctx.services.catalogs)
         else:
             text = self.render([message])
         return await self.provider.send(to, text, key=key)

@@ -13,7 +13,7 @@ from typing import Protocol
 import aiohttp
 import structlog
 
-from channels.base import SendResult
+from bot.outbound import SendResult
 from channels.sms.segments import count_segments
 
 log = structlog.get_logger(__name__)

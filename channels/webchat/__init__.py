@@ -32,21 +32,18 @@ from typing import Any, ClassVar
 import structlog
 from aiohttp import WSMsgType, web
 
-from bot.incident import Notification
-from bot.render import Abilities
-from bot.types import Inbound, Kind, Location, LocationSource, Reply
+from bot.i18n import Catalogs
+from bot.outbound import Outbound, ResponderCard, SendResult
+from bot.render import Abilities, card_alert, card_facts, card_lines, card_title
+from bot.types import Inbound, Kind, Location, LocationSource, Text
 from channels.base import (
-    Card,
     Channel,
     ChannelContext,
     ChannelOff,
-    Outbound,
-    SendResult,
     optional_setting,
     own_address,
 )
-from channels.cards import card_for, card_text
-from channels.webchat.pages import STATIC, chat_page, exit_page, page_lang
+from channels.web_pages import STATIC, chat_page, exit_page, page_lang
 from channels.webchat.tokens import TokenSigner
 from config.settings import Settings
 
@@ -89,6 +86,30 @@ class Conversation:
 
 class BadFrame(ValueError):
     """A frame the protocol does not allow; the code goes back to the client."""
+
+
+def card_frame(card: ResponderCard, catalogs: Catalogs) -> dict[str, Any]:
+    """A responder card for a staff member's page: the text and buttons every page shows,
+    and the card itself as JSON for a page that draws its own (the operations board)."""
+    def say(text: Text) -> str:
+        return catalogs.render(card.lang, text)
+
+    alert = card_alert(card)
+    return {
+        "type": "message", "text": "\n".join(card_lines(card, catalogs, hint=False)),
+        "choices": [{"value": a.token, "label": say(a.label)} for a in card.actions],
+        "ask": None, "silent": False,
+        "card": {
+            "reference": card.reference, "kind": card.kind.value, "title": say(card_title(card)),
+            "alert": say(alert) if alert else None, "lines": [say(t) for t in card_facts(card)],
+            "type": say(card.type), "reported_at": card.reported_at, "province": card.province,
+            "district": card.district, "station": card.station, "map_url": card.map_url,
+            "distance_km": card.distance_km, "callback": card.callback,
+            "do_not_call": card.do_not_call, "silent": card.silent, "drill": card.drill,
+            "flags": list(card.flags), "level": card.level, "holder": card.holder,
+            "escalated": card.escalated,
+        },
+    }
 
 
 class WebChatChannel(Channel):
@@ -220,7 +241,7 @@ class WebChatChannel(Channel):
                     code = str(exc) if isinstance(exc, BadFrame) else "not_json"
                     await ws.send_json({"type": "error", "code": code})
                     continue
-                replies = await self.ctx.services.engine.handle(inbound)
+                replies = await self.ctx.services.inbound.handle(inbound)
                 # Stored before anything is sent: if the socket drops now, a reconnect
                 # replays the replies, and the unacked frame is resent and deduplicated.
                 for reply in replies:
@@ -289,11 +310,10 @@ class WebChatChannel(Channel):
             return make(Kind.LOCATION, Location(lat, lon, source, accuracy))
         raise BadFrame("unknown_type")
 
-    def _frame(self, message: Reply | Card) -> dict[str, Any]:
+    def _frame(self, message: Outbound) -> dict[str, Any]:
         catalogs = self.ctx.services.catalogs
-        if isinstance(message, Card):
-            return {"type": "message", "text": "\n".join(card_text(message, catalogs)),
-                    "choices": [], "ask": None, "silent": False}
+        if isinstance(message, ResponderCard):
+            return card_frame(message, catalogs)
         return {
             "type": "message",
             "text": catalogs.render(message.lang, message.text),
@@ -321,8 +341,6 @@ class WebChatChannel(Channel):
         conversation_id = own_address(address, CHANNEL)
         if conversation_id is None:
             return SendResult.failed("not a web address")
-        if isinstance(message, Notification):
-            message = card_for(message, self.ctx.services.settings.default_lang)
         conversation = self._conversation(conversation_id)
         if key in conversation.sent_keys:
             return SendResult.sent()  # a retry of what the page already has

@@ -1,8 +1,9 @@
 """An example ESS channel: signed JSON in, the bot's replies as JSON out.
 
 It shows every part of the contract in `channels.base`: settings (`from_settings`, staying
-off with `ChannelOff`), routes, verifying and parsing input into `Inbound`, rendering `Reply`
-in the channel's own shape, and `send` with a `SendResult` for the dispatcher.
+off with `ChannelOff`), routes, verify → parse into `Inbound` → hand over with one call
+(`services.inbound.handle`: the core decides reporter, responder or admin command) → render,
+and `send` (a `Reply` or a typed `ResponderCard`) with a `SendResult` for the dispatcher.
 """
 
 from __future__ import annotations
@@ -15,20 +16,10 @@ from typing import Any, ClassVar
 import aiohttp
 from aiohttp import web
 
-from bot.incident import Notification
-from bot.render import Abilities
-from bot.types import Inbound, Kind, Location, LocationSource, Reply
-from channels.base import (
-    Card,
-    Channel,
-    ChannelContext,
-    Outbound,
-    SendResult,
-    optional_setting,
-    setting,
-    split_address,
-)
-from channels.cards import card_for, card_text
+from bot.outbound import Outbound, ResponderCard, SendResult
+from bot.render import Abilities, card_lines
+from bot.types import Inbound, Kind, Location, LocationSource
+from channels.base import Channel, ChannelContext, optional_setting, setting, split_address
 from config.settings import Settings
 
 NAME = "jsonhook"
@@ -75,7 +66,7 @@ class JsonHookChannel(Channel):
             inbound = self.parse(json.loads(body))
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "expected {id, from, type, ...}"}, status=400)
-        replies = await self.ctx.services.engine.handle(inbound)
+        replies = await self.ctx.services.inbound.handle(inbound)
         return web.json_response({"messages": [self.render(r) for r in replies]})
 
     def parse(self, data: Any) -> Inbound:
@@ -94,16 +85,18 @@ class JsonHookChannel(Channel):
             return Inbound(NAME, sender, Kind.START, event_id, data.get("flow"))
         raise ValueError("unknown type")
 
-    def render(self, message: Reply | Card) -> dict[str, Any]:
-        catalogs = self.ctx.services.catalogs
-        if isinstance(message, Card):
-            return {"text": "\n".join(card_text(message, catalogs)), "choices": [
-                {"value": c.value, "label": catalogs.render(message.lang, c.label)}
-                for c in message.actions], "ask": None}
-        return {"text": catalogs.render(message.lang, message.text),
-                "choices": [{"value": c.value, "label": catalogs.render(message.lang, c.label)}
-                            for c in message.choices],
-                "ask": message.ask.value if message.ask else None}
+    def render(self, message: Outbound) -> dict[str, Any]:
+        catalogs, ask = self.ctx.services.catalogs, None
+        if isinstance(message, ResponderCard):
+            text, choices = "\n".join(card_lines(message, catalogs)), [
+                (a.token, a.label) for a in message.actions]
+        else:
+            text, choices = catalogs.render(message.lang, message.text), [
+                (c.value, c.label) for c in message.choices]
+            ask = message.ask.value if message.ask else None
+        return {"text": text, "ask": ask,
+                "choices": [{"value": v, "label": catalogs.render(message.lang, label)}
+                            for v, label in choices]}
 
     async def send(self, address: str, message: Outbound, *, key: str,
                    silent: bool = False) -> SendResult:
@@ -113,8 +106,6 @@ class JsonHookChannel(Channel):
             return SendResult.failed("bad address")
         if not self.outbound_url or self._session is None:
             return SendResult.failed("ESS_JSONHOOK_OUTBOUND_URL is not set")
-        if isinstance(message, Notification):
-            message = card_for(message, self.ctx.services.settings.default_lang)
         body = json.dumps({"to": to, "key": key, "silent": silent,
                            "message": self.render(message)}).encode()
         try:

@@ -1,4 +1,5 @@
-"""The web chat's HTML pages, filled from the catalogs (every visible word is catalog text)."""
+"""The web pages channels serve (the web chat, the SMS locate page), filled from the catalogs
+(every visible word is catalog text)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from bot.i18n import Catalogs
 from bot.types import Text
 
-STATIC = Path(__file__).with_name("static")
+STATIC = Path(__file__).parent / "webchat" / "static"  # shared with the SMS locate page
 UI_KEYS = (
     "title", "neutral_title", "exit", "exit_hint", "send", "message_label", "phone_label",
     "phone_hint", "use_location", "locating", "location_denied", "map_label", "map_send",
