@@ -1,4 +1,6 @@
-"""The `ess` command: serve, chat, flows check, incidents list/show, line richmenu, groups code.
+"""The `ess` command: serve, flows check, incidents list/show, groups code, directory, stats,
+and whatever the installed channels add (`ess chat`, `ess respond`, `ess line richmenu`):
+each channel contributes its own subcommands through the plugin contract.
 
 Every failure a user can cause (bad settings, a broken flow, an unknown reference, a database
 that is not there) ends with one clear line on stderr and exit status 2, never a traceback.
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from bot.i18n import CatalogError
 from bot.incident import Incident, normalize_reference
 from bot.logs import configure_logging
+from channels.base import CommandContext, CommandError
+from channels.registry import channel_classes
 from config.settings import Settings, SettingsError, load_settings
 from flows.loader import FlowError
 from routing.directory import DirectoryError
@@ -24,6 +28,7 @@ from storage.ports import StorageError
 
 if TYPE_CHECKING:
     from bot.app import ServicesHook
+    from bot.services import Services
 
 EXIT_USAGE = 2
 
@@ -36,9 +41,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ess", description="Emergency social services bot.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the web service (all channels, dispatcher)")
-    chat = sub.add_parser("chat", help="talk to a flow in the terminal")
-    chat.add_argument("--flow", default="report", help="report or silent (default report)")
-    chat.add_argument("--lang", default=None, help="th or en (default: the service default)")
     flows = sub.add_parser("flows", help="flow files").add_subparsers(dest="flows_command",
                                                                       required=True)
     check = flows.add_parser("check", help="validate flow files")
@@ -55,11 +57,6 @@ def _parser() -> argparse.ArgumentParser:
                                                                        required=True)
     db.add_parser("migrate", help="apply pending migrations (PostgreSQL; SQLite migrates "
                                   "itself on start)")
-    line = sub.add_parser("line", help="LINE Official Account set-up").add_subparsers(
-        dest="line_command", required=True)
-    richmenu = line.add_parser("richmenu", help="install the rich menu as every user's default")
-    richmenu.add_argument("--image", type=Path, help="PNG or JPEG, 2500x843 (default: plain)")
-    richmenu.add_argument("--lang", default=None, help="label language (default: the service's)")
     groups = sub.add_parser("groups", help="responder groups").add_subparsers(
         dest="groups_command", required=True)
     code = groups.add_parser("code", help="a one-time code that binds a group to an area")
@@ -75,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="response-time percentiles per area")
     stats.add_argument("--days", type=float, default=30.0, help="reports from the last N days")
     stats.add_argument("--json", action="store_true")
+    for channel in channel_classes():
+        channel.add_commands(sub)
     return parser
 
 
@@ -89,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"ess: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except (SettingsError, FlowError, CatalogError, StorageError, CliError) as exc:
+    except (SettingsError, FlowError, CatalogError, StorageError, CliError,
+            CommandError) as exc:
         print(f"ess: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -97,18 +97,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    run = getattr(args, "run", None)
+    if run is not None:  # a channel's own subcommand
+        async def services() -> Services:
+            from bot.wiring import open_services
+
+            return await open_services(settings)
+
+        return int(asyncio.run(run(args, CommandContext(settings, services))))
     if args.command == "serve":
         return _serve(settings)
-    if args.command == "chat":
-        return asyncio.run(_chat(settings, args.flow, args.lang or settings.default_lang))
     if args.command == "flows":
         return _check_flows(settings, args.files)
     if args.command == "incidents":
         return asyncio.run(_incidents(settings, args))
     if args.command == "db":
         return asyncio.run(_migrate(settings))
-    if args.command == "line":
-        return asyncio.run(_line_richmenu(settings, *_menu_image(args.image), args.lang))
     if args.command == "groups":
         return asyncio.run(_groups_code(settings, args.area, args.agency, args.ttl))
     if args.command == "directory":
@@ -129,7 +133,8 @@ def serve(settings: Settings, hooks: list[ServicesHook] | None = None) -> int:
     from bot.app import create_app
 
     # Fail before binding the port: a broken flow or catalog must stop start-up loudly.
-    from bot.wiring import default_registries, load_all_flows, load_catalogs, open_directory
+    from bot.i18n import load_catalogs
+    from bot.wiring import default_registries, load_all_flows, open_directory
 
     inputs, actions = default_registries()
     load_all_flows(settings, load_catalogs(settings), inputs, actions)
@@ -171,27 +176,9 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _chat(settings: Settings, flow: str, lang: str) -> int:
-    from bot.wiring import open_services
-    from channels.terminal import chat
-
-    services = await open_services(settings)
-    try:
-        if flow not in services.flows:
-            raise CliError(f"no flow {flow!r}; flows: {', '.join(sorted(services.flows))}")
-        if not services.catalogs.has(lang):
-            raise CliError(f"no catalog for {lang!r}; languages: "
-                           f"{', '.join(lang.code for lang in services.catalogs.languages)}")
-        refs = await chat(services.engine, services.catalogs, sys.stdin, sys.stdout, flow, lang)
-    finally:
-        await services.close()
-    for ref in refs:
-        print(f"reference: {ref}")
-    return 0
-
-
 def _check_flows(settings: Settings, files: list[Path]) -> int:
-    from bot.wiring import default_registries, load_catalogs
+    from bot.i18n import load_catalogs
+    from bot.wiring import default_registries
     from flows.registry import load_flows
 
     catalogs = load_catalogs(settings)
@@ -324,44 +311,6 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
         await storage.close()
 
 
-def _menu_image(image: Path | None) -> tuple[bytes, str]:
-    from channels.line.richmenu import plain_image
-
-    if image is None:
-        return plain_image(), "image/png"
-    try:
-        data = image.read_bytes()
-    except OSError as exc:
-        raise CliError(f"{image}: {exc.strerror}") from None
-    return data, "image/jpeg" if image.suffix.lower() in (".jpg", ".jpeg") else "image/png"
-
-
-async def _line_richmenu(settings: Settings, data: bytes, content_type: str,
-                         lang: str | None) -> int:
-    from bot.wiring import load_catalogs
-    from channels.line.api import DEFAULT_API_URL
-    from channels.line.richmenu import DEFAULT_DATA_API_URL, definition, install
-
-    token = settings.extra.get("ESS_LINE_CHANNEL_ACCESS_TOKEN", "")
-    if not token:
-        raise CliError("ESS_LINE_CHANNEL_ACCESS_TOKEN is not set")
-    catalogs = load_catalogs(settings)
-    lang = lang or settings.default_lang
-    if not catalogs.has(lang):
-        raise CliError(f"no catalog for {lang!r}")
-    try:
-        menu_id = await install(
-            definition(catalogs, lang), data, access_token=token,
-            api_url=settings.extra.get("ESS_LINE_API_URL", DEFAULT_API_URL),
-            data_api_url=settings.extra.get("ESS_LINE_DATA_API_URL", DEFAULT_DATA_API_URL),
-            content_type=content_type)
-    except Exception as exc:
-        status = getattr(exc, "status", None)
-        raise CliError(f"LINE refused the rich menu ({status or type(exc).__name__})") from None
-    print(f"rich menu {menu_id} installed as the default")
-    return 0
-
-
 async def _groups_code(settings: Settings, area: str, agency: str, ttl: str) -> int:
     from datetime import UTC, datetime
 
@@ -389,8 +338,8 @@ async def _groups_code(settings: Settings, area: str, agency: str, ttl: str) -> 
     finally:
         await storage.close()
     print(code)
-    print(f"type '/register {code}' in the LINE group within {ttl} to bind it to "
-          f"{area} ({agency})", file=sys.stderr)
+    print(f"type '/register {code}' within {ttl} in the chat to bind (a LINE group, or an "
+          f"SMS or web chat of a responder) to {area} ({agency})", file=sys.stderr)
     return 0
 
 

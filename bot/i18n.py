@@ -13,11 +13,14 @@ import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from bot.types import Text
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 SHIPPED_DIR = Path(__file__).with_name("catalogs")
 
@@ -128,3 +131,9 @@ def _flatten(path: Path, prefix: str, node: Mapping[str, Any], out: dict[str, An
             out[full] = str(value)
         else:
             raise CatalogError(f"{path}: {full}: expected text or a list of texts")
+
+
+def load_catalogs(settings: Settings) -> Catalogs:
+    """The shipped catalogs plus the configured folder, with the configured default."""
+    extra = [Path(settings.catalogs_dir)] if settings.catalogs_dir else []
+    return Catalogs.load(extra, default=settings.default_lang)

@@ -123,7 +123,7 @@ class InboundRouter:
         return inbound.chat is ChatKind.GROUP and inbound.kind in (Kind.START, Kind.LEAVE)
 
     async def _is_responder(self, inbound: Inbound) -> bool:
-        if inbound.chat is ChatKind.GROUP:
+        if inbound.chat in (ChatKind.GROUP, ChatKind.OPERATOR):
             return True
         if inbound.kind is Kind.CHOICE and inbound.text.startswith(TOKEN_PREFIX):
             return True  # a card's button: never a reporter's answer

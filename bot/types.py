@@ -27,10 +27,12 @@ class Kind(enum.StrEnum):
 
 
 class ChatKind(enum.StrEnum):
-    """One person writing to the service, or a group of responders it was added to."""
+    """One person writing to the service, a group of responders it was added to, or an
+    operator at the console."""
 
     PRIVATE = "private"
     GROUP = "group"
+    OPERATOR = "operator"  # `ess respond`: an operator acting for a notified address
 
 
 class LocationSource(enum.StrEnum):

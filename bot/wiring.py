@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from bot.engine import Engine
-from bot.i18n import Catalogs
+from bot.i18n import Catalogs, load_catalogs
 from bot.inbound import InboundRouter
 from bot.logs import configure_logging
 from bot.reports import Reports, register_report_actions
@@ -35,11 +35,6 @@ from routing.router import DirectoryRouter
 from routing.sender import ConsoleSender, RoutingSender, Sender
 from storage.factory import make_sealer, open_storage
 from storage.ports import Storage
-
-
-def load_catalogs(settings: Settings) -> Catalogs:
-    extra = [Path(settings.catalogs_dir)] if settings.catalogs_dir else []
-    return Catalogs.load(extra, default=settings.default_lang)
 
 
 def load_all_flows(settings: Settings, catalogs: Catalogs, inputs: InputRegistry,

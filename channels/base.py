@@ -32,7 +32,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,6 +56,23 @@ ENTRY_POINT_GROUP = "ess.channels"
 
 class ChannelOff(Exception):
     """The channel is not configured; the message says which setting is missing."""
+
+
+class CommandError(Exception):
+    """A channel command's user-facing failure: `ess` prints it on one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """What a channel's `ess` subcommand gets: the settings, and the assembled service on
+    demand (the composition root builds it; a channel never names the wiring)."""
+
+    settings: Settings
+    open_services: Callable[[], Awaitable[Services]]
+
+
+# A channel subcommand: set as `run` on its parser (`parser.set_defaults(run=...)`).
+Command = Callable[[Any, CommandContext], Awaitable[int]]
 
 
 class Background:
@@ -157,7 +174,7 @@ class Channel(abc.ABC):
     @classmethod  # noqa: B027 - optional hook, most channels add no command
     def add_commands(cls, commands: argparse._SubParsersAction[Any]) -> None:
         """Add this channel's `ess` subcommands (e.g. `ess line richmenu`); each parser
-        sets `run=async_function(args, settings) -> exit code` with `set_defaults`."""
+        sets `run`, a `Command`, with `set_defaults(run=...)`."""
 
     @classmethod
     def address_schemes(cls) -> tuple[str, ...]:

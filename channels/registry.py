@@ -34,6 +34,21 @@ log = structlog.get_logger(__name__)
 DRAIN_SECONDS = 10.0
 
 
+def channel_classes() -> list[type[Channel]]:
+    """Every installed channel class (for their `ess` subcommands); broken ones are logged."""
+    found: list[type[Channel]] = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            factory = ep.load()
+        except Exception as exc:
+            log.error("channel.broken", channel=ep.name, error=type(exc).__name__,
+                      detail=str(exc)[:200])
+            continue
+        if isinstance(factory, type) and issubclass(factory, Channel):
+            found.append(factory)
+    return found
+
+
 class UnknownAddress(LookupError):
     """No started channel delivers to this address scheme."""
 

@@ -62,3 +62,34 @@ async def test_groups_code_refuses_an_area_the_directory_does_not_know(tmp_path:
                              env={"ESS_DATA_DIR": str(tmp_path)})
     assert code == 2
     assert "--area 'TH-65' is not an area of the directory" in err
+
+
+async def test_an_operator_acts_from_the_terminal(tmp_path: Path) -> None:
+    from bot.wiring import open_services
+    from tests.dispatch_kit import report
+
+    settings = Settings(data_dir=str(tmp_path))
+    services = await open_services(settings)
+    try:
+        incident = await report(services, "u1")
+    finally:
+        await services.close()
+    env = {"ESS_DATA_DIR": str(tmp_path)}
+    code, out, err = await ess("respond", incident.reference, "ack", env=env)
+    assert code == 0, err
+    assert incident.reference in out and "queued" in err
+    code, out, _ = await ess("respond", incident.reference, "eta", "๑๐", env=env)  # Thai digits
+    assert code == 0 and "10" in out
+    code, out, _ = await ess("respond", incident.reference, "dance", env=env)
+    assert code == 0 and "ESS-7K3F9 รับ" in out  # the command list, not a trace
+    code, out, _ = await ess("respond", incident.reference, "resolved", "--as",
+                             "console:st5001", env=env)
+    assert code == 0 and "ไม่ได้รับแจ้ง" in out  # not notified: refused, clearly
+    code, _, err = await ess("respond", "ESS-XXXXX", "ack", env=env)
+    assert code == 2 and "no incident ESS-XXXXX" in err
+    storage = await open_storage(settings, make_sealer(settings))
+    try:
+        stored = await storage.incidents.get(incident.reference)
+        assert stored is not None and stored.status == "en_route"
+    finally:
+        await storage.close()

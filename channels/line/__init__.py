@@ -15,6 +15,7 @@ Settings: `ESS_LINE_CHANNEL_SECRET`, `ESS_LINE_CHANNEL_ACCESS_TOKEN`, `ESS_LINE_
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import hmac
@@ -103,6 +104,12 @@ class LineChannel(Channel):
 
     def routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/webhooks/line", self.webhook)
+
+    @classmethod
+    def add_commands(cls, commands: argparse._SubParsersAction[Any]) -> None:
+        from channels.line.commands import add_commands
+
+        add_commands(commands)
 
     async def start(self, ctx: ChannelContext) -> None:
         await super().start(ctx)

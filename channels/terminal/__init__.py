@@ -1,4 +1,6 @@
-"""The terminal channel behind `ess chat`: lines in, the bot's messages out.
+"""The terminal channel: `ess chat` (lines in, the bot's messages out) and `ess respond`
+(an operator acting on an incident for a notified responder). It serves no address in
+`ess serve`; its part of the plugin contract is its subcommands.
 
 Input: a number picks a choice as printed (`1) label`), `lat,lon` is a map pin, anything else
 is text. Output: each reply as text with its choices one per line. A person or a script can
@@ -7,14 +9,23 @@ make a whole report this way.
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 import uuid
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from bot.engine import Engine
+from aiohttp import web
+
 from bot.i18n import Catalogs
+from bot.outbound import Outbound, SendResult
 from bot.render import Abilities, render_text
-from bot.types import Inbound, Kind, Location, LocationSource, Reply
+from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply
+from channels.base import Channel, ChannelOff, CommandContext, CommandError
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 CHANNEL = "terminal"
 ABILITIES = Abilities(buttons=False, location=True)
@@ -56,3 +67,92 @@ async def chat(engine: Engine, catalogs: Catalogs, lines: TextIO, out: TextIO,
             if isinstance(ref, str) and ref not in references:
                 references.append(ref)
     return references
+
+
+OPERATOR = "console:operator"
+
+
+class TerminalChannel(Channel):
+    """Not a channel of the running service: the home of `ess chat` and `ess respond`."""
+
+    name: ClassVar[str] = CHANNEL
+    schemes: ClassVar[tuple[str, ...]] = ("terminal",)
+    abilities = ABILITIES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TerminalChannel:
+        raise ChannelOff("terminal: it runs as `ess chat` and `ess respond`, not in the service")
+
+    def routes(self, router: web.UrlDispatcher) -> None:
+        pass
+
+    async def send(self, address: str, message: Outbound, *, key: str,
+                   silent: bool = False) -> SendResult:
+        return SendResult.failed("the terminal receives nothing outside `ess chat`")
+
+    @classmethod
+    def add_commands(cls, commands: argparse._SubParsersAction[Any]) -> None:
+        chat_parser = commands.add_parser("chat", help="talk to a flow in the terminal")
+        chat_parser.add_argument("--flow", default="report", help="report or silent")
+        chat_parser.add_argument("--lang", default=None,
+                                 help="th or en (default: the service default)")
+        chat_parser.set_defaults(run=chat_command)
+        respond = commands.add_parser(
+            "respond", help="act on an incident as an operator, for a notified responder")
+        respond.add_argument("reference", help="ESS-7K3F9")
+        respond.add_argument("action", nargs="+",
+                             help="ack | eta 10 | scene | resolved | protection | welfare | "
+                                  "unfounded | duplicate ESS-XXXXX | note TEXT")
+        respond.add_argument("--as", dest="address", default=None,
+                             help="the notified address to act for (default: the holder, "
+                                  "else the first notified)")
+        respond.set_defaults(run=respond_command)
+
+
+async def chat_command(args: argparse.Namespace, ctx: CommandContext) -> int:
+    services = await ctx.open_services()
+    lang = args.lang or ctx.settings.default_lang
+    try:
+        if args.flow not in services.flows:
+            raise CommandError(f"no flow {args.flow!r}; flows: "
+                               f"{', '.join(sorted(services.flows))}")
+        if not services.catalogs.has(lang):
+            raise CommandError(f"no catalog for {lang!r}; languages: "
+                               f"{', '.join(x.code for x in services.catalogs.languages)}")
+        refs = await chat(services.engine, services.catalogs, sys.stdin, sys.stdout,
+                          args.flow, lang)
+    finally:
+        await services.close()
+    for ref in refs:
+        print(f"reference: {ref}")
+    return 0
+
+
+async def respond_command(args: argparse.Namespace, ctx: CommandContext) -> int:
+    """`ess respond ESS-7K3F9 eta 10`: through the one inbound router, as the address that
+    was notified (an operator at the console has no chat of their own)."""
+    from bot.incident import normalize_reference
+
+    services = await ctx.open_services()
+    try:
+        reference = normalize_reference(args.reference)
+        incident = await services.storage.incidents.get(reference)
+        if incident is None:
+            raise CommandError(f"no incident {reference}")
+        state = incident.details.get("dispatch") or {}
+        holder = state.get("holder") or {}
+        address = args.address or holder.get("address") or next(
+            iter(state.get("notified") or []), None)
+        if not address:
+            raise CommandError(f"nobody was notified of {reference}")
+        inbound = Inbound(CHANNEL, OPERATOR.split(":", 1)[1], Kind.TEXT, uuid.uuid4().hex,
+                          f"{reference} {' '.join(args.action)}",
+                          hints={"actor": OPERATOR, "chat": address}, chat=ChatKind.OPERATOR)
+        replies = await services.inbound.handle(inbound)
+        print_replies(replies, services.catalogs, sys.stdout)
+        queued = await services.storage.outbox.pending()
+    finally:
+        await services.close()
+    if queued:
+        print(f"{queued} message(s) queued; the running service sends them", file=sys.stderr)
+    return 0
