@@ -141,12 +141,12 @@ def parse_typed(text: str, words: Mapping[str, set[str]]) -> ActionToken | None:
     if found is None or len(text) > 1000:
         return None
     reference = normalize_reference(found.group(1))
-    rest = (text[:found.start()] + " " + text[found.end():]).replace(",", " ")
+    said = text[:found.start()] + " " + text[found.end():]
+    rest = said.replace(",", " ")
     parts = rest.split()
-    note_words = words.get("note", set())
-    if parts and parts[0].casefold() in note_words:
-        return ActionToken("note", reference, None, rest.split(None, 1)[1].strip()
-                           if len(parts) > 1 else "")
+    if parts and parts[0].casefold() in words.get("note", set()):
+        # The note is the responder's own words, as written.
+        return ActionToken("note", reference, None, said.strip()[len(parts[0]):].strip())
     if len(text) > 100:
         return None
     minutes = next((int(p) for p in parts if p.isdigit() and 1 <= int(p) <= 24 * 60), None)

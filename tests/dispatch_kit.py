@@ -3,11 +3,14 @@ channel, and reports submitted through the real engine."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.incident import Incident
+from bot.outbound import ResponderCard
 from bot.services import Services
-from bot.types import utcnow
+from bot.types import Reply, utcnow
+from routing.messages import agency_name, outbound, reporter_update
 from tests.helpers import choice, pin, start, text
 
 PHITSANULOK = (16.8211, 100.2659)
@@ -68,3 +71,24 @@ def reset_logging() -> None:
     import structlog
 
     structlog.reset_defaults()
+
+
+@dataclass
+class Routed:
+    """What the core really sends for one routed incident, for the channel test kit."""
+
+    incident: Incident
+    card: ResponderCard
+    escalation: ResponderCard
+    update: Reply
+
+
+async def routed(services: Services, sender: str = "kit") -> Routed:
+    incident = await report(services, sender)
+    address = incident.details["dispatch"]["notified"][0]
+    card = outbound(services.responders.card_for(incident, address))
+    escalation = outbound(services.responders.card_for(incident, address, level=1))
+    update = outbound(reporter_update(incident, "acknowledged", agency=agency_name("police")))
+    assert isinstance(card, ResponderCard) and isinstance(escalation, ResponderCard)
+    assert isinstance(update, Reply)
+    return Routed(incident, card, escalation, update)

@@ -18,11 +18,19 @@ from structlog.testing import capture_logs
 from bot.app import CHANNELS, SERVICES, create_app
 from bot.i18n import Catalogs
 from bot.outbound import ResponderCard, SendOutcome
-from bot.types import Reply, Text
+from bot.types import Kind, Reply, Text
 from channels.registry import ChannelRegistry, UnknownAddress
+from channels.testkit import (
+    Expect,
+    IncomingCase,
+    OutgoingCase,
+    run_incoming_cases,
+    run_outgoing_cases,
+)
 from config.settings import Settings, SettingsError
 from routing.messages import ActionToken, card_choices, parse_token
 from routing.messages import outbound as outbound_message
+from tests.dispatch_kit import routed
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ess-channel-jsonhook"
 SECRET = "jsonhook-secret"
@@ -161,3 +169,51 @@ async def test_the_example_plugin_takes_a_whole_report(
         assert parse_token(pushed["message"]["choices"][0]["value"]) is not None
         assert incident.reference in pushed["message"]["text"]
         assert "พิษณุโลก" in pushed["message"]["text"]  # the province it was routed to
+
+
+async def test_the_example_plugin_through_the_channel_test_kit(
+        plugin_path: Path, tmp_path: Path,
+        outbound: tuple[list[dict[str, Any]], str]) -> None:
+    received_calls, url = outbound
+    settings = Settings(data_dir=str(tmp_path / "var"), extra={
+        "ESS_JSONHOOK_SECRET": SECRET, "ESS_JSONHOOK_OUTBOUND_URL": url})
+    app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["jsonhook"]))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        services = app[SERVICES]
+
+        def case(label: str, data: object, expect: Expect | None, status: int = 200,
+                 secret: str = SECRET) -> IncomingCase:
+            body = json.dumps(data).encode()
+            signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            return IncomingCase(label, body, {"X-Jsonhook-Signature": signature}, status,
+                                expect)
+
+        async def post_case(c: IncomingCase) -> int:
+            return (await client.post("/webhooks/jsonhook", data=c.body,
+                                      headers=c.headers)).status
+
+        async def nothing() -> None:
+            pass
+
+        await run_incoming_cases(post_case, services.inbound, nothing, [
+            case("start", {"id": "1", "from": "k", "type": "start"}, Expect(Kind.START, "k")),
+            case("choice", {"id": "2", "from": "k", "type": "choice", "value": "threat"},
+                 Expect(Kind.CHOICE, "k", "threat")),
+            case("text", {"id": "3", "from": "k", "type": "text", "text": "hi"},
+                 Expect(Kind.TEXT, "k", "hi")),
+            case("forged", {"id": "4", "from": "k", "type": "start"}, None, 401, "x"),
+            case("unknown", {"id": "5", "from": "k", "type": "dance"}, None, 400),
+        ])
+
+        kit = await routed(services)
+
+        def received() -> str:
+            return json.dumps(received_calls, ensure_ascii=False)
+
+        await run_outgoing_cases(app[CHANNELS].send, received, [
+            OutgoingCase("card", "jsonhook:k", kit.card,
+                         contains=(kit.incident.reference, "พิษณุโลก",
+                                   f"act:ack:{kit.incident.reference}")),
+            OutgoingCase("escalation", "jsonhook:k", kit.escalation, contains=("ยกระดับ",)),
+            OutgoingCase("update", "jsonhook:k", kit.update, contains=("ตำรวจ",)),
+        ])

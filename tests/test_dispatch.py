@@ -10,7 +10,7 @@ import pytest
 import structlog
 import structlog.testing
 
-from bot.outbound import SendResult
+from bot.outbound import CardKind, SendResult
 from bot.render import render_outbound, render_text
 from bot.services import Services
 from bot.types import Kind
@@ -110,6 +110,13 @@ async def test_escalation_then_second_escalation_then_bounded_reminders(rig: Rig
     assert await status(rig, incident.reference) == lc.ESCALATED
     new = {s.address for s in rig.sender.sent if s.kind == KIND_NEW}
     assert "console:p65-191" in new and "console:1300" not in new
+    # An escalation card says so, and why: it must not look like a new report.
+    escalated = rig.sender.to("console:p65-191")[0].card
+    assert escalated.kind is CardKind.ESCALATION and escalated.escalated
+    said = rig.text(address="console:p65-191")
+    assert "ยกระดับ" in said and "ไม่มีผู้รับเรื่องที่ สถานีตำรวจภูธรเมืองพิษณุโลก" in said
+    assert "5 นาที" in said
+    assert rig.sender.to(STATION)[-1].card.kind is CardKind.REMINDER
     assert any(s.kind == KIND_REMINDER for s in rig.sender.to(STATION))
     assert rig.sender.to("test:u1")[-1].reply.text.key == "status.plain.escalated"
     rig.clock.advance(minutes=5, seconds=1)
@@ -421,6 +428,36 @@ async def test_typed_actions_for_text_channels(rig: Rig) -> None:
     said = await hook(event("+66800000001", Kind.TEXT, "hello", channel="console",
                             chat=STATION))
     assert said[0].text.key == "dispatch.help"
+
+
+async def test_typed_outcomes_notes_and_duplicates(rig: Rig) -> None:
+    first = await report(rig.services, "u1")
+    second = await report(rig.services, "u2")
+    await settle(rig.services)
+    hook = rig.services.responders.on_action
+
+    async def say(text: str) -> str:
+        said = await hook(event("op", Kind.TEXT, text, channel="console", chat=STATION))
+        return said[0].text.key
+
+    ref = second.reference
+    assert await say(f"{ref} ack") == "dispatch.done.acknowledge"
+    assert await say(f"{ref} note he has left, neighbours say ok") == "dispatch.done.note"
+    assert await status(rig, ref) == lc.ACKNOWLEDGED  # a note moves nothing ("ok" is text)
+    assert await say(f"{ref} ซ้ำ {first.reference}") == "dispatch.done.duplicate"
+    incident = await rig.services.storage.incidents.get(ref)
+    assert incident is not None and incident.status == lc.DUPLICATE
+    assert incident.details["notes"][0]["text"] == "he has left, neighbours say ok"
+    events = await rig.services.storage.incidents.timeline(incident.id)
+    assert [e.data.get("of") for e in events if e.kind == lc.DUPLICATE] == [first.reference]
+    ref = first.reference
+    assert await say(f"{ref} รับ") == "dispatch.done.acknowledge"
+    assert await say(f"{ref} สวัสดิการ") == "dispatch.done.refer_welfare"
+    incident = await rig.services.storage.incidents.get(ref)
+    assert incident is not None and incident.status == lc.REFERRED
+    events = await rig.services.storage.incidents.timeline(incident.id)
+    assert [e.data.get("to") for e in events if e.kind == lc.REFERRED] == ["welfare"]
+    assert await say("ESS-7K3F9 dance") == "dispatch.help"
 
 
 async def test_relay_message_action_for_flows(rig: Rig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,20 @@ from structlog.testing import capture_logs
 
 from bot.app import CHANNELS, SERVICES, create_app
 from bot.outbound import ResponderCard, SendOutcome
-from bot.types import ChatKind, Inbound, Reply, Text
+from bot.types import ChatKind, Inbound, Kind, Reply, Text
 from channels.line import LineChannel
 from channels.registry import ChannelRegistry
+from channels.testkit import (
+    Expect,
+    IncomingCase,
+    OutgoingCase,
+    run_incoming_cases,
+    run_outgoing_cases,
+)
 from config.settings import Settings
 from routing.messages import outbound
 from tests import line_events as ev
-from tests.dispatch_kit import silent_report
+from tests.dispatch_kit import routed, silent_report
 from tests.line_standin import LineStandIn
 from tests.pii import assert_no_pii
 
@@ -291,3 +299,55 @@ async def test_a_full_backlog_handles_the_webhook_before_answering(
     assert response.status == 200
     assert len(client.app[CHANNELS].tasks) == 0
     assert len(line_api.ok("reply")) == 1  # already answered, no task was needed
+
+
+async def test_line_through_the_channel_test_kit(client: TestClient[Any, Any],
+                                                 line_api: LineStandIn) -> None:
+    services = client.app[SERVICES]
+
+    def signed(*events: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        raw = ev.body(*events)
+        return raw, {"Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)}
+
+    def case(label: str, event: dict[str, Any], expect: Expect | None) -> IncomingCase:
+        body, headers = signed(event)
+        return IncomingCase(label, body, headers, 200, expect)
+
+    async def post_case(c: IncomingCase) -> int:
+        return (await client.post("/webhooks/line", data=c.body, headers=c.headers)).status
+
+    me, team = ev.user(USER), ev.group(GROUP, USER)
+    body, _ = signed(ev.follow(me))
+    await run_incoming_cases(post_case, services.inbound, client.app[CHANNELS].tasks.join, [
+        case("follow", ev.follow(me), Expect(Kind.START, USER)),
+        case("text", ev.text(me, "ช่วยด้วย"), Expect(Kind.TEXT, USER, "ช่วยด้วย")),
+        case("pin", ev.location(me, lat=16.8, lon=100.2), Expect(Kind.LOCATION, USER)),
+        case("menu", ev.postback(me, "menu:report"), Expect(Kind.START, USER, "report")),
+        case("group text", ev.text(team, "ESS-7K3F9 ack"),
+             Expect(Kind.TEXT, GROUP, "ESS-7K3F9 ack", ChatKind.GROUP)),
+        case("group button", ev.postback(team, "act:ack:ESS-7K3F9"),
+             Expect(Kind.CHOICE, GROUP, "act:ack:ESS-7K3F9", ChatKind.GROUP)),
+        case("left", ev.leave(ev.group(GROUP)), Expect(Kind.LEAVE, GROUP, None, ChatKind.GROUP)),
+        IncomingCase("unsigned", body, {"X-Line-Signature": "bm9wZQ=="}, 401),
+        IncomingCase("not a webhook", *signed_raw(b'{"events": 3}'), 400),
+    ])
+
+    kit = await routed(services)
+
+    def received() -> str:
+        return json.dumps([c.raw.get("messages") for c in line_api.calls], ensure_ascii=False)
+
+    await run_outgoing_cases(client.app[CHANNELS].send, received, [
+        OutgoingCase("card", f"line:{GROUP}", kit.card,
+                     contains=('"flex"', kit.incident.reference, "พิษณุโลก",
+                               f"act:ack:{kit.incident.reference}")),
+        OutgoingCase("escalation", f"line:{GROUP}", kit.escalation,
+                     contains=("ยกระดับ", "ไม่มีผู้รับเรื่องที่")),
+        OutgoingCase("update", f"line:{USER}", kit.update, contains=("ตำรวจ",)),
+        OutgoingCase("not LINE", "sms:+66812345678", kit.update, SendOutcome.FAILED),
+    ])
+    assert line_api.invalid == []
+
+
+def signed_raw(raw: bytes) -> tuple[bytes, dict[str, str]]:
+    return raw, {"Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)}

@@ -17,11 +17,19 @@ from structlog.testing import capture_logs
 
 from bot.app import CHANNELS, SERVICES, create_app
 from bot.outbound import SendOutcome
-from bot.types import Reply, Text
+from bot.types import Kind, Reply, Text
 from channels.registry import ChannelRegistry
 from channels.sms import generic_signature, twilio_signature
 from channels.sms.segments import count_segments
+from channels.testkit import (
+    Expect,
+    IncomingCase,
+    OutgoingCase,
+    run_incoming_cases,
+    run_outgoing_cases,
+)
 from config.settings import Settings
+from tests.dispatch_kit import routed
 from tests.pii import assert_no_pii
 from tests.test_webchat import browser  # noqa: F401 - the Chromium fixture
 
@@ -256,3 +264,46 @@ async def test_the_location_link_page_sends_the_phones_position(
         await context.close()
     finally:
         await server.close()
+
+
+async def test_sms_through_the_channel_test_kit(client: TestClient[Any, Any],
+                                                twilio: tuple[TwilioStandIn, str]) -> None:
+    services = client.app[SERVICES]
+
+    def generic(label: str, data: object, expect: Expect | None, status: int = 200,
+                secret: str = SECRET) -> IncomingCase:
+        body = json.dumps(data).encode()
+        return IncomingCase(label, body, {"X-ESS-Signature": generic_signature(secret, body)},
+                            status, expect)
+
+    async def post_case(case: IncomingCase) -> int:
+        return (await client.post("/webhooks/sms/generic", data=case.body,
+                                  headers=case.headers)).status
+
+    await run_incoming_cases(post_case, services.inbound, client.app[CHANNELS].tasks.join, [
+        generic("text", {"id": "k1", "from": ME, "text": "แจ้งเหตุ"},
+                Expect(Kind.TEXT, ME, "แจ้งเหตุ")),
+        generic("this phone", {"id": "k2", "from": ME, "text": "#"}, Expect(Kind.PHONE, ME)),
+        generic("responder", {"id": "k3", "from": ME, "text": "ESS-7K3F9 eta ๑๐"},
+                Expect(Kind.TEXT, ME, "ESS-7K3F9 eta ๑๐")),
+        generic("help keyword", {"id": "k4", "from": ME, "text": "help"}, None),
+        generic("forged", {"id": "k5", "from": ME, "text": "x"}, None, 401, "wrong"),
+        generic("malformed", {"id": "k6"}, None, 400),
+    ])
+
+    kit = await routed(services)
+
+    def received() -> str:
+        return "\n\n".join(twilio[0].texts())
+
+    reference = kit.incident.reference
+    await run_outgoing_cases(client.app[CHANNELS].send, received, [
+        OutgoingCase("card", f"sms:{ME}", kit.card,
+                     contains=(reference, "081-234-5678", f"{reference} รับ",
+                               "https://www.google.com/maps")),
+        OutgoingCase("escalation", f"sms:{ME}", kit.escalation, contains=("ยกระดับ",)),
+        OutgoingCase("update", f"sms:{ME}", kit.update, contains=("ตำรวจ",)),
+        OutgoingCase("not SMS", "line:U1", kit.update, SendOutcome.FAILED),
+    ])
+    for body in twilio[0].texts()[-3:-1]:  # the two cards: two UCS-2 segments, then the link
+        assert count_segments(body.rpartition("\n")[0]).count <= 2

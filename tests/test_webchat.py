@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import CHANNELS, SERVICES, create_app
-from bot.types import LocationSource, Reply, Text
+from bot.outbound import SendOutcome
+from bot.types import Kind, LocationSource, Reply, Text, utcnow
 from channels.registry import ChannelRegistry
+from channels.testkit import (
+    Expect,
+    IncomingCase,
+    OutgoingCase,
+    run_incoming_cases,
+    run_outgoing_cases,
+)
 from config.settings import Settings
+from tests.dispatch_kit import report, routed, settle
 from tests.helpers import require
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -399,3 +409,94 @@ async def test_the_widget_embeds_the_chat_in_another_site(
         await context.close()
     finally:
         await site_server.close()
+
+
+async def test_web_chat_through_the_channel_test_kit(client: TestClient[Any, Any]) -> None:
+    services = client.app[SERVICES]
+    web_channel = client.app[CHANNELS].get("web")
+    assert web_channel is not None
+    ws, welcome = await hello(client)
+    me = web_channel.signer.check(welcome["token"])  # type: ignore[attr-defined]
+    assert me is not None
+
+    def frame(label: str, data: dict[str, Any], expect: Expect | None,
+              status: int = 200) -> IncomingCase:
+        return IncomingCase(label, json.dumps(data).encode(), {}, status, expect)
+
+    async def post_case(case: IncomingCase) -> int:
+        await ws.send_str(case.body.decode())
+        while True:
+            answer = await ws.receive_json()
+            if answer["type"] in ("ack", "error"):
+                return 200 if answer["type"] == "ack" else 400
+
+    async def nothing() -> None:
+        pass
+
+    await run_incoming_cases(post_case, services.inbound, nothing, [
+        frame("start", {"type": "start", "id": "w1", "flow": "report"},
+              Expect(Kind.START, me, "report")),
+        frame("choice", {"type": "choice", "id": "w2", "value": "threat"},
+              Expect(Kind.CHOICE, me, "threat")),
+        frame("text", {"type": "text", "id": "w3", "text": "ESS-7K3F9 ack"},
+              Expect(Kind.TEXT, me, "ESS-7K3F9 ack")),
+        frame("pin", {"type": "location", "id": "w4", "lat": 16.8, "lon": 100.2},
+              Expect(Kind.LOCATION, me)),
+        frame("no id", {"type": "text", "text": "x"}, None, 400),
+        frame("dance", {"type": "dance", "id": "w5"}, None, 400),
+    ])
+
+    kit = await routed(services)
+
+    def received() -> str:
+        return json.dumps(list(web_channel._conversation(me).log),  # type: ignore[attr-defined]
+                          ensure_ascii=False)
+
+    await run_outgoing_cases(client.app[CHANNELS].send, received, [
+        OutgoingCase("card", f"web:{me}", kit.card,
+                     contains=('"card": {', kit.incident.reference, '"province": "พิษณุโลก"',
+                               f"act:ack:{kit.incident.reference}")),
+        OutgoingCase("escalation", f"web:{me}", kit.escalation,
+                     contains=('"escalated": true', '"kind": "escalation"')),
+        OutgoingCase("update", f"web:{me}", kit.update, contains=("ตำรวจ",)),
+        OutgoingCase("not web", "line:U1", kit.update, SendOutcome.FAILED),
+    ])
+    await ws.close()
+
+
+async def test_a_staff_member_registers_a_web_chat_and_acts_on_a_card(
+        client: TestClient[Any, Any]) -> None:
+    services = client.app[SERVICES]
+    ws, _ = await hello(client)
+    code = await services.storage.bindings.create_code("65", "welfare", 3600, utcnow())
+    await ws.send_json({"type": "text", "id": "s1", "text": f"/register {code}"})
+    frames = await until_ack(ws, "s1")
+    assert any("65" in f.get("text", "") for f in frames)
+    incident = await report(services, "citizen")
+    await settle(services)
+    card = await until_card(ws)
+    assert card["card"]["reference"] == incident.reference
+    assert card["card"]["station"].startswith("สถานีตำรวจภูธรเมืองพิษณุโลก")
+    [ack] = [c["value"] for c in card["choices"]]
+    await ws.send_json({"type": "choice", "id": "s2", "value": ack})
+    frames = await until_ack(ws, "s2")
+    stored = await services.storage.incidents.get(incident.reference)
+    assert stored is not None and stored.status == "acknowledged"
+    assert any(incident.reference in f.get("text", "") for f in frames)
+    await ws.close()
+
+
+async def until_ack(ws: Any, event_id: str) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    while True:
+        frame = await ws.receive_json()
+        frames.append(frame)
+        if frame["type"] == "ack" and frame["id"] == event_id:
+            return frames
+
+
+async def until_card(ws: Any) -> dict[str, Any]:
+    while True:
+        frame = await ws.receive_json()
+        if frame.get("card"):
+            return frame  # type: ignore[no-any-return]
