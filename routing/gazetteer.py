@@ -51,6 +51,10 @@ class Gazetteer:
                     self._names.append((stripped, place))
         # Longest names first: "เมืองพิษณุโลก" must win over "พิษณุโลก".
         self._names.sort(key=lambda item: -len(item[0]))
+        # Every report's card names its province and district: look them up by code.
+        self._provinces = {p.province_code: p for p in reversed(places)
+                           if p.kind == "province"}
+        self._districts = {p.id: p for p in places if p.kind == "district"}
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PLACES) -> Gazetteer:
@@ -77,10 +81,8 @@ class Gazetteer:
         return None
 
     def province(self, code: str) -> Place | None:
-        return next((p for p in self.places if p.kind == "province" and
-                     p.province_code == code), None)
+        return self._provinces.get(code)
 
     def district(self, code: str) -> Place | None:
         """A district by its four-digit code (6501)."""
-        return next((p for p in self.places if p.kind == "district" and p.id == f"d{code}"),
-                    None)
+        return self._districts.get(f"d{code}")
