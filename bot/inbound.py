@@ -127,7 +127,10 @@ class InboundRouter:
             return True
         if inbound.kind is Kind.CHOICE and inbound.text.startswith(TOKEN_PREFIX):
             return True  # a card's button: never a reporter's answer
-        return bool(await self.bindings.for_address(inbound.conversation))
+        # A registered responder writes commands; only typed text needs the lookup, so a
+        # reporter's taps, pins and page opens cost no extra read.
+        return inbound.kind is Kind.TEXT and \
+            bool(await self.bindings.for_address(inbound.conversation))
 
     # -- handlers ---------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
-"""What the dispatcher sends, as data: responder cards, reporter updates, action tokens.
+"""What the dispatcher sends: the typed responder card, reporter updates, action tokens,
+and typed commands. Pure functions, no I/O.
 
-An outbox payload is channel-neutral: a catalog key, its parameters (a parameter may itself
-be a catalog reference, encoded as {"$t": key, "p": params}), the language, the choices
-(each an opaque action token with a label key) and the silent flag. `notification_reply`
-turns it back into the engine's own `Reply`, which every channel already renders; that is
-the one seam between the dispatcher and a channel. Pure functions, no I/O.
+The card is built once here (`responder_card`) for every channel. An outbox row's payload is
+this module's private format, sealed at rest: a card row holds the card's fields; any other
+row a catalog key, its parameters (a parameter may itself be a catalog reference, encoded as
+{"$t": key, "p": params}), the language, the choices (each an opaque action token with a
+label key) and the silent flag. `outbound(notification)` turns a row back into the typed
+message a channel renders (a `ResponderCard` or a `Reply`): no dict crosses to a channel.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from routing.geo import map_link
 from routing.ports import Target
 
 BANGKOK = timezone(timedelta(hours=7))
-TOKEN_PREFIX = "ess"
 ETA_CHOICES = (5, 10, 15, 30)
 URBAN_KMH = 40.0  # a car on Thai roads with lights; an estimate, said to be one
 TURNOUT_MINUTES = 5  # leaving the station
