@@ -515,6 +515,13 @@ class Responders:
         return _Change(TimelineEvent(lc.ESCALATED, "dispatcher", "system", self.clock(),
                                      {"level": level, "added": len(added)}), notes)
 
+    @staticmethod
+    def acting_address(incident: Incident) -> str | None:
+        """Whom an operator acts for by default: the holder, else the first one notified."""
+        state = dispatch_state(incident)
+        holder = state.get("holder") or {}
+        return holder.get("address") or next(iter(state["notified"]), None)
+
     def card_for(self, incident: Incident, address: str, level: int = 0,
                  kind: str = KIND_NEW) -> Notification:
         """The card for an address already notified, as the incident stands now."""

@@ -139,10 +139,7 @@ async def respond_command(args: argparse.Namespace, ctx: CommandContext) -> int:
         incident = await services.storage.incidents.get(reference)
         if incident is None:
             raise CommandError(f"no incident {reference}")
-        state = incident.details.get("dispatch") or {}
-        holder = state.get("holder") or {}
-        address = args.address or holder.get("address") or next(
-            iter(state.get("notified") or []), None)
+        address = args.address or services.responders.acting_address(incident)
         if not address:
             raise CommandError(f"nobody was notified of {reference}")
         inbound = Inbound(CHANNEL, OPERATOR.split(":", 1)[1], Kind.TEXT, uuid.uuid4().hex,
