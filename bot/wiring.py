@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from bot.engine import Engine
 from bot.i18n import Catalogs
 from bot.logs import configure_logging
+from bot.my_reports import register_my_reports_actions
 from bot.reports import Reports, register_report_actions
 from bot.sweeper import Sweeper
 from bot.types import utcnow
@@ -80,6 +81,7 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
     inputs = InputRegistry.default()
     actions = ActionRegistry()
     register_report_actions(actions)
+    register_my_reports_actions(actions)
     actions.load_entry_points()
     return inputs, actions
 

@@ -31,6 +31,7 @@ import structlog
 from bot.incident import Incident, Notification, TimelineEvent, normalize_reference
 from bot.types import Choice, Inbound, Kind, Reply, Text, utcnow
 from routing import lifecycle as lc
+from routing.agencies import agency_name
 from routing.messages import (
     KIND_NEW,
     KIND_RELAY_TO_REPORTER,
@@ -337,7 +338,7 @@ class Responders:
                                "at": now.isoformat()}
             who = _who(state["holder"])
             notes.append(reporter_update(incident, "acknowledged",
-                                         agency=_agency(state["holder"], incident.lang)))
+                                         agency=agency_name(state, incident.lang)))
             notes += self._to_others(incident, actor.address, "dispatch.taken", who=who)
             after += [self._cancel(incident, TIMER_ESCALATE),
                       self._cancel(incident, TIMER_UNDELIVERED),
@@ -512,7 +513,7 @@ class Responders:
                 return None
             result["r"] = self._result("done", "dispatch.relayed", incident, lang)
             note = reporter_update(incident, "relay", text=text[:MAX_RELAY_TEXT],
-                                   agency=_agency(holder, incident.lang))
+                                   agency=agency_name(state, incident.lang))
             note.kind = KIND_RELAY_TO_REPORTER
             # The text itself is personal data: the timeline keeps only that it was sent.
             return _Change(TimelineEvent("relay", actor.label, channel, self.clock(),
@@ -558,11 +559,6 @@ def _next_actions(incident: Incident) -> list[str]:
 
 def _who(holder: dict[str, Any]) -> str:
     return str(holder.get("name") or holder.get("name_th") or holder.get("address"))
-
-
-def _agency(holder: dict[str, Any], lang: str) -> str:
-    name = holder.get("name_en") if lang == "en" else holder.get("name_th")
-    return str(name or holder.get("name_th") or "")
 
 
 def _scheme(address: str) -> str:

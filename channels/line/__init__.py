@@ -58,6 +58,7 @@ from channels.base import (
 )
 from channels.cards import card_for
 from channels.line.api import DEFAULT_API_URL, LineApi
+from channels.line.profiles import ProfileLanguages
 from channels.line.render import ABILITIES, batches, card_message, reply_messages
 from config.settings import Settings
 
@@ -80,8 +81,8 @@ MENU = {
     "menu:report": (Kind.START, "report"),
     "menu:silent": (Kind.CHOICE, "cmd:silent"),
     "menu:help": (Kind.CHOICE, "cmd:help"),
+    "menu:mine": (Kind.CHOICE, "cmd:mine"),
 }
-MENU_MINE = "menu:mine"
 
 
 def signature_ok(secret: bytes, body: bytes, signature: str) -> bool:
@@ -104,6 +105,7 @@ class LineChannel(Channel):
                  default_lang: str = "th") -> None:
         self._secret = secret.encode()
         self.api = LineApi(access_token, api_url)
+        self.profiles = ProfileLanguages(self.api)
         self.default_lang = default_lang
         self._seen: OrderedDict[str, None] = OrderedDict()
 
@@ -223,11 +225,7 @@ class LineChannel(Channel):
         inbound = self._inbound(event, user_id)
         if inbound is None:
             return
-        if inbound.kind is Kind.CHOICE and inbound.text == MENU_MINE:
-            if self._already_seen(inbound.event_id):
-                return
-            replies = [Reply(Text("line.menu.mine"), self.default_lang)]
-        elif inbound.kind is Kind.CHOICE and inbound.text.startswith(ACTION_PREFIX):
+        if inbound.kind is Kind.CHOICE and inbound.text.startswith(ACTION_PREFIX):
             if self._already_seen(inbound.event_id):
                 return
             inbound = Inbound(CHANNEL, user_id, Kind.CHOICE, inbound.event_id, inbound.payload,
@@ -235,6 +233,7 @@ class LineChannel(Channel):
                                            "chat": f"{CHANNEL}:{user_id}"})
             replies = await self.ctx.registry.responder_action(inbound, self.default_lang)
         else:
+            inbound = await self.profiles.hinted(inbound, self.ctx.services.catalogs)
             replies = await self.ctx.services.engine.handle(inbound)
         await self._deliver(user_id, replies, event)
 

@@ -33,6 +33,7 @@ import structlog
 from aiohttp import web
 
 from bot.incident import Notification
+from bot.lang_pick import language_for_phone
 from bot.render import Abilities, render_text
 from bot.types import Ask, Inbound, Kind, Location, LocationSource, Reply, Text
 from channels.base import (
@@ -192,18 +193,23 @@ class SmsChannel(Channel):
         text = text[:MAX_SMS_TEXT]
         catalogs = self.ctx.services.catalogs
         word = " ".join(text.split()).casefold()
+        # The sender's country calling code picks the language of a new conversation.
+        lang = language_for_phone(sender, catalogs)
+        hints = {"lang": lang} if lang else {}
+        lang = lang or self.default_lang
         replies: list[Reply]
         if word in catalogs.words("sms.words.stop"):
             self.opted_out.add(sender)
-            replies = [Reply(Text("sms.stop"), self.default_lang)]
+            replies = [Reply(Text("sms.stop"), lang)]
         elif word in catalogs.words("sms.words.start"):
             self.opted_out.discard(sender)
-            replies = [Reply(Text("sms.start"), self.default_lang)]
+            replies = [Reply(Text("sms.start"), lang)]
         elif word in catalogs.words("sms.words.help"):
-            replies = [Reply(Text("sms.help"), self.default_lang)]
+            replies = [Reply(Text("sms.help"), lang)]
         else:
-            inbound = Inbound(CHANNEL, sender, Kind.PHONE, event_id, sender) \
-                if word == USE_SENDER else Inbound(CHANNEL, sender, Kind.TEXT, event_id, text)
+            inbound = Inbound(CHANNEL, sender, Kind.PHONE, event_id, sender, hints=hints) \
+                if word == USE_SENDER else Inbound(CHANNEL, sender, Kind.TEXT, event_id, text,
+                                                   hints=hints)
             replies = await self.ctx.services.engine.handle(inbound)
         if replies:
             result = await self.provider.send(sender, self.render(replies, sender),
