@@ -82,3 +82,13 @@ def test_render_fills_nested_texts_and_survives_bad_templates() -> None:
     assert "Threatened" in catalogs.render("en", text)
     assert catalogs.render("en", Text("no.such.key")) == "no.such.key"
     assert "{missing}" not in catalogs.render("en", Text("report.received_short"))
+
+
+def test_every_agency_of_the_directory_has_a_name_in_every_language() -> None:
+    from routing.directory import SHIPPED_DIR, load_directory
+
+    directory = load_directory(SHIPPED_DIR)
+    kinds = {"station", *(group.agency for group in directory.groups)}
+    catalogs = Catalogs.load()
+    for lang in catalogs.languages:
+        assert {f"agency.{k}" for k in kinds} <= catalogs.keys(lang.code), lang.code
