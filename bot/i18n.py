@@ -95,6 +95,10 @@ class Catalogs:
                 found.add(value.casefold())
         return found
 
+    def words_of(self, lang: str, key: str) -> tuple[str, ...]:
+        """A list entry as one language writes it (for help texts and tests)."""
+        return _as_tuple(self._tables[lang].get(key))
+
     def render(self, lang: str, text: Text) -> str:
         """The text in `lang`, with parameters (themselves possibly `Text`) filled in."""
         table = self._tables.get(lang) or self._tables[self.default]

@@ -103,7 +103,7 @@ async def report_status(ctx: ActionContext) -> ActionResult:
     if incident is None or incident.reporter != ctx.session.conversation:
         # Someone else's reference gets the same answer as none at all.
         return ActionResult("unknown", say=(Text("silent.unknown" if quiet else "mine.unknown",
-                                                 {"reference": reference}),))
+                                                 {"asked": reference}),))
     if quiet or incident.silent:
         return ActionResult("found", say=(silent_status(incident),))
     return ActionResult("found", say=(listed(incident),))
