@@ -25,7 +25,7 @@ def said(lang: str, key: str) -> str:
     ("+66812345678", "th"), ("+447700900123", "th"),  # no catalog claims +44: the default
 ])
 async def test_the_country_prefix_picks_the_language(
-        client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str], sender: str,
+        client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str], sender: str,  # noqa: F811
         lang: str) -> None:
     standin, _ = twilio
     await sms(client, "hello", sender=sender)
@@ -37,7 +37,7 @@ async def test_the_country_prefix_picks_the_language(
 
 
 async def test_my_reports_by_sms_and_the_silent_exclusion(
-        client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str]) -> None:
+        client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str]) -> None:  # noqa: F811
     standin, _ = twilio
     me = "+855987654321"
     services = client.app[SERVICES]
