@@ -92,3 +92,14 @@ def test_every_agency_of_the_directory_has_a_name_in_every_language() -> None:
     catalogs = Catalogs.load()
     for lang in catalogs.languages:
         assert {f"agency.{k}" for k in kinds} <= catalogs.keys(lang.code), lang.code
+
+
+def test_line_labels_fit_in_every_language() -> None:
+    """Rich-menu and location-button labels: LINE refuses more than 20 characters, and a
+    label cut inside a syllable shows a broken letter."""
+    catalogs = Catalogs.load()
+    for lang in catalogs.languages:
+        for key in ("report", "silent", "mine_label", "help"):
+            assert len(catalogs.render(lang.code, Text(f"line.menu.{key}"))) <= 20, \
+                (lang.code, key)
+        assert len(catalogs.render(lang.code, Text("line.location_button"))) <= 20

@@ -252,8 +252,10 @@ class SmsChannel(Channel):
         return entry[0]
 
     async def locate_page(self, request: web.Request) -> web.Response:
-        lang = self.default_lang
-        valid = self._link(request.match_info["nonce"]) is not None
+        sender = self._link(request.match_info["nonce"])
+        valid = sender is not None
+        lang = (language_for_phone(sender, self.ctx.services.catalogs) if sender else None) \
+            or self.default_lang
         return web.Response(text=locate_page(self.ctx.services.catalogs, lang, valid,
                                              "/sms/static"),
                             content_type="text/html",
