@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the web service (all channels, dispatcher)")
     chat = sub.add_parser("chat", help="talk to a flow in the terminal")
     chat.add_argument("--flow", default="report", help="report or silent (default report)")
-    chat.add_argument("--lang", default=None, help="a catalog language: th, en, my, km, lo (default: the service default)")
+    chat.add_argument("--lang", default=None,
+                      help="a catalog language: th, en, my, km, lo (default: the service's)")
     flows = sub.add_parser("flows", help="flow files").add_subparsers(dest="flows_command",
                                                                       required=True)
     check = flows.add_parser("check", help="validate flow files")
