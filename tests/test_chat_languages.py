@@ -61,7 +61,8 @@ def test_a_whole_report_with_every_fix_and_the_optional_questions(tmp_path: Path
     assert_shows(out, lang, "common.greeting", "report.type.prompt", "report.location.prompt",
                  "report.phone.prompt", "report.confirm.prompt", "report.received",
                  "report.after.role", "report.after.injured", "report.after.children",
-                 "report.after.thanks", "report.waiting.prompt", "mine.title", "mine.hint")
+                 "report.after.thanks", "report.waiting.prompt", "report.waiting.relayed",
+                 "mine.title", "mine.hint")
     assert said(lang, "incident.confinement") in out  # the type as fixed
     assert re.search(r"^reference: ESS-\w{5}$", out, re.M)
     # The listing shows the reference, and nothing personal: not the phone number.
@@ -114,7 +115,7 @@ def test_silent_with_a_call_back_number_safe_and_a_message(tmp_path: Path, lang:
     out = run(tmp_path, lang, ["1", "3", PIN, "1", "0891234567", "1", "they left"],
               flow="silent")
     assert_shows(out, lang, "silent.start.prompt", "silent.phone.prompt", "silent.received",
-                 "silent.waiting.prompt", "silent.safe_noted")
+                 "silent.waiting.prompt", "silent.safe_noted", "silent.relayed")
     assert said(lang, "common.greeting") not in out  # nothing that names the service
     reference = re.search(r"^reference: (ESS-\w{5})$", out, re.M)
     assert reference is not None
