@@ -171,6 +171,9 @@ class Engine:
             return prefix + self.runner.resume(session)
         if session.active:
             return prefix + await self.runner.handle(session, inbound, self.services)
+        asked = await self.runner.inquire(session, inbound, self.services)
+        if asked is not None:
+            return prefix + asked  # "my reports" or a reference: no report is started
         return prefix + await self._begin(session, inbound)
 
     @staticmethod

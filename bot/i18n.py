@@ -5,6 +5,11 @@ string with `{name}` placeholders, or a list of strings (command words a person 
 The first language loaded from the configured default (Thai) is the fallback for display, but
 every shipped catalog must be complete: `Catalogs.missing()` lists what a language lacks, and a
 test fails on any gap.
+
+`_meta` holds what the catalog says about its language rather than texts: `name` (its own
+name, required), `phone_prefixes` (country calling codes whose senders get it: "+95"), and
+notes on how it was written. Only `name` is required of every language; the rest is optional,
+so that adding a language stays adding a file.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class Language:
 
     code: str
     name: str  # the language's own name, for the language picker
+    phone_prefixes: tuple[str, ...] = ()  # "+95": an SMS sender's country speaks it
 
 
 class Catalogs:
@@ -66,7 +72,9 @@ class Catalogs:
     @property
     def languages(self) -> list[Language]:
         codes = sorted(self._tables, key=lambda c: (c != self.default, c))
-        return [Language(c, str(self._tables[c].get("_meta.name", c))) for c in codes]
+        return [Language(c, str(self._tables[c].get("_meta.name", c)),
+                         _as_tuple(self._tables[c].get("_meta.phone_prefixes")))
+                for c in codes]
 
     def has(self, lang: str) -> bool:
         return lang in self._tables
@@ -76,7 +84,7 @@ class Catalogs:
 
     def missing(self) -> dict[str, set[str]]:
         """Keys some language has and another lacks, per language."""
-        every = set().union(*(set(t) for t in self._tables.values()))
+        every = {k for t in self._tables.values() for k in t if not _optional(k)}
         return {lang: every - set(t) for lang, t in self._tables.items() if every - set(t)}
 
     def words(self, key: str) -> set[str]:
@@ -89,6 +97,10 @@ class Catalogs:
             elif isinstance(value, str):
                 found.add(value.casefold())
         return found
+
+    def words_of(self, lang: str, key: str) -> tuple[str, ...]:
+        """A list entry as one language writes it (for help texts and tests)."""
+        return _as_tuple(self._tables[lang].get(key))
 
     def render(self, lang: str, text: Text) -> str:
         """The text in `lang`, with parameters (themselves possibly `Text`) filled in."""
@@ -106,6 +118,16 @@ class Catalogs:
         except (ValueError, IndexError, KeyError):
             # A malformed template must never take a conversation down; show it raw.
             return template
+
+
+def _optional(key: str) -> bool:
+    return key.startswith("_meta.") and key != "_meta.name"
+
+
+def _as_tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _load_file(path: Path) -> dict[str, str | tuple[str, ...]]:

@@ -29,7 +29,8 @@ import structlog
 
 from bot.incident import REFERENCE_PREFIX
 from bot.types import ChatKind, Inbound, Kind, Reply, Text, utcnow
-from routing.messages import TOKEN_PREFIX, agency_name
+from routing.agencies import agency_kind
+from routing.messages import TOKEN_PREFIX
 from storage.ports import Bindings
 
 log = structlog.get_logger(__name__)
@@ -149,7 +150,7 @@ class InboundRouter:
         log.info("inbound.registered", channel=inbound.channel, area=binding.area,
                  agency=binding.agency)
         return [Reply(Text("responder.bound", {"area": binding.area,
-                                               "agency": agency_name(binding.agency)}), lang)]
+                                               "agency": agency_kind(binding.agency)}), lang)]
 
     async def _group_event(self, inbound: Inbound) -> list[Reply]:
         if inbound.kind is Kind.LEAVE:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.types import Location, utcnow
+from bot.types import Inbound, Kind, Location, utcnow
 
 # No look-alikes (0/O, 1/I/L, 5/S, 8/B, 2/Z, U/V): easy to read aloud on the phone.
 REFERENCE_ALPHABET = "34679ACDEFGHJKMNPQRTWXY"
@@ -25,6 +26,15 @@ def new_reference() -> str:
 def new_binding_code() -> str:
     """A one-time code a responder types in a group chat to bind it (8 unambiguous chars)."""
     return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+
+
+_REFERENCE_ALONE = re.compile(
+    rf"^\s*{REFERENCE_PREFIX}[\s\-]*[{REFERENCE_ALPHABET}]{{{REFERENCE_LENGTH}}}\s*$", re.I)
+
+
+def is_reference(inbound: Inbound) -> bool:
+    """A message that is nothing but a reference (`ESS-7K3F9`, `ess 7k3f9`)."""
+    return inbound.kind is Kind.TEXT and bool(_REFERENCE_ALONE.match(inbound.text))
 
 
 def normalize_reference(text: str) -> str:

@@ -15,6 +15,7 @@ from bot.engine import Engine
 from bot.i18n import Catalogs, load_catalogs
 from bot.inbound import InboundRouter
 from bot.logs import configure_logging
+from bot.my_reports import register_my_reports_actions
 from bot.reports import Reports, register_report_actions
 from bot.services import Services
 from bot.sweeper import Sweeper
@@ -49,6 +50,7 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
     inputs = InputRegistry.default()
     actions = ActionRegistry()
     register_report_actions(actions)
+    register_my_reports_actions(actions)
     actions.load_entry_points()
     return inputs, actions
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.i18n import Catalogs
+from bot.lang_pick import accept_language, best_language
 from bot.types import Text
 
 STATIC = Path(__file__).parent / "webchat" / "static"  # shared with the SMS locate page
@@ -27,11 +28,8 @@ def page_lang(request: web.Request, catalogs: Catalogs, default: str) -> str:
     wanted = request.query.get("lang", "")
     if catalogs.has(wanted):
         return wanted
-    for part in request.headers.get("Accept-Language", "").split(","):
-        code = part.split(";")[0].strip().split("-")[0].lower()
-        if catalogs.has(code):
-            return code
-    return default
+    tags = accept_language(request.headers.get("Accept-Language", ""))
+    return best_language(tags, catalogs) or default
 
 
 def ui_strings(catalogs: Catalogs, lang: str) -> dict[str, str]:
@@ -50,8 +48,11 @@ def chat_page(catalogs: Catalogs, lang: str, *, silent: bool, tile_url: str,
     e = {k: html.escape(v) for k, v in ui.items()}
     title = e["neutral_title"] if silent else e["title"]
     icon = "neutral" if silent else "ess"
+    # Every language's labels, so the page can follow the conversation's language when the
+    # reporter changes it (a few kB; no second request, nothing for the CSP to allow).
+    uis = {other.code: ui_strings(catalogs, other.code) for other in catalogs.languages}
     config = {"lang": lang, "silent": silent, "tileUrl": tile_url, "exitUrl": exit_url,
-              "ui": ui}
+              "ui": ui, "uis": uis}
     template = (STATIC / "chat.html").read_text(encoding="utf-8")
     values = {
         "lang": html.escape(lang), "title": title, "icon": icon,

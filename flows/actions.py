@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from bot.session import Session
-from bot.types import Inbound
+from bot.types import Inbound, Text
 
 ENTRY_POINT_GROUP = "ess.actions"
 
@@ -35,6 +35,7 @@ class ActionContext:
 class ActionResult:
     outcome: str = "ok"
     slots: Mapping[str, Any] = field(default_factory=dict)
+    say: tuple[Text, ...] = ()  # messages for the person, said before the next prompt
 
 
 Action = Callable[[ActionContext], Awaitable[ActionResult]]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Commands a flow may allow; each has its words in every catalog under `commands.<name>`.
-COMMANDS = ("cancel", "restart", "back", "help", "language", "silent")
+COMMANDS = ("cancel", "restart", "back", "help", "language", "silent", "mine")
 
 # A `when` value that tests presence rather than equality.
 SET, UNSET = "$set", "$unset"

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from bot.i18n import Catalogs
+from bot.incident import is_reference
 from bot.session import Session
 from bot.types import Ask, Choice, Inbound, Kind, Reply, Text
 from flows.actions import ActionContext, ActionRegistry
@@ -27,6 +28,9 @@ log = structlog.get_logger(__name__)
 MAX_STEPS_PER_MESSAGE = 50
 SILENT_FLOW = "silent"
 RELAY_ACTION = "relay_message"  # bot.reports: passes text to the report's responders
+# The core actions behind "my reports" and a typed reference (bot/my_reports.py).
+MINE_ACTION = "my_reports"
+STATUS_ACTION = "report_status"
 
 
 class FlowRunner:
@@ -71,6 +75,11 @@ class FlowRunner:
                 return self._set_language(session, picked)
             session.pending = None
         step = self._step(session)
+        if is_reference(inbound) and STATUS_ACTION in self.actions.names():
+            # A reference alone is a status question, in every flow and step (a silent
+            # reporter's only way to ask): never an answer, never relayed.
+            return [*await self._inquire(session, STATUS_ACTION, inbound, services),
+                    self._prompt(session, step)]
         command = self._command(session, step, inbound)
         if command:
             return await self._run_command(session, command, inbound, services)
@@ -88,9 +97,28 @@ class FlowRunner:
         assert step.save is not None
         session.slots[step.save] = outcome.value
         session.history.append(step.name)
+        said: list[Reply] = []
         if step.run:
-            await self._run_action(session, step, inbound, services)
-        return await self._advance(session, inbound, services)
+            said = await self._run_action(session, step, inbound, services)
+        return said + await self._advance(session, inbound, services)
+
+    async def inquire(self, session: Session, inbound: Inbound,
+                      services: Any) -> list[Reply] | None:
+        """For a conversation in no flow: answer "my reports" or a typed reference without
+        starting a report; None when the message is neither."""
+        if is_reference(inbound) and STATUS_ACTION in self.actions.names():
+            return await self._inquire(session, STATUS_ACTION, inbound, services)
+        wanted = (inbound.kind is Kind.CHOICE and inbound.text == "cmd:mine") or (
+            inbound.kind is Kind.TEXT and self._typed(inbound)
+            in self.catalogs.words("commands.mine.words"))
+        if wanted and MINE_ACTION in self.actions.names():
+            return await self._inquire(session, MINE_ACTION, inbound, services)
+        return None
+
+    async def _inquire(self, session: Session, action: str, inbound: Inbound,
+                       services: Any) -> list[Reply]:
+        result = await self.actions.get(action)(ActionContext(session, inbound, services))
+        return [self._say(session, text) for text in result.say]
 
     # -- after the receipt: what the reporter writes goes to the responders ----------------
 
@@ -139,7 +167,7 @@ class FlowRunner:
                 replies.append(self._prompt(session, step))
                 return replies
             if step.run:
-                await self._run_action(session, step, inbound, services)
+                replies += await self._run_action(session, step, inbound, services)
                 # No going back across an action: what it did (a submitted report) stays done.
                 session.history = []
             if step.say:
@@ -154,12 +182,13 @@ class FlowRunner:
         return [*replies, self._say(session, Text("common.error"))]
 
     async def _run_action(self, session: Session, step: Step, inbound: Inbound,
-                          services: Any) -> None:
+                          services: Any) -> list[Reply]:
         assert step.run is not None
         result = await self.actions.get(step.run)(ActionContext(session, inbound, services))
         session.slots.update(result.slots)
         if step.save and not step.asks:
             session.slots[step.save] = result.outcome
+        return [self._say(session, text) for text in result.say]
 
     # -- commands -------------------------------------------------------------------------
 
@@ -173,7 +202,7 @@ class FlowRunner:
             name = inbound.payload[4:]
             return name if name in allowed else None
         if inbound.kind is Kind.TEXT:
-            typed = " ".join(inbound.payload.split()).casefold()
+            typed = self._typed(inbound)
             if len(typed) > 40:
                 return None
             for name in allowed:
@@ -185,6 +214,10 @@ class FlowRunner:
                 if picked.command in allowed:
                     return picked.command
         return None
+
+    @staticmethod
+    def _typed(inbound: Inbound) -> str:
+        return " ".join(inbound.text.split()).casefold()
 
     def _is_command_word(self, inbound: Inbound) -> bool:
         if inbound.kind is Kind.CHOICE and inbound.text.startswith("cmd:"):
@@ -220,6 +253,9 @@ class FlowRunner:
                 for lang in self.catalogs.languages)
             return [Reply(Text("common.language.prompt"), session.lang, choices,
                           silent=session.silent)]
+        if command == "mine" and MINE_ACTION in self.actions.names():
+            return [*await self._inquire(session, MINE_ACTION, inbound, services),
+                    self._prompt(session, self._step(session))]
         if command == "silent" and SILENT_FLOW in self.flows:
             session.silent = True
             return await self.start(session, SILENT_FLOW, inbound, services)

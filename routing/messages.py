@@ -278,14 +278,6 @@ def outbound(notification: Notification) -> Outbound:
     return notification_reply(notification)
 
 
-AGENCIES = frozenset({"police", "welfare", "shelter", "191", "1300", "station", "fallback"})
-
-
-def agency_name(code: str) -> Text:
-    """An agency code as words in the reader's language (catalog `agency.*`)."""
-    return Text(f"agency.{code if code in AGENCIES else 'other'}")
-
-
 def estimate_eta(distance_km: float | None) -> int | None:
     """Minutes to the scene from the distance, when the responder gave none."""
     if distance_km is None:

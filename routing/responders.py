@@ -32,13 +32,13 @@ from bot.incident import Incident, Notification, TimelineEvent, normalize_refere
 from bot.phone import to_ascii_digits
 from bot.types import Choice, Inbound, Kind, Reply, Text, utcnow
 from routing import lifecycle as lc
+from routing.agencies import agency_name
 from routing.messages import (
     KIND_NEW,
     KIND_RELAY_TO_REPORTER,
     KIND_RELAY_TO_RESPONDER,
     KIND_REMINDER,
     KIND_RESPONDER,
-    agency_name,
     card_choices,
     card_notification,
     estimate_eta,
@@ -393,7 +393,7 @@ class Responders:
                                "at": now.isoformat()}
             who = _who(state["holder"])
             notes.append(reporter_update(incident, "acknowledged",
-                                         agency=_agency(state["holder"], incident.lang)))
+                                         agency=agency_name(state, incident.lang)))
             notes += self._to_others(incident, actor.address, "dispatch.taken", who=who)
             after += [self._cancel(incident, TIMER_ESCALATE),
                       self._cancel(incident, TIMER_UNDELIVERED),
@@ -575,7 +575,7 @@ class Responders:
                 return None
             result["r"] = self._result("done", "dispatch.relayed", incident, lang)
             note = reporter_update(incident, "relay", text=text[:MAX_RELAY_TEXT],
-                                   agency=_agency(holder, incident.lang))
+                                   agency=agency_name(state, incident.lang))
             note.kind = KIND_RELAY_TO_REPORTER
             # The text itself is personal data: the timeline keeps only that it was sent.
             return _Change(TimelineEvent("relay", actor.label, channel, self.clock(),
@@ -617,16 +617,6 @@ class Responders:
 
 def _who(holder: dict[str, Any]) -> str:
     return str(holder.get("name") or holder.get("name_th") or holder.get("address"))
-
-
-def _agency(holder: dict[str, Any], lang: str) -> str | Text:
-    """The holder's name as the reporter reads it: the directory's name in their language,
-    else the agency's catalog name (never a bare code such as `police` inside Thai text)."""
-    name = holder.get("name_en") if lang == "en" else holder.get("name_th")
-    code = str(holder.get("agency") or "")
-    if name and name != code:
-        return str(name)
-    return agency_name(code)
 
 
 def _scheme(address: str) -> str:

@@ -82,8 +82,8 @@ class PgIncidents:
         # One statement: the incident, its first event and its outbox rows commit together;
         # a repeated source event inserts nothing and we return the first incident instead.
         sql = (
-            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}) VALUES "
-            f"({', '.join(f'${k}' for k in range(1, 20))}) "
+            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key) VALUES "
+            f"({', '.join(f'${k}' for k in range(1, 20))}, $42) "
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
@@ -114,7 +114,8 @@ class PgIncidents:
                     [t.id for t in timers], [t.kind for t in timers],
                     [t.subject for t in timers], [t.due_at for t in timers],
                     [t.subject_version for t in timers],
-                    [json.dumps(t.data, ensure_ascii=False) for t in timers])
+                    [json.dumps(t.data, ensure_ascii=False) for t in timers],
+                    self._sealer.digest(incident.reporter))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise
@@ -138,6 +139,13 @@ class PgIncidents:
 
     async def get_by_id(self, incident_id: str) -> Incident | None:
         return await self._one("id", incident_id)
+
+    async def for_reporter(self, reporter: str, since: datetime,
+                           limit: int = 20) -> list[Incident]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM incidents WHERE reporter_key = $1 AND created_at >= $2 "
+            "ORDER BY created_at DESC LIMIT $3", self._sealer.digest(reporter), since, limit)
+        return [self._incident(r) for r in rows]
 
     async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]:
         where = "" if include_drills else "WHERE NOT drill"

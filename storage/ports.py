@@ -116,6 +116,11 @@ class IncidentStore(Protocol):
 
     async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]: ...
 
+    async def for_reporter(self, reporter: str, since: datetime,
+                           limit: int = 20) -> list[Incident]:
+        """The incidents reported from conversation `reporter` since `since`, newest first
+        (silent ones included: the caller decides what a person may be shown)."""
+
     async def update(self, incident: Incident, event: TimelineEvent,
                      notifications: Sequence[Notification] = ()) -> Incident:
         """Save changed fields, append the event and queue notifications in one transaction.

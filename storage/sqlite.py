@@ -219,6 +219,8 @@ class SQLiteIncidents:
                     incident.reference = new_reference()
             else:
                 raise StorageError("could not find a free incident reference")
+            await conn.execute("UPDATE incidents SET reporter_key = ? WHERE id = ?",
+                               (self._sealer.digest(incident.reporter), incident.id))
             await self._event(conn, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
@@ -238,6 +240,14 @@ class SQLiteIncidents:
         row = await self._db.one(
             f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
         return self._incident(row) if row else None
+
+    async def for_reporter(self, reporter: str, since: datetime,
+                           limit: int = 20) -> list[Incident]:
+        rows = await self._db.all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reporter_key = ? "
+            "AND created_at >= ? ORDER BY created_at DESC LIMIT ?",
+            (self._sealer.digest(reporter), ts(since), limit))
+        return [self._incident(r) for r in rows]
 
     async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]:
         where = "" if include_drills else "WHERE drill = 0"

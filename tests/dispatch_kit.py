@@ -10,7 +10,8 @@ from bot.incident import Incident
 from bot.outbound import ResponderCard
 from bot.services import Services
 from bot.types import Reply, utcnow
-from routing.messages import agency_name, outbound, reporter_update
+from routing.agencies import agency_kind
+from routing.messages import outbound, reporter_update
 from tests.helpers import choice, pin, start, text
 
 PHITSANULOK = (16.8211, 100.2659)
@@ -88,7 +89,7 @@ async def routed(services: Services, sender: str = "kit") -> Routed:
     address = incident.details["dispatch"]["notified"][0]
     card = outbound(services.responders.card_for(incident, address))
     escalation = outbound(services.responders.card_for(incident, address, level=1))
-    update = outbound(reporter_update(incident, "acknowledged", agency=agency_name("police")))
+    update = outbound(reporter_update(incident, "acknowledged", agency=agency_kind("police")))
     assert isinstance(card, ResponderCard) and isinstance(escalation, ResponderCard)
     assert isinstance(update, Reply)
     return Routed(incident, card, escalation, update)

@@ -5,6 +5,11 @@ and friends); a body the model refuses is recorded as invalid and answered 400, 
 assert that nothing we sent was malformed. Reply tokens work once. A retry key that was
 already accepted is answered 409 with `x-line-accepted-request-id`, as LINE does. Tests can
 queue failures (`fail_next(429, {"Retry-After": "2"})`).
+
+`GET /v2/bot/profile/{userId}` serves the profiles a test sets (`profiles[user_id] =
+{"displayName": ..., "language": "my"}`), each checked with the SDK's `UserProfileResponse`
+before it is served; an unknown user gets 404, as LINE answers for a user who has not added
+the account. Profile reads are recorded apart (`profile_calls`), with their own failures.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from linebot.v3.messaging import (
     ReplyMessageRequest,
     RichMenuRequest,
     ShowLoadingAnimationRequest,
+    UserProfileResponse,
 )
 
 TOKEN = "test-access-token"
@@ -50,6 +56,9 @@ class LineStandIn:
     used_tokens: set[str] = field(default_factory=set)
     accepted_keys: dict[str, str] = field(default_factory=dict)
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profile_calls: list[str] = field(default_factory=list)
+    profile_failures: list[int] = field(default_factory=list)
     server: TestServer | None = None
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
@@ -80,6 +89,7 @@ class LineStandIn:
         app.router.add_post("/v2/bot/richmenu", self._handler("richmenu"))
         app.router.add_post("/v2/bot/user/all/richmenu/{rich_menu_id}", self._plain("default"))
         app.router.add_post("/v2/bot/richmenu/{rich_menu_id}/content", self._plain("image"))
+        app.router.add_get("/v2/bot/profile/{user_id}", self._profile)
         return app
 
     async def start(self) -> LineStandIn:
@@ -93,6 +103,20 @@ class LineStandIn:
 
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {TOKEN}"
+
+    async def _profile(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"message": "Authentication failed"}, status=401)
+        user_id = request.match_info["user_id"]
+        self.profile_calls.append(user_id)
+        if self.profile_failures:
+            return web.json_response({"message": "stand-in failure"},
+                                     status=self.profile_failures.pop(0))
+        if user_id not in self.profiles:
+            return web.json_response({"message": "Not found"}, status=404)
+        body = {"userId": user_id, **self.profiles[user_id]}
+        UserProfileResponse.from_dict(body)  # what we serve is what LINE would: or fail here
+        return web.json_response(body)
 
     def _plain(self, kind: str) -> Any:
         async def handle(request: web.Request) -> web.Response:

@@ -214,7 +214,8 @@ async def test_language_switch_by_picker_and_by_number(services: Services) -> No
     assert replies[0].lang == "th"
     replies = await e.handle(text("u", "language"))
     assert keys(replies) == ["common.language.prompt"]
-    assert [c.value for c in replies[0].choices] == ["lang:th", "lang:en"]
+    assert [c.value for c in replies[0].choices] == ["lang:th", "lang:en", "lang:km", "lang:lo",
+                                                     "lang:my"]
     replies = await e.handle(choice("u", "lang:en"))
     assert keys(replies) == ["report.type.prompt"] and replies[0].lang == "en"
     await e.handle(text("u", "ภาษา"))

@@ -228,6 +228,32 @@ async def test_incident_update_and_recent(store: Storage) -> None:
     await store.incidents.record_access("officer:1", "incident.show", a.reference)
 
 
+async def test_incidents_of_one_reporter_newest_first_within_the_window(
+        store: Storage) -> None:
+    now = utcnow()
+    old = incident("e:old")
+    old.created_at = now - timedelta(days=40)
+    first = incident("e:first")
+    first.created_at = now - timedelta(days=2)
+    second = incident("e:second", drill=True)
+    second.silent = True
+    second.created_at = now - timedelta(hours=1)
+    other = incident("e:other")
+    other.reporter = "line:Uother"
+    for item in (old, first, second, other):
+        await store.incidents.create(item, [], TimelineEvent("reported", "r", "sms"))
+    since = now - timedelta(days=30)
+    mine = await store.incidents.for_reporter(CONVERSATION, since)
+    # Silent and drill reports are returned: what a person may see is the caller's decision.
+    assert [i.reference for i in mine] == [second.reference, first.reference]
+    assert mine[0].silent and mine[0].reporter == CONVERSATION
+    assert [i.reference for i in await store.incidents.for_reporter(CONVERSATION, since, 1)] \
+        == [second.reference]
+    assert [i.reference for i in await store.incidents.for_reporter("line:Uother", since)] \
+        == [other.reference]
+    assert await store.incidents.for_reporter("web:nobody", since) == []
+
+
 async def test_milestones(store: Storage) -> None:
     now = utcnow()
     a = await store.incidents.create(incident("e:a"), [], TimelineEvent("reported", "r", "sms"))

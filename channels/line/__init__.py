@@ -42,7 +42,7 @@ from linebot.v3.webhooks import (
 )
 
 from bot.outbound import Outbound, ResponderCard, SendResult
-from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply, Text
+from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply
 from channels.base import (
     Channel,
     ChannelContext,
@@ -51,6 +51,7 @@ from channels.base import (
     setting,
 )
 from channels.line.api import DEFAULT_API_URL, LineApi
+from channels.line.profiles import ProfileLanguages
 from channels.line.render import ABILITIES, batches, card_message, reply_messages
 from config.settings import Settings
 
@@ -69,8 +70,8 @@ MENU = {
     "menu:report": (Kind.START, "report"),
     "menu:silent": (Kind.CHOICE, "cmd:silent"),
     "menu:help": (Kind.CHOICE, "cmd:help"),
+    "menu:mine": (Kind.CHOICE, "cmd:mine"),
 }
-MENU_MINE = "menu:mine"
 
 
 def signature_ok(secret: bytes, body: bytes, signature: str) -> bool:
@@ -93,6 +94,7 @@ class LineChannel(Channel):
                  default_lang: str = "th") -> None:
         self._secret = secret.encode()
         self.api = LineApi(access_token, api_url)
+        self.profiles = ProfileLanguages(self.api)
         self.default_lang = default_lang
 
     @classmethod
@@ -192,10 +194,9 @@ class LineChannel(Channel):
             return
         if inbound is None:
             return
-        if inbound.kind is Kind.CHOICE and inbound.text == MENU_MINE:
-            replies = [Reply(Text("line.menu.mine"), self.default_lang)]
-        else:
-            replies = await self.ctx.services.inbound.handle(inbound)
+        if inbound.chat is ChatKind.PRIVATE:
+            inbound = await self.profiles.hinted(inbound, self.ctx.services.catalogs)
+        replies = await self.ctx.services.inbound.handle(inbound)
         await self._deliver(chat, replies, event)
 
     def _inbound(self, event: Event, sender: str, chat: ChatKind, actor: str) -> Inbound | None:

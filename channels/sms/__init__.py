@@ -33,6 +33,7 @@ import structlog
 from aiohttp import web
 
 from bot.i18n import Catalogs
+from bot.lang_pick import language_for_phone
 from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.render import Abilities, card_alert, card_title, render_text
 from bot.types import Ask, Inbound, Kind, Location, LocationSource, Reply, Text
@@ -224,18 +225,23 @@ class SmsChannel(Channel):
         text = text[:MAX_SMS_TEXT]
         catalogs = self.ctx.services.catalogs
         word = " ".join(text.split()).casefold()
+        # The sender's country calling code picks the language of a new conversation.
+        lang = language_for_phone(sender, catalogs)
+        hints = {"lang": lang} if lang else {}
+        lang = lang or self.default_lang
         replies: list[Reply]
         if word in catalogs.words("sms.words.stop"):
             self.opted_out.add(sender)
-            replies = [Reply(Text("sms.stop"), self.default_lang)]
+            replies = [Reply(Text("sms.stop"), lang)]
         elif word in catalogs.words("sms.words.start"):
             self.opted_out.discard(sender)
-            replies = [Reply(Text("sms.start"), self.default_lang)]
+            replies = [Reply(Text("sms.start"), lang)]
         elif word in catalogs.words("sms.words.help"):
-            replies = [Reply(Text("sms.help"), self.default_lang)]
+            replies = [Reply(Text("sms.help"), lang)]
         else:
-            inbound = Inbound(CHANNEL, sender, Kind.PHONE, event_id, sender) \
-                if word == USE_SENDER else Inbound(CHANNEL, sender, Kind.TEXT, event_id, text)
+            inbound = Inbound(CHANNEL, sender, Kind.PHONE, event_id, sender, hints=hints) \
+                if word == USE_SENDER else Inbound(CHANNEL, sender, Kind.TEXT, event_id, text,
+                                                   hints=hints)
             replies = await self.ctx.services.inbound.handle(inbound)
         if replies:
             result = await self.provider.send(sender, self.render(replies, sender),
@@ -278,8 +284,10 @@ class SmsChannel(Channel):
         return entry[0]
 
     async def locate_page(self, request: web.Request) -> web.Response:
-        lang = self.default_lang
-        valid = self._link(request.match_info["nonce"]) is not None
+        sender = self._link(request.match_info["nonce"])
+        valid = sender is not None
+        lang = (language_for_phone(sender, self.ctx.services.catalogs) if sender else None) \
+            or self.default_lang
         return web.Response(text=locate_page(self.ctx.services.catalogs, lang, valid,
                                              "/sms/static"),
                             content_type="text/html",

@@ -321,6 +321,7 @@ class WebChatChannel(Channel):
                         for c in message.choices],
             "ask": message.ask.value if message.ask else None,
             "silent": message.silent,
+            "lang": message.lang,
         }
 
     async def _publish(self, conversation: Conversation, frame: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@
 (() => {
   "use strict";
   const config = JSON.parse(document.getElementById("ess-config").textContent);
-  const ui = config.ui;
+  const ui = Object.assign({}, config.ui);
+  let lang = config.lang;
   const $ = (id) => document.getElementById(id);
   const KEY = "ess-chat";
   let silent = !!config.silent;
@@ -39,7 +40,7 @@
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(proto + "//" + location.host + "/chat/ws");
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "hello", token: state.token, after: state.seq, silent, lang: config.lang }));
+      ws.send(JSON.stringify({ type: "hello", token: state.token, after: state.seq, silent, lang }));
     };
     ws.onmessage = (event) => {
       let frame;
@@ -89,7 +90,24 @@
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
   }
 
+  // The page's own labels follow the conversation's language (the language command, or a
+  // language the server chose): every labelled element names its catalog key.
+  function applyLang(next) {
+    const table = config.uis && config.uis[next];
+    if (!table || next === lang) return;
+    lang = next;
+    Object.assign(ui, table);
+    document.documentElement.lang = next;
+    for (const el of document.querySelectorAll("[data-ui]")) el.textContent = ui[el.dataset.ui];
+    for (const el of document.querySelectorAll("[data-ui-aria]")) el.setAttribute("aria-label", ui[el.dataset.uiAria]);
+    for (const el of document.querySelectorAll("[data-ui-placeholder]")) el.setAttribute("placeholder", ui[el.dataset.uiPlaceholder]);
+    const title = silent ? ui.neutral_title : ui.title;
+    document.title = title;
+    $("heading").textContent = title;
+  }
+
   function show(frame) {
+    if (frame.lang) applyLang(frame.lang);
     bubble(frame.text, "bot");
     // A notice (status update) leaves the pending question's buttons and inputs alone.
     if (frame.notice) return;
