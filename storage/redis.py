@@ -38,6 +38,7 @@ from config.settings import Settings
 from storage.crypto import Sealer
 from storage.locks import LocalLocks
 from storage.ports import Loaded, StaleSession, StorageError
+from storage.shared_redis import RedisDedupe, RedisRateLimits, RedisTranscripts
 
 DEDUPE_WINDOW = timedelta(hours=48)  # LINE redelivers for a while; keep ids well past that
 KEEP_AFTER_EXPIRY = timedelta(hours=48)
@@ -200,18 +201,6 @@ class RedisLocks:
         return len(self._local)
 
 
-class RedisDedupe:
-    """`SET NX` with expiry: True the first time a key is seen within the window."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str):
-        self._client = client
-        self._prefix = prefix
-
-    async def first(self, key: str, window: timedelta = DEDUPE_WINDOW) -> bool:
-        return bool(await self._client.set(f"{self._prefix}:d:{key}", b"1", nx=True,
-                                           px=int(window.total_seconds() * 1000)))
-
-
 class RedisLive:
     """Live updates (dashboard) over pub/sub. Payloads must carry no personal data."""
 
@@ -268,7 +257,8 @@ def make_client(settings: Settings, **pool_options: Any) -> aioredis.Redis:
 
 
 class RedisState:
-    """The Redis half of the production storage: sessions, locks, dedupe, live updates."""
+    """The Redis half of the production storage: sessions, locks, dedupe, live updates, web
+    transcripts and rate limits (storage/shared_redis.py)."""
 
     def __init__(self, client: aioredis.Redis, sealer: Sealer, settings: Settings,
                  prefix: str = "ess"):
@@ -278,7 +268,9 @@ class RedisState:
         # Waiting longer than a crashed holder's lock lives would fail messages needlessly.
         self.locks = RedisLocks(client, keys, settings.lock_ttl,
                                 wait=settings.lock_ttl + settings.store_timeout)
-        self.dedupe = RedisDedupe(client, prefix)
+        self.dedupe = RedisDedupe(client, prefix, sealer)
+        self.transcripts = RedisTranscripts(client, prefix, sealer)
+        self.limits = RedisRateLimits(client, prefix, sealer)
         self.live = RedisLive(client, prefix)
 
     @classmethod
