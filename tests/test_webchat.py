@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import CHANNELS, SERVICES, create_app
@@ -131,6 +132,41 @@ async def test_a_flood_of_frames_is_refused(client: TestClient[Any, Any]) -> Non
     await ws.close()
 
 
+async def test_frames_over_the_address_limit_are_refused_visibly(settings: Settings) -> None:
+    limited = replace(settings, limit_web_frames=5)
+    async with TestClient(TestServer(web_app(limited), host="127.0.0.1")) as client:
+        first, _ = await hello(client)
+        second, _ = await hello(client)  # another socket from the same address
+        outcomes: list[tuple[str, str]] = []
+        for i, ws in enumerate([first] * 4 + [second] * 4):
+            await ws.send_json({"type": "text", "id": f"t{i}", "text": "hello"})
+            while True:
+                frame = await ws.receive_json()
+                if frame["type"] in ("ack", "error"):
+                    outcomes.append((frame["type"], frame.get("code", "")))
+                    break
+        assert outcomes == [("ack", "")] * 5 + [("error", "slow_down")] * 3
+        # The refusal names the frame and when to send it again; nothing else came.
+        await second.send_json({"type": "text", "id": "again", "text": "hello"})
+        refusal = await second.receive_json()
+        assert refusal["id"] == "again" and refusal["retry_after"] >= 1
+        for ws in (first, second):
+            await ws.close()
+
+
+async def test_sockets_over_the_address_limit_are_told_busy(settings: Settings) -> None:
+    limited = replace(settings, limit_web_sockets=2)
+    async with TestClient(TestServer(web_app(limited), host="127.0.0.1")) as client:
+        kept = [(await hello(client))[0] for _ in range(2)]
+        ws = await client.ws_connect("/chat/ws")
+        refusal = await ws.receive_json()
+        assert refusal["type"] == "error" and refusal["code"] == "busy"
+        await ws.receive()  # then the server closes it
+        assert ws.closed and ws.close_code == WSCloseCode.TRY_AGAIN_LATER
+        for open_ws in kept:
+            await open_ws.close()
+
+
 async def test_send_reaches_an_open_page_and_a_closed_one_on_reconnect(
         client: TestClient[Any, Any]) -> None:
     registry = client.app[CHANNELS]
@@ -144,7 +180,8 @@ async def test_send_reaches_an_open_page_and_a_closed_one_on_reconnect(
     assert (await registry.send(f"web:{conversation}", update, key="k2")).ok  # a retry
     ws, _ = await hello(client, token=welcome["token"], after=1)
     assert (await ws.receive_json())["seq"] == 2
-    assert len(registry.get("web").conversations[conversation].log) == 2  # not 3
+    transcript = await client.app[SERVICES].storage.transcripts.after(f"web:{conversation}", 0)
+    assert len(transcript) == 2  # not 3
     await ws.close()
 
 
@@ -259,7 +296,8 @@ async def test_location_by_map_tap_when_geolocation_is_refused(
     await page.get_by_role("button", name="Send this point").click()
     await page.get_by_label("Phone number").wait_for()
     await page.screenshot(path=shot("webchat-map-en.png"), full_page=True)
-    [conversation] = app[CHANNELS].get("web").conversations
+    token = await page.evaluate("JSON.parse(sessionStorage.getItem('ess-chat')).token")
+    conversation = token.partition(".")[0]
     loaded = await app[SERVICES].storage.sessions.load(f"web:{conversation}", "probe")
     location = loaded.session.slots["location"]
     assert location["source"] == "reporter_pin" and location["lat"] is not None
