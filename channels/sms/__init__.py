@@ -9,7 +9,10 @@ the message in a background task; the gateway's message id is the event id (dedu
 Output: every reply of one message joined into one text, choices as numbered lines (Arabic
 or Thai digits both work back), the location step by text or, when `ESS_PUBLIC_URL` is set,
 a one-time link to a page that captures the phone's position. `#` at the phone step uses the
-sending number. STOP / START / HELP are answered here, before any flow.
+sending number. STOP / START / HELP are answered here, before any flow; STOP is kept in the
+store (storage/ports.py `OptOuts`), so it holds on every process and across restarts, until
+START or UNSTOP. A sender over the rate limits (channels/limits.py) gets HTTP 429 with
+Retry-After, before anything is accepted; STOP and START are never limited.
 
 Settings: `ESS_SMS_TWILIO_AUTH_TOKEN` and/or `ESS_SMS_GENERIC_SECRET` (at least one turns the
 channel on); outbound `ESS_SMS_PROVIDER` (`twilio` or `log`, default `log` unless a Twilio
@@ -27,6 +30,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import structlog
@@ -46,6 +50,7 @@ from channels.base import (
     own_address,
 )
 from channels.cards import card_for, card_text
+from channels.limits import Gate, retry_after
 from channels.sms.providers import (
     DEFAULT_TWILIO_API_URL,
     LogProvider,
@@ -55,6 +60,7 @@ from channels.sms.providers import (
 from channels.sms.segments import count_segments
 from channels.webchat.pages import STATIC, locate_page
 from config.settings import Settings, SettingsError
+from storage.ports import StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +105,7 @@ class SmsChannel(Channel):
         self._generic_secret = generic_secret
         self.public_url = public_url.rstrip("/")
         self.default_lang = default_lang
-        self.opted_out: set[str] = set()
+        self._gate: Gate | None = None
         self._links: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     @classmethod
@@ -136,6 +142,7 @@ class SmsChannel(Channel):
 
     async def start(self, ctx: ChannelContext) -> None:
         await super().start(ctx)
+        self._gate = Gate(ctx.services.storage.limits, ctx.services.settings)
         await self.provider.open()
 
     async def stop(self) -> None:
@@ -163,6 +170,8 @@ class SmsChannel(Channel):
         if not isinstance(sender, str) or not sender or not isinstance(sid, str) or not sid \
                 or not isinstance(text, str):
             return _plain(400, "From, Body and MessageSid are required")
+        if (refused := await self._refused(sender, text)) is not None:
+            return refused
         self.ctx.tasks.spawn(self.handle(sender, text, f"twilio:{sid}"), name="sms-inbound")
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
@@ -183,21 +192,41 @@ class SmsChannel(Channel):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             return _plain(400, 'expected JSON {"id": str, "from": str, "text": str}')
+        if (refused := await self._refused(sender, text)) is not None:
+            return refused
         self.ctx.tasks.spawn(self.handle(sender, text, f"generic:{message_id}"),
                              name="sms-inbound")
         return web.json_response({"accepted": True})
+
+    def _word(self, text: str) -> str:
+        return " ".join(text[:MAX_SMS_TEXT].split()).casefold()
+
+    async def _refused(self, sender: str, text: str) -> web.Response | None:
+        """429 for a sender (or everyone) over the limits; STOP and START always pass."""
+        words = self.ctx.services.catalogs.words
+        word = self._word(text)
+        if self._gate is None or word in words("sms.words.stop") \
+                or word in words("sms.words.start"):
+            return None
+        limit = await self._gate.sms(sender)
+        if limit is None:
+            return None
+        wait = retry_after(limit)
+        return web.json_response({"error": f"too many messages: try again in {wait} s"},
+                                 status=429, headers={"Retry-After": str(wait)})
 
     async def handle(self, sender: str, text: str, event_id: str) -> None:
         """One SMS from `sender`: keywords first, then the engine; the answer as one SMS."""
         text = text[:MAX_SMS_TEXT]
         catalogs = self.ctx.services.catalogs
-        word = " ".join(text.split()).casefold()
+        word = self._word(text)
+        optouts = self.ctx.services.storage.optouts
         replies: list[Reply]
         if word in catalogs.words("sms.words.stop"):
-            self.opted_out.add(sender)
+            await optouts.stop(f"{CHANNEL}:{sender}", datetime.now(UTC))
             replies = [Reply(Text("sms.stop"), self.default_lang)]
         elif word in catalogs.words("sms.words.start"):
-            self.opted_out.discard(sender)
+            await optouts.start(f"{CHANNEL}:{sender}")
             replies = [Reply(Text("sms.start"), self.default_lang)]
         elif word in catalogs.words("sms.words.help"):
             replies = [Reply(Text("sms.help"), self.default_lang)]
@@ -294,7 +323,11 @@ class SmsChannel(Channel):
         to = own_address(address, CHANNEL)
         if to is None:
             return SendResult.failed("not an SMS address")
-        if to in self.opted_out:
+        try:
+            stopped = await self.ctx.services.storage.optouts.stopped(address)
+        except StorageError as exc:  # not known: never send to someone who may have said STOP
+            return SendResult.retry(5.0, str(exc))
+        if stopped:
             return SendResult.failed("recipient opted out (STOP)")
         catalogs = self.ctx.services.catalogs
         if isinstance(message, Notification):
