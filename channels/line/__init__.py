@@ -23,8 +23,7 @@ import json
 import re
 import time
 import uuid
-from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import structlog
@@ -65,7 +64,9 @@ log = structlog.get_logger(__name__)
 
 CHANNEL = "line"
 REPLY_TOKEN_SECONDS = 50  # LINE guarantees a reply token for one minute; keep a margin
-SEEN_EVENTS = 10_000  # in-process dedupe of group events (reporter events dedupe durably)
+# Group events (and reporters' menu taps) dedupe in the store, shared by every process;
+# reporter events dedupe in the engine. LINE redelivers for a while: keep ids past that.
+SEEN_WINDOW = timedelta(hours=48)
 REGISTER_COMMAND = "/register"
 _NAMES_INCIDENT = re.compile(rf"(?<![A-Za-z0-9]){REFERENCE_PREFIX}[\s\-]*[A-Za-z0-9]{{5}}",
                              re.I)
@@ -105,7 +106,6 @@ class LineChannel(Channel):
         self._secret = secret.encode()
         self.api = LineApi(access_token, api_url)
         self.default_lang = default_lang
-        self._seen: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LineChannel:
@@ -224,11 +224,11 @@ class LineChannel(Channel):
         if inbound is None:
             return
         if inbound.kind is Kind.CHOICE and inbound.text == MENU_MINE:
-            if self._already_seen(inbound.event_id):
+            if await self._already_seen(inbound.event_id):
                 return
             replies = [Reply(Text("line.menu.mine"), self.default_lang)]
         elif inbound.kind is Kind.CHOICE and inbound.text.startswith(ACTION_PREFIX):
-            if self._already_seen(inbound.event_id):
+            if await self._already_seen(inbound.event_id):
                 return
             inbound = Inbound(CHANNEL, user_id, Kind.CHOICE, inbound.event_id, inbound.payload,
                               inbound.at, {"actor": f"{CHANNEL}:{user_id}",
@@ -244,7 +244,7 @@ class LineChannel(Channel):
         chat = source.group_id if isinstance(source, GroupSource) else source.room_id
         address = f"{CHANNEL}:{chat}"
         event_id = str(event.webhook_event_id)
-        if self._already_seen(event_id):
+        if await self._already_seen(event_id):
             return
         lang = self.default_lang
         bindings = self.ctx.services.storage.bindings
@@ -285,13 +285,9 @@ class LineChannel(Channel):
         if replies:
             await self._deliver(chat, replies, event)
 
-    def _already_seen(self, event_id: str) -> bool:
-        if event_id in self._seen:
-            return True
-        self._seen[event_id] = None
-        while len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
-        return False
+    async def _already_seen(self, event_id: str) -> bool:
+        dedupe = self.ctx.services.storage.dedupe
+        return not await dedupe.first(f"{CHANNEL}:{event_id}", SEEN_WINDOW, datetime.now(UTC))
 
     # -- output -----------------------------------------------------------------------------
 
