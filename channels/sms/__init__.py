@@ -10,8 +10,8 @@ Output: every reply of one message joined into one text, choices as numbered lin
 or Thai digits both work back), the location step by text or, when `ESS_PUBLIC_URL` is set,
 a one-time link to a page that captures the phone's position. `#` at the phone step uses the
 sending number. STOP / START / HELP are answered here, before any flow; STOP is kept in the
-store (storage/ports.py `OptOuts`), so it holds on every process and across restarts, until
-START or UNSTOP. A sender over the rate limits (channels/limits.py) gets HTTP 429 with
+store (storage/ports.py `OptOuts`) before the webhook is answered, so it holds on every
+process and across restarts, until START or UNSTOP. A sender over the rate limits (channels/limits.py) gets HTTP 429 with
 Retry-After, before anything is accepted; STOP and START are never limited.
 
 Settings: `ESS_SMS_TWILIO_AUTH_TOKEN` and/or `ESS_SMS_GENERIC_SECRET` (at least one turns the
@@ -60,7 +60,6 @@ from channels.sms.providers import (
 from channels.sms.segments import count_segments
 from channels.webchat.pages import STATIC, locate_page
 from config.settings import Settings, SettingsError
-from storage.ports import StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -170,7 +169,7 @@ class SmsChannel(Channel):
         if not isinstance(sender, str) or not sender or not isinstance(sid, str) or not sid \
                 or not isinstance(text, str):
             return _plain(400, "From, Body and MessageSid are required")
-        if (refused := await self._refused(sender, text)) is not None:
+        if (refused := await self._admit(sender, text)) is not None:
             return refused
         self.ctx.tasks.spawn(self.handle(sender, text, f"twilio:{sid}"), name="sms-inbound")
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
@@ -192,7 +191,7 @@ class SmsChannel(Channel):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             return _plain(400, 'expected JSON {"id": str, "from": str, "text": str}')
-        if (refused := await self._refused(sender, text)) is not None:
+        if (refused := await self._admit(sender, text)) is not None:
             return refused
         self.ctx.tasks.spawn(self.handle(sender, text, f"generic:{message_id}"),
                              name="sms-inbound")
@@ -201,12 +200,23 @@ class SmsChannel(Channel):
     def _word(self, text: str) -> str:
         return " ".join(text[:MAX_SMS_TEXT].split()).casefold()
 
-    async def _refused(self, sender: str, text: str) -> web.Response | None:
-        """429 for a sender (or everyone) over the limits; STOP and START always pass."""
+    async def _admit(self, sender: str, text: str) -> web.Response | None:
+        """Before the 200: STOP and START recorded (never limited), as the answer promises;
+        any other message counted against the limits (429 when over). None: accepted."""
         words = self.ctx.services.catalogs.words
         word = self._word(text)
-        if self._gate is None or word in words("sms.words.stop") \
-                or word in words("sms.words.start"):
+        if word in words("sms.words.stop") or word in words("sms.words.start"):
+            optouts, address = self.ctx.services.storage.optouts, f"{CHANNEL}:{sender}"
+            try:
+                if word in words("sms.words.stop"):
+                    await optouts.stop(address, datetime.now(UTC))
+                else:
+                    await optouts.start(address)
+            except Exception as exc:  # the store: the gateway sends it again
+                log.warning("sms.optout_failed", error=type(exc).__name__)
+                return _plain(503, "the service is briefly unavailable: try again")
+            return None
+        if self._gate is None:
             return None
         limit = await self._gate.sms(sender)
         if limit is None:
@@ -220,13 +230,11 @@ class SmsChannel(Channel):
         text = text[:MAX_SMS_TEXT]
         catalogs = self.ctx.services.catalogs
         word = self._word(text)
-        optouts = self.ctx.services.storage.optouts
         replies: list[Reply]
+        # STOP and START were recorded before the webhook was answered (`_admit`).
         if word in catalogs.words("sms.words.stop"):
-            await optouts.stop(f"{CHANNEL}:{sender}", datetime.now(UTC))
             replies = [Reply(Text("sms.stop"), self.default_lang)]
         elif word in catalogs.words("sms.words.start"):
-            await optouts.start(f"{CHANNEL}:{sender}")
             replies = [Reply(Text("sms.start"), self.default_lang)]
         elif word in catalogs.words("sms.words.help"):
             replies = [Reply(Text("sms.help"), self.default_lang)]
@@ -325,8 +333,8 @@ class SmsChannel(Channel):
             return SendResult.failed("not an SMS address")
         try:
             stopped = await self.ctx.services.storage.optouts.stopped(address)
-        except StorageError as exc:  # not known: never send to someone who may have said STOP
-            return SendResult.retry(5.0, str(exc))
+        except Exception as exc:  # unknown: never send to someone who may have said STOP
+            return SendResult.retry(5.0, type(exc).__name__)
         if stopped:
             return SendResult.failed("recipient opted out (STOP)")
         catalogs = self.ctx.services.catalogs

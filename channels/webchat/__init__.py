@@ -52,7 +52,6 @@ from channels.webchat.live import Socket, Sockets
 from channels.webchat.pages import STATIC, chat_page, exit_page, page_lang
 from channels.webchat.tokens import TokenSigner
 from config.settings import Settings
-from storage.ports import StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -228,12 +227,15 @@ class WebChatChannel(Channel):
                 try:
                     for reply in replies:
                         await self.live.publish(conversation.conversation, self._frame(reply))
-                except StorageError:
+                except Exception as exc:  # the store, whichever backend's error it is
+                    log.warning("webchat.store_failed", error=type(exc).__name__)
                     await ws.send_json({"type": "error", "code": "unavailable",
                                         "id": inbound.event_id})
                     continue
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await self.live.flush(conversation)
+                    # Stored: if the store cannot be read now, the feed sends them later.
+                    with contextlib.suppress(Exception):
+                        await self.live.flush(conversation)
                     await ws.send_json({"type": "ack", "id": inbound.event_id})
         finally:
             if conversation is not None:
@@ -253,7 +255,7 @@ class WebChatChannel(Channel):
         # A fresh token starts from nothing, whatever `after` the page still had.
         after = after if isinstance(after, int) and token == frame.get("token") else 0
         conversation = Socket(ws, conversation_id, after)
-        await self.live.attach(conversation)  # replays what the page has not seen
+        self.live.attach(conversation)  # replays what the page has not seen
         hints: dict[str, str] = {}
         if frame.get("silent") is True:
             hints["flow"] = "silent"
@@ -324,6 +326,6 @@ class WebChatChannel(Channel):
         try:
             # Once per key: a retry of what the transcript already has is a no-op.
             await self.live.publish(conversation_id, frame, key=key)
-        except StorageError as exc:
-            return SendResult.retry(5.0, str(exc))
+        except Exception as exc:  # the store, whichever backend's error it is
+            return SendResult.retry(5.0, type(exc).__name__)
         return SendResult.sent()

@@ -71,10 +71,10 @@ class Sockets:
                 await socket.ws.send_json(frame)
                 socket.seq = entry.seq
 
-    async def attach(self, socket: Socket) -> None:
-        """Replay what the page has not seen, then keep it fed until `detach`."""
+    def attach(self, socket: Socket) -> None:
+        """Replay what the page has not seen, at once, then keep it fed until `detach`."""
         self._open.setdefault(socket.conversation, set()).add(socket)
-        await self.flush(socket)
+        socket.wake.set()
         socket.task = asyncio.create_task(self._feed(socket), name="webchat-feed")
 
     def detach(self, socket: Socket) -> None:
