@@ -178,6 +178,13 @@ async def test_a_flooding_number_is_refused_but_stop_always_passes(
     assert len(twilio[0].sent) == 5
 
 
+async def test_a_stop_the_store_cannot_keep_is_not_answered_200(
+        client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str]) -> None:
+    await client.app[SERVICES].storage.close()  # the database is gone
+    assert await sms(client, "STOP") == 503  # so the gateway sends it again
+    assert twilio[0].sent == []  # and nothing claimed it was done
+
+
 async def test_provider_errors(client: TestClient[Any, Any],
                                twilio: tuple[TwilioStandIn, str]) -> None:
     update = Reply(Text("report.received_short", {"reference": "ESS-7K3F9"}), "th")
