@@ -12,9 +12,10 @@ from aiohttp import WSCloseCode, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import CHANNELS, SERVICES, create_app
-from bot.types import LocationSource, Reply, Text
+from bot.types import LocationSource, Reply, Text, utcnow
 from channels.registry import ChannelRegistry
 from config.settings import Settings
+from storage.ports import Limit
 from tests.helpers import require
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -280,6 +281,32 @@ async def test_a_full_silent_report_by_taps_then_quick_exit(
     await page.go_back()
     assert "/chat?" not in page.url and not page.url.endswith("/chat")
     await context.close()
+
+
+@pytest.mark.browser
+async def test_a_refused_tap_is_sent_again_by_the_page(browser: Any, settings: Settings
+                                                       ) -> None:
+    limited = replace(settings, limit_web_frames=60)  # one frame a second comes back
+    server = TestServer(web_app(limited), host="127.0.0.1")
+    await server.start_server()
+    try:
+        context = await phone_context(browser, str(server.make_url("")).rstrip("/"))
+        page = await context.new_page()
+        await page.goto("/chat?lang=en")
+        tap = page.get_by_role("button", name="Threatened with harm, or assaulted")
+        await tap.wait_for()
+        # Everyone behind this address used the minute's frames (the page's own address).
+        limits = server.app[SERVICES].storage.limits
+        bucket = Limit("web:frame:addr:127.0.0.1", 60, 60.0)
+        while await limits.take([bucket], utcnow()) is None:
+            pass
+        await tap.click()
+        await page.get_by_text("Many messages at once").wait_for()  # told, politely
+        await page.get_by_role("button", name="Use my location").wait_for()  # then sent
+        assert await page.locator("#status").text_content() == ""
+        await context.close()
+    finally:
+        await server.close()
 
 
 @pytest.mark.browser
