@@ -11,8 +11,9 @@ or Thai digits both work back), the location step by text or, when `ESS_PUBLIC_U
 a one-time link to a page that captures the phone's position. `#` at the phone step uses the
 sending number. STOP / START / HELP are answered here, before any flow; STOP is kept in the
 store (storage/ports.py `OptOuts`) before the webhook is answered, so it holds on every
-process and across restarts, until START or UNSTOP. A sender over the rate limits (channels/limits.py) gets HTTP 429 with
-Retry-After, before anything is accepted; STOP and START are never limited.
+process and across restarts, until START or UNSTOP. A sender over the rate limits
+(channels/limits.py) gets HTTP 429 with Retry-After, before anything is accepted; STOP and
+START are never limited.
 
 Settings: `ESS_SMS_TWILIO_AUTH_TOKEN` and/or `ESS_SMS_GENERIC_SECRET` (at least one turns the
 channel on); outbound `ESS_SMS_PROVIDER` (`twilio` or `log`, default `log` unless a Twilio
