@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -184,6 +185,11 @@ async def test_send_reaches_an_open_page_and_a_closed_one_on_reconnect(
     transcript = await client.app[SERVICES].storage.transcripts.after(f"web:{conversation}", 0)
     assert len(transcript) == 2  # not 3
     await ws.close()
+    for _ in range(200):  # bounded: the server's side of the close
+        if not len(registry.get("web").live):
+            break
+        await asyncio.sleep(0.01)
+    assert not len(registry.get("web").live)  # a closed page leaves nothing behind
 
 
 # -- in a real browser ------------------------------------------------------------------------
