@@ -20,9 +20,9 @@ journal can sit in front of this one call.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -31,13 +31,15 @@ from bot.incident import REFERENCE_PREFIX
 from bot.types import ChatKind, Inbound, Kind, Reply, Text, utcnow
 from routing.agencies import agency_kind
 from routing.messages import TOKEN_PREFIX
-from storage.ports import Bindings
+from storage.ports import Bindings, Dedupe
 
 log = structlog.get_logger(__name__)
 
 REGISTER = "/register"
 UNREGISTER = "/unregister"
-SEEN_EVENTS = 10_000  # in-process dedupe of responder events (reporter events dedupe durably)
+# Responder and admin events dedupe in the store, shared by every process (reporter events
+# dedupe in the engine's session save). Channels redeliver for a while: keep ids past that.
+SEEN_WINDOW = timedelta(hours=48)
 _NAMES_INCIDENT = re.compile(rf"(?<![A-Za-z0-9]){REFERENCE_PREFIX}[\s\-]*[A-Za-z0-9]{{5}}",
                              re.I)
 
@@ -71,13 +73,15 @@ class InboundRouter:
     """Decides, from the chat kind and the bindings, who an inbound event is for."""
 
     def __init__(self, engine: ReporterSide, responders: ResponderSide, bindings: Bindings,
-                 default_lang: str = "th") -> None:
+                 dedupe: Dedupe, default_lang: str = "th",
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
         self.responders = responders
         self.bindings = bindings
+        self.dedupe = dedupe
         self.default_lang = default_lang
+        self.clock = clock
         self.routes: list[Route] = []
-        self._seen: OrderedDict[str, None] = OrderedDict()
         self.add("admin", self._is_admin, self._admin)
         self.add("group", self._is_group_event, self._group_event)
         self.add("responder", self._is_responder, self._responder)
@@ -94,20 +98,15 @@ class InboundRouter:
         """The replies for one event, for the chat it came from. Never raises for input."""
         for route in self.routes:
             if await route.filter(inbound):
-                if route.name != "reporter" and self._already_seen(inbound):
+                if route.name != "reporter" and await self._already_seen(inbound):
                     return []
                 log.debug("inbound.routed", route=route.name, channel=inbound.channel)
                 return await route.handler(inbound)
         return []
 
-    def _already_seen(self, inbound: Inbound) -> bool:
+    async def _already_seen(self, inbound: Inbound) -> bool:
         key = f"{inbound.channel}:{inbound.event_id}"
-        if key in self._seen:
-            return True
-        self._seen[key] = None
-        while len(self._seen) > SEEN_EVENTS:
-            self._seen.popitem(last=False)
-        return False
+        return not await self.dedupe.first(key, SEEN_WINDOW, self.clock())
 
     # -- filters ----------------------------------------------------------------------------
 

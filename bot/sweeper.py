@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from bot.types import utcnow
-from storage.ports import Storage
+from storage.ports import TRANSCRIPT_KEEP, Storage
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +33,13 @@ class Sweeper:
         now = self.clock()
         ended = await self.storage.sessions.sweep_idle(now)
         forgotten = await self.storage.sessions.forget_events(now - DEDUPE_KEEP)
-        if ended or forgotten:
-            log.info("sweep", sessions_ended=ended, events_forgotten=forgotten)
+        # The channels' shared state (zero work on Redis, where it expires by itself).
+        forgotten += await self.storage.dedupe.forget(now)
+        transcripts = await self.storage.transcripts.forget(now - TRANSCRIPT_KEEP)
+        await self.storage.limits.forget(now)
+        if ended or forgotten or transcripts:
+            log.info("sweep", sessions_ended=ended, events_forgotten=forgotten,
+                     transcripts_forgotten=transcripts)
         return ended
 
     async def run(self) -> None:

@@ -117,5 +117,5 @@ async def open_services(settings: Settings, router: Router | None = None,
     services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
                              metrics=reports.metrics)
     services.inbound = InboundRouter(services.engine, responders, storage.bindings,
-                                     settings.default_lang)
+                                     storage.dedupe, settings.default_lang, clock=clock)
     return services

@@ -89,14 +89,22 @@ async def run_incoming_cases(post: Post, router: InboundRouter,
         router.routes = [r for r in router.routes if r.name != "testkit"]
 
 
-async def run_outgoing_cases(send: Send, received: Callable[[], str],
+async def run_outgoing_cases(send: Send, received: Callable[[], str | Awaitable[str]],
                              cases: Sequence[OutgoingCase]) -> None:
-    """Send every case; check the result and what the far end got for it."""
+    """Send every case; check the result and what the far end got for it.
+
+    `received` is everything the far end holds so far, as text (awaitable when the far end
+    is a store, e.g. the web chat's shared transcript)."""
+
+    async def far_end() -> str:
+        got = received()
+        return got if isinstance(got, str) else await got
+
     for index, case in enumerate(cases):
-        before = received()
+        before = await far_end()
         result = await send(case.address, case.message, key=f"testkit-{index}-{case.label}")
         assert result.outcome is case.outcome, \
             f"{case.label}: {result.outcome.value} ({result.error})"
-        new = received()[len(before):]
+        new = (await far_end())[len(before):]
         for text in case.contains:
             assert text in new, f"{case.label}: {text!r} not in what was delivered"

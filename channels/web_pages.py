@@ -19,7 +19,7 @@ UI_KEYS = (
     "title", "neutral_title", "exit", "exit_hint", "send", "message_label", "phone_label",
     "phone_hint", "use_location", "locating", "location_denied", "map_label", "map_send",
     "map_no_tiles", "zoom_in", "zoom_out", "address_label", "silent_button", "connecting",
-    "offline", "chat_label", "exit_page", "locate.prompt", "locate.done", "locate.expired",
+    "offline", "busy", "chat_label", "exit_page", "locate.prompt", "locate.done", "locate.expired",
 )
 
 

@@ -127,6 +127,14 @@ SPECS: dict[str, _Spec] = {
     "escalate_after": _Spec(_duration, "a duration such as 5m or 300s"),
     "remind_after": _Spec(_duration, "a duration such as 10m"),
     "max_station_km": _Spec(_positive_int, "a whole number of kilometres"),
+    "limit_web_sockets": _Spec(_positive_int, "new web-chat sockets per client address per "
+                               "minute"),
+    "limit_web_sockets_total": _Spec(_positive_int, "new web-chat sockets per minute, in all"),
+    "limit_web_frames": _Spec(_positive_int, "web-chat messages per client address per minute"),
+    "limit_web_frames_total": _Spec(_positive_int, "web-chat messages per minute, in all"),
+    "limit_sms": _Spec(_positive_int, "SMS per sending number per minute"),
+    "limit_sms_total": _Spec(_positive_int, "SMS per minute, in all"),
+    "trust_forwarded": _Spec(_bool, "true or false"),
 }
 
 
@@ -162,6 +170,15 @@ class Settings:
     escalate_after: float = 5 * 60  # no acknowledgement this long after delivery: escalate
     remind_after: float = 10 * 60  # acknowledged but not on the way: remind the holder
     max_station_km: int = 60  # farther from every station: the national fallback, flagged
+    # Rate limits, per minute, shared by every process (channels/limits.py). Generous per
+    # address: many phones share one carrier-grade NAT address.
+    limit_web_sockets: int = 30
+    limit_web_sockets_total: int = 3000
+    limit_web_frames: int = 120
+    limit_web_frames_total: int = 12000
+    limit_sms: int = 20
+    limit_sms_total: int = 1200
+    trust_forwarded: bool = False  # take the client address from X-Forwarded-For (a proxy's)
     extra: Mapping[str, str] = field(default_factory=dict)  # other ESS_* (channel settings)
 
     @property

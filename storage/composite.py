@@ -7,7 +7,8 @@ from storage.redis import RedisState
 
 
 class CompositeStorage:
-    """Sessions and locks from Redis; incidents, outbox, timers, bindings from PostgreSQL."""
+    """Sessions, locks, dedupe, web transcripts and rate limits from Redis; incidents, outbox,
+    timers, bindings and STOP (a durable record) from PostgreSQL."""
 
     def __init__(self, database: PostgresStorage, state: RedisState):
         self.database = database
@@ -18,6 +19,10 @@ class CompositeStorage:
         self.outbox = database.outbox
         self.timers = database.timers
         self.bindings = database.bindings
+        self.optouts = database.optouts
+        self.dedupe = state.dedupe
+        self.transcripts = state.transcripts
+        self.limits = state.limits
 
     async def ping(self) -> bool:
         # Both are needed to take a message: ready only when both answer.

@@ -1,4 +1,4 @@
-"""Per-conversation locks inside one process.
+"""Per-conversation locks inside one process, and the renewal of a lock with an expiry.
 
 `asyncio.Lock` wakes waiters in the order they arrived, which is what keeps one
 conversation's events in arrival order. Entries are dropped when nobody holds or waits, so a
@@ -8,9 +8,14 @@ million conversations do not leave a million locks behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 class LocalLocks:
@@ -38,3 +43,30 @@ class LocalLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+@asynccontextmanager
+async def renewed(renew: Callable[[], Awaitable[bool]], every: float) -> AsyncIterator[None]:
+    """Call `renew` every `every` seconds while the block runs.
+
+    A step longer than the lock's expiry keeps its lock while its process is alive; a dead
+    process renews nothing, so its lock still expires. `renew` returns False once the lock
+    is lost (fencing then refuses the holder's save); a failed call is tried again.
+    """
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await renew():
+                    log.warning("lock.lost")
+                    return
+            except Exception as exc:
+                log.warning("lock.renew_failed", error=type(exc).__name__)
+
+    task = asyncio.create_task(loop(), name="lock-renewal")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

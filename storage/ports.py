@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
+
+TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
+TRANSCRIPT_KEEP = timedelta(days=7)  # a web conversation idle this long is forgotten
 
 
 class StorageError(Exception):
@@ -184,6 +187,77 @@ class Bindings(Protocol):
     async def for_address(self, address: str) -> list[Binding]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A token bucket: at most `capacity` at once, refilled evenly over `period` seconds.
+
+    `key` names what is limited ("web:frame:addr:<client address>"); adapters store only a
+    keyed hash of it, so a client address or a phone number never sits in a row or a key.
+    """
+
+    key: str
+    capacity: int
+    period: float
+
+    @property
+    def rate(self) -> float:
+        return self.capacity / self.period
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One message of a web conversation's transcript: its sequence number and its body."""
+
+    seq: int
+    body: bytes
+
+
+class Dedupe(Protocol):
+    async def first(self, key: str, window: timedelta, now: datetime) -> bool:
+        """True the first time `key` is seen within `window`, on any process."""
+
+    async def forget(self, now: datetime) -> int:
+        """Drop records whose window has passed; return how many."""
+
+
+class OptOuts(Protocol):
+    """Who sent STOP (SMS): kept until START, on every process, across restarts."""
+
+    async def stop(self, address: str, now: datetime) -> None: ...
+
+    async def start(self, address: str) -> bool:
+        """Opt back in; False when the address had not opted out."""
+
+    async def stopped(self, address: str) -> bool: ...
+
+
+class Transcripts(Protocol):
+    """What a web conversation's page was shown, so any process can replay it."""
+
+    async def append(self, conversation: str, body: bytes, now: datetime,
+                     key: str | None = None) -> int | None:
+        """Store `body` as the conversation's next message (sealed); its sequence number.
+
+        With `key`, at most once per conversation: None when `key` was appended before.
+        Only the last TRANSCRIPT_MESSAGES messages are kept.
+        """
+
+    async def after(self, conversation: str, seq: int) -> list[Entry]:
+        """The kept messages after `seq`, in order."""
+
+    async def forget(self, before: datetime) -> int:
+        """Drop conversations with nothing appended since `before`; return how many."""
+
+
+class RateLimits(Protocol):
+    async def take(self, limits: Sequence[Limit], now: datetime) -> Limit | None:
+        """Take one token from every bucket, or from none: the first limit that has no
+        token left, or None when all did (shared by every process)."""
+
+    async def forget(self, now: datetime) -> int:
+        """Drop buckets that are full again (nothing to remember); return how many."""
+
+
 class Storage(Protocol):
     """One opened backend: its ports, its health, its lifetime."""
 
@@ -205,6 +279,18 @@ class Storage(Protocol):
 
     @property
     def bindings(self) -> Bindings: ...
+
+    @property
+    def dedupe(self) -> Dedupe: ...
+
+    @property
+    def optouts(self) -> OptOuts: ...
+
+    @property
+    def transcripts(self) -> Transcripts: ...
+
+    @property
+    def limits(self) -> RateLimits: ...
 
     async def ping(self) -> bool: ...
 

@@ -24,6 +24,7 @@ from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
+from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
 
 BACKEND = "postgres"
 Init = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -181,6 +182,10 @@ class PostgresStorage:
         self.outbox = PgOutbox(pool, sealer)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)
+        self.dedupe = PgDedupe(pool, sealer)
+        self.optouts = PgOptOuts(pool, sealer)
+        self.transcripts = PgTranscripts(pool, sealer)
+        self.limits = PgRateLimits(pool, sealer)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

@@ -36,8 +36,9 @@ from redis.exceptions import RedisError
 from bot.session import Session
 from config.settings import Settings
 from storage.crypto import Sealer
-from storage.locks import LocalLocks
+from storage.locks import LocalLocks, renewed
 from storage.ports import Loaded, StaleSession, StorageError
+from storage.shared_redis import RedisDedupe, RedisRateLimits, RedisTranscripts
 
 DEDUPE_WINDOW = timedelta(hours=48)  # LINE redelivers for a while; keep ids well past that
 KEEP_AFTER_EXPIRY = timedelta(hours=48)
@@ -48,6 +49,11 @@ local token = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
 return token
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 
 _UNLOCK = """
@@ -159,7 +165,8 @@ class RedisLocks:
     The lock key expires after `ttl`; each holder gets a fencing token (a per-conversation
     counter) stored as the lock's value, and the session save checks it, so a holder that
     stalled past its expiry cannot overwrite the work of the next one. In-process waiters
-    queue on a local FIFO lock first: one poller per conversation per process.
+    queue on a local FIFO lock first: one poller per conversation per process. While the
+    holder is alive its lock is renewed every third of `ttl` (a long step keeps it).
     """
 
     def __init__(self, client: aioredis.Redis, keys: Keys, ttl: float, wait: float):
@@ -169,6 +176,7 @@ class RedisLocks:
         self._local = LocalLocks()
         self._lock = client.register_script(_LOCK)
         self._unlock = client.register_script(_UNLOCK)
+        self._renew = client.register_script(_RENEW)
 
     @asynccontextmanager
     async def hold(self, conversation: str) -> AsyncIterator[int]:
@@ -188,8 +196,13 @@ class RedisLocks:
             held = dict(_held.get() or {})
             held[conversation] = str(token)
             reset = _held.set(held)
+
+            async def renew() -> bool:
+                return bool(await self._renew(keys=[lock_key], args=[token, self._ttl_ms]))
+
             try:
-                yield token
+                async with renewed(renew, self._ttl_ms / 3000):
+                    yield token
             finally:
                 _held.reset(reset)
                 # If Redis is gone, the key expires after lock_ttl anyway.
@@ -198,18 +211,6 @@ class RedisLocks:
 
     def __len__(self) -> int:
         return len(self._local)
-
-
-class RedisDedupe:
-    """`SET NX` with expiry: True the first time a key is seen within the window."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str):
-        self._client = client
-        self._prefix = prefix
-
-    async def first(self, key: str, window: timedelta = DEDUPE_WINDOW) -> bool:
-        return bool(await self._client.set(f"{self._prefix}:d:{key}", b"1", nx=True,
-                                           px=int(window.total_seconds() * 1000)))
 
 
 class RedisLive:
@@ -268,7 +269,8 @@ def make_client(settings: Settings, **pool_options: Any) -> aioredis.Redis:
 
 
 class RedisState:
-    """The Redis half of the production storage: sessions, locks, dedupe, live updates."""
+    """The Redis half of the production storage: sessions, locks, dedupe, live updates, web
+    transcripts and rate limits (storage/shared_redis.py)."""
 
     def __init__(self, client: aioredis.Redis, sealer: Sealer, settings: Settings,
                  prefix: str = "ess"):
@@ -278,7 +280,9 @@ class RedisState:
         # Waiting longer than a crashed holder's lock lives would fail messages needlessly.
         self.locks = RedisLocks(client, keys, settings.lock_ttl,
                                 wait=settings.lock_ttl + settings.store_timeout)
-        self.dedupe = RedisDedupe(client, prefix)
+        self.dedupe = RedisDedupe(client, prefix, sealer)
+        self.transcripts = RedisTranscripts(client, prefix, sealer)
+        self.limits = RedisRateLimits(client, prefix, sealer)
         self.live = RedisLive(client, prefix)
 
     @classmethod

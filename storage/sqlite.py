@@ -26,6 +26,12 @@ from storage.crypto import Sealer
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
+from storage.shared_sqlite import (
+    SQLiteDedupe,
+    SQLiteOptOuts,
+    SQLiteRateLimits,
+    SQLiteTranscripts,
+)
 
 BACKEND = "sqlite"
 
@@ -448,6 +454,10 @@ class SQLiteStorage:
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
         self.locks = LocalLocks()
+        self.dedupe = SQLiteDedupe(db, sealer)
+        self.optouts = SQLiteOptOuts(db, sealer)
+        self.transcripts = SQLiteTranscripts(db, sealer)
+        self.limits = SQLiteRateLimits(db, sealer)
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:

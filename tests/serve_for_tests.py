@@ -7,6 +7,8 @@ all (nothing to forget to switch off). The hook adds:
 
 - `POST /_test/inbound`: one channel-neutral event into the engine; answers the reply keys.
   The web and LINE channels are built on other branches; this is their stand-in here.
+- `POST /_test/send`: `{"address", "key"}` sends a status update through the channels, as
+  the dispatcher would; answers the outcome (e.g. refused after an SMS STOP).
 - the real dispatcher of routing/ sends through a sender that POSTs each notification to
   `ESS_TEST_SINK` (a recorder in the test process), under this process's owner id.
 """
@@ -20,12 +22,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.app import SERVICES
+from bot.app import CHANNELS, SERVICES
 from bot.cli import serve
 from bot.incident import Notification
 from bot.outbound import SendResult
 from bot.services import Services
-from bot.types import Inbound, Kind, Location, LocationSource
+from bot.types import Inbound, Kind, Location, LocationSource, Reply, Text
 from config.settings import load_settings
 from routing.dispatcher import DispatchPolicy
 
@@ -43,6 +45,14 @@ async def inbound(request: web.Request) -> web.Response:
     return web.json_response({"owner": OWNER, "replies": [
         {"key": r.text.key, "reference": str(r.text.params.get("reference", ""))}
         for r in replies]})
+
+
+async def send(request: web.Request) -> web.Response:
+    body = await request.json()
+    update = Reply(Text("report.received_short", {"reference": "ESS-7K3F9"}), "en")
+    result = await request.app[CHANNELS].send(body["address"], update, key=body["key"])
+    return web.json_response({"owner": OWNER, "outcome": result.outcome.value,
+                              "error": result.error})
 
 
 class SinkSender:
@@ -70,6 +80,7 @@ def main() -> int:
 
     async def hook(app: web.Application, services: Services) -> None:
         app.router.add_post("/_test/inbound", inbound)
+        app.router.add_post("/_test/send", send)
         if not sink:
             return
         # The real dispatcher (it starts after the hooks), delivering to the recorder, with a

@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 # The channels' shared contract; anything else under channels/ is one concrete channel.
-CHANNEL_SHARED = ("channels.base", "channels.registry", "channels.web_pages", "channels")
+CHANNEL_SHARED = ("channels.base", "channels.registry", "channels.web_pages", "channels.limits",
+                  "channels")
 
 
 def layer(module: str) -> str | None:

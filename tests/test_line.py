@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,17 @@ async def test_responder_group_binding_and_actions(client: TestClient[Any, Any],
     await post(client, ev.leave(ev.group(GROUP)))
     assert await services.storage.bindings.for_address(f"line:{GROUP}") == []
     assert line_api.invalid == []
+
+
+async def test_a_group_event_redelivered_to_another_process_is_handled_once(
+        line_settings: Settings, line_api: LineStandIn, pg_url: str, redis_url: str) -> None:
+    shared = replace(line_settings, database_url=pg_url, redis_url=redis_url)
+    joined = ev.join(ev.group(GROUP))
+    for _ in range(2):  # two processes' worth of application, one store
+        app = create_app(shared, channels=ChannelRegistry.discover(shared, only=["line"]))
+        async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+            assert await post(test_client, joined) == 200
+    assert len(line_api.ok("reply")) == 1  # the second delivery was known everywhere
 
 
 async def test_an_action_on_an_unknown_incident_says_so(client: TestClient[Any, Any],

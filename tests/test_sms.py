@@ -163,6 +163,36 @@ async def test_stop_blocks_later_messages(client: TestClient[Any, Any],
     assert (await client.app[CHANNELS].send(f"sms:{ME}", update, key="k2")).ok
 
 
+async def test_a_flooding_number_is_refused_but_stop_always_passes(
+        tmp_path: Path, twilio: tuple[TwilioStandIn, str]) -> None:
+    settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", limit_sms=3,
+                        extra={"ESS_SMS_TWILIO_AUTH_TOKEN": TOKEN,
+                               "ESS_SMS_TWILIO_ACCOUNT_SID": SID,
+                               "ESS_SMS_TWILIO_FROM": "+6620000000",
+                               "ESS_SMS_TWILIO_API_URL": twilio[1]})
+    app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["sms"]))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        assert [await sms(client, "help") for _ in range(5)] == [200] * 3 + [429] * 2
+        assert await sms(client, "STOP") == 200  # a legal matter: never limited
+        assert await sms(client, "help", sender="+66899999999") == 200  # another number
+        params = {"MessageSid": "SM" + "9" * 32, "From": ME, "Body": "help"}
+        url = str(client.make_url("/webhooks/sms/twilio"))
+        response = await client.post("/webhooks/sms/twilio", data=params, headers={
+            "X-Twilio-Signature": twilio_signature(TOKEN, url, params.items())})
+        assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+        assert "try again" in (await response.json())["error"]
+        await client.app[CHANNELS].tasks.join()
+    # Three helps, the STOP confirmation and the other number's help: nothing else sent.
+    assert len(twilio[0].sent) == 5
+
+
+async def test_a_stop_the_store_cannot_keep_is_not_answered_200(
+        client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str]) -> None:
+    await client.app[SERVICES].storage.close()  # the database is gone
+    assert await sms(client, "STOP") == 503  # so the gateway sends it again
+    assert twilio[0].sent == []  # and nothing claimed it was done
+
+
 async def test_provider_errors(client: TestClient[Any, Any],
                                twilio: tuple[TwilioStandIn, str]) -> None:
     update = Reply(Text("report.received_short", {"reference": "ESS-7K3F9"}), "th")

@@ -77,6 +77,8 @@ def dump(backend_settings: Settings) -> Dump:
                             out += k + b"=" + v + b"\n"
                     elif kind == b"string":
                         out += (await client.get(key) or b"") + b"\n"
+                    elif kind == b"list":
+                        out += b"\n".join(await client.lrange(key, 0, -1)) + b"\n"
             finally:
                 await client.aclose()
         return out

@@ -1,20 +1,25 @@
-"""Redis specifics beyond the contract: fencing, crashed lock holders, dedupe, pub/sub."""
+"""Redis specifics beyond the contract: fencing, lock renewal, crashed lock holders, dedupe,
+pub/sub."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.session import Session
+from bot.types import utcnow
 from config.settings import Settings
 from storage.crypto import Sealer
 from storage.ports import StaleSession
 from storage.redis import RedisState
 
 SEALER = Sealer([b"k" * 32])
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -76,10 +81,66 @@ async def test_a_crashed_holders_lock_frees_itself(states: tuple[RedisState, Red
         assert token > dead
 
 
+async def test_a_long_step_keeps_its_lock(states: tuple[RedisState, RedisState]) -> None:
+    a, b = states  # lock_ttl 0.5 s: the step below lasts more than three of them
+    order: list[str] = []
+
+    async def other_process() -> None:
+        async with b.locks.hold("c"):
+            order.append("b")
+
+    async with a.locks.hold("c") as token:
+        waiting = asyncio.create_task(other_process())
+        for _ in range(8):
+            await asyncio.sleep(0.2)
+            assert await a.client.get(a.sessions._keys.of("l", "c")) == str(token).encode()
+        assert not waiting.done()
+        order.append("a")
+        await a.sessions.save(Session("c", lang="th"), "e1")  # the fencing token still holds
+    await waiting
+    assert order == ["a", "b"]
+
+
+HOLDER = """
+import asyncio, sys
+from config.settings import Settings
+from storage.crypto import Sealer
+from storage.redis import RedisState
+
+async def main():
+    settings = Settings(redis_url=sys.argv[1], lock_ttl=0.5)
+    state = await RedisState.open(settings, Sealer([b"k" * 32]))
+    async with state.locks.hold("c") as token:
+        print(token, flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_dead_holders_renewed_lock_still_expires(
+        states: tuple[RedisState, RedisState], redis_settings: Settings) -> None:
+    _, b = states
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, redis_settings.redis_url, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert holder.stdout is not None
+        dead = int(await asyncio.wait_for(holder.stdout.readline(), 60))  # a guard
+        await asyncio.sleep(1.0)  # two expiries: the live holder renewed its lock
+        assert await b.client.get(b.sessions._keys.of("l", "c")) == str(dead).encode()
+    finally:
+        holder.kill()  # SIGKILL: no unlock, no more renewals
+        await holder.wait()
+    async with b.locks.hold("c") as token:  # the lock expires, then b takes over
+        assert token > dead
+
+
 async def test_dedupe_set_nx(states: tuple[RedisState, RedisState]) -> None:
     a, b = states
-    assert await a.dedupe.first("line:ev1")
-    assert not await b.dedupe.first("line:ev1")
+    now = utcnow()
+    assert await a.dedupe.first("line:ev1", timedelta(hours=1), now)
+    assert not await b.dedupe.first("line:ev1", timedelta(hours=1), now)
 
 
 async def test_live_updates_reach_every_subscriber(states: tuple[RedisState, RedisState]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import CHANNELS, SERVICES, create_app
@@ -22,7 +24,9 @@ from channels.testkit import (
     run_incoming_cases,
     run_outgoing_cases,
 )
+from channels.webchat.live import transcript_key
 from config.settings import Settings
+from storage.ports import Limit
 from tests.dispatch_kit import report, routed, settle
 from tests.helpers import require
 
@@ -141,6 +145,41 @@ async def test_a_flood_of_frames_is_refused(client: TestClient[Any, Any]) -> Non
     await ws.close()
 
 
+async def test_frames_over_the_address_limit_are_refused_visibly(settings: Settings) -> None:
+    limited = replace(settings, limit_web_frames=5)
+    async with TestClient(TestServer(web_app(limited), host="127.0.0.1")) as client:
+        first, _ = await hello(client)
+        second, _ = await hello(client)  # another socket from the same address
+        outcomes: list[tuple[str, str]] = []
+        for i, ws in enumerate([first] * 4 + [second] * 4):
+            await ws.send_json({"type": "text", "id": f"t{i}", "text": "hello"})
+            while True:
+                frame = await ws.receive_json()
+                if frame["type"] in ("ack", "error"):
+                    outcomes.append((frame["type"], frame.get("code", "")))
+                    break
+        assert outcomes == [("ack", "")] * 5 + [("error", "slow_down")] * 3
+        # The refusal names the frame and when to send it again; nothing else came.
+        await second.send_json({"type": "text", "id": "again", "text": "hello"})
+        refusal = await second.receive_json()
+        assert refusal["id"] == "again" and refusal["retry_after"] >= 1
+        for ws in (first, second):
+            await ws.close()
+
+
+async def test_sockets_over_the_address_limit_are_told_busy(settings: Settings) -> None:
+    limited = replace(settings, limit_web_sockets=2)
+    async with TestClient(TestServer(web_app(limited), host="127.0.0.1")) as client:
+        kept = [(await hello(client))[0] for _ in range(2)]
+        ws = await client.ws_connect("/chat/ws")
+        refusal = await ws.receive_json()
+        assert refusal["type"] == "error" and refusal["code"] == "busy"
+        await ws.receive()  # then the server closes it
+        assert ws.closed and ws.close_code == WSCloseCode.TRY_AGAIN_LATER
+        for open_ws in kept:
+            await open_ws.close()
+
+
 async def test_send_reaches_an_open_page_and_a_closed_one_on_reconnect(
         client: TestClient[Any, Any]) -> None:
     registry = client.app[CHANNELS]
@@ -154,8 +193,14 @@ async def test_send_reaches_an_open_page_and_a_closed_one_on_reconnect(
     assert (await registry.send(f"web:{conversation}", update, key="k2")).ok  # a retry
     ws, _ = await hello(client, token=welcome["token"], after=1)
     assert (await ws.receive_json())["seq"] == 2
-    assert len(registry.get("web").conversations[conversation].log) == 2  # not 3
+    transcript = await client.app[SERVICES].storage.transcripts.after(f"web:{conversation}", 0)
+    assert len(transcript) == 2  # not 3
     await ws.close()
+    for _ in range(200):  # bounded: the server's side of the close
+        if not len(registry.get("web").live):
+            break
+        await asyncio.sleep(0.01)
+    assert not len(registry.get("web").live)  # a closed page leaves nothing behind
 
 
 # -- in a real browser ------------------------------------------------------------------------
@@ -256,6 +301,32 @@ async def test_a_full_silent_report_by_taps_then_quick_exit(
 
 
 @pytest.mark.browser
+async def test_a_refused_tap_is_sent_again_by_the_page(browser: Any, settings: Settings
+                                                       ) -> None:
+    limited = replace(settings, limit_web_frames=60)  # one frame a second comes back
+    server = TestServer(web_app(limited), host="127.0.0.1")
+    await server.start_server()
+    try:
+        context = await phone_context(browser, str(server.make_url("")).rstrip("/"))
+        page = await context.new_page()
+        await page.goto("/chat?lang=en")
+        tap = page.get_by_role("button", name="Threatened with harm, or assaulted")
+        await tap.wait_for()
+        # Everyone behind this address used the minute's frames (the page's own address).
+        limits = server.app[SERVICES].storage.limits
+        bucket = Limit("web:frame:addr:127.0.0.1", 60, 60.0)
+        while await limits.take([bucket], utcnow()) is None:
+            pass
+        await tap.click()
+        await page.get_by_text("Many messages at once").wait_for()  # told, politely
+        await page.get_by_role("button", name="Use my location").wait_for()  # then sent
+        assert await page.locator("#status").text_content() == ""
+        await context.close()
+    finally:
+        await server.close()
+
+
+@pytest.mark.browser
 async def test_location_by_map_tap_when_geolocation_is_refused(
         browser: Any, live: tuple[str, Any]) -> None:
     base, app = live
@@ -269,7 +340,8 @@ async def test_location_by_map_tap_when_geolocation_is_refused(
     await page.get_by_role("button", name="Send this point").click()
     await page.get_by_label("Phone number").wait_for()
     await page.screenshot(path=shot("webchat-map-en.png"), full_page=True)
-    [conversation] = app[CHANNELS].get("web").conversations
+    token = await page.evaluate("JSON.parse(sessionStorage.getItem('ess-chat')).token")
+    conversation = token.partition(".")[0]
     loaded = await app[SERVICES].storage.sessions.load(f"web:{conversation}", "probe")
     location = loaded.session.slots["location"]
     assert location["source"] == "reporter_pin" and location["lat"] is not None
@@ -448,9 +520,9 @@ async def test_web_chat_through_the_channel_test_kit(client: TestClient[Any, Any
 
     kit = await routed(services)
 
-    def received() -> str:
-        return json.dumps(list(web_channel._conversation(me).log),  # type: ignore[attr-defined]
-                          ensure_ascii=False)
+    async def received() -> str:
+        entries = await services.storage.transcripts.after(transcript_key(me), 0)
+        return "\n".join(json.dumps(json.loads(e.body), ensure_ascii=False) for e in entries)
 
     await run_outgoing_cases(client.app[CHANNELS].send, received, [
         OutgoingCase("card", f"web:{me}", kit.card,

@@ -9,7 +9,11 @@ the message in a background task; the gateway's message id is the event id (dedu
 Output: every reply of one message joined into one text, choices as numbered lines (Arabic
 or Thai digits both work back), the location step by text or, when `ESS_PUBLIC_URL` is set,
 a one-time link to a page that captures the phone's position. `#` at the phone step uses the
-sending number. STOP / START / HELP are answered here, before any flow.
+sending number. STOP / START / HELP are answered here, before any flow; STOP is kept in the
+store (storage/ports.py `OptOuts`) before the webhook is answered, so it holds on every
+process and across restarts, until START or UNSTOP. A sender over the rate limits
+(channels/limits.py) gets HTTP 429 with Retry-After, before anything is accepted; STOP and
+START are never limited.
 
 Settings: `ESS_SMS_TWILIO_AUTH_TOKEN` and/or `ESS_SMS_GENERIC_SECRET` (at least one turns the
 channel on); outbound `ESS_SMS_PROVIDER` (`twilio` or `log`, default `log` unless a Twilio
@@ -27,6 +31,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import structlog
@@ -44,6 +49,7 @@ from channels.base import (
     optional_setting,
     own_address,
 )
+from channels.limits import Gate, retry_after
 from channels.sms.providers import (
     DEFAULT_TWILIO_API_URL,
     LogProvider,
@@ -132,7 +138,7 @@ class SmsChannel(Channel):
         self._generic_secret = generic_secret
         self.public_url = public_url.rstrip("/")
         self.default_lang = default_lang
-        self.opted_out: set[str] = set()
+        self._gate: Gate | None = None
         self._links: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     @classmethod
@@ -169,6 +175,7 @@ class SmsChannel(Channel):
 
     async def start(self, ctx: ChannelContext) -> None:
         await super().start(ctx)
+        self._gate = Gate(ctx.services.storage.limits, ctx.services.settings)
         await self.provider.open()
 
     async def stop(self) -> None:
@@ -196,6 +203,8 @@ class SmsChannel(Channel):
         if not isinstance(sender, str) or not sender or not isinstance(sid, str) or not sid \
                 or not isinstance(text, str):
             return _plain(400, "From, Body and MessageSid are required")
+        if (refused := await self._admit(sender, text)) is not None:
+            return refused
         self.ctx.tasks.spawn(self.handle(sender, text, f"twilio:{sid}"), name="sms-inbound")
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
@@ -216,25 +225,54 @@ class SmsChannel(Channel):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             return _plain(400, 'expected JSON {"id": str, "from": str, "text": str}')
+        if (refused := await self._admit(sender, text)) is not None:
+            return refused
         self.ctx.tasks.spawn(self.handle(sender, text, f"generic:{message_id}"),
                              name="sms-inbound")
         return web.json_response({"accepted": True})
+
+    def _word(self, text: str) -> str:
+        return " ".join(text[:MAX_SMS_TEXT].split()).casefold()
+
+    async def _admit(self, sender: str, text: str) -> web.Response | None:
+        """Before the 200: STOP and START recorded (never limited), as the answer promises;
+        any other message counted against the limits (429 when over). None: accepted."""
+        words = self.ctx.services.catalogs.words
+        word = self._word(text)
+        if word in words("sms.words.stop") or word in words("sms.words.start"):
+            optouts, address = self.ctx.services.storage.optouts, f"{CHANNEL}:{sender}"
+            try:
+                if word in words("sms.words.stop"):
+                    await optouts.stop(address, datetime.now(UTC))
+                else:
+                    await optouts.start(address)
+            except Exception as exc:  # the store: the gateway sends it again
+                log.warning("sms.optout_failed", error=type(exc).__name__)
+                return _plain(503, "the service is briefly unavailable: try again")
+            return None
+        if self._gate is None:
+            return None
+        limit = await self._gate.sms(sender)
+        if limit is None:
+            return None
+        wait = retry_after(limit)
+        return web.json_response({"error": f"too many messages: try again in {wait} s"},
+                                 status=429, headers={"Retry-After": str(wait)})
 
     async def handle(self, sender: str, text: str, event_id: str) -> None:
         """One SMS from `sender`: keywords first, then the engine; the answer as one SMS."""
         text = text[:MAX_SMS_TEXT]
         catalogs = self.ctx.services.catalogs
-        word = " ".join(text.split()).casefold()
+        word = self._word(text)
         # The sender's country calling code picks the language of a new conversation.
         lang = language_for_phone(sender, catalogs)
         hints = {"lang": lang} if lang else {}
         lang = lang or self.default_lang
         replies: list[Reply]
+        # STOP and START were recorded before the webhook was answered (`_admit`).
         if word in catalogs.words("sms.words.stop"):
-            self.opted_out.add(sender)
             replies = [Reply(Text("sms.stop"), lang)]
         elif word in catalogs.words("sms.words.start"):
-            self.opted_out.discard(sender)
             replies = [Reply(Text("sms.start"), lang)]
         elif word in catalogs.words("sms.words.help"):
             replies = [Reply(Text("sms.help"), lang)]
@@ -334,7 +372,11 @@ class SmsChannel(Channel):
         to = own_address(address, CHANNEL)
         if to is None:
             return SendResult.failed("not an SMS address")
-        if to in self.opted_out:
+        try:
+            stopped = await self.ctx.services.storage.optouts.stopped(address)
+        except Exception as exc:  # unknown: never send to someone who may have said STOP
+            return SendResult.retry(5.0, type(exc).__name__)
+        if stopped:
             return SendResult.failed("recipient opted out (STOP)")
         if isinstance(message, ResponderCard):
             text = sms_card(message, self.ctx.services.catalogs)

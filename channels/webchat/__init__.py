@@ -8,10 +8,13 @@ client sends `start`, `choice`, `text` or `location` frames, each with a client 
 `id` (the event id: a frame resent after a reconnect is handled once), and the server acks
 each with `{"type": "ack", "id"}`; bot messages arrive as
 `{"type": "message", "seq", "text", "choices": [{"value", "label"}], "ask", "silent"}`.
-Anything malformed gets `{"type": "error", "code"}` and the socket stays open.
+Anything malformed gets `{"type": "error", "code"}` and the socket stays open. A frame
+over the rate limits (channels/limits.py) gets `{"type": "error", "code": "slow_down", "id",
+"retry_after"}` and no ack: the client sends it again after `retry_after` seconds. A socket
+over the limits gets `{"type": "error", "code": "busy", "retry_after"}` and is closed.
 
-Conversations and their recent messages live in this process (bounded); a multi-process
-deployment needs sticky sessions for `/chat/ws`.
+Each conversation's messages are kept in the store's transcript (channels/webchat/live.py),
+so several processes need no sticky sessions: a socket on any of them is replayed the rest.
 
 Settings (all optional): `ESS_WEBCHAT_SECRET` (token key; default a key file in the data
 folder), `ESS_WEBCHAT_TILE_URL` (`https://…/{z}/{x}/{y}.png`; empty: no map images),
@@ -24,13 +27,11 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.i18n import Catalogs
 from bot.outbound import Outbound, ResponderCard, SendResult
@@ -43,7 +44,9 @@ from channels.base import (
     optional_setting,
     own_address,
 )
+from channels.limits import Gate, client_address, retry_after
 from channels.web_pages import STATIC, chat_page, exit_page, page_lang
+from channels.webchat.live import Socket, Sockets
 from channels.webchat.tokens import TokenSigner
 from config.settings import Settings
 
@@ -52,8 +55,6 @@ log = structlog.get_logger(__name__)
 CHANNEL = "web"
 ABILITIES = Abilities(buttons=True, location=True, max_buttons=20)
 MAX_FRAME = 8 * 1024
-MAX_LOG = 100  # messages kept per conversation for replay
-MAX_CONVERSATIONS = 10_000
 MAX_ID = 64
 MAX_TEXT = 2000
 HEARTBEAT = 30.0
@@ -65,23 +66,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
-
-
-@dataclass
-class Conversation:
-    """One web conversation: its recent messages (for replay) and its open sockets."""
-
-    id: str
-    next_seq: int = 1
-    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
-    sockets: set[web.WebSocketResponse] = field(default_factory=set)
-    sent_keys: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_LOG))
-
-    def add(self, frame: dict[str, Any]) -> dict[str, Any]:
-        frame = {**frame, "seq": self.next_seq}
-        self.next_seq += 1
-        self.log.append(frame)
-        return frame
 
 
 class BadFrame(ValueError):
@@ -124,7 +108,8 @@ class WebChatChannel(Channel):
         self._data_dir = data_dir
         self.tile_url = tile_url
         self.exit_url = exit_url
-        self.conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self._live: Sockets | None = None
+        self._gate: Gate | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebChatChannel:
@@ -148,11 +133,23 @@ class WebChatChannel(Channel):
         await super().start(ctx)
         if self._signer is None:
             self._signer = TokenSigner.from_file(self._data_dir or ctx.services.settings.data_path)
+        self._live = Sockets(ctx.services.storage.transcripts)
+        self._gate = Gate(ctx.services.storage.limits, ctx.services.settings)
 
     @property
     def signer(self) -> TokenSigner:
         assert self._signer is not None, "started channels have a signer"
         return self._signer
+
+    @property
+    def live(self) -> Sockets:
+        assert self._live is not None, "started channels have their sockets"
+        return self._live
+
+    @property
+    def gate(self) -> Gate:
+        assert self._gate is not None, "started channels have their limits"
+        return self._gate
 
     # -- pages ------------------------------------------------------------------------------
 
@@ -198,21 +195,18 @@ class WebChatChannel(Channel):
 
     # -- websocket --------------------------------------------------------------------------
 
-    def _conversation(self, conversation_id: str) -> Conversation:
-        conversation = self.conversations.get(conversation_id)
-        if conversation is None:
-            conversation = Conversation(conversation_id)
-            self.conversations[conversation_id] = conversation
-            while len(self.conversations) > MAX_CONVERSATIONS:
-                self.conversations.popitem(last=False)
-        else:
-            self.conversations.move_to_end(conversation_id)
-        return conversation
-
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=HEARTBEAT)
         await ws.prepare(request)
-        conversation: Conversation | None = None
+        address = client_address(request, self.gate.trust_forwarded)
+        refused = await self.gate.web_socket(address)
+        if refused is not None:
+            # Said in the page's own protocol, so it can say "busy" and come back later.
+            await ws.send_json({"type": "error", "code": "busy",
+                                "retry_after": retry_after(refused)})
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER)
+            return ws
+        conversation: Socket | None = None
         hints: dict[str, str] = {}
         window_start, in_window = time.monotonic(), 0
         try:
@@ -236,39 +230,53 @@ class WebChatChannel(Channel):
                     if conversation is None:
                         conversation, hints = await self._hello(ws, frame)
                         continue
-                    inbound = self._inbound(conversation.id, frame, hints)
+                    inbound = self._inbound(conversation.conversation, frame, hints)
                 except (ValueError, BadFrame) as exc:
                     code = str(exc) if isinstance(exc, BadFrame) else "not_json"
                     await ws.send_json({"type": "error", "code": code})
                     continue
+                refused = await self.gate.web_frame(address)
+                if refused is not None:
+                    # Not acked: the page keeps the frame and sends it again.
+                    await ws.send_json({"type": "error", "code": "slow_down",
+                                        "id": inbound.event_id,
+                                        "retry_after": retry_after(refused)})
+                    continue
                 replies = await self.ctx.services.inbound.handle(inbound)
                 # Stored before anything is sent: if the socket drops now, a reconnect
                 # replays the replies, and the unacked frame is resent and deduplicated.
-                for reply in replies:
-                    await self._publish(conversation, self._frame(reply))
+                try:
+                    for reply in replies:
+                        await self.live.publish(conversation.conversation, self._frame(reply))
+                except Exception as exc:  # the store, whichever backend's error it is
+                    log.warning("webchat.store_failed", error=type(exc).__name__)
+                    await ws.send_json({"type": "error", "code": "unavailable",
+                                        "id": inbound.event_id})
+                    continue
                 with contextlib.suppress(ConnectionError, RuntimeError):
+                    # Stored: if the store cannot be read now, the feed sends them later.
+                    with contextlib.suppress(Exception):
+                        await self.live.flush(conversation)
                     await ws.send_json({"type": "ack", "id": inbound.event_id})
         finally:
             if conversation is not None:
-                conversation.sockets.discard(ws)
+                self.live.detach(conversation)
         return ws
 
     async def _hello(self, ws: web.WebSocketResponse,
-                     frame: dict[str, Any]) -> tuple[Conversation, dict[str, str]]:
+                     frame: dict[str, Any]) -> tuple[Socket, dict[str, str]]:
         if frame.get("type") != "hello":
             raise BadFrame("hello_first")
         conversation_id = self.signer.check(frame.get("token"))
         token = frame.get("token")
         if conversation_id is None:
             conversation_id, token = self.signer.issue()
-        conversation = self._conversation(conversation_id)
-        conversation.sockets.add(ws)
         await ws.send_json({"type": "welcome", "token": token})
         after = frame.get("after")
-        after = after if isinstance(after, int) else 0
-        for old in list(conversation.log):
-            if old["seq"] > after:
-                await ws.send_json(old)
+        # A fresh token starts from nothing, whatever `after` the page still had.
+        after = after if isinstance(after, int) and token == frame.get("token") else 0
+        conversation = Socket(ws, conversation_id, after)
+        self.live.attach(conversation)  # replays what the page has not seen
         hints: dict[str, str] = {}
         if frame.get("silent") is True:
             hints["flow"] = "silent"
@@ -324,31 +332,19 @@ class WebChatChannel(Channel):
             "lang": message.lang,
         }
 
-    async def _publish(self, conversation: Conversation, frame: dict[str, Any]) -> None:
-        stored = conversation.add(frame)
-        for ws in list(conversation.sockets):
-            if ws.closed:
-                conversation.sockets.discard(ws)
-                continue
-            try:
-                await ws.send_json(stored)
-            except (ConnectionError, RuntimeError):
-                # Kept in the log: the client gets it on reconnect.
-                conversation.sockets.discard(ws)
-
     async def send(self, address: str, message: Outbound, *, key: str,
                    silent: bool = False) -> SendResult:
         """Queue for the conversation's page (delivered now if open, else on reconnect)."""
         conversation_id = own_address(address, CHANNEL)
         if conversation_id is None:
             return SendResult.failed("not a web address")
-        conversation = self._conversation(conversation_id)
-        if key in conversation.sent_keys:
-            return SendResult.sent()  # a retry of what the page already has
-        conversation.sent_keys.append(key)
         # A notice (a status update, a responder's message) arrives between the person's own
         # answers: the page shows it without taking away the buttons of the pending question.
         frame = self._frame(message)
         frame["notice"] = not frame["choices"] and frame["ask"] is None
-        await self._publish(conversation, frame)
+        try:
+            # Once per key: a retry of what the transcript already has is a no-op.
+            await self.live.publish(conversation_id, frame, key=key)
+        except Exception as exc:  # the store, whichever backend's error it is
+            return SendResult.retry(5.0, type(exc).__name__)
         return SendResult.sent()

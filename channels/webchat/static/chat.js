@@ -13,6 +13,7 @@
   let exiting = false;
   let ws = null;
   let retry = 0;
+  let busyUntil = 0;
   const pending = new Map();
 
   const store = {
@@ -49,6 +50,7 @@
     };
     ws.onclose = () => {
       if (exiting) return;
+      if (busyUntil > Date.now()) { setTimeout(connect, busyUntil - Date.now()); return; }
       $("status").textContent = ui.offline;
       setTimeout(connect, Math.min(8000, 400 * 2 ** retry++));
     };
@@ -70,6 +72,17 @@
       show(frame);
     } else if (frame.type === "ack") {
       pending.delete(frame.id);
+      if (!pending.size && $("status").textContent === ui.busy) $("status").textContent = "";
+    } else if (frame.type === "error" && (frame.code === "busy" || frame.code === "slow_down"
+        || frame.code === "unavailable")) {
+      // Refused, not lost: the frame stays pending and goes again after the pause.
+      const wait = 1000 * Math.min(60, Math.max(1, Number(frame.retry_after) || 2));
+      $("status").textContent = ui.busy;
+      if (frame.code === "busy") { busyUntil = Date.now() + wait; return; }
+      setTimeout(() => {
+        const again = pending.get(frame.id);
+        if (again && ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(again));
+      }, wait);
     }
   }
 
