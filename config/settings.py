@@ -120,6 +120,8 @@ SPECS: dict[str, _Spec] = {
     "log_level": _Spec(_choice("debug", "info", "warning", "error"),
                        "debug, info, warning or error"),
     "secret_keys": _Spec(_text, "comma-separated base64 32-byte keys, newest first"),
+    "lookup_key": _Spec(_text, "a base64 32-byte key for look-up digests"),
+    "log_key": _Spec(_text, "a base64 32-byte key for log pseudonyms"),
     "flows_dir": _Spec(_text, "a folder of extra flow files"),
     "catalogs_dir": _Spec(_text, "a folder of extra catalog files"),
     "max_body_bytes": _Spec(_positive_int, "a number of bytes"),
@@ -155,6 +157,10 @@ class Settings:
     log_format: str = ""  # empty: console on a terminal, JSON otherwise
     log_level: str = "info"
     secret_keys: str = ""  # empty: a key file in the data folder
+    # Each empty: its own key file in the data folder. Processes that share a database
+    # must share the look-up key (and the log key, to follow a person across their logs).
+    lookup_key: str = ""
+    log_key: str = ""
     flows_dir: str = ""
     catalogs_dir: str = ""
     max_body_bytes: int = 256 * 1024

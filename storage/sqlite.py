@@ -21,8 +21,9 @@ import aiosqlite
 
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.session import Session
+from bot.text import dump_json
 from bot.types import Location
-from storage.crypto import Sealer
+from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, seal_fields
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
@@ -167,7 +168,8 @@ class SQLiteIncidents:
             int(incident.silent), int(incident.do_not_call), int(incident.drill),
             self._sealer.seal(incident.phone.encode()) if incident.phone else None,
             self._sealer.seal_json(incident.location.to_dict()), incident.location.source.value,
-            json.dumps(incident.area_codes), json.dumps(incident.details, ensure_ascii=False),
+            json.dumps(incident.area_codes),
+            seal_fields(self._sealer, incident.details, CLEAR_DETAILS),
             incident.version, ts(incident.created_at), ts(incident.updated_at),
         )
 
@@ -179,7 +181,8 @@ class SQLiteIncidents:
             do_not_call=bool(row[9]), drill=bool(row[10]),
             phone=self._sealer.open(row[11]).decode() if row[11] else None,
             location=Location.from_dict(self._sealer.open_json(row[12])),
-            area_codes=json.loads(row[14]), details=json.loads(row[15]), version=row[16],
+            area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
+            version=row[16],
             created_at=_dt(row[17]), updated_at=_dt(row[18]),
         )
 
@@ -198,7 +201,7 @@ class SQLiteIncidents:
             "INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (incident_id, ts(event.at), event.kind, event.actor, event.channel,
-             json.dumps(event.data, ensure_ascii=False)))
+             seal_fields(self._sealer, event.data)))
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
                      event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
@@ -226,7 +229,7 @@ class SQLiteIncidents:
             await conn.executemany(
                 "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version,
-                  json.dumps(t.data, ensure_ascii=False)) for t in timers])
+                  dump_json(t.data)) for t in timers])
         return incident
 
     async def get(self, reference: str) -> Incident | None:
@@ -256,8 +259,8 @@ class SQLiteIncidents:
                 (incident.status,
                  self._sealer.seal(incident.phone.encode()) if incident.phone else None,
                  int(incident.do_not_call), json.dumps(incident.area_codes),
-                 json.dumps(incident.details, ensure_ascii=False), ts(event.at), incident.id,
-                 incident.version))
+                 seal_fields(self._sealer, incident.details, CLEAR_DETAILS), ts(event.at),
+                 incident.id, incident.version))
             if cur.rowcount != 1:
                 raise StaleSession(incident.reference)
             await self._event(conn, incident.id, event)
@@ -272,7 +275,8 @@ class SQLiteIncidents:
         rows = await self._db.all(
             "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = ? "
             "ORDER BY seq", (incident_id,))
-        return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), json.loads(r[4])) for r in rows]
+        return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), open_fields(self._sealer, r[4]))
+                for r in rows]
 
     async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
         marks = ", ".join("?" * len(kinds)) or "NULL"
@@ -351,7 +355,7 @@ class SQLiteTimers:
             await conn.execute(
                 "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                 (timer.id, timer.kind, timer.subject, ts(timer.due_at), timer.subject_version,
-                 json.dumps(timer.data, ensure_ascii=False)))
+                 dump_json(timer.data)))
 
     async def cancel(self, subject: str, kind: str | None = None) -> int:
         async with self._db.transaction() as conn:
