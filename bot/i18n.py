@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from bot.types import Text
+from bot.yamlfiles import DuplicateKey, load_yaml
 
 SHIPPED_DIR = Path(__file__).with_name("catalogs")
 
@@ -107,7 +108,9 @@ class Catalogs:
 
 def _load_file(path: Path) -> dict[str, str | tuple[str, ...]]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKey as exc:
+        raise CatalogError(f"{path}:{exc.line}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

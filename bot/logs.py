@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from config.settings import mask_url
+
 # Fields whose value is personal data: never logged, not even hashed.
 REDACT = frozenset({
     "phone", "location", "lat", "lon", "latitude", "longitude", "text", "payload", "message_text",
@@ -48,7 +50,7 @@ def pseudonym(value: object) -> str:
 
 
 def _mask(text: str) -> str:
-    text = _COORDS.sub("<coords>", text)
+    text = mask_url(_COORDS.sub("<coords>", text))
     text = _PHONE.sub("<phone>", text)
     return _THAI_DIGIT_RUN.sub("<phone>", text)
 

@@ -9,6 +9,7 @@ A bad value raises SettingsError naming the setting and what it accepts.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -92,6 +93,26 @@ def _database_url(value: Any) -> str:
     if not text.startswith(("sqlite:", "postgresql://", "postgres://")):
         raise ValueError
     return text
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|secret|token|key)=)[^&\s]*")
+SECRET_SETTINGS = frozenset({"secret_keys", "lookup_key", "log_key"})
+
+
+def mask_url(text: str) -> str:
+    """`text` with the credentials of every URL in it masked (`postgresql://***@host/db`).
+
+    For anything shown: errors, logs, `ess` output. Works on malformed URLs too.
+    """
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("***@", text))
+
+
+def _shown(name: str, value: Any) -> str:
+    """A setting's value as an error may show it: never a key, never a password."""
+    if name in SECRET_SETTINGS:
+        return "<hidden>"
+    return mask_url(repr(value))
 
 
 @dataclass(frozen=True)
@@ -213,7 +234,8 @@ def load_settings(env: Mapping[str, str] | None = None, file: Path | None = None
             values[name] = spec.parse(value)
         except (ValueError, TypeError):
             raise SettingsError(
-                f"{PREFIX}{name.upper()}={value!r} is not valid: expected {spec.accepts}"
+                f"{PREFIX}{name.upper()}={_shown(name, value)} is not valid: expected "
+                f"{spec.accepts}"
             ) from None
     if values.get("database_pool_min", 2) > values.get("database_pool_max", 10):
         raise SettingsError("ESS_DATABASE_POOL_MIN is larger than ESS_DATABASE_POOL_MAX: "

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bot.yamlfiles import UniqueKeyLoader, check_unique_keys
 from flows.model import COMMANDS, SET, UNSET, Branch, ChoiceSpec, Flow, Step
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -61,7 +62,7 @@ def parse_duration(value: Any) -> float | None:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(UniqueKeyLoader):
     """A YAML loader that remembers the line of every mapping and of every key in it."""
 
 
@@ -74,6 +75,7 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
     result = _Map()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    check_unique_keys(loader, node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         result[str(key)] = loader.construct_object(value_node, deep=True)

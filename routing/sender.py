@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TextIO
 
 from bot.i18n import Catalogs
 from bot.incident import Notification
 from bot.logs import _mask
 from bot.render import render_text
-from bot.types import Reply
+from bot.types import Reply, Text
 from routing.messages import notification_reply
 
 
@@ -88,6 +88,18 @@ class ChannelSender:
                                silent=reply.silent)
 
 
+# Message parameters that carry what a reporter typed or where they are.
+PERSONAL_PARAMS = frozenset({"text", "phone", "url", "address"})
+HIDDEN = "•••"
+
+
+def hide_personal(text: Text) -> Text:
+    """`text` with every personal parameter (at any depth) replaced by a marker."""
+    return Text(text.key, {k: HIDDEN if k in PERSONAL_PARAMS else
+                           hide_personal(v) if isinstance(v, Text) else v
+                           for k, v in text.params.items()})
+
+
 class ConsoleSender:
     """Prints messages for `console:` addresses, so `ess serve` shows dispatch with nothing
     configured. The stream is a server's stdout, which often ends up in a journal: phone
@@ -99,7 +111,12 @@ class ConsoleSender:
         self.reveal = reveal
 
     async def send(self, notification: Notification) -> SendResult:
-        text = render_text(notification_reply(notification), self.catalogs)
+        reply = notification_reply(notification)
+        if not self.reveal:
+            # What a person typed (an address, a relayed message) has no shape to mask:
+            # it is left out; numbers and coordinates anywhere else are masked.
+            reply = replace(reply, text=hide_personal(reply.text))
+        text = render_text(reply, self.catalogs)
         if not self.reveal:
             text = _mask(text)
         stream = self.stream or sys.stdout

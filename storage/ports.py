@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
+
+# How long every store remembers a handled event id. LINE redelivers for a while; keep ids
+# well past that. Channels refuse events older than this (`channels.bodies`): a captured
+# body replayed later would otherwise pass dedupe.
+DEDUPE_WINDOW = timedelta(hours=48)
 
 
 class StorageError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.text import dump_json
 from bot.types import Location
-from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, seal_fields
+from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
@@ -37,6 +38,17 @@ def ts(dt: datetime) -> float:
 
 def dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def private_database(path: Path) -> None:
+    """The database file readable by its owner only, before SQLite opens it: SQLite gives
+    the -wal and -shm files the database file's mode, so they follow."""
+    private_folder(path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        part = path.with_name(path.name + suffix)
+        if part.exists() and part.stat().st_mode & 0o077:
+            os.chmod(part, 0o600)  # a file from an older release, created 0644
 
 
 def open_text(sealer: Sealer, value: str | bytes) -> str:
@@ -445,10 +457,10 @@ class SQLiteStorage:
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            private_database(path)
             conn = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open the database {path}: {exc}") from None
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = FULL")

@@ -22,7 +22,6 @@ folder), `ESS_WEBCHAT_TILE_URL` (`https://…/{z}/{x}/{y}.png`; empty: no map im
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -45,10 +44,12 @@ from channels.base import (
     optional_setting,
     own_address,
 )
+from channels.bodies import finite, load_json
 from channels.cards import card_for, card_text
 from channels.webchat.pages import STATIC, chat_page, exit_page, page_lang
 from channels.webchat.tokens import TokenSigner
 from config.settings import Settings
+from routing.geo import valid_point
 
 log = structlog.get_logger(__name__)
 
@@ -209,7 +210,7 @@ class WebChatChannel(Channel):
                     await ws.send_json({"type": "error", "code": "text_frames_only"})
                     continue
                 try:
-                    frame = json.loads(msg.data)
+                    frame = load_json(msg.data)
                     if not isinstance(frame, dict):
                         raise BadFrame("not_an_object")
                     if conversation is None:
@@ -278,12 +279,10 @@ class WebChatChannel(Channel):
                 raise BadFrame("bad_text")
             return make(Kind.TEXT, text[:MAX_TEXT])
         if kind == "location":
-            try:
-                lat, lon = float(frame["lat"]), float(frame["lon"])
-                accuracy = frame.get("accuracy")
-                accuracy = float(accuracy) if accuracy is not None else None
-            except (KeyError, TypeError, ValueError):
-                raise BadFrame("bad_location") from None
+            lat, lon = finite(frame.get("lat")), finite(frame.get("lon"))
+            if lat is None or lon is None or not valid_point(lat, lon):
+                raise BadFrame("bad_location")
+            accuracy = finite(frame.get("accuracy"))
             source = LocationSource.DEVICE if frame.get("source") == "device" else \
                 LocationSource.REPORTER_PIN
             return make(Kind.LOCATION, Location(lat, lon, source, accuracy))

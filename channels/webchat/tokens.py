@@ -14,6 +14,8 @@ import os
 import secrets
 from pathlib import Path
 
+from channels.bodies import secret_equal
+
 KEY_FILE = "webchat.key"
 KEY_BYTES = 32
 
@@ -57,4 +59,4 @@ class TokenSigner:
         conversation, sep, mac = token.partition(".")
         if not sep or not conversation:
             return None
-        return conversation if hmac.compare_digest(mac, self._mac(conversation)) else None
+        return conversation if secret_equal(mac, self._mac(conversation)) else None
