@@ -18,6 +18,7 @@ class CompositeStorage:
         self.outbox = database.outbox
         self.timers = database.timers
         self.bindings = database.bindings
+        self.revocations = database.revocations  # durable: a Redis flush must not undo one
 
     async def ping(self) -> bool:
         # Both are needed to take a message: ready only when both answer.

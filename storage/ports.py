@@ -184,6 +184,13 @@ class Bindings(Protocol):
     async def for_address(self, address: str) -> list[Binding]: ...
 
 
+class Revocations(Protocol):
+    async def revoke(self, subject: str, until: datetime) -> None:
+        """Refuse `subject` (a web-chat conversation) until `until`, in every process."""
+
+    async def revoked(self, subject: str, now: datetime) -> bool: ...
+
+
 class Storage(Protocol):
     """One opened backend: its ports, its health, its lifetime."""
 
@@ -205,6 +212,9 @@ class Storage(Protocol):
 
     @property
     def bindings(self) -> Bindings: ...
+
+    @property
+    def revocations(self) -> Revocations: ...
 
     async def ping(self) -> bool: ...
 

@@ -24,6 +24,7 @@ from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
+from storage.revocations import PgRevocations
 
 BACKEND = "postgres"
 Init = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -190,6 +191,7 @@ class PostgresStorage:
         self.outbox = PgOutbox(pool, sealer)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)
+        self.revocations = PgRevocations(pool, sealer)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

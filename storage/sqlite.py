@@ -28,6 +28,7 @@ from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, s
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
+from storage.revocations import SQLiteRevocations
 
 BACKEND = "sqlite"
 
@@ -453,6 +454,7 @@ class SQLiteStorage:
         self.outbox = SQLiteOutbox(db, sealer)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
+        self.revocations = SQLiteRevocations(db, sealer)
         self.locks = LocalLocks()
 
     @classmethod

@@ -53,7 +53,7 @@ from channels.sms.providers import (
     TwilioProvider,
 )
 from channels.sms.segments import count_segments
-from channels.webchat.pages import STATIC, locate_page
+from channels.webchat.pages import locate_page, static_file
 from config.settings import Settings, SettingsError
 from routing.geo import valid_point
 
@@ -259,7 +259,7 @@ class SmsChannel(Channel):
         name = request.match_info["name"]
         if name not in LOCATE_FILES:
             raise web.HTTPNotFound()
-        return web.Response(body=(STATIC / name).read_bytes(), content_type=LOCATE_FILES[name],
+        return web.Response(body=static_file(name), content_type=LOCATE_FILES[name],
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def locate_submit(self, request: web.Request) -> web.Response:

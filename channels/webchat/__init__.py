@@ -2,19 +2,23 @@
 
 Protocol (JSON text frames). The client opens with
 `{"type": "hello", "token": <token or null>, "after": <last seq seen>, "silent": bool,
-"lang": "th"}`; the server answers `{"type": "welcome", "token": ...}` (a new signed token
-when the old one is missing or forged) and replays every message after `after`. Then the
+"lang": "th"}`; the server answers `{"type": "welcome", "token": ..., "renewed": bool}` (a
+new conversation's token when the old one is missing, forged, expired or revoked; a fresh
+token of the same conversation, `renewed`, when it is getting old: see `tokens`) and replays
+every message after `after`. Then the
 client sends `start`, `choice`, `text` or `location` frames, each with a client message id
 `id` (the event id: a frame resent after a reconnect is handled once), and the server acks
 each with `{"type": "ack", "id"}`; bot messages arrive as
 `{"type": "message", "seq", "text", "choices": [{"value", "label"}], "ask", "silent"}`.
-Anything malformed gets `{"type": "error", "code"}` and the socket stays open.
+Anything malformed gets `{"type": "error", "code"}` and the socket stays open. The quick
+exit sends `{"type": "exit"}` (and beacons the token to `POST /chat/revoke`): the
+conversation is revoked in the store, so no copy of its token works again in any process.
 
 Conversations and their recent messages live in this process (bounded); a multi-process
 deployment needs sticky sessions for `/chat/ws`.
 
-Settings (all optional): `ESS_WEBCHAT_SECRET` (token key; default a key file in the data
-folder), `ESS_WEBCHAT_TILE_URL` (`https://…/{z}/{x}/{y}.png`; empty: no map images),
+Settings (all optional): `ESS_WEBCHAT_SECRET` (token key, or several separated by commas,
+newest first, to rotate; default a key file in the data folder), `ESS_WEBCHAT_TILE_URL` (`https://…/{z}/{x}/{y}.png`; empty: no map images),
 `ESS_WEBCHAT_EXIT_URL` (where quick exit goes; default a neutral local page),
 `ESS_WEBCHAT_ENABLED=false` to turn it off.
 """
@@ -25,6 +29,7 @@ import contextlib
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,7 +38,7 @@ from aiohttp import WSMsgType, web
 
 from bot.incident import Notification
 from bot.render import Abilities
-from bot.types import Inbound, Kind, Location, LocationSource, Reply
+from bot.types import Inbound, Kind, Location, LocationSource, Reply, utcnow
 from channels.base import (
     Card,
     Channel,
@@ -46,8 +51,8 @@ from channels.base import (
 )
 from channels.bodies import finite, load_json
 from channels.cards import card_for, card_text
-from channels.webchat.pages import STATIC, chat_page, exit_page, page_lang
-from channels.webchat.tokens import TokenSigner
+from channels.webchat.pages import chat_page, exit_page, page_lang, static_file
+from channels.webchat.tokens import Checked, TokenSigner
 from config.settings import Settings
 from routing.geo import valid_point
 
@@ -112,7 +117,7 @@ class WebChatChannel(Channel):
                 "false", "0", "no", "off"):
             raise ChannelOff("web: ESS_WEBCHAT_ENABLED is false")
         secret = optional_setting(settings, "ESS_WEBCHAT_SECRET")
-        return cls(TokenSigner(secret.encode()) if secret else None,
+        return cls(TokenSigner.from_setting(secret) if secret else None,
                    tile_url=optional_setting(settings, "ESS_WEBCHAT_TILE_URL"),
                    exit_url=optional_setting(settings, "ESS_WEBCHAT_EXIT_URL", "/chat/exit"),
                    data_dir=settings.data_path)
@@ -123,6 +128,7 @@ class WebChatChannel(Channel):
         router.add_get("/chat/exit", self.exit)
         router.add_get("/chat/static/{name}", self.static)
         router.add_get("/chat/widget.js", self.widget)
+        router.add_post("/chat/revoke", self.revoke_request)
 
     async def start(self, ctx: ChannelContext) -> None:
         await super().start(ctx)
@@ -162,17 +168,17 @@ class WebChatChannel(Channel):
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        path = STATIC / name
-        if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES \
-                or not path.is_file():
+        suffix = Path(name).suffix
+        body = static_file(name) if suffix in STATIC_TYPES else None
+        if body is None:
             raise web.HTTPNotFound()
-        return web.Response(body=path.read_bytes(), content_type=STATIC_TYPES[path.suffix],
+        return web.Response(body=body, content_type=STATIC_TYPES[suffix],
                             headers={"Cache-Control": "no-cache",
                                      "X-Content-Type-Options": "nosniff"})
 
     async def widget(self, request: web.Request) -> web.Response:
-        body = (STATIC / "widget.js").read_text(encoding="utf-8")
-        return web.Response(text=body, content_type="text/javascript",
+        return web.Response(body=static_file("widget.js"), content_type="text/javascript",
+                            charset="utf-8",
                             headers={"Cache-Control": "no-cache",
                                      "Access-Control-Allow-Origin": "*"})
 
@@ -216,6 +222,9 @@ class WebChatChannel(Channel):
                     if conversation is None:
                         conversation, hints = await self._hello(ws, frame)
                         continue
+                    if frame.get("type") == "exit":
+                        await self._revoke(conversation.id)
+                        break
                     inbound = self._inbound(conversation.id, frame, hints)
                 except (ValueError, BadFrame) as exc:
                     code = str(exc) if isinstance(exc, BadFrame) else "not_json"
@@ -237,13 +246,18 @@ class WebChatChannel(Channel):
                      frame: dict[str, Any]) -> tuple[Conversation, dict[str, str]]:
         if frame.get("type") != "hello":
             raise BadFrame("hello_first")
-        conversation_id = self.signer.check(frame.get("token"))
-        token = frame.get("token")
-        if conversation_id is None:
+        checked = await self._genuine(frame.get("token"))
+        token, renewed = frame.get("token"), False
+        if checked is None:
             conversation_id, token = self.signer.issue()
+        else:
+            conversation_id = checked.conversation
+            if checked.renew:  # rotate: the same conversation, a fresh expiry
+                _, token = self.signer.issue(conversation_id)
+                renewed = True
         conversation = self._conversation(conversation_id)
         conversation.sockets.add(ws)
-        await ws.send_json({"type": "welcome", "token": token})
+        await ws.send_json({"type": "welcome", "token": token, "renewed": renewed})
         after = frame.get("after")
         after = after if isinstance(after, int) else 0
         for old in list(conversation.log):
@@ -256,6 +270,44 @@ class WebChatChannel(Channel):
         if isinstance(lang, str) and self.ctx.services.catalogs.has(lang):
             hints["lang"] = lang
         return conversation, hints
+
+    async def _genuine(self, token: object) -> Checked | None:
+        """The token's conversation when it is genuine, unexpired and not revoked."""
+        checked = self.signer.check(token)
+        if checked is None:
+            return None
+        try:
+            revoked = await self.ctx.services.storage.revocations.revoked(
+                checked.conversation, utcnow())
+        except Exception as exc:
+            # Cannot tell: a new conversation is safer than reopening a revoked one.
+            log.warning("web.revocation_unknown", error=type(exc).__name__)
+            return None
+        return None if revoked else checked
+
+    async def _revoke(self, conversation_id: str) -> None:
+        """Quick exit: no token of this conversation works again, in any process."""
+        until = utcnow() + timedelta(seconds=self.signer.max_age + 600)
+        await self.ctx.services.storage.revocations.revoke(conversation_id, until)
+        conversation = self.conversations.pop(conversation_id, None)
+        if conversation is not None:
+            for ws in list(conversation.sockets):
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.close()
+        log.info("web.quick_exit")
+
+    async def revoke_request(self, request: web.Request) -> web.Response:
+        """`POST /chat/revoke` (the page's beacon at quick exit): the body is the token."""
+        body = await request.content.read(MAX_ID * 4)
+        checked = self.signer.check(body.decode("utf-8", "replace").strip())
+        if checked is not None:
+            try:
+                await self._revoke(checked.conversation)
+            except Exception as exc:
+                log.error("web.revoke_failed", error=type(exc).__name__)
+                return web.json_response({"error": "try again"}, status=503)
+        # The same answer for a forged token: nothing to learn from it.
+        return web.Response(status=204, headers=SECURITY_HEADERS)
 
     def _inbound(self, sender: str, frame: dict[str, Any], hints: dict[str, str]) -> Inbound:
         kind, event_id = frame.get("type"), frame.get("id")
