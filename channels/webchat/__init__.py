@@ -19,7 +19,8 @@ deployment needs sticky sessions for `/chat/ws`.
 
 Settings (all optional): `ESS_WEBCHAT_SECRET` (token key, or several separated by commas,
 newest first, to rotate; default a key file in the data folder), `ESS_WEBCHAT_TILE_URL`
-(`https://…/{z}/{x}/{y}.png`; empty: no map images), `ESS_WEBCHAT_EXIT_URL` (where quick exit goes; default a neutral local page),
+(`https://…/{z}/{x}/{y}.png`; empty: no map images), `ESS_WEBCHAT_EXIT_URL` (where quick
+exit goes; default a neutral local page),
 `ESS_WEBCHAT_ENABLED=false` to turn it off.
 """
 
