@@ -34,24 +34,27 @@ FAILED_REPLIES = {"common.unavailable", "silent.not_received"}
 ANY_TEXT = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"]),
                              st.sampled_from("\x00\u200b\u202e๐٠")), max_size=60)
 NUMBERS = st.one_of(st.integers(), st.integers(min_value=10**18, max_value=10**40),
-                    st.integers(max_value=-(10**18)), st.floats(allow_nan=False),
-                    st.floats(min_value=1e300))
+                    st.integers(max_value=-(10**18)),
+                    st.floats(allow_nan=False, allow_infinity=False),
+                    st.floats(min_value=1e300, allow_infinity=False))
 LEAVES = st.one_of(st.none(), st.booleans(), NUMBERS, ANY_TEXT)
 JSON = st.recursive(LEAVES, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(ANY_TEXT, inner, max_size=4)), max_leaves=12)
 
 
-class Deep:
-    """JSON text nested `depth` levels, spliced in raw (too deep to build as objects)."""
+class Raw:
+    """Text spliced into the body as it is: nesting too deep to build as objects, and the
+    NaN / Infinity / 1e999 that Python's parser takes although JSON has no such thing."""
 
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
+    def __init__(self, text: str) -> None:
+        self.text = text
 
     def __repr__(self) -> str:
-        return f"Deep({self.depth})"
+        return f"Raw({self.text[:20]!r}, {len(self.text)} chars)"
 
 
-HOSTILE = st.one_of(JSON, st.integers(30, 5000).map(Deep))
+HOSTILE = st.one_of(JSON, st.integers(30, 5000).map(lambda d: Raw("[" * d + "]" * d)),
+                    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-0"]).map(Raw))
 DEEP_MARK = "__deep__"
 
 
@@ -62,10 +65,10 @@ def errors(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def dumps(value: Any) -> bytes:
     # Python's json writes lone surrogates as \\ud800 escapes: valid JSON, as LINE could send.
-    deep: list[Deep] = []
+    deep: list[Raw] = []
 
     def mark(v: Any) -> Any:
-        if isinstance(v, Deep):
+        if isinstance(v, Raw):
             deep.append(v)
             return DEEP_MARK
         if isinstance(v, dict):
@@ -76,7 +79,7 @@ def dumps(value: Any) -> bytes:
 
     raw = json.dumps(mark(value), allow_nan=False).encode()
     for d in deep:
-        raw = raw.replace(f'"{DEEP_MARK}"'.encode(), b"[" * d.depth + b"]" * d.depth, 1)
+        raw = raw.replace(f'"{DEEP_MARK}"'.encode(), d.text.encode(), 1)
     return raw
 
 

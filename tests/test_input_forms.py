@@ -63,3 +63,21 @@ def test_a_catalog_key_written_twice_names_both_lines(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match=r"km.yaml:4: duplicate key 'greeting' "
                                            r"\(first at line 2\)"):
         Catalogs.load([tmp_path])
+
+
+@pytest.mark.parametrize("typed", ["¹", "²٣", "1" * 5000, "๑" * 4500])
+async def test_digits_that_int_refuses_are_re_prompted(services: Services, typed: str) -> None:
+    # "¹".isdigit() is True but int("¹") raises; so does int() of 4300+ digits (found by
+    # tests/test_fuzz.py): each was a "NOT received" at the first step.
+    e = services.engine
+    await e.handle(start("u"))
+    replies = await e.handle(text("u", typed))
+    assert "common.unavailable" not in [r.text.key for r in replies]
+    assert replies and replies[-1].text.key == "report.type.prompt"
+
+
+def test_responder_words_with_odd_digits_are_not_actions() -> None:
+    from routing.messages import parse_token, parse_typed
+
+    assert parse_token("act:eta¹:ESS-7K3F9") is None
+    assert parse_typed("ESS-7K3F9 ¹", {"ack": {"ack"}}) is None
