@@ -26,7 +26,7 @@ from tests import line_events as ev
 from tests.helpers import choice, pin, start, text
 from tests.test_hostile_input import SECRET, sms_client  # noqa: F401 - a fixture
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 FAILED_REPLIES = {"common.unavailable", "silent.not_received"}
@@ -175,7 +175,7 @@ ANSWERS = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(step=st.integers(0, len(STEPS) - 1), answers=st.lists(ANSWERS, min_size=1, max_size=3))
 async def test_any_answer_at_any_step_is_a_reply_never_a_failure(
