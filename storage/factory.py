@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+import structlog
+
 from config.settings import Settings
 from storage.crypto import (
     Sealer,
@@ -15,6 +17,8 @@ from storage.crypto import (
 )
 from storage.ports import Storage, StorageError
 from storage.sqlite import SQLiteStorage
+
+log = structlog.get_logger(__name__)
 
 LOOKUP_KEY_FILE = "lookup.key"
 LOG_KEY_FILE = "log.key"
@@ -38,6 +42,10 @@ def lookup_key(settings: Settings, keys: list[bytes]) -> bytes:
     keeps every stored digest and later rotations of the sealing keys change none."""
     if settings.lookup_key:
         return parse_keys(settings.lookup_key)[0]
+    if is_postgres(settings):
+        # Each process's own file: processes started after a key rotation would disagree.
+        log.warning("storage.lookup_key_local",
+                    hint="set ESS_LOOKUP_KEY when several processes share the database")
     text = secret_file(settings.data_path / LOOKUP_KEY_FILE,
                        lambda: encode_key(legacy_lookup_key(keys[0])))
     return parse_keys(text)[0]

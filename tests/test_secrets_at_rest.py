@@ -212,3 +212,14 @@ async def test_the_data_folder_and_database_are_private(tmp_path: Path) -> None:
         assert mode(settings.sqlite_path) == 0o600
     finally:
         os.umask(old_umask)
+
+
+def test_a_shared_database_without_a_shared_lookup_key_is_warned_about(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    shared = Settings(data_dir=str(tmp_path / "var"), database_url="postgresql://h/db")
+    with capture_logs() as logs:
+        make_sealer(shared)
+        make_sealer(Settings(data_dir=str(tmp_path / "v2"), database_url="postgresql://h/db",
+                             lookup_key=base64.urlsafe_b64encode(b"L" * 32).decode()))
+    assert [e["event"] for e in logs] == ["storage.lookup_key_local"]
