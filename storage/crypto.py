@@ -24,7 +24,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot.text import dump_json
+from bot.text import clean_text, dump_json
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -97,6 +97,10 @@ class Sealer:
         if (blob[:1] == bytes([FORMAT]) and blob[1:head] in self._keys) or candidates:
             raise SealError("sealed data does not open: wrong key or damaged")
         raise SealError("sealed with a key that is not configured")
+
+    def seal_text(self, text: str) -> bytes:
+        """`text` sealed as UTF-8, whatever it holds (see `bot.text.clean_text`)."""
+        return self.seal(clean_text(text).encode())
 
     def seal_json(self, value: Any) -> bytes:
         return self.seal(dump_json(value).encode())

@@ -56,7 +56,7 @@ class PgIncidents:
     def _notification_arrays(self, notifications: Sequence[Notification]) -> list[list[Any]]:
         return [
             [n.id for n in notifications],
-            [self._sealer.seal(n.recipient.encode()) for n in notifications],
+            [self._sealer.seal_text(n.recipient) for n in notifications],
             [n.kind for n in notifications],
             [self._sealer.seal_json(n.payload) for n in notifications],
             [n.key for n in notifications],
@@ -101,9 +101,9 @@ class PgIncidents:
             row = (
                 incident.id, incident.reference, incident.source_event, incident.type,
                 incident.status, incident.channel,
-                self._sealer.seal(incident.reporter.encode()), incident.lang, incident.silent,
+                self._sealer.seal_text(incident.reporter), incident.lang, incident.silent,
                 incident.do_not_call, incident.drill,
-                self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+                self._sealer.seal_text(incident.phone) if incident.phone else None,
                 self._sealer.seal_json(incident.location.to_dict()),
                 incident.location.source.value, json.dumps(incident.area_codes),
                 seal_fields(self._sealer, incident.details, CLEAR_DETAILS), incident.version,
@@ -160,7 +160,7 @@ class PgIncidents:
             "SELECT id, $6, $9, $10, $11, $12 FROM u), "
             f"ob AS ({_outbox_sql('u', 13)}) SELECT count(*) FROM u",
             incident.status,
-            self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+            self._sealer.seal_text(incident.phone) if incident.phone else None,
             incident.do_not_call, json.dumps(incident.area_codes),
             seal_fields(self._sealer, incident.details, CLEAR_DETAILS), event.at, incident.id,
             incident.version, event.kind, event.actor, event.channel,

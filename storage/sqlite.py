@@ -176,10 +176,10 @@ class SQLiteIncidents:
     def _row(self, incident: Incident) -> tuple[Any, ...]:
         return (
             incident.id, incident.reference, incident.source_event, incident.type,
-            incident.status, incident.channel, self._sealer.seal(incident.reporter.encode()),
+            incident.status, incident.channel, self._sealer.seal_text(incident.reporter),
             incident.lang,
             int(incident.silent), int(incident.do_not_call), int(incident.drill),
-            self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+            self._sealer.seal_text(incident.phone) if incident.phone else None,
             self._sealer.seal_json(incident.location.to_dict()), incident.location.source.value,
             json.dumps(incident.area_codes),
             seal_fields(self._sealer, incident.details, CLEAR_DETAILS),
@@ -203,7 +203,7 @@ class SQLiteIncidents:
                      notifications: Sequence[Notification]) -> None:
         await conn.executemany(
             "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
-            [(n.id, n.incident_id, self._sealer.seal(n.recipient.encode()), n.kind,
+            [(n.id, n.incident_id, self._sealer.seal_text(n.recipient), n.kind,
               self._sealer.seal_json(n.payload),
               n.key, n.status, n.attempts, ts(n.next_attempt_at), n.last_error,
               ts(n.created_at), ts(n.sent_at) if n.sent_at else None) for n in notifications])
@@ -270,7 +270,7 @@ class SQLiteIncidents:
                 "details = ?, version = version + 1, updated_at = ? "
                 "WHERE id = ? AND version = ?",
                 (incident.status,
-                 self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+                 self._sealer.seal_text(incident.phone) if incident.phone else None,
                  int(incident.do_not_call), json.dumps(incident.area_codes),
                  seal_fields(self._sealer, incident.details, CLEAR_DETAILS), ts(event.at),
                  incident.id, incident.version))

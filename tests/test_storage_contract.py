@@ -359,6 +359,7 @@ async def test_text_no_encoder_takes_is_stored_not_refused(store: Storage) -> No
     loaded = (await store.sessions.load(CONVERSATION, "sms:e2")).session
     assert loaded is not None and loaded.slots["location"]["text"] == "Bangkok \ufffd road\ufffd"
     item = incident()
+    item.reporter = f"sms:{bad}"
     item.location = Location(LAT, LON, LocationSource.TEXT, text=bad)
     item.details = {"note": bad}
     created = await store.incidents.create(item, notifications(1),
