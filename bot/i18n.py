@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from bot.types import Text
+from bot.yamlfiles import DuplicateKey, load_yaml
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -132,7 +133,9 @@ def _as_tuple(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
 
 def _load_file(path: Path) -> dict[str, str | tuple[str, ...]]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKey as exc:
+        raise CatalogError(f"{path}:{exc.line}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

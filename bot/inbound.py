@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 import structlog
@@ -31,15 +31,12 @@ from bot.incident import REFERENCE_PREFIX
 from bot.types import ChatKind, Inbound, Kind, Reply, Text, utcnow
 from routing.agencies import agency_kind
 from routing.messages import TOKEN_PREFIX
-from storage.ports import Bindings, Dedupe
+from storage.ports import DEDUPE_WINDOW, Bindings, Dedupe
 
 log = structlog.get_logger(__name__)
 
 REGISTER = "/register"
 UNREGISTER = "/unregister"
-# Responder and admin events dedupe in the store, shared by every process (reporter events
-# dedupe in the engine's session save). Channels redeliver for a while: keep ids past that.
-SEEN_WINDOW = timedelta(hours=48)
 _NAMES_INCIDENT = re.compile(rf"(?<![A-Za-z0-9]){REFERENCE_PREFIX}[\s\-]*[A-Za-z0-9]{{5}}",
                              re.I)
 
@@ -105,8 +102,10 @@ class InboundRouter:
         return []
 
     async def _already_seen(self, inbound: Inbound) -> bool:
+        # Responder and admin events dedupe in the store, shared by every process (reporter
+        # events dedupe in the engine's session save).
         key = f"{inbound.channel}:{inbound.event_id}"
-        return not await self.dedupe.first(key, SEEN_WINDOW, self.clock())
+        return not await self.dedupe.first(key, DEDUPE_WINDOW, self.clock())
 
     # -- filters ----------------------------------------------------------------------------
 

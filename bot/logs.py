@@ -9,13 +9,17 @@ string are masked. It runs last before rendering, so nothing added earlier escap
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
+import secrets
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from config.settings import mask_url
 
 # Fields whose value is personal data: never logged, not even hashed.
 REDACT = frozenset({
@@ -30,12 +34,23 @@ _THAI_DIGIT_RUN = re.compile(r"[๐-๙][๐-๙\s\-]{7,}[๐-๙]")
 _COORDS = re.compile(r"-?\d{1,3}\.\d{3,}\s*,\s*-?\d{1,3}\.\d{3,}")
 
 
+# Loggers resolve their configuration once (a dict lookup less per line). The test suite
+# turns this off: structlog's `capture_logs` must reach loggers already used.
+CACHE_LOGGERS = True
+
+# Keyed, so that nobody can enumerate Thai mobile numbers to reverse a pseudonym. Until
+# `configure_logging` is given the service's log key, a key of this process alone.
+_pseudonym_key = secrets.token_bytes(32)
+
+
 def pseudonym(value: object) -> str:
-    return "h:" + hashlib.sha256(str(value).encode()).hexdigest()[:12]
+    """A short keyed hash of `value` (HMAC-SHA256 with the log key, 64 bits shown)."""
+    digest = hmac.new(_pseudonym_key, str(value).encode("utf-8", "replace"), hashlib.sha256)
+    return "h:" + digest.hexdigest()[:16]
 
 
 def _mask(text: str) -> str:
-    text = _COORDS.sub("<coords>", text)
+    text = mask_url(_COORDS.sub("<coords>", text))
     text = _PHONE.sub("<phone>", text)
     return _THAI_DIGIT_RUN.sub("<phone>", text)
 
@@ -85,8 +100,15 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(fmt: str = "", level: str = "info") -> None:
-    """Set up structlog for the process; `fmt` empty means console on a terminal, else JSON."""
+def configure_logging(fmt: str = "", level: str = "info",
+                      pseudonym_key: bytes | None = None) -> None:
+    """Set up structlog for the process; `fmt` empty means console on a terminal, else JSON.
+
+    `pseudonym_key` keys the pseudonyms (its own key, never a sealing or look-up key).
+    """
+    global _pseudonym_key
+    if pseudonym_key is not None:
+        _pseudonym_key = pseudonym_key
     use_json = fmt == "json" or (fmt == "" and not sys.stderr.isatty())
     renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False) if use_json else \
         structlog.dev.ConsoleRenderer(colors=False)
@@ -103,5 +125,5 @@ def configure_logging(fmt: str = "", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )

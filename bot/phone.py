@@ -2,22 +2,29 @@
 
 Mobile numbers are 0 + 9 digits starting 06, 08 or 09; landlines are 0 + 8 digits (02 for
 Bangkok, 03x/04x/05x/07x for the provinces). People write them with dashes, spaces, dots,
-brackets, a +66/66/0066 prefix, and in Thai digits.
+brackets, a +66/66/0066 prefix, and in Thai digits (or any other decimal digits a keyboard
+sends: Arabic-Indic, Burmese, Lao, Khmer, full-width), always stored and shown as ASCII.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
 _SEPARATORS = re.compile(r"[\s\-.()/\u200b]+")
-_MOBILE = re.compile(r"^0[689]\d{8}$")
-_LANDLINE = re.compile(r"^0[23457]\d{7}$")
+# ASCII only: `\d` and str.isdigit would also take "١" and let it through unconverted.
+_MOBILE = re.compile(r"^0[689][0-9]{8}$")
+_LANDLINE = re.compile(r"^0[23457][0-9]{7}$")
 
 
 def to_ascii_digits(text: str) -> str:
-    """Thai digits to ASCII digits; everything else unchanged."""
-    return text.translate(THAI_DIGITS)
+    """Every decimal digit (Thai, Arabic-Indic, full-width, ...) to ASCII; the rest as is."""
+    text = text.translate(THAI_DIGITS)
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(c)) if not c.isascii() and
+                   unicodedata.decimal(c, None) is not None else c for c in text)
 
 
 def normalize_thai_phone(text: str) -> str | None:
@@ -33,7 +40,7 @@ def normalize_thai_phone(text: str) -> str | None:
         raw = "0" + raw[2:]
     if raw.startswith("00"):  # +66 0 81... written with the trunk zero kept
         raw = raw[1:]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         return None
     if _MOBILE.match(raw) or _LANDLINE.match(raw):
         return "+66" + raw[1:]

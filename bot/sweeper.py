@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from bot.types import utcnow
-from storage.ports import TRANSCRIPT_KEEP, Storage
+from storage.ports import DEDUPE_WINDOW, TRANSCRIPT_KEEP, Storage
 
 log = structlog.get_logger(__name__)
 
-DEDUPE_KEEP = timedelta(hours=48)  # LINE redelivers for a while; keep ids well past that
+DEDUPE_KEEP = DEDUPE_WINDOW
 
 
 class Sweeper:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from bot.text import clean_text
 
 
 class Kind(enum.StrEnum):
@@ -101,6 +103,12 @@ class Inbound:
     hints: Mapping[str, str] = field(default_factory=dict)
     chat: ChatKind = ChatKind.PRIVATE
 
+    def __post_init__(self) -> None:
+        # The one place every channel's input passes: no text that a store cannot encode.
+        clean = _cleaned(self)
+        for name, value in clean.items():
+            object.__setattr__(self, name, value)
+
     @property
     def conversation(self) -> str:
         return f"{self.channel}:{self.sender}"
@@ -108,6 +116,26 @@ class Inbound:
     @property
     def text(self) -> str:
         return self.payload if isinstance(self.payload, str) else ""
+
+
+def _cleaned(inbound: Inbound) -> dict[str, Any]:
+    """The fields of `inbound` that `clean_text` changes, with their clean values."""
+    changed: dict[str, Any] = {}
+    for name in ("channel", "sender", "event_id"):
+        value = getattr(inbound, name)
+        if clean_text(value) != value:
+            changed[name] = clean_text(value)
+    payload = inbound.payload
+    if isinstance(payload, str) and clean_text(payload) != payload:
+        changed["payload"] = clean_text(payload)
+    elif isinstance(payload, Location) and payload.text and clean_text(payload.text) != \
+            payload.text:
+        changed["payload"] = replace(payload, text=clean_text(payload.text))
+    hints = {clean_text(k): clean_text(v) if isinstance(v, str) else v
+             for k, v in inbound.hints.items()}
+    if hints != dict(inbound.hints):
+        changed["hints"] = hints
+    return changed
 
 
 @dataclass(frozen=True, slots=True)

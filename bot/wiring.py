@@ -34,7 +34,7 @@ from routing.ports import Router
 from routing.responders import TYPED_ONLY, Policy, Responders
 from routing.router import DirectoryRouter
 from routing.sender import ConsoleSender, RoutingSender, Sender
-from storage.factory import make_sealer, open_storage
+from storage.factory import log_key, make_sealer, open_storage
 from storage.ports import Storage
 
 
@@ -93,7 +93,7 @@ async def open_services(settings: Settings, router: Router | None = None,
     `storage`, when given, is used instead of opening the configured one (tests, benches).
     """
     # Here rather than in the CLI, so that every assembly (tests too) scrubs its logs.
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, log_key(settings))
     catalogs = load_catalogs(settings)
     inputs, actions = default_registries()
     flows = load_all_flows(settings, catalogs, inputs, actions)

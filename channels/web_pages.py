@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,16 @@ from bot.lang_pick import accept_language, best_language
 from bot.types import Text
 
 STATIC = Path(__file__).parent / "webchat" / "static"  # shared with the SMS locate page
+STATIC_NAMES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
+
+
+@cache
+def static_file(name: str) -> bytes | None:
+    """A shipped static file's bytes, read once per process; None for any other name (the
+    set of names is fixed at import, so a request can never reach outside the folder)."""
+    if name not in STATIC_NAMES:
+        return None
+    return (STATIC / name).read_bytes()
 UI_KEYS = (
     "title", "neutral_title", "exit", "exit_hint", "send", "message_label", "phone_label",
     "phone_hint", "use_location", "locating", "location_denied", "map_label", "map_send",
@@ -53,7 +64,7 @@ def chat_page(catalogs: Catalogs, lang: str, *, silent: bool, tile_url: str,
     uis = {other.code: ui_strings(catalogs, other.code) for other in catalogs.languages}
     config = {"lang": lang, "silent": silent, "tileUrl": tile_url, "exitUrl": exit_url,
               "ui": ui, "uis": uis}
-    template = (STATIC / "chat.html").read_text(encoding="utf-8")
+    template = (static_file("chat.html") or b"").decode("utf-8")
     values = {
         "lang": html.escape(lang), "title": title, "icon": icon,
         "body_class": "silent" if silent else "",

@@ -9,6 +9,7 @@ A bad value raises SettingsError naming the setting and what it accepts.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -94,6 +95,26 @@ def _database_url(value: Any) -> str:
     return text
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|secret|token|key)=)[^&\s]*")
+SECRET_SETTINGS = frozenset({"secret_keys", "lookup_key", "log_key"})
+
+
+def mask_url(text: str) -> str:
+    """`text` with the credentials of every URL in it masked (`postgresql://***@host/db`).
+
+    For anything shown: errors, logs, `ess` output. Works on malformed URLs too.
+    """
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("***@", text))
+
+
+def _shown(name: str, value: Any) -> str:
+    """A setting's value as an error may show it: never a key, never a password."""
+    if name in SECRET_SETTINGS:
+        return "<hidden>"
+    return mask_url(repr(value))
+
+
 @dataclass(frozen=True)
 class _Spec:
     parse: Callable[[Any], Any]
@@ -120,6 +141,8 @@ SPECS: dict[str, _Spec] = {
     "log_level": _Spec(_choice("debug", "info", "warning", "error"),
                        "debug, info, warning or error"),
     "secret_keys": _Spec(_text, "comma-separated base64 32-byte keys, newest first"),
+    "lookup_key": _Spec(_text, "a base64 32-byte key for look-up digests"),
+    "log_key": _Spec(_text, "a base64 32-byte key for log pseudonyms"),
     "flows_dir": _Spec(_text, "a folder of extra flow files"),
     "catalogs_dir": _Spec(_text, "a folder of extra catalog files"),
     "max_body_bytes": _Spec(_positive_int, "a number of bytes"),
@@ -163,6 +186,10 @@ class Settings:
     log_format: str = ""  # empty: console on a terminal, JSON otherwise
     log_level: str = "info"
     secret_keys: str = ""  # empty: a key file in the data folder
+    # Each empty: its own key file in the data folder. Processes that share a database
+    # must share the look-up key (and the log key, to follow a person across their logs).
+    lookup_key: str = ""
+    log_key: str = ""
     flows_dir: str = ""
     catalogs_dir: str = ""
     max_body_bytes: int = 256 * 1024
@@ -224,7 +251,8 @@ def load_settings(env: Mapping[str, str] | None = None, file: Path | None = None
             values[name] = spec.parse(value)
         except (ValueError, TypeError):
             raise SettingsError(
-                f"{PREFIX}{name.upper()}={value!r} is not valid: expected {spec.accepts}"
+                f"{PREFIX}{name.upper()}={_shown(name, value)} is not valid: expected "
+                f"{spec.accepts}"
             ) from None
     if values.get("database_pool_min", 2) > values.get("database_pool_max", 10):
         raise SettingsError("ESS_DATABASE_POOL_MIN is larger than ESS_DATABASE_POOL_MAX: "

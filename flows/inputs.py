@@ -64,7 +64,7 @@ def parse_choice(inbound: Inbound, step: Step, ctx: InputContext) -> Outcome:
     if inbound.kind in (Kind.TEXT, Kind.CHOICE) and isinstance(inbound.payload, str):
         typed = _clean(inbound.payload).casefold()
         # Numbers refer to the choices as shown, commands included (see bot.render).
-        if typed.isdigit() and 1 <= int(typed) <= len(step.choices):
+        if typed.isdecimal() and len(typed) < 4 and 1 <= int(typed) <= len(step.choices):
             picked = step.choices[int(typed) - 1]
             return Accepted(picked.payload) if picked.command is None else \
                 Rejected("common.invalid.choice")

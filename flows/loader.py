@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from bot.durations import parse_duration
+from bot.yamlfiles import UniqueKeyLoader, check_unique_keys
 from flows.model import COMMANDS, SET, UNSET, Branch, ChoiceSpec, Flow, Step
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -48,7 +49,7 @@ class FlowError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(UniqueKeyLoader):
     """A YAML loader that remembers the line of every mapping and of every key in it."""
 
 
@@ -61,6 +62,7 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
     result = _Map()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    check_unique_keys(loader, node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         result[str(key)] = loader.construct_object(value_node, deep=True)

@@ -209,7 +209,7 @@ class FlowRunner:
                 if typed in self.catalogs.words(f"commands.{name}.words"):
                     return name
             # A number picks from the choices as shown, command buttons included.
-            if typed.isdigit() and 1 <= int(typed) <= len(step.choices):
+            if typed.isdecimal() and len(typed) < 4 and 1 <= int(typed) <= len(step.choices):
                 picked = step.choices[int(typed) - 1]
                 if picked.command in allowed:
                     return picked.command

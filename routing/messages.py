@@ -109,7 +109,7 @@ def parse_token(text: str) -> ActionToken | None:
     if not sep or not reference:
         return None
     minutes: int | None = None
-    if verb.startswith("eta") and verb[3:].isdigit():
+    if verb.startswith("eta") and verb[3:].isdecimal():
         verb, minutes = "eta", int(verb[3:])
     if verb not in VERBS:
         return None
@@ -150,7 +150,7 @@ def parse_typed(text: str, words: Mapping[str, set[str]]) -> ActionToken | None:
         return ActionToken("note", reference, None, said.strip()[len(parts[0]):].strip())
     if len(text) > 100:
         return None
-    minutes = next((int(p) for p in parts if p.isdigit() and 1 <= int(p) <= 24 * 60), None)
+    minutes = next((int(p) for p in parts if p.isdecimal() and 1 <= int(p) <= 24 * 60), None)
     action = next((trigger for p in parts for trigger, known in words.items()
                    if trigger != "note" and p.casefold() in known), None)
     if action is None and minutes is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TextIO
 
 from bot.i18n import Catalogs
@@ -19,7 +19,7 @@ from bot.incident import Notification
 from bot.logs import _mask
 from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.render import render_outbound
-from bot.types import Reply
+from bot.types import Reply, Text
 from routing.messages import outbound
 
 
@@ -69,6 +69,28 @@ class ChannelSender:
                                silent=silent)
 
 
+# Message parameters that carry what a reporter typed or where they are.
+PERSONAL_PARAMS = frozenset({"text", "phone", "url", "address"})
+HIDDEN = "•••"
+
+
+def hide_personal(text: Text) -> Text:
+    """`text` with every personal parameter (at any depth) replaced by a marker."""
+    return Text(text.key, {k: HIDDEN if k in PERSONAL_PARAMS else
+                           hide_personal(v) if isinstance(v, Text) else v
+                           for k, v in text.params.items()})
+
+
+def hide_personal_message(message: Outbound) -> Outbound:
+    """A reply without its personal parameters; a card without the typed place, the map
+    link and the call-back number."""
+    if isinstance(message, ResponderCard):
+        return replace(message, place_text=HIDDEN if message.place_text else None,
+                       map_url=HIDDEN if message.map_url else None,
+                       callback=HIDDEN if message.callback else None)
+    return replace(message, text=hide_personal(message.text))
+
+
 class ConsoleSender:
     """Prints messages for `console:` addresses, so `ess serve` shows dispatch with nothing
     configured. The stream is a server's stdout, which often ends up in a journal: phone
@@ -80,7 +102,12 @@ class ConsoleSender:
         self.reveal = reveal
 
     async def send(self, notification: Notification) -> SendResult:
-        text = "\n".join(render_outbound(outbound(notification), self.catalogs))
+        message = outbound(notification)
+        if not self.reveal:
+            # What a person typed (an address, a relayed message) has no shape to mask:
+            # it is left out; numbers and coordinates anywhere else are masked.
+            message = hide_personal_message(message)
+        text = "\n".join(render_outbound(message, self.catalogs))
         if not self.reveal:
             text = _mask(text)
         stream = self.stream or sys.stdout

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
+
+import structlog
+
 from config.settings import Settings
-from storage.crypto import Sealer, load_or_create_key_file, parse_keys
+from storage.crypto import (
+    Sealer,
+    encode_key,
+    legacy_lookup_key,
+    load_or_create_key_file,
+    parse_keys,
+    secret_file,
+)
 from storage.ports import Storage, StorageError
 from storage.sqlite import SQLiteStorage
+
+log = structlog.get_logger(__name__)
+
+LOOKUP_KEY_FILE = "lookup.key"
+LOG_KEY_FILE = "log.key"
 
 
 def make_sealer(settings: Settings) -> Sealer:
@@ -14,7 +30,36 @@ def make_sealer(settings: Settings) -> Sealer:
             load_or_create_key_file(settings.data_path / "secret.key")
     except (ValueError, OSError) as exc:
         raise StorageError(f"ESS_SECRET_KEYS: {exc}") from None
-    return Sealer(keys)
+    try:
+        return Sealer(keys, lookup_key(settings, keys))
+    except (ValueError, OSError) as exc:
+        raise StorageError(f"ESS_LOOKUP_KEY: {exc}") from None
+
+
+def lookup_key(settings: Settings, keys: list[bytes]) -> bytes:
+    """`ESS_LOOKUP_KEY`, else the data folder's `lookup.key`, created on first start with
+    the key the digests had so far (derived from the newest sealing key), so an upgrade
+    keeps every stored digest and later rotations of the sealing keys change none."""
+    if settings.lookup_key:
+        return parse_keys(settings.lookup_key)[0]
+    if is_postgres(settings):
+        # Each process's own file: processes started after a key rotation would disagree.
+        log.warning("storage.lookup_key_local",
+                    hint="set ESS_LOOKUP_KEY when several processes share the database")
+    text = secret_file(settings.data_path / LOOKUP_KEY_FILE,
+                       lambda: encode_key(legacy_lookup_key(keys[0])))
+    return parse_keys(text)[0]
+
+
+def log_key(settings: Settings) -> bytes:
+    """`ESS_LOG_KEY`, else the data folder's own random `log.key` (never a sealing key)."""
+    try:
+        if settings.log_key:
+            return parse_keys(settings.log_key)[0]
+        return parse_keys(secret_file(settings.data_path / LOG_KEY_FILE,
+                                      lambda: encode_key(secrets.token_bytes(32))))[0]
+    except (ValueError, OSError) as exc:
+        raise StorageError(f"ESS_LOG_KEY: {exc}") from None
 
 
 def is_postgres(settings: Settings) -> bool:

@@ -15,8 +15,9 @@ from typing import Any
 import asyncpg
 
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
+from bot.text import dump_json
 from bot.types import Location
-from storage.crypto import Sealer
+from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, seal_fields
 from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
 
 
@@ -55,7 +56,7 @@ class PgIncidents:
     def _notification_arrays(self, notifications: Sequence[Notification]) -> list[list[Any]]:
         return [
             [n.id for n in notifications],
-            [self._sealer.seal(n.recipient.encode()) for n in notifications],
+            [self._sealer.seal_text(n.recipient) for n in notifications],
             [n.kind for n in notifications],
             [self._sealer.seal_json(n.payload) for n in notifications],
             [n.key for n in notifications],
@@ -74,7 +75,8 @@ class PgIncidents:
             silent=row[8], do_not_call=row[9], drill=row[10],
             phone=self._sealer.open(row[11]).decode() if row[11] else None,
             location=Location.from_dict(self._sealer.open_json(row[12])),
-            area_codes=json.loads(row[14]), details=json.loads(row[15]), version=row[16],
+            area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
+            version=row[16],
             created_at=row[17], updated_at=row[18])
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
@@ -99,22 +101,22 @@ class PgIncidents:
             row = (
                 incident.id, incident.reference, incident.source_event, incident.type,
                 incident.status, incident.channel,
-                self._sealer.seal(incident.reporter.encode()), incident.lang, incident.silent,
+                self._sealer.seal_text(incident.reporter), incident.lang, incident.silent,
                 incident.do_not_call, incident.drill,
-                self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+                self._sealer.seal_text(incident.phone) if incident.phone else None,
                 self._sealer.seal_json(incident.location.to_dict()),
                 incident.location.source.value, json.dumps(incident.area_codes),
-                json.dumps(incident.details, ensure_ascii=False), incident.version,
+                seal_fields(self._sealer, incident.details, CLEAR_DETAILS), incident.version,
                 incident.created_at, incident.updated_at)
             try:
                 inserted = await self._pool.fetchval(
                     sql, *row, event.at, event.kind, event.actor, event.channel,
-                    json.dumps(event.data, ensure_ascii=False),
+                    seal_fields(self._sealer, event.data),
                     *self._notification_arrays(notifications),
                     [t.id for t in timers], [t.kind for t in timers],
                     [t.subject for t in timers], [t.due_at for t in timers],
                     [t.subject_version for t in timers],
-                    [json.dumps(t.data, ensure_ascii=False) for t in timers],
+                    [dump_json(t.data) for t in timers],
                     self._sealer.digest(incident.reporter))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
@@ -166,11 +168,11 @@ class PgIncidents:
             "SELECT id, $6, $9, $10, $11, $12 FROM u), "
             f"ob AS ({_outbox_sql('u', 13)}) SELECT count(*) FROM u",
             incident.status,
-            self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+            self._sealer.seal_text(incident.phone) if incident.phone else None,
             incident.do_not_call, json.dumps(incident.area_codes),
-            json.dumps(incident.details, ensure_ascii=False), event.at, incident.id,
+            seal_fields(self._sealer, incident.details, CLEAR_DETAILS), event.at, incident.id,
             incident.version, event.kind, event.actor, event.channel,
-            json.dumps(event.data, ensure_ascii=False),
+            seal_fields(self._sealer, event.data),
             *self._notification_arrays(notifications))
         if count != 1:
             raise StaleSession(incident.reference)
@@ -182,7 +184,8 @@ class PgIncidents:
         rows = await self._pool.fetch(
             "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = $1 "
             "ORDER BY seq", incident_id)
-        return [TimelineEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return [TimelineEvent(r[0], r[1], r[2], r[3], open_fields(self._sealer, r[4]))
+                for r in rows]
 
     async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
         rows = await self._pool.fetch(
@@ -257,7 +260,7 @@ class PgTimers:
             "due_at = EXCLUDED.due_at, subject_version = EXCLUDED.subject_version, "
             "data = EXCLUDED.data, lease_owner = NULL, lease_until = NULL",
             timer.id, timer.kind, timer.subject, timer.due_at, timer.subject_version,
-            json.dumps(timer.data, ensure_ascii=False))
+            dump_json(timer.data))
 
     async def cancel(self, subject: str, kind: str | None = None) -> int:
         return changed(await self._pool.execute(

@@ -19,6 +19,11 @@ from bot.session import Session
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
 TRANSCRIPT_KEEP = timedelta(days=7)  # a web conversation idle this long is forgotten
 
+# How long every store remembers a handled event id. LINE redelivers for a while; keep ids
+# well past that. Channels refuse events older than this (`channels.bodies`): a captured
+# body replayed later would otherwise pass dedupe.
+DEDUPE_WINDOW = timedelta(hours=48)
+
 
 class StorageError(Exception):
     """The store could not do what was asked; the caller reports it, never hides it."""
@@ -258,6 +263,13 @@ class RateLimits(Protocol):
         """Drop buckets that are full again (nothing to remember); return how many."""
 
 
+class Revocations(Protocol):
+    async def revoke(self, subject: str, until: datetime) -> None:
+        """Refuse `subject` (a web-chat conversation) until `until`, in every process."""
+
+    async def revoked(self, subject: str, now: datetime) -> bool: ...
+
+
 class Storage(Protocol):
     """One opened backend: its ports, its health, its lifetime."""
 
@@ -291,6 +303,9 @@ class Storage(Protocol):
 
     @property
     def limits(self) -> RateLimits: ...
+
+    @property
+    def revocations(self) -> Revocations: ...
 
     async def ping(self) -> bool: ...
 

@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from bot.session import Session
-from config.settings import Settings
+from config.settings import Settings, mask_url
 from storage.crypto import Sealer
 from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
+from storage.revocations import PgRevocations
 from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
 
 BACKEND = "postgres"
@@ -35,7 +36,11 @@ _MIGRATE_LOCK = 0x455353_4D4947
 def describe_dsn(url: str) -> str:
     """`host:port/db` for messages and logs: never the user name or the password."""
     parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+    try:
+        port = str(parts.port or 5432)
+    except ValueError:  # a malformed port: say so without echoing the rest
+        port = "?"
+    return f"{parts.hostname or 'localhost'}:{port}{parts.path or '/'}"
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -61,7 +66,12 @@ async def create_pool(settings: Settings, *, minimum: int | None = None,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StorageError(f"cannot reach PostgreSQL at {describe_dsn(settings.database_url)} "
-                           f"(ESS_DATABASE_URL): {type(exc).__name__}: {_reason(exc)}") from None
+                           f"(ESS_DATABASE_URL): {type(exc).__name__}: "
+                           f"{mask_url(_reason(exc))}") from None
+    except ValueError:
+        # The parser's message may quote the URL, password included: name the setting only.
+        raise StorageError("ESS_DATABASE_URL is not a valid PostgreSQL URL "
+                           "(postgresql://user:password@host:port/database)") from None
     assert pool is not None
     return pool
 
@@ -186,6 +196,7 @@ class PostgresStorage:
         self.optouts = PgOptOuts(pool, sealer)
         self.transcripts = PgTranscripts(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
+        self.revocations = PgRevocations(pool, sealer)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

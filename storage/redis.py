@@ -37,10 +37,9 @@ from bot.session import Session
 from config.settings import Settings
 from storage.crypto import Sealer
 from storage.locks import LocalLocks, renewed
-from storage.ports import Loaded, StaleSession, StorageError
+from storage.ports import DEDUPE_WINDOW, Loaded, StaleSession, StorageError
 from storage.shared_redis import RedisDedupe, RedisRateLimits, RedisTranscripts
 
-DEDUPE_WINDOW = timedelta(hours=48)  # LINE redelivers for a while; keep ids well past that
 KEEP_AFTER_EXPIRY = timedelta(hours=48)
 
 _LOCK = """
@@ -248,7 +247,11 @@ def describe_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return parts.path
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path or '/0'}"
+    try:
+        port = str(parts.port or 6379)
+    except ValueError:  # a malformed port: say so without echoing the rest
+        port = "?"
+    return f"{parts.hostname or 'localhost'}:{port}{parts.path or '/0'}"
 
 
 def make_client(settings: Settings, **pool_options: Any) -> aioredis.Redis:
@@ -288,7 +291,12 @@ class RedisState:
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer, prefix: str = "ess",
                    **pool_options: Any) -> RedisState:
-        client = make_client(settings, **pool_options)
+        try:
+            client = make_client(settings, **pool_options)
+        except ValueError:
+            # The parser's message may quote the URL, password included: name the setting.
+            raise StorageError("ESS_REDIS_URL is not a valid Redis URL "
+                               "(redis://:password@host:port/db)") from None
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,11 +22,13 @@ import aiosqlite
 
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.session import Session
+from bot.text import dump_json
 from bot.types import Location
-from storage.crypto import Sealer
+from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
+from storage.revocations import SQLiteRevocations
 from storage.shared_sqlite import (
     SQLiteDedupe,
     SQLiteOptOuts,
@@ -42,6 +45,17 @@ def ts(dt: datetime) -> float:
 
 def dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def private_database(path: Path) -> None:
+    """The database file readable by its owner only, before SQLite opens it: SQLite gives
+    the -wal and -shm files the database file's mode, so they follow."""
+    private_folder(path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        part = path.with_name(path.name + suffix)
+        if part.exists() and part.stat().st_mode & 0o077:
+            os.chmod(part, 0o600)  # a file from an older release, created 0644
 
 
 def open_text(sealer: Sealer, value: str | bytes) -> str:
@@ -168,12 +182,13 @@ class SQLiteIncidents:
     def _row(self, incident: Incident) -> tuple[Any, ...]:
         return (
             incident.id, incident.reference, incident.source_event, incident.type,
-            incident.status, incident.channel, self._sealer.seal(incident.reporter.encode()),
+            incident.status, incident.channel, self._sealer.seal_text(incident.reporter),
             incident.lang,
             int(incident.silent), int(incident.do_not_call), int(incident.drill),
-            self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+            self._sealer.seal_text(incident.phone) if incident.phone else None,
             self._sealer.seal_json(incident.location.to_dict()), incident.location.source.value,
-            json.dumps(incident.area_codes), json.dumps(incident.details, ensure_ascii=False),
+            json.dumps(incident.area_codes),
+            seal_fields(self._sealer, incident.details, CLEAR_DETAILS),
             incident.version, ts(incident.created_at), ts(incident.updated_at),
         )
 
@@ -185,7 +200,8 @@ class SQLiteIncidents:
             do_not_call=bool(row[9]), drill=bool(row[10]),
             phone=self._sealer.open(row[11]).decode() if row[11] else None,
             location=Location.from_dict(self._sealer.open_json(row[12])),
-            area_codes=json.loads(row[14]), details=json.loads(row[15]), version=row[16],
+            area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
+            version=row[16],
             created_at=_dt(row[17]), updated_at=_dt(row[18]),
         )
 
@@ -193,7 +209,7 @@ class SQLiteIncidents:
                      notifications: Sequence[Notification]) -> None:
         await conn.executemany(
             "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
-            [(n.id, n.incident_id, self._sealer.seal(n.recipient.encode()), n.kind,
+            [(n.id, n.incident_id, self._sealer.seal_text(n.recipient), n.kind,
               self._sealer.seal_json(n.payload),
               n.key, n.status, n.attempts, ts(n.next_attempt_at), n.last_error,
               ts(n.created_at), ts(n.sent_at) if n.sent_at else None) for n in notifications])
@@ -204,7 +220,7 @@ class SQLiteIncidents:
             "INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (incident_id, ts(event.at), event.kind, event.actor, event.channel,
-             json.dumps(event.data, ensure_ascii=False)))
+             seal_fields(self._sealer, event.data)))
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
                      event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
@@ -234,7 +250,7 @@ class SQLiteIncidents:
             await conn.executemany(
                 "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version,
-                  json.dumps(t.data, ensure_ascii=False)) for t in timers])
+                  dump_json(t.data)) for t in timers])
         return incident
 
     async def get(self, reference: str) -> Incident | None:
@@ -270,10 +286,10 @@ class SQLiteIncidents:
                 "details = ?, version = version + 1, updated_at = ? "
                 "WHERE id = ? AND version = ?",
                 (incident.status,
-                 self._sealer.seal(incident.phone.encode()) if incident.phone else None,
+                 self._sealer.seal_text(incident.phone) if incident.phone else None,
                  int(incident.do_not_call), json.dumps(incident.area_codes),
-                 json.dumps(incident.details, ensure_ascii=False), ts(event.at), incident.id,
-                 incident.version))
+                 seal_fields(self._sealer, incident.details, CLEAR_DETAILS), ts(event.at),
+                 incident.id, incident.version))
             if cur.rowcount != 1:
                 raise StaleSession(incident.reference)
             await self._event(conn, incident.id, event)
@@ -288,7 +304,8 @@ class SQLiteIncidents:
         rows = await self._db.all(
             "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = ? "
             "ORDER BY seq", (incident_id,))
-        return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), json.loads(r[4])) for r in rows]
+        return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), open_fields(self._sealer, r[4]))
+                for r in rows]
 
     async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
         marks = ", ".join("?" * len(kinds)) or "NULL"
@@ -367,7 +384,7 @@ class SQLiteTimers:
             await conn.execute(
                 "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                 (timer.id, timer.kind, timer.subject, ts(timer.due_at), timer.subject_version,
-                 json.dumps(timer.data, ensure_ascii=False)))
+                 dump_json(timer.data)))
 
     async def cancel(self, subject: str, kind: str | None = None) -> int:
         async with self._db.transaction() as conn:
@@ -453,6 +470,7 @@ class SQLiteStorage:
         self.outbox = SQLiteOutbox(db, sealer)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
+        self.revocations = SQLiteRevocations(db, sealer)
         self.locks = LocalLocks()
         self.dedupe = SQLiteDedupe(db, sealer)
         self.optouts = SQLiteOptOuts(db, sealer)
@@ -461,10 +479,10 @@ class SQLiteStorage:
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            private_database(path)
             conn = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open the database {path}: {exc}") from None
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = FULL")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+import bot.logs
 from bot.app import create_app
 from bot.services import Services
 from bot.wiring import open_services
@@ -18,6 +19,10 @@ from tests import line_events as ev
 from tests.line_standin import TOKEN, LineStandIn
 
 pytest_plugins = ["tests.stores_plugin"]
+
+# structlog's capture_logs must reach module loggers that were already used (production
+# caches them; tests/test_logs.py checks that it does).
+bot.logs.CACHE_LOGGERS = False
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ PACKAGES = ("bot", "channels", "config", "flows", "routing", "storage")
 # Bottom to top. A module belongs to the first layer with a prefix that names it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground", ("bot.types", "bot.incident", "bot.session", "bot.phone", "bot.durations",
-                "bot.outbound")),
+                "bot.outbound", "bot.text", "bot.yamlfiles")),
     ("config", ("config",)),
     ("support", ("bot.i18n", "bot.logs", "bot.render", "bot.metrics", "bot.lang_pick")),
     ("storage", ("storage",)),
@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 # The channels' shared contract; anything else under channels/ is one concrete channel.
 CHANNEL_SHARED = ("channels.base", "channels.registry", "channels.web_pages", "channels.limits",
-                  "channels")
+                  "channels.bodies", "channels")
 
 
 def layer(module: str) -> str | None:

@@ -358,6 +358,65 @@ async def test_personal_data_is_never_in_clear(store: Storage, dump: Dump) -> No
         assert needle not in raw, needle
 
 
+async def test_enrichment_answers_are_sealed_too(store: Storage, dump: Dump) -> None:
+    # Victim or witness, injured, children involved: health data (PDPA s.26).
+    answers = {"role": "rolevictimmark", "injured": "injuredyesmark",
+               "children": "childrenyesmark"}
+    created = await store.incidents.create(incident(), [], TimelineEvent("reported", "r", "sms"))
+    created.details.update(answers)
+    created.details["dispatch"] = {"flags": ["far"]}
+    await store.incidents.update(created, TimelineEvent("details", "reporter", "sms",
+                                                        data=dict(answers)))
+    again = await store.incidents.get(created.reference)
+    assert again is not None and again.details == {**answers, "dispatch": {"flags": ["far"]}}
+    assert (await store.incidents.timeline(created.id))[-1].data == answers
+    await store.close()
+    raw = await dump()
+    assert b"threat" in raw and b"far" in raw  # the dump saw the row; dispatch stays readable
+    for needle in answers.values():
+        assert needle.encode() not in raw, needle
+
+
+async def test_text_no_encoder_takes_is_stored_not_refused(store: Storage) -> None:
+    # A lone surrogate is valid JSON ("\ud800") and NUL is valid text: neither may fail a
+    # save and lose a report; both come back as U+FFFD.
+    bad = "Bangkok \ud800 road\x00"
+    s = session()
+    s.slots["location"] = {"text": bad}
+    await store.sessions.save(s, "sms:e1")
+    loaded = (await store.sessions.load(CONVERSATION, "sms:e2")).session
+    assert loaded is not None and loaded.slots["location"]["text"] == "Bangkok \ufffd road\ufffd"
+    item = incident()
+    item.reporter = f"sms:{bad}"
+    item.location = Location(LAT, LON, LocationSource.TEXT, text=bad)
+    item.details = {"note": bad}
+    created = await store.incidents.create(item, notifications(1),
+                                           TimelineEvent("reported", "r", "sms", data={"t": bad}))
+    again = await store.incidents.get(created.reference)
+    assert again is not None and again.location.text == "Bangkok \ufffd road\ufffd"
+    assert again.details["note"] == "Bangkok \ufffd road\ufffd"
+
+
+async def test_revocations_are_shared_and_expire(store: Storage, backend_settings: Settings,
+                                                 dump: Dump) -> None:
+    now = utcnow()
+    assert not await store.revocations.revoked("conv-1", now)
+    await store.revocations.revoke("conv-1", now + timedelta(hours=1))
+    assert await store.revocations.revoked("conv-1", now)
+    assert not await store.revocations.revoked("conv-2", now)
+    assert not await store.revocations.revoked("conv-1", now + timedelta(hours=2))
+    await store.revocations.revoke("conv-1", now + timedelta(minutes=1))  # never shortened
+    assert await store.revocations.revoked("conv-1", now + timedelta(minutes=30))
+    # Another process (another connection to the same store) sees it.
+    other = await open_storage(backend_settings, Sealer([b"k" * 32]))
+    try:
+        assert await other.revocations.revoked("conv-1", now)
+    finally:
+        await other.close()
+    await store.close()
+    assert b"conv-1" not in await dump()  # only a keyed digest is kept
+
+
 async def test_reads_are_audited(store: Storage, dump: Dump) -> None:
     await store.incidents.record_access("officer:77", "incident.show", "ESS-7K3F9")
     await store.close()

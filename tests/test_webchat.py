@@ -488,8 +488,9 @@ async def test_web_chat_through_the_channel_test_kit(client: TestClient[Any, Any
     web_channel = client.app[CHANNELS].get("web")
     assert web_channel is not None
     ws, welcome = await hello(client)
-    me = web_channel.signer.check(welcome["token"])  # type: ignore[attr-defined]
-    assert me is not None
+    checked = web_channel.signer.check(welcome["token"])  # type: ignore[attr-defined]
+    assert checked is not None
+    me = checked.conversation
 
     def frame(label: str, data: dict[str, Any], expect: Expect | None,
               status: int = 200) -> IncomingCase:

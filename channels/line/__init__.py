@@ -19,7 +19,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -50,6 +49,7 @@ from channels.base import (
     own_address,
     setting,
 )
+from channels.bodies import TooOld, event_time, load_json, secret_equal
 from channels.line.api import DEFAULT_API_URL, LineApi
 from channels.line.profiles import ProfileLanguages
 from channels.line.render import ABILITIES, batches, card_message, reply_messages
@@ -77,7 +77,7 @@ MENU = {
 def signature_ok(secret: bytes, body: bytes, signature: str) -> bool:
     """LINE's webhook signature: base64(HMAC-SHA256(channel secret, raw body))."""
     expected = base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest())
-    return hmac.compare_digest(expected, signature.encode("ascii", "replace"))
+    return secret_equal(expected, signature)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -133,7 +133,7 @@ class LineChannel(Channel):
             log.warning("line.webhook.bad_signature", present=bool(signature))
             return _error(401, "invalid signature")
         try:
-            data = json.loads(body)
+            data = load_json(body)
             raw_events = data["events"]
             if not isinstance(raw_events, list) or len(raw_events) > MAX_EVENTS \
                     or not all(isinstance(e, dict) and "type" in e for e in raw_events):
@@ -151,6 +151,16 @@ class LineChannel(Channel):
 
     @staticmethod
     def _parse_event(raw: dict[str, Any]) -> Event | None:
+        try:
+            event_time(raw.get("timestamp"))
+        except TooOld as exc:
+            # A captured body replayed after dedupe forgot it: never handled twice.
+            log.warning("line.webhook.stale_event", type=str(raw.get("type"))[:40],
+                        reason=str(exc))
+            return None
+        except ValueError:
+            log.warning("line.webhook.bad_timestamp", type=str(raw.get("type"))[:40])
+            return None
         try:
             event = Event.from_dict(raw)
         except (ValueError, KeyError, TypeError):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections import OrderedDict
@@ -49,6 +48,7 @@ from channels.base import (
     optional_setting,
     own_address,
 )
+from channels.bodies import finite, load_json, secret_equal
 from channels.limits import Gate, retry_after
 from channels.sms.providers import (
     DEFAULT_TWILIO_API_URL,
@@ -57,8 +57,9 @@ from channels.sms.providers import (
     TwilioProvider,
 )
 from channels.sms.segments import count_segments
-from channels.web_pages import STATIC, locate_page
+from channels.web_pages import locate_page, static_file
 from config.settings import Settings, SettingsError
+from routing.geo import valid_point
 
 log = structlog.get_logger(__name__)
 
@@ -196,7 +197,7 @@ class SmsChannel(Channel):
         form = await request.post()
         params = [(k, v) for k, v in form.items() if isinstance(v, str)]
         expected = twilio_signature(self._twilio_token, self._signed_url(request), params)
-        if not signature or not hmac.compare_digest(expected, signature):
+        if not signature or not secret_equal(expected, signature):
             log.warning("sms.twilio.bad_signature", present=bool(signature))
             return _plain(401, "invalid signature")
         sender, text, sid = form.get("From"), form.get("Body", ""), form.get("MessageSid")
@@ -213,12 +214,12 @@ class SmsChannel(Channel):
             return _plain(404, "generic inbound is not configured")
         body = await request.read()
         signature = request.headers.get("X-ESS-Signature", "")
-        if not signature or not hmac.compare_digest(
-                generic_signature(self._generic_secret, body), signature):
+        if not signature or not secret_equal(generic_signature(self._generic_secret, body),
+                                             signature):
             log.warning("sms.generic.bad_signature", present=bool(signature))
             return _plain(401, "invalid signature")
         try:
-            data = json.loads(body)
+            data = load_json(body)
             sender, text, message_id = data["from"], data["text"], data["id"]
             if not all(isinstance(v, str) and v for v in (sender, message_id)) \
                     or not isinstance(text, str):
@@ -336,7 +337,7 @@ class SmsChannel(Channel):
         name = request.match_info["name"]
         if name not in LOCATE_FILES:
             raise web.HTTPNotFound()
-        return web.Response(body=(STATIC / name).read_bytes(), content_type=LOCATE_FILES[name],
+        return web.Response(body=static_file(name), content_type=LOCATE_FILES[name],
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def locate_submit(self, request: web.Request) -> web.Response:
@@ -345,10 +346,10 @@ class SmsChannel(Channel):
         if sender is None:
             return _plain(410, "this link has expired or was used")
         try:
-            data = await request.json()
-            lat, lon = float(data["lat"]), float(data["lon"])
-            accuracy = float(data["accuracy"]) if data.get("accuracy") is not None else None
-            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            data = load_json(await request.read())
+            lat, lon = finite(data["lat"]), finite(data["lon"])
+            accuracy = finite(data.get("accuracy"))
+            if lat is None or lon is None or not valid_point(lat, lon):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             return _plain(400, 'expected JSON {"lat": number, "lon": number}')

@@ -93,7 +93,7 @@ class TwilioProvider:
                      encoding=segments.encoding, key=key)
             return SendResult.sent()
         if status == 429 or status >= 500:
-            after = float(retry_after) if retry_after and retry_after.isdigit() else 30.0
+            after = float(retry_after) if retry_after and retry_after.isdecimal() else 30.0
             log.warning("sms.twilio.retry", status=status, code=code, key=key)
             return SendResult.retry(after, f"twilio {status}")
         log.error("sms.twilio.rejected", status=status, code=code, key=key)

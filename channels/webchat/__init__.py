@@ -2,8 +2,10 @@
 
 Protocol (JSON text frames). The client opens with
 `{"type": "hello", "token": <token or null>, "after": <last seq seen>, "silent": bool,
-"lang": "th"}`; the server answers `{"type": "welcome", "token": ...}` (a new signed token
-when the old one is missing or forged) and replays every message after `after`. Then the
+"lang": "th"}`; the server answers `{"type": "welcome", "token": ..., "renewed": bool}` (a
+new conversation's token when the old one is missing, forged, expired or revoked; a fresh
+token of the same conversation, `renewed`, when it is getting old: see `tokens`) and replays
+every message after `after`. Then the
 client sends `start`, `choice`, `text` or `location` frames, each with a client message id
 `id` (the event id: a frame resent after a reconnect is handled once), and the server acks
 each with `{"type": "ack", "id"}`; bot messages arrive as
@@ -12,21 +14,24 @@ Anything malformed gets `{"type": "error", "code"}` and the socket stays open. A
 over the rate limits (channels/limits.py) gets `{"type": "error", "code": "slow_down", "id",
 "retry_after"}` and no ack: the client sends it again after `retry_after` seconds. A socket
 over the limits gets `{"type": "error", "code": "busy", "retry_after"}` and is closed.
+The quick exit sends `{"type": "exit"}` (and beacons the token to `POST /chat/revoke`): the
+conversation is revoked in the store, so no copy of its token works again in any process.
 
 Each conversation's messages are kept in the store's transcript (channels/webchat/live.py),
 so several processes need no sticky sessions: a socket on any of them is replayed the rest.
 
-Settings (all optional): `ESS_WEBCHAT_SECRET` (token key; default a key file in the data
-folder), `ESS_WEBCHAT_TILE_URL` (`https://…/{z}/{x}/{y}.png`; empty: no map images),
-`ESS_WEBCHAT_EXIT_URL` (where quick exit goes; default a neutral local page),
+Settings (all optional): `ESS_WEBCHAT_SECRET` (token key, or several separated by commas,
+newest first, to rotate; default a key file in the data folder), `ESS_WEBCHAT_TILE_URL`
+(`https://…/{z}/{x}/{y}.png`; empty: no map images), `ESS_WEBCHAT_EXIT_URL` (where quick
+exit goes; default a neutral local page),
 `ESS_WEBCHAT_ENABLED=false` to turn it off.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,7 +41,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.i18n import Catalogs
 from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.render import Abilities, card_alert, card_facts, card_lines, card_title
-from bot.types import Inbound, Kind, Location, LocationSource, Text
+from bot.types import Inbound, Kind, Location, LocationSource, Text, utcnow
 from channels.base import (
     Channel,
     ChannelContext,
@@ -44,11 +49,13 @@ from channels.base import (
     optional_setting,
     own_address,
 )
+from channels.bodies import finite, load_json
 from channels.limits import Gate, client_address, retry_after
-from channels.web_pages import STATIC, chat_page, exit_page, page_lang
+from channels.web_pages import chat_page, exit_page, page_lang, static_file
 from channels.webchat.live import Socket, Sockets
-from channels.webchat.tokens import TokenSigner
+from channels.webchat.tokens import Checked, TokenSigner
 from config.settings import Settings
+from routing.geo import valid_point
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +124,7 @@ class WebChatChannel(Channel):
                 "false", "0", "no", "off"):
             raise ChannelOff("web: ESS_WEBCHAT_ENABLED is false")
         secret = optional_setting(settings, "ESS_WEBCHAT_SECRET")
-        return cls(TokenSigner(secret.encode()) if secret else None,
+        return cls(TokenSigner.from_setting(secret) if secret else None,
                    tile_url=optional_setting(settings, "ESS_WEBCHAT_TILE_URL"),
                    exit_url=optional_setting(settings, "ESS_WEBCHAT_EXIT_URL", "/chat/exit"),
                    data_dir=settings.data_path)
@@ -128,6 +135,7 @@ class WebChatChannel(Channel):
         router.add_get("/chat/exit", self.exit)
         router.add_get("/chat/static/{name}", self.static)
         router.add_get("/chat/widget.js", self.widget)
+        router.add_post("/chat/revoke", self.revoke_request)
 
     async def start(self, ctx: ChannelContext) -> None:
         await super().start(ctx)
@@ -179,17 +187,17 @@ class WebChatChannel(Channel):
 
     async def static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        path = STATIC / name
-        if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES \
-                or not path.is_file():
+        suffix = Path(name).suffix
+        body = static_file(name) if suffix in STATIC_TYPES else None
+        if body is None:
             raise web.HTTPNotFound()
-        return web.Response(body=path.read_bytes(), content_type=STATIC_TYPES[path.suffix],
+        return web.Response(body=body, content_type=STATIC_TYPES[suffix],
                             headers={"Cache-Control": "no-cache",
                                      "X-Content-Type-Options": "nosniff"})
 
     async def widget(self, request: web.Request) -> web.Response:
-        body = (STATIC / "widget.js").read_text(encoding="utf-8")
-        return web.Response(text=body, content_type="text/javascript",
+        return web.Response(body=static_file("widget.js"), content_type="text/javascript",
+                            charset="utf-8",
                             headers={"Cache-Control": "no-cache",
                                      "Access-Control-Allow-Origin": "*"})
 
@@ -224,12 +232,15 @@ class WebChatChannel(Channel):
                     await ws.send_json({"type": "error", "code": "text_frames_only"})
                     continue
                 try:
-                    frame = json.loads(msg.data)
+                    frame = load_json(msg.data)
                     if not isinstance(frame, dict):
                         raise BadFrame("not_an_object")
                     if conversation is None:
                         conversation, hints = await self._hello(ws, frame)
                         continue
+                    if frame.get("type") == "exit":
+                        await self._revoke(conversation.conversation)
+                        break
                     inbound = self._inbound(conversation.conversation, frame, hints)
                 except (ValueError, BadFrame) as exc:
                     code = str(exc) if isinstance(exc, BadFrame) else "not_json"
@@ -267,14 +278,20 @@ class WebChatChannel(Channel):
                      frame: dict[str, Any]) -> tuple[Socket, dict[str, str]]:
         if frame.get("type") != "hello":
             raise BadFrame("hello_first")
-        conversation_id = self.signer.check(frame.get("token"))
-        token = frame.get("token")
-        if conversation_id is None:
+        checked = await self._genuine(frame.get("token"))
+        token, renewed = frame.get("token"), False
+        if checked is None:
             conversation_id, token = self.signer.issue()
-        await ws.send_json({"type": "welcome", "token": token})
+        else:
+            conversation_id = checked.conversation
+            if checked.renew:  # rotate: the same conversation, a fresh expiry
+                _, token = self.signer.issue(conversation_id)
+                renewed = True
+        await ws.send_json({"type": "welcome", "token": token, "renewed": renewed})
         after = frame.get("after")
-        # A fresh token starts from nothing, whatever `after` the page still had.
-        after = after if isinstance(after, int) and token == frame.get("token") else 0
+        # A new conversation starts from nothing, whatever `after` the page still had; a
+        # renewed token is the same conversation, so its page goes on where it was.
+        after = after if isinstance(after, int) and checked is not None else 0
         conversation = Socket(ws, conversation_id, after)
         self.live.attach(conversation)  # replays what the page has not seen
         hints: dict[str, str] = {}
@@ -284,6 +301,42 @@ class WebChatChannel(Channel):
         if isinstance(lang, str) and self.ctx.services.catalogs.has(lang):
             hints["lang"] = lang
         return conversation, hints
+
+    async def _genuine(self, token: object) -> Checked | None:
+        """The token's conversation when it is genuine, unexpired and not revoked."""
+        checked = self.signer.check(token)
+        if checked is None:
+            return None
+        try:
+            revoked = await self.ctx.services.storage.revocations.revoked(
+                checked.conversation, utcnow())
+        except Exception as exc:
+            # Cannot tell: a new conversation is safer than reopening a revoked one.
+            log.warning("web.revocation_unknown", error=type(exc).__name__)
+            return None
+        return None if revoked else checked
+
+    async def _revoke(self, conversation_id: str) -> None:
+        """Quick exit: no token of this conversation works again, in any process."""
+        until = utcnow() + timedelta(seconds=self.signer.max_age + 600)
+        await self.ctx.services.storage.revocations.revoke(conversation_id, until)
+        for socket in self.live.open_for(conversation_id):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await socket.ws.close()
+        log.info("web.quick_exit")
+
+    async def revoke_request(self, request: web.Request) -> web.Response:
+        """`POST /chat/revoke` (the page's beacon at quick exit): the body is the token."""
+        body = await request.content.read(MAX_ID * 4)
+        checked = self.signer.check(body.decode("utf-8", "replace").strip())
+        if checked is not None:
+            try:
+                await self._revoke(checked.conversation)
+            except Exception as exc:
+                log.error("web.revoke_failed", error=type(exc).__name__)
+                return web.json_response({"error": "try again"}, status=503)
+        # The same answer for a forged token: nothing to learn from it.
+        return web.Response(status=204, headers=SECURITY_HEADERS)
 
     def _inbound(self, sender: str, frame: dict[str, Any], hints: dict[str, str]) -> Inbound:
         kind, event_id = frame.get("type"), frame.get("id")
@@ -307,12 +360,10 @@ class WebChatChannel(Channel):
                 raise BadFrame("bad_text")
             return make(Kind.TEXT, text[:MAX_TEXT])
         if kind == "location":
-            try:
-                lat, lon = float(frame["lat"]), float(frame["lon"])
-                accuracy = frame.get("accuracy")
-                accuracy = float(accuracy) if accuracy is not None else None
-            except (KeyError, TypeError, ValueError):
-                raise BadFrame("bad_location") from None
+            lat, lon = finite(frame.get("lat")), finite(frame.get("lon"))
+            if lat is None or lon is None or not valid_point(lat, lon):
+                raise BadFrame("bad_location")
+            accuracy = finite(frame.get("accuracy"))
             source = LocationSource.DEVICE if frame.get("source") == "device" else \
                 LocationSource.REPORTER_PIN
             return make(Kind.LOCATION, Location(lat, lon, source, accuracy))

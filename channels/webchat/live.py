@@ -77,6 +77,10 @@ class Sockets:
         socket.wake.set()
         socket.task = asyncio.create_task(self._feed(socket), name="webchat-feed")
 
+    def open_for(self, conversation: str) -> list[Socket]:
+        """The sockets open on this process for `conversation`."""
+        return list(self._open.get(conversation, ()))
+
     def detach(self, socket: Socket) -> None:
         if socket.task is not None:
             socket.task.cancel()

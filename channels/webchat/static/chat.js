@@ -58,7 +58,8 @@
 
   function receive(frame) {
     if (frame.type === "welcome") {
-      const fresh = frame.token !== state.token;
+      // A renewed token is the same conversation: keep the place in the replay.
+      const fresh = frame.token !== state.token && !frame.renewed;
       state = { token: frame.token, seq: fresh ? 0 : state.seq };
       store.save(state);
       retry = 0;
@@ -264,9 +265,13 @@
   onSubmit("phone-form", "phone", "phone");
   onSubmit("text-form", "text", "text");
 
-  // Quick exit: replace this page (no new history entry), forget the token, close the socket.
+  // Quick exit: revoke the token on the server (so a copy of it cannot reopen this
+  // conversation), replace this page (no new history entry), forget the token, close.
   $("exit").addEventListener("click", () => {
     exiting = true;
+    const token = state.token;
+    try { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "exit" })); } catch (e) { /* the beacon below */ }
+    try { if (token) navigator.sendBeacon("/chat/revoke", token); } catch (e) { /* best effort */ }
     store.clear();
     try { if (ws) ws.close(); } catch (e) { /* closing anyway */ }
     document.title = "";

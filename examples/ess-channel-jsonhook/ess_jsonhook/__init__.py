@@ -20,6 +20,7 @@ from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.render import Abilities, card_lines
 from bot.types import Inbound, Kind, Location, LocationSource
 from channels.base import Channel, ChannelContext, optional_setting, setting, split_address
+from channels.bodies import load_json, secret_equal
 from config.settings import Settings
 
 NAME = "jsonhook"
@@ -60,10 +61,10 @@ class JsonHookChannel(Channel):
     async def webhook(self, request: web.Request) -> web.Response:
         body = await request.read()
         signature = request.headers.get("X-Jsonhook-Signature", "")
-        if not signature or not hmac.compare_digest(sign(self._secret, body), signature):
+        if not signature or not secret_equal(sign(self._secret, body), signature):
             return web.json_response({"error": "invalid signature"}, status=401)
         try:
-            inbound = self.parse(json.loads(body))
+            inbound = self.parse(load_json(body))
         except (ValueError, KeyError, TypeError):
             return web.json_response({"error": "expected {id, from, type, ...}"}, status=400)
         replies = await self.ctx.services.inbound.handle(inbound)
