@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import privacy_cli
 from bot.i18n import CatalogError
 from bot.incident import Incident, normalize_reference
 from bot.logs import configure_logging
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="response-time percentiles per area")
     stats.add_argument("--days", type=float, default=30.0, help="reports from the last N days")
     stats.add_argument("--json", action="store_true")
+    privacy_cli.add_commands(sub)
     for channel in channel_classes():
         channel.add_commands(sub)
     return parser
@@ -119,6 +121,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _check_directory(settings, args.folder)
     if args.command == "stats":
         return asyncio.run(_stats(settings, args.days, args.json))
+    if args.command in privacy_cli.COMMANDS:
+        return asyncio.run(privacy_cli.run(settings, args))
     raise CliError(f"unknown command {args.command}")
 
 
@@ -289,7 +293,8 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
         if incident is None:
             raise CliError(f"no incident {reference}")
         # A person is reading personal data: that read is audited (invariant 4).
-        await storage.incidents.record_access("cli", "incident.show", incident.reference)
+        await storage.incidents.record_access(privacy_cli.operator(), "incident.show",
+                                              incident.reference)
         data = _summary(incident) | {
             "phone": incident.phone, "location": incident.location.to_dict(),
             "details": incident.details,

@@ -17,6 +17,7 @@ import asyncpg
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.text import dump_json
 from bot.types import Location
+from storage.audit import AuditEntry, PgAudit
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, seal_fields
 from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
 
@@ -197,9 +198,8 @@ class PgIncidents:
                           r[4] if r[3] is not None else None) for r in rows]
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
-        await self._pool.execute(
-            "INSERT INTO audit (at, actor, action, subject) VALUES (now(), $1, $2, $3)",
-            actor, action, subject)
+        await PgAudit(self._pool, self._sealer).append(
+            AuditEntry(actor, action, reference=subject))
 
 
 class PgOutbox:

@@ -11,10 +11,13 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
+
+if TYPE_CHECKING:
+    from storage.audit import AuditEntry, AuditRecord, Verdict
 
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
 TRANSCRIPT_KEEP = timedelta(days=7)  # a web conversation idle this long is forgotten
@@ -270,6 +273,22 @@ class Revocations(Protocol):
     async def revoked(self, subject: str, now: datetime) -> bool: ...
 
 
+class AuditTrail(Protocol):
+    """Append-only, hash-chained record of reads of personal data, exports, erasures,
+    overrides and logins (storage/audit.py)."""
+
+    async def append(self, entry: AuditEntry) -> AuditRecord: ...
+
+    async def records(self, after: int = 0, limit: int = 10_000) -> list[AuditRecord]:
+        """Rows after `seq`, oldest first."""
+
+    async def find(self, *, subject: str | None = None, staff: str | None = None,
+                   reference: str | None = None, limit: int = 200) -> list[AuditRecord]:
+        """The latest rows matching every filter given, newest first."""
+
+    async def verify(self) -> Verdict: ...
+
+
 class Storage(Protocol):
     """One opened backend: its ports, its health, its lifetime."""
 
@@ -306,6 +325,9 @@ class Storage(Protocol):
 
     @property
     def revocations(self) -> Revocations: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
     async def ping(self) -> bool: ...
 

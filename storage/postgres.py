@@ -19,6 +19,7 @@ import asyncpg
 
 from bot.session import Session
 from config.settings import Settings, mask_url
+from storage.audit import PgAudit
 from storage.crypto import Sealer
 from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
@@ -197,6 +198,7 @@ class PostgresStorage:
         self.transcripts = PgTranscripts(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
+        self.audit = PgAudit(pool, sealer)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

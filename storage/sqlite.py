@@ -24,6 +24,7 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.text import dump_json
 from bot.types import Location
+from storage.audit import AuditEntry, SQLiteAudit
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
@@ -318,10 +319,8 @@ class SQLiteIncidents:
                           dt(r[4]) if r[3] is not None else None) for r in rows]
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute("INSERT INTO audit (at, actor, action, subject) VALUES "
-                               "(?, ?, ?, ?)", (datetime.now(UTC).timestamp(), actor, action,
-                                                subject))
+        await SQLiteAudit(self._db, self._sealer).append(
+            AuditEntry(actor, action, reference=subject))
 
 
 class SQLiteOutbox:
@@ -476,6 +475,7 @@ class SQLiteStorage:
         self.optouts = SQLiteOptOuts(db, sealer)
         self.transcripts = SQLiteTranscripts(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
+        self.audit = SQLiteAudit(db, sealer)
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:
