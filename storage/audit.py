@@ -111,7 +111,7 @@ def verify(records: Iterable[AuditRecord], key: bytes) -> Verdict:
         good = row_hash(key, expected_prev, record.seq, record.at, record.entry)
         if not hmac.compare_digest(good.encode(), record.hash.encode()):
             return Verdict(rows, legacy, record.seq, "its content does not match its hash "
-                           "(the row was edited)", prev)
+                           "(the row was edited)", expected_prev)
         prev, last_seq = record.hash, record.seq
     return Verdict(rows, legacy, None, "intact", prev or GENESIS)
 
