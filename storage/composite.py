@@ -23,6 +23,7 @@ class CompositeStorage:
         self.dedupe = state.dedupe
         self.transcripts = state.transcripts
         self.limits = state.limits
+        self.vault = database.vault
         self.audit = database.audit  # durable and chained in PostgreSQL
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
 

@@ -18,6 +18,7 @@ from bot.session import Session
 
 if TYPE_CHECKING:
     from storage.audit import AuditEntry, AuditRecord, Verdict
+    from storage.vault import KeyStatus
 
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
 TRANSCRIPT_KEEP = timedelta(days=7)  # a web conversation idle this long is forgotten
@@ -105,6 +106,9 @@ class SessionStore(Protocol):
     async def forget_events(self, before: datetime) -> int:
         """Drop dedupe records older than `before`."""
 
+    async def erase(self, conversation: str) -> int:
+        """Forget the conversation's session entirely (a data subject's erasure)."""
+
 
 class Locks(Protocol):
     def hold(self, conversation: str) -> AbstractAsyncContextManager[int]:
@@ -148,6 +152,18 @@ class IncidentStore(Protocol):
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         """Audit one read of personal data by a person (invariant 4)."""
+
+    async def for_subject(self, digests: Sequence[str], limit: int = 500) -> list[Incident]:
+        """The incidents whose reporter key or phone key is one of `digests` (keyed
+        digests: `digest(conversation)`, `digest("phone:" + E.164)`), newest first."""
+
+    async def scrub(self, incident_ids: Sequence[str]) -> int:
+        """After their keys are destroyed: clear the look-up digests and phone of these
+        incidents and bury their undelivered outbox rows; how many incidents."""
+
+    async def resolved_before(self, before: datetime, limit: int = 500) -> list[Incident]:
+        """Closed incidents last changed before `before` whose data key still exists
+        (what retention erases next), oldest first."""
 
 
 class Outbox(Protocol):
@@ -256,6 +272,9 @@ class Transcripts(Protocol):
     async def forget(self, before: datetime) -> int:
         """Drop conversations with nothing appended since `before`; return how many."""
 
+    async def erase(self, conversation: str) -> int:
+        """Forget one conversation's transcript (a data subject's erasure)."""
+
 
 class RateLimits(Protocol):
     async def take(self, limits: Sequence[Limit], now: datetime) -> Limit | None:
@@ -287,6 +306,21 @@ class AuditTrail(Protocol):
         """The latest rows matching every filter given, newest first."""
 
     async def verify(self) -> Verdict: ...
+
+
+class Vault(Protocol):
+    """Per-record data keys (storage/vault.py): destroy them to erase every copy."""
+
+    async def shred(self, records: list[str], now: datetime) -> int:
+        """Destroy the data keys of `records`; how many still existed."""
+
+    async def status(self, records: list[str]) -> list[KeyStatus]: ...
+
+    async def wrapped_by(self, key_ids: list[str]) -> list[KeyStatus]:
+        """The live data keys wrapped by any of these service keys (hex key ids)."""
+
+    async def rewrap(self) -> int:
+        """Re-wrap every live data key with the newest service key; how many changed."""
 
 
 class Storage(Protocol):
@@ -328,6 +362,9 @@ class Storage(Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
+
+    @property
+    def vault(self) -> Vault: ...
 
     async def ping(self) -> bool: ...
 

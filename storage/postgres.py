@@ -27,6 +27,7 @@ from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, chan
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 from storage.revocations import PgRevocations
 from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
+from storage.vault import Keyring, PgVault
 
 BACKEND = "postgres"
 Init = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -143,6 +144,10 @@ class PgSessions:
             [u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates])
         return int(ended)
 
+    async def erase(self, conversation: str) -> int:
+        return changed(await self._pool.execute(
+            "DELETE FROM sessions WHERE conversation = $1", self._sealer.digest(conversation)))
+
     async def forget_events(self, before: datetime) -> int:
         return changed(await self._pool.execute(
             "DELETE FROM handled_events WHERE handled_at < $1", before))
@@ -189,8 +194,10 @@ class PostgresStorage:
         self._timeout = timeout
         self.sessions = PgSessions(pool, sealer)
         self.locks = PgLocks(lock_pool)
-        self.incidents = PgIncidents(pool, sealer)
-        self.outbox = PgOutbox(pool, sealer)
+        keyring = Keyring(sealer)
+        self.incidents = PgIncidents(pool, sealer, keyring)
+        self.outbox = PgOutbox(pool, sealer, keyring)
+        self.vault = PgVault(pool, sealer, keyring)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)
         self.dedupe = PgDedupe(pool, sealer)
