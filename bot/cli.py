@@ -275,6 +275,7 @@ def _summary(incident: Incident) -> dict[str, Any]:
 
 async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
     from storage.factory import make_sealer, open_storage
+    from storage.vault import ERASED, is_erased
 
     storage = await open_storage(settings, make_sealer(settings))
     try:
@@ -295,9 +296,11 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
         # A person is reading personal data: that read is audited (invariant 4).
         await storage.incidents.record_access(privacy_cli.operator(), "incident.show",
                                               incident.reference)
+        erased = is_erased(incident)  # its key is destroyed: nothing personal opens
         data = _summary(incident) | {
-            "phone": incident.phone, "location": incident.location.to_dict(),
-            "details": incident.details,
+            "phone": ERASED if erased else incident.phone,
+            "location": ERASED if erased else incident.location.to_dict(),
+            "details": ERASED if erased else incident.details,
             "timeline": [{"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor,
                           "channel": e.channel, "data": e.data}
                          for e in await storage.incidents.timeline(incident.id)],

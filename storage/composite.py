@@ -24,6 +24,7 @@ class CompositeStorage:
         self.transcripts = state.transcripts
         self.limits = state.limits
         self.vault = database.vault
+        self.privacy = database.privacy
         self.audit = database.audit  # durable and chained in PostgreSQL
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
 

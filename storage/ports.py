@@ -18,6 +18,7 @@ from bot.session import Session
 
 if TYPE_CHECKING:
     from storage.audit import AuditEntry, AuditRecord, Verdict
+    from storage.privacy import Breach, ConsentEvent, SubjectRequest
     from storage.vault import KeyStatus
 
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
@@ -323,6 +324,28 @@ class Vault(Protocol):
         """Re-wrap every live data key with the newest service key; how many changed."""
 
 
+class PrivacyLedger(Protocol):
+    """Subject requests, consent events and breaches (storage/privacy.py)."""
+
+    async def add_request(self, r: SubjectRequest) -> None: ...
+
+    async def close_request(self, request_id: str, status: str, at: datetime, reason: str,
+                            references: Sequence[str] = ()) -> bool: ...
+
+    async def request(self, request_id: str) -> SubjectRequest | None: ...
+
+    async def requests(self, *, open_only: bool = True) -> list[SubjectRequest]: ...
+
+    async def add_consent(self, e: ConsentEvent) -> None: ...
+
+    async def consents(self, subject: str) -> list[ConsentEvent]:
+        """Every consent event of `subject`, oldest first."""
+
+    async def add_breach(self, b: Breach) -> None: ...
+
+    async def breaches(self) -> list[Breach]: ...
+
+
 class Storage(Protocol):
     """One opened backend: its ports, its health, its lifetime."""
 
@@ -365,6 +388,9 @@ class Storage(Protocol):
 
     @property
     def vault(self) -> Vault: ...
+
+    @property
+    def privacy(self) -> PrivacyLedger: ...
 
     async def ping(self) -> bool: ...
 

@@ -25,6 +25,7 @@ from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
+from storage.privacy import SqlPrivacy
 from storage.revocations import PgRevocations
 from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
 from storage.vault import Keyring, PgVault
@@ -206,6 +207,7 @@ class PostgresStorage:
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
         self.audit = PgAudit(pool, sealer)
+        self.privacy = SqlPrivacy(pool, postgres=True)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

@@ -28,6 +28,7 @@ from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
+from storage.privacy import SqlPrivacy
 from storage.revocations import SQLiteRevocations
 from storage.shared_sqlite import (
     SQLiteDedupe,
@@ -554,6 +555,7 @@ class SQLiteStorage:
         self.transcripts = SQLiteTranscripts(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
         self.audit = SQLiteAudit(db, sealer)
+        self.privacy = SqlPrivacy(db, postgres=False)
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:

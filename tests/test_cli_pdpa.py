@@ -42,9 +42,155 @@ def test_audit_verify_and_show(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("audit", "show"), "ess: audit show needs --subject, --staff or --reference"),
     (("audit", "show", "--staff", "x", "--limit", "0"), "ess: --limit must be at least 1"),
+    (("subject", "find"), "ess: name the subject with exactly one of --phone, --line-user "
+                          "or --reference"),
+    (("subject", "find", "--phone", "12", "--line-user", "U1"),
+     "ess: name the subject with exactly one of --phone, --line-user or --reference"),
+    (("subject", "find", "--phone", "hello"),
+     "ess: --phone: not a Thai phone number: 5 character(s) given"),
+    (("subject", "find", "--line-user", "bob"),
+     "ess: --line-user: a LINE user id is U followed by 32 hex characters"),
+    (("subject", "find", "--reference", "ESS-XXXXX"), "ess: no incident ESS-XXXXX"),
+    (("subject", "erase", "--phone", "0812345678", "--reason", "x"),
+     "ess: erasing 0 record(s) of subject S-"),
+    (("subject", "request", "access", "--phone", "0812345678", "--received", "soon"),
+     "ess: --received 'soon': expected a date such as 2026-11-30"),
+    (("subject", "refuse", "R-nothing", "--reason", "x"), "ess: no request R-nothing"),
+    (("subject", "export", "--phone", "0812345678", "--out", "/nonexistent/x.ess"),
+     "ess: --out /nonexistent/x.ess: no such folder"),
+    (("subject", "unseal", "/nonexistent/x.ess"),
+     "ess: /nonexistent/x.ess: No such file or directory"),
 ])
 def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, ...],
                                           message: str) -> None:
     run = ess(tmp_path, *args)
-    assert run.returncode == 2
-    assert run.stderr.strip().splitlines() == [message]
+    assert run.returncode == 2, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(message)
+
+
+def _vault_wrapped(tmp: Path) -> list[bytes]:
+    db = sqlite3.connect(tmp / "var" / "ess-keys.db")
+    try:
+        return [bytes(r[0]) for r in db.execute("SELECT wrapped FROM data_keys "
+                                                "WHERE wrapped IS NOT NULL")]
+    finally:
+        db.close()
+
+
+def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -> None:
+    import base64
+    import shutil
+
+    from bot.privacy.sealed_export import open_export
+    from storage.crypto import Sealer, SealError, parse_keys
+
+    reference = report(tmp_path)
+    other = report(tmp_path)  # the same phone: the same subject
+    stats = json.loads(ess(tmp_path, "stats", "--json").stdout)
+    found = ess(tmp_path, "subject", "find", "--phone", "081 234 5678", "--json")
+    assert found.returncode == 0, found.stderr
+    listed = json.loads(found.stdout)
+    assert {r["reference"] for r in listed["records"]} == {reference, other}
+    subject = listed["subject"]
+
+    out = tmp_path / "export.ess"
+    exported = ess(tmp_path, "subject", "export", "--reference", reference, "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert b"+66812345678" not in out.read_bytes()
+    password = exported.stdout.strip().rsplit(" ", 1)[-1]
+    data = open_export(out.read_bytes(), password)
+    incidents = {r["reference"]: r["data"] for r in data["records"] if r["kind"] == "incident"}
+    assert set(incidents) == {reference, other}
+    held = incidents[reference]
+    # Every personal column of the raw row is in the export.
+    db = sqlite3.connect(tmp_path / "var" / "ess.db")
+    columns = {r[1] for r in db.execute("PRAGMA table_info(incidents)")}
+    db.close()
+    internal = {"id", "source_event", "version", "reporter_key", "phone_key", "lang", "drill",
+                "location_source", "updated_at"}
+    assert columns - internal <= set(held) | {"timeline"}
+    assert held["phone"] == "+66812345678" and held["location"]["lat"] == 16.8211
+    assert [e["kind"] for e in held["timeline"]] == ["reported"]
+    unsealed = ess(tmp_path, "subject", "unseal", str(out), stdin=password + "\n")
+    assert unsealed.returncode == 0 and json.loads(unsealed.stdout) == data
+    wrong = ess(tmp_path, "subject", "unseal", str(out), stdin="nope\n")
+    assert wrong.returncode == 2 and "wrong password" in wrong.stderr
+
+    # A backup of the data, taken before the erase.
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for part in (tmp_path / "var").glob("ess.db*"):
+        shutil.copy(part, backup / part.name)
+    keys_before = _vault_wrapped(tmp_path)
+    assert len(keys_before) == 2
+
+    refused = ess(tmp_path, "subject", "erase", "--phone", "0812345678", "--reason", "asked")
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    erased = ess(tmp_path, "subject", "erase", "--phone", "0812345678", "--reason",
+                 "the reporter asked by phone", "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert "2 record(s) erased" in erased.stdout
+
+    shown = json.loads(ess(tmp_path, "incidents", "show", reference, "--json").stdout)
+    assert shown["phone"] == shown["location"] == shown["details"] == "[erased]"
+    assert shown["type"] == "threat"
+    again = json.loads(ess(tmp_path, "subject", "find", "--phone", "0812345678",
+                           "--json").stdout)
+    assert again["records"] == []
+    assert json.loads(ess(tmp_path, "stats", "--json").stdout) == stats
+
+    # Nothing of the old keys is left in the vault file, and the backup opens nothing.
+    vault_bytes = b"".join(p.read_bytes() for p in (tmp_path / "var").glob("ess-keys.db*"))
+    assert not any(k in vault_bytes for k in keys_before)
+    assert _vault_wrapped(tmp_path) == []
+    service = Sealer(parse_keys((tmp_path / "var" / "secret.key").read_text().strip()))
+    copy = sqlite3.connect(backup / "ess.db")
+    rows = copy.execute("SELECT phone, location, reporter, details FROM incidents").fetchall()
+    outbox = copy.execute("SELECT recipient, payload FROM outbox").fetchall()
+    copy.close()
+    assert len(rows) == 2
+    for phone, location, reporter, details in rows:
+        for blob in (phone, location, reporter):
+            with pytest.raises(SealError):
+                service.open(blob)
+        hidden = json.loads(details).get("_sealed")
+        if hidden:
+            with pytest.raises(SealError):
+                service.open(base64.b64decode(hidden))
+    for recipient, payload in outbox:
+        for blob in (recipient, payload):
+            with pytest.raises(SealError):
+                service.open(blob)
+    raw = b"".join(p.read_bytes() for p in backup.iterdir())
+    assert b"+66812345678" not in raw and b"0812345678" not in raw
+
+    trail = json.loads(ess(tmp_path, "audit", "show", "--subject", subject, "--json").stdout)
+    assert {"subject.find", "subject.export", "subject.erase"} <= {r["action"] for r in trail}
+    listing = json.loads(ess(tmp_path, "subject", "requests", "--all", "--json").stdout)
+    assert sorted(r["kind"] for r in listing) == ["access", "erasure"]
+    assert all(r["status"] == "done" for r in listing)
+    assert ess(tmp_path, "audit", "verify").returncode == 0
+
+
+def test_requests_have_deadlines_and_refusals_keep_their_reason(tmp_path: Path) -> None:
+    opened = ess(tmp_path, "subject", "request", "access", "--phone", "0812345678",
+                 "--received", "2026-11-20")
+    assert opened.returncode == 0, opened.stderr
+    assert "due 2026-12-20" in opened.stdout
+    request = opened.stdout.split()[2]
+    erasure = ess(tmp_path, "subject", "request", "erasure", "--line-user", "U" + "a" * 32)
+    assert erasure.returncode == 0
+    listing = json.loads(ess(tmp_path, "subject", "requests", "--json").stdout)
+    assert [r["kind"] for r in listing] == ["access", "erasure"]  # soonest deadline first
+    no_reason = ess(tmp_path, "subject", "refuse", request, "--reason", " ")
+    assert no_reason.returncode == 2 and "written reason" in no_reason.stderr
+    refused = ess(tmp_path, "subject", "refuse", request, "--reason",
+                  "the requester could not show it is their number")
+    assert refused.returncode == 0
+    closed = json.loads(ess(tmp_path, "subject", "requests", "--all", "--json").stdout)
+    mine = next(r for r in closed if r["id"] == request)
+    assert mine["status"] == "refused" and "could not show" in mine["reason"]
+    twice = ess(tmp_path, "subject", "refuse", request, "--reason", "again")
+    assert twice.returncode == 2 and "refused already" in twice.stderr
