@@ -17,7 +17,7 @@ from typing import Any
 from channels.base import CommandError
 from config.settings import Settings
 
-COMMANDS = ("audit", "subject")
+COMMANDS = ("audit", "subject", "pdpa", "breach", "keys")
 
 
 def _selector_args(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +66,33 @@ def add_commands(sub: Any) -> None:
     unseal = subs.add_parser("unseal", help="open an export (password on stdin)")
     unseal.add_argument("file", type=Path)
 
+    pdpa = sub.add_parser("pdpa", help="the record of processing and retention").add_subparsers(
+        dest="pdpa_command", required=True)
+    record = pdpa.add_parser("record", help="the record of processing (Markdown)")
+    record.add_argument("--out", type=Path, help="write it to this file (default: stdout)")
+    due = pdpa.add_parser("due", help="what retention erases in the next days")
+    due.add_argument("--days", type=float, default=7.0)
+    due.add_argument("--json", action="store_true")
+    pdpa.add_parser("retain", help="erase what retention says is due now (the sweeper "
+                                   "does this hourly)")
+
+    breach = sub.add_parser("breach", help="personal data breaches (72-hour clock)")
+    bsub = breach.add_subparsers(dest="breach_command", required=True)
+    bopen = bsub.add_parser("open", help="start the clock, list what is affected, draft the "
+                                         "notice to the PDPC")
+    bopen.add_argument("--keys", help="comma-separated ids of leaked service keys "
+                                      "(`ess keys list`)")
+    bopen.add_argument("--since", help="records written since (YYYY-MM-DD or ISO time)")
+    bopen.add_argument("--description", default="", help="what happened")
+    bopen.add_argument("--notice", type=Path, help="also write the draft notice here")
+    bsub.add_parser("list", help="breaches and their deadlines")
+
+    keys = sub.add_parser("keys", help="service keys").add_subparsers(
+        dest="keys_command", required=True)
+    keys.add_parser("list", help="the configured service keys' ids, newest first")
+    keys.add_parser("rewrap", help="re-wrap every data key with the newest service key "
+                                   "(after a rotation; the data is not re-encrypted)")
+
 
 def operator() -> str:
     """Who runs the command, as the audit trail names them."""
@@ -80,13 +107,27 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.command == "subject" and args.subject_command == "unseal":
         return _unseal(args.file)
+    if args.command == "pdpa" and args.pdpa_command == "record":
+        return _record(args.out)
     sealer = make_sealer(settings)
+    if args.command == "keys" and args.keys_command == "list":
+        for key_id in sealer.key_ids():
+            print(key_id)
+        return 0
     storage = await open_storage(settings, sealer)
     try:
         if args.command == "audit":
             return await _audit(storage, args)
         if args.command == "subject":
             return await _subject(storage, sealer.digest, args)
+        if args.command == "pdpa":
+            return await _pdpa(storage, args)
+        if args.command == "breach":
+            return await _breach(storage, args)
+        if args.command == "keys":
+            print(f"ess: {await storage.vault.rewrap()} data key(s) re-wrapped with the "
+                  f"newest service key {sealer.key_ids()[0]}")
+            return 0
         raise CommandError(f"unknown command {args.command}")
     finally:
         await storage.close()
@@ -232,4 +273,98 @@ def _unseal(path: Path) -> int:
     except ExportError as exc:
         raise CommandError(f"{path}: {exc}") from None
     print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _processing() -> Any:
+    from bot.privacy.processing import ProcessingError, load_processing
+
+    try:
+        return load_processing()
+    except ProcessingError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _record(out: Path | None) -> int:
+    from bot.privacy.processing import record_markdown
+
+    text = record_markdown(_processing(), datetime.now(UTC).date().isoformat())
+    if out is None:
+        print(text)
+        return 0
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"--out {out}: {exc.strerror}") from None
+    print(f"ess: record of processing written to {out}")
+    return 0
+
+
+async def _pdpa(storage: Any, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from bot.privacy import retention
+
+    processing = _processing()
+    now = datetime.now(UTC)
+    if args.pdpa_command == "retain":
+        print(f"ess: {await retention.run(storage, processing, now)} record(s) or "
+              "message(s) erased")
+        return 0
+    if not 0 < args.days <= 3650:
+        raise CommandError("--days: a number of days between 0 and 3650")
+    due = await retention.due(storage, processing, now, timedelta(days=args.days))
+    items = [{"kind": d.kind, "reference": d.reference, "erase_at": d.erase_at.isoformat(),
+              "what": d.what} for d in due]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{len(items)} record(s) to be erased in the next {args.days:g} days")
+    for i in items:
+        print(f"  {i['erase_at'][:16]}  {i['kind']:<9} {i['reference']}  {i['what']}")
+    return 0
+
+
+def _moment(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(f"--since {text!r}: expected a date or time such as 2026-11-30 "
+                           "or 2026-11-30T08:00") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+async def _breach(storage: Any, args: argparse.Namespace) -> int:
+    from bot.privacy.breach import open_breach
+
+    now = datetime.now(UTC)
+    if args.breach_command == "list":
+        for b in await storage.privacy.breaches():
+            left = b.deadline - now
+            clock = f"{left.total_seconds() / 3600:.0f} h left" if left.total_seconds() > 0 \
+                else "deadline passed"
+            print(f"{b.id}  opened {b.opened_at.isoformat()[:16]}  notify by "
+                  f"{b.deadline.isoformat()[:16]} ({clock})  {len(b.references)} record(s)")
+        return 0
+    if not args.keys and not args.since:
+        raise CommandError("breach open needs --keys or --since")
+    key_ids = [k.strip().lower() for k in args.keys.split(",") if k.strip()] \
+        if args.keys else None
+    if key_ids is not None and (not key_ids or not all(
+            len(k) == 16 and all(c in "0123456789abcdef" for c in k) for k in key_ids)):
+        raise CommandError("--keys: key ids are 16 hex characters, as `ess keys list` "
+                           "prints them")
+    since = _moment(args.since) if args.since else None
+    breach = await open_breach(storage, _processing(), operator(), now, key_ids=key_ids,
+                               since=since, description=args.description)
+    if args.notice:
+        try:
+            args.notice.write_text(breach.notice, encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"--notice {args.notice}: {exc.strerror}") from None
+    print(f"ess: breach {breach.id} opened; notify the PDPC by "
+          f"{breach.deadline.isoformat()[:16]} UTC; {len(breach.references)} record(s) "
+          "affected")
+    if not args.notice:
+        print(breach.notice)
     return 0

@@ -16,9 +16,11 @@ from bot.i18n import Catalogs, load_catalogs
 from bot.inbound import InboundRouter
 from bot.logs import configure_logging
 from bot.my_reports import register_my_reports_actions
+from bot.privacy.processing import load_processing
+from bot.privacy.retention import run as run_retention
 from bot.reports import Reports, register_report_actions
 from bot.services import Services
-from bot.sweeper import Sweeper
+from bot.sweeper import Retention, Sweeper
 from bot.types import utcnow
 from config.settings import Settings
 from flows.actions import ActionRegistry
@@ -111,7 +113,9 @@ async def open_services(settings: Settings, router: Router | None = None,
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
                         engine=None,  # type: ignore[arg-type]
-                        sweeper=Sweeper(storage, clock=clock), directory=directory,
+                        sweeper=Sweeper(storage, clock=clock,
+                                        retention=retention_for(storage)),
+                        directory=directory,
                         responders=responders, dispatcher=dispatcher,
                         inbound=None)  # type: ignore[arg-type]
     services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
@@ -119,3 +123,14 @@ async def open_services(settings: Settings, router: Router | None = None,
     services.inbound = InboundRouter(services.engine, responders, storage.bindings,
                                      storage.dedupe, settings.default_lang, clock=clock)
     return services
+
+
+def retention_for(storage: Storage) -> Retention:
+    """The sweeper's retention step: processing.yaml's periods, enforced (a broken file
+    stops start-up, like a broken flow)."""
+    processing = load_processing()
+
+    async def retain(now: datetime) -> int:
+        return await run_retention(storage, processing, now)
+
+    return retain

@@ -85,6 +85,10 @@ class Sealer:
         with it or with the service keys (rows sealed before records had keys)."""
         return Sealer([key, *self._service_keys], self._hash_key)
 
+    def key_ids(self) -> list[str]:
+        """The service keys' ids (hex), newest first, as the vault reports them."""
+        return [key_id(k).hex() for k in self._service_keys]
+
     def is_current(self, blob: bytes) -> bool:
         """Whether `blob` is sealed with the newest service key (key rotation re-wraps the
         others)."""

@@ -305,6 +305,12 @@ class PgOutbox:
         return int(await self._pool.fetchval(
             "SELECT count(*) FROM outbox WHERE status = 'pending'"))
 
+    async def forget_payloads(self, kind_prefix: str, before: datetime) -> int:
+        return changed(await self._pool.execute(
+            "UPDATE outbox SET payload = $1, erased_at = now() WHERE kind LIKE $2 "
+            "AND status != 'pending' AND created_at < $3 AND erased_at IS NULL",
+            self._sealer.seal_json({}), kind_prefix + "%", before))
+
 
 class PgTimers:
     def __init__(self, pool: asyncpg.Pool):

@@ -181,6 +181,10 @@ class Outbox(Protocol):
 
     async def pending(self) -> int: ...
 
+    async def forget_payloads(self, kind_prefix: str, before: datetime) -> int:
+        """Retention: empty the payload of delivered or dead rows of these kinds created
+        before `before` (relay messages); idempotent; how many were emptied."""
+
 
 class Timers(Protocol):
     async def schedule(self, timer: Timer) -> None:

@@ -231,7 +231,9 @@ class SQLiteIncidents:
     async def _queue(self, conn: aiosqlite.Connection, own: Sealer,
                      notifications: Sequence[Notification]) -> None:
         await conn.executemany(
-            "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
+            "INSERT INTO outbox (id, incident_id, recipient, kind, payload, idempotency_key, "
+            "status, attempts, next_attempt_at, lease_owner, lease_until, last_error, "
+            "created_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
             [(n.id, n.incident_id, own.seal_text(n.recipient), n.kind,
               own.seal_json(n.payload),
               n.key, n.status, n.attempts, ts(n.next_attempt_at), n.last_error,
@@ -449,6 +451,13 @@ class SQLiteOutbox:
     async def pending(self) -> int:
         row = await self._db.one("SELECT count(*) FROM outbox WHERE status = 'pending'")
         return int(row[0])
+
+    async def forget_payloads(self, kind_prefix: str, before: datetime) -> int:
+        return await self._db.execute(
+            "UPDATE outbox SET payload = ?, erased_at = ? WHERE kind LIKE ? "
+            "AND status != 'pending' AND created_at < ? AND erased_at IS NULL",
+            (self._sealer.seal_json({}), ts(datetime.now(UTC)), kind_prefix + "%",
+             ts(before)))
 
 
 class SQLiteTimers:

@@ -60,6 +60,11 @@ def test_audit_verify_and_show(tmp_path: Path) -> None:
      "ess: --out /nonexistent/x.ess: no such folder"),
     (("subject", "unseal", "/nonexistent/x.ess"),
      "ess: /nonexistent/x.ess: No such file or directory"),
+    (("pdpa", "due", "--days", "-1"), "ess: --days: a number of days between 0 and 3650"),
+    (("breach", "open"), "ess: breach open needs --keys or --since"),
+    (("breach", "open", "--keys", "zz"), "ess: --keys: key ids are 16 hex characters"),
+    (("breach", "open", "--since", "yesterday"), "ess: --since 'yesterday': expected a date"),
+    (("pdpa", "record", "--out", "/nonexistent/r.md"), "ess: --out /nonexistent/r.md: No such"),
 ])
 def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, ...],
                                           message: str) -> None:
@@ -194,3 +199,53 @@ def test_requests_have_deadlines_and_refusals_keep_their_reason(tmp_path: Path) 
     assert mine["status"] == "refused" and "could not show" in mine["reason"]
     twice = ess(tmp_path, "subject", "refuse", request, "--reason", "again")
     assert twice.returncode == 2 and "refused already" in twice.stderr
+
+
+def test_record_of_processing_due_breach_and_keys(tmp_path: Path) -> None:
+    record = ess(tmp_path, "pdpa", "record")
+    assert record.returncode == 0, record.stderr
+    text = record.stdout
+    assert text.startswith("# Record of processing activities (PDPA s.39)")
+    for title in ("Emergency report (incident)", "Social-welfare case", "Volunteers",
+                  "Staff accounts"):
+        assert f"## {title}" in text
+    assert "vital interest" in text and "| Lawful basis | consent" in text
+    out = tmp_path / "record.md"
+    assert ess(tmp_path, "pdpa", "record", "--out", str(out)).returncode == 0
+    assert out.read_text().startswith("# Record of processing")
+
+    reference = report(tmp_path)
+    due = ess(tmp_path, "pdpa", "due", "--days", "7", "--json")
+    assert due.returncode == 0 and json.loads(due.stdout) == []  # open reports stay
+    assert "0 record(s) or message(s) erased" in ess(tmp_path, "pdpa", "retain").stdout
+
+    [key_id] = ess(tmp_path, "keys", "list").stdout.split()
+    opened = ess(tmp_path, "breach", "open", "--keys", key_id, "--description", "stolen")
+    assert opened.returncode == 0, opened.stderr
+    assert "1 record(s) affected" in opened.stdout and reference in opened.stdout
+    assert "+66812345678" not in opened.stdout and "# Personal data breach" in opened.stdout
+    listed = ess(tmp_path, "breach", "list")
+    assert "notify by" in listed.stdout and "(72 h left)" in listed.stdout
+    assert "0 data key(s) re-wrapped" in ess(tmp_path, "keys", "rewrap").stdout
+
+
+def test_a_broken_record_of_processing_names_every_problem(tmp_path: Path) -> None:
+    from bot.privacy.processing import ProcessingError, load_processing
+
+    bad = tmp_path / "processing.yaml"
+    bad.write_text("controller: {name: x, contact: y}\nkinds:\n  incident:\n"
+                   "    title: t\n    purposes: []\n    lawful_basis: [{basis: whim, "
+                   "section: s}]\n    subjects: [a]\n    data: [b]\n    sensitive: true\n"
+                   "    recipients: [c]\n    transfers_abroad: none\n"
+                   "    retention: {keep_days: 0}\n  case: {title: t}\n")
+    with pytest.raises(ProcessingError) as caught:
+        load_processing(bad)
+    problems = "\n".join(caught.value.problems)
+    assert "kinds.incident.purposes: a list of texts" in problems
+    assert "kinds.incident.lawful_basis: each item" in problems
+    assert "kinds.incident.retention.keep_days: a whole number" in problems
+    assert "kinds.case: missing purposes" in problems
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("controller: {name: x, contact: y}\nkinds: {a: 1}\nkinds: {b: 2}\n")
+    with pytest.raises(ProcessingError, match="duplicate key"):
+        load_processing(twice)
