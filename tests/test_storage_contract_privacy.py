@@ -148,3 +148,33 @@ async def test_a_breach_lists_what_a_leaked_key_wraps(store: Storage) -> None:
                               since=now - timedelta(hours=1))
     assert since.references == (a.reference,)
     assert {b.id for b in await store.privacy.breaches()} == {since.id, none.id, breach.id}
+
+
+async def test_logins_and_reads_are_chained(store: Storage) -> None:
+    from bot.privacy.access import LOGIN_FAILED, READ, record_login, record_read
+
+    await record_login(store, "staff:9", ok=False)
+    await record_login(store, "staff:9", ok=True)
+    await record_read(store, "staff:9", "ESS-AAAAA", what="board")
+    rows = await store.audit.find(staff="staff:9")
+    assert [r.entry.action for r in rows] == [READ, "staff.login", LOGIN_FAILED]
+    assert (await store.audit.verify()).intact
+
+
+async def test_the_sweeper_runs_retention_hourly(store: Storage) -> None:
+    from bot.sweeper import Sweeper
+
+    now = [utcnow()]
+    calls: list[object] = []
+
+    async def retain(at: object) -> int:
+        calls.append(at)
+        return 0
+
+    sweeper = Sweeper(store, clock=lambda: now[0], retention=retain)
+    await sweeper.sweep_once()
+    await sweeper.sweep_once()
+    assert calls == [now[0]]
+    now[0] += timedelta(hours=1)
+    await sweeper.sweep_once()
+    assert calls[-1] == now[0] and len(calls) == 2
