@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.delivery import channel_sender
 from bot.wiring import Services, open_services
-from channels.registry import ChannelRegistry
+from channels.registry import DRAIN_SECONDS, ChannelRegistry
 from config.settings import Settings
 from routing.sender import ConsoleSender
 
@@ -88,6 +88,10 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         registry.set_responder_hook(services.responders.on_action)
         for hook in hooks or []:
             await hook(app, services)
+        # Verified events wait in the journal; each channel handles its own from there.
+        services.inbox.handlers = {name: channel.arrived
+                                   for name, channel in registry.channels.items()}
+        inbox = asyncio.create_task(services.inbox.run(), name="ess-inbox")
         sweep = asyncio.create_task(services.sweeper.run(), name="ess-sweeper")
         # Drains the outbox and fires escalation/reminder timers (rows, not in-process timers).
         dispatch = asyncio.create_task(services.dispatcher.run(), name="ess-dispatcher")
@@ -96,10 +100,11 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         try:
             yield
         finally:
-            for task in (dispatch, sweep):
+            for task in (inbox, dispatch, sweep):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await services.inbox.stop(DRAIN_SECONDS)
             await registry.stop()
             await services.close()
             log.info("service.stopped")

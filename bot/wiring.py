@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from bot.engine import Engine
 from bot.i18n import Catalogs
+from bot.inbox import LEASE_SECONDS, Inbox
 from bot.logs import configure_logging
 from bot.reports import Reports, register_report_actions
 from bot.sweeper import Sweeper
 from bot.types import utcnow
+from channels.base import number_setting
 from config.settings import Settings
 from flows.actions import ActionRegistry
 from flows.compiler import CompiledFlow
@@ -58,6 +60,8 @@ class Services:
     dispatcher: Dispatcher
     # Set by the application once channels are mounted; None in `ess chat` and bare tests.
     channels: ChannelRegistry | None = None
+    # The durable inbound path (bot.inbox); its drainer runs under `ess serve`.
+    inbox: Inbox = None  # type: ignore[assignment]
 
     async def close(self) -> None:
         await self.storage.close()
@@ -127,7 +131,8 @@ async def open_services(settings: Settings, router: Router | None = None,
     flows = load_all_flows(settings, catalogs, inputs, actions)
     gazetteer = Gazetteer.load()
     directory = open_directory(settings)
-    storage = storage or await open_storage(settings, make_sealer(settings))
+    sealer = make_sealer(settings)
+    storage = storage or await open_storage(settings, sealer)
     router = router or DirectoryRouter(directory, storage.bindings, settings.max_station_km)
     rules = policy(settings)
     reports = Reports(storage, router, rules)
@@ -142,4 +147,12 @@ async def open_services(settings: Settings, router: Router | None = None,
                         responders=responders, dispatcher=dispatcher)
     services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
                              metrics=reports.metrics)
+    services.inbox = Inbox.open(storage, settings.data_path, sealer, metrics=reports.metrics,
+                                lease_seconds=journal_lease(settings))
     return services
+
+
+def journal_lease(settings: Settings) -> float:
+    """`ESS_JOURNAL_LEASE`: seconds a process holds a conversation of the inbound journal
+    before another may take it over (renewed while it works)."""
+    return number_setting(settings, "ESS_JOURNAL_LEASE", LEASE_SECONDS, low=0.5, high=3600)

@@ -18,8 +18,10 @@ The registry (`channels.registry`) calls, in this order:
    dispatcher (or the channel itself) must deliver something outside a request.
 
 Inside, a channel parses and verifies what arrives (signature before parsing, bounded sizes,
-a clear 4xx for bad input), turns it into `bot.types.Inbound`, hands it to
-`ctx.services.engine.handle` and renders the `Reply` list in its own idiom (`render`).
+a clear 4xx for bad input), turns it into `bot.types.Inbound`, keeps it with
+`await ctx.services.inbox.accept([Arrival(inbound, ...)])` before it answers (a 5xx when
+that raises `InboxUnavailable`), and handles it in `arrived`: `ctx.services.engine.handle`,
+then the `Reply` list rendered in its own idiom (`render`).
 Responder answers (postback buttons on an incident card) go to `ctx.registry.responder_action`
 instead of the engine; see `ResponderHook`.
 """
@@ -43,6 +45,7 @@ from bot.types import Choice, Inbound, Location, Reply, Text
 from config.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from bot.inbox import Arrival
     from bot.wiring import Services
     from channels.registry import ChannelRegistry
 
@@ -197,6 +200,12 @@ class Channel(abc.ABC):
         deliver twice where the transport allows it. `silent` asks for no sound, vibration or
         indicator. Never raises for transport problems: they are a RETRY or FAILED result.
         """
+
+    async def arrived(self, arrival: Arrival) -> None:
+        """Handle one event this channel gave `ctx.services.inbox.accept` (bot.inbox), now
+        out of the journal: what the webhook's background task used to do. May run in
+        another process than the one that accepted it, or after a restart."""
+        raise NotImplementedError(f"channel {self.name} accepts nothing into the journal")
 
     async def start(self, ctx: ChannelContext) -> None:
         """Open clients; the default keeps the context."""

@@ -7,7 +7,8 @@ from storage.redis import RedisState
 
 
 class CompositeStorage:
-    """Sessions and locks from Redis; incidents, outbox, timers, bindings from PostgreSQL."""
+    """Sessions and locks from Redis; incidents, outbox, timers, bindings and the inbound
+    journal from PostgreSQL (what was answered 200 must outlive a Redis restart)."""
 
     def __init__(self, database: PostgresStorage, state: RedisState):
         self.database = database
@@ -18,6 +19,7 @@ class CompositeStorage:
         self.outbox = database.outbox
         self.timers = database.timers
         self.bindings = database.bindings
+        self.journal = database.journal
 
     async def ping(self) -> bool:
         # Both are needed to take a message: ready only when both answer.

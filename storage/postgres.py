@@ -20,6 +20,7 @@ import asyncpg
 from bot.session import Session
 from config.settings import Settings
 from storage.crypto import Sealer
+from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
@@ -181,6 +182,7 @@ class PostgresStorage:
         self.outbox = PgOutbox(pool, sealer)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)
+        self.journal = PgJournal(pool, sealer)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

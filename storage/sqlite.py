@@ -9,6 +9,7 @@ power cut, not only a crashed process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +24,7 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.types import Location
 from storage.crypto import Sealer
+from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
@@ -55,11 +57,14 @@ class _Db:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                # Also when cancelled during BEGIN: it still runs on aiosqlite's thread, and
+                # the ROLLBACK queued after it undoes it (or finds nothing to undo).
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
 
@@ -437,6 +442,7 @@ class SQLiteStorage:
         self.outbox = SQLiteOutbox(db, sealer)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
+        self.journal = SQLiteJournal(db, sealer)
         self.locks = LocalLocks()
 
     @classmethod

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 
 import pytest
+from aiohttp import web
 
 from bot.types import Inbound, Kind, Location, LocationSource, Reply, utcnow
 from routing.messages import KIND_RECEIPT, notification_reply
@@ -61,3 +63,19 @@ async def receipts(storage: Storage, reporter: str) -> list[Reply]:
 
 async def receipt_keys(storage: Storage, reporter: str) -> list[str]:
     return [r.text.key for r in await receipts(storage, reporter)]
+
+
+async def settle_app(app: web.Application, outbox_seconds: float = 2.0) -> None:
+    """Until what the webhooks accepted is handled (the inbound journal is empty) and, for
+    a bounded while, until the dispatcher sent the outbox (receipts come from there)."""
+    from bot.app import CHANNELS, SERVICES
+
+    services = app[SERVICES]
+    await app[CHANNELS].tasks.join()
+    await services.inbox.settle()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + outbox_seconds
+    while await services.storage.outbox.pending() and loop.time() < deadline:
+        services.dispatcher.poke()
+        await asyncio.sleep(0.01)
+    await app[CHANNELS].tasks.join()

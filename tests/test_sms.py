@@ -22,6 +22,7 @@ from channels.registry import ChannelRegistry
 from channels.sms import generic_signature, twilio_signature
 from channels.sms.segments import count_segments
 from config.settings import Settings
+from tests.helpers import settle_app
 from tests.pii import assert_no_pii
 from tests.test_webchat import browser  # noqa: F401 - the Chromium fixture
 
@@ -89,7 +90,7 @@ async def sms(client: TestClient[Any, Any], body: str, sender: str = ME,
     sig = twilio_signature(TOKEN, url, params.items()) if signature is None else signature
     response = await client.post("/webhooks/sms/twilio", data=params,
                                  headers={"X-Twilio-Signature": sig})
-    await client.app[CHANNELS].tasks.join()
+    await settle_app(client.app)
     return response.status
 
 
@@ -132,7 +133,7 @@ async def test_generic_json_inbound(client: TestClient[Any, Any],
     response = await client.post("/webhooks/sms/generic", data=body, headers={
         "X-ESS-Signature": generic_signature(SECRET, body),
         "Content-Type": "application/json"})
-    await client.app[CHANNELS].tasks.join()
+    await settle_app(client.app)
     assert response.status == 200
     assert "STOP" in twilio[0].texts()[-1]
     for raw, signature, status in [
@@ -182,7 +183,7 @@ async def test_one_time_location_link(tmp_path: Path,
             response = await client.post("/webhooks/sms/twilio", data=params, headers={
                 "X-Twilio-Signature": twilio_signature(TOKEN, url, params.items())})
             assert response.status == 200
-            await client.app[CHANNELS].tasks.join()
+            await settle_app(client.app)
 
         await send("hello")
         await send("2")
@@ -198,7 +199,7 @@ async def test_one_time_location_link(tmp_path: Path,
         assert (await client.get("/sms/static/chat.html")).status == 404
         fix = {"lat": 16.8211, "lon": 100.2659, "accuracy": 20}
         assert (await client.post(path, json=fix)).status == 200
-        await client.app[CHANNELS].tasks.join()
+        await settle_app(client.app)
         assert (await client.post(path, json=fix)).status == 410
         assert "#" in standin.texts()[-1]  # moved on to the phone step
         assert (await client.post("/sms/locate/unknown", json=fix)).status == 410
@@ -241,7 +242,7 @@ async def test_the_location_link_page_sends_the_phones_position(
                     server.make_url("/webhooks/sms/generic"), data=body,
                     headers={"X-ESS-Signature": generic_signature(SECRET, body)}) as response:
                 assert response.status == 200
-            await server.app[CHANNELS].tasks.join()
+            await settle_app(server.app)
         link = re.search(r"https://ess\.example(/sms/locate/\S+)", standin.texts()[-1])
         assert link is not None
         context = await browser.new_context(
@@ -251,7 +252,7 @@ async def test_the_location_link_page_sends_the_phones_position(
         await page.goto(str(server.make_url(link.group(1))))
         await page.get_by_role("button", name="ใช้ตำแหน่งของฉัน").click()
         await page.get_by_text("ส่งตำแหน่งแล้ว").wait_for()
-        await server.app[CHANNELS].tasks.join()
+        await settle_app(server.app)
         assert "#" in standin.texts()[-1]  # the report moved on to the phone step
         await context.close()
     finally:
