@@ -7,6 +7,7 @@ from pathlib import Path
 
 import asyncpg
 
+from storage.migrations import latest
 from tests.servers import PostgresServer, free_port
 from tests.test_cli import ess
 
@@ -15,9 +16,10 @@ def test_db_migrate_then_up_to_date(tmp_path: Path, pg_server: PostgresServer) -
     url = pg_server.new_database(migrated=False)
     first = ess(tmp_path, "db", "migrate", env={"ESS_DATABASE_URL": url})
     assert first.returncode == 0, first.stderr
-    assert "migrated from schema version 0 to 1" in first.stdout
+    newest = latest("postgres")  # whatever migrations the branches have added
+    assert f"migrated from schema version 0 to {newest}" in first.stdout
     again = ess(tmp_path, "db", "migrate", env={"ESS_DATABASE_URL": url})
-    assert again.returncode == 0 and "up to date (schema version 1)" in again.stdout
+    assert again.returncode == 0 and f"up to date (schema version {newest})" in again.stdout
 
 
 def test_serve_refuses_a_database_behind_the_code(tmp_path: Path,
