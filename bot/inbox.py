@@ -260,6 +260,8 @@ class Inbox:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         with contextlib.suppress(Exception):
+            if self._spooling:
+                await self.replay()  # the spool stays if the store is still away
             while loop.time() < deadline and await self.drain_once():
                 if self._lanes:
                     await asyncio.wait(set(self._lanes), timeout=deadline - loop.time(),

@@ -192,7 +192,8 @@ async def rig(tmp_path: Path, **stores: str) -> AsyncIterator[Rig]:
 
 async def send_all(http: aiohttp.ClientSession, serve: Serve,
                    conversations: list[Conversation]) -> None:
-    """Each conversation's next steps in order until one is not answered 200."""
+    """Each conversation's next steps in order until one is not answered 200; the
+    conversations' `answered` counts grow as the answers come."""
 
     async def one(c: Conversation) -> None:
         path = "/webhooks/line" if c.channel == "line" else "/webhooks/sms/twilio"
@@ -215,7 +216,8 @@ async def settled(settings: Settings, serve: Serve) -> None:
     storage = await open_storage(settings, Sealer(parse_keys(KEY)))
     try:
         for _ in range(600):  # 600 × 50 ms
-            if not await storage.journal.pending() and not await storage.outbox.pending():
+            if not spooled(settings) and not await storage.journal.pending() \
+                    and not await storage.outbox.pending():
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(f"never settled: {serve.log.read_text()[-3000:]}")
@@ -223,8 +225,13 @@ async def settled(settings: Settings, serve: Serve) -> None:
         await storage.close()
 
 
+def spooled(settings: Settings) -> list[Path]:
+    return list(settings.data_path.glob("inbound-spool*"))
+
+
 async def check(r: Rig, conversations: list[Conversation]) -> None:
     assert all(c.done for c in conversations)
+    assert spooled(r.settings) == []
     storage = await open_storage(r.settings, Sealer(parse_keys(KEY)))
     try:
         assert await storage.journal.pending() == 0
@@ -255,8 +262,15 @@ async def kill_rounds(r: Rig) -> None:
             base = round_ * 10
             conversations += [line_conversation(base + k) for k in range(LINE_PER_ROUND)]
             conversations += [sms_conversation(base + k, url) for k in range(SMS_PER_ROUND)]
+            before = sum(c.answered for c in conversations)
+            waiting = sum(len(c.steps) for c in conversations) - before
+            # Killed once a random part of the burst has been answered, requests in flight.
+            target = before + rng.randint(1, waiting - 1)
             burst = asyncio.ensure_future(send_all(http, r.serve, conversations))
-            await asyncio.sleep(rng.uniform(0.0, 0.4))
+            for _ in range(10_000):  # bounded: 10,000 × 1 ms
+                if burst.done() or sum(c.answered for c in conversations) >= target:
+                    break
+                await asyncio.sleep(0.001)
             r.serve.kill()
             await burst
             interrupted += not all(c.done for c in conversations)
