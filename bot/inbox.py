@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -36,9 +36,10 @@ from storage.ports import JournalEntry, Storage
 from storage.spool import Spool
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 LEASE_SECONDS = 30.0
-LANES = 64  # conversations in hand at once per process
+LANES = 16  # conversations in hand at once per process (more only queue on the store)
 POLL_SECONDS = 0.5  # for entries other processes (or a spool replay) added
 GIVE_UP_ATTEMPTS = 5  # an entry whose handling keeps raising is logged and dropped
 
@@ -83,6 +84,37 @@ def arrival_of(data: Mapping[str, Any]) -> Arrival:
     return Arrival(inbound, dict(data.get("event") or {}))
 
 
+class Batcher(Generic[T]):
+    """Group commit: `submit` waits until its items are written; items submitted while a
+    write is under way go together in the next one, in submission order."""
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]]):
+        self._write = write
+        self._waiting: list[tuple[Sequence[T], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, items: Sequence[T]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((items, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="ess-inbox-batch")
+        await done
+
+    async def _drain(self) -> None:
+        while self._waiting:  # ends: each round takes everything waiting
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._write([item for items, _ in batch for item in items])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
 class Inbox:
     """The journal's front (accept) and its drainer (run)."""
 
@@ -103,6 +135,16 @@ class Inbox:
         # While anything of ours is in the spool, new events go there too: a conversation's
         # events must reach the journal in the order they arrived.
         self._spooling = spool.waiting()
+        # Group commit: webhooks that arrive while a write is under way share the next one
+        # (one transaction, one fsync on SQLite); so do the "handled" deletes.
+        self._appends: Batcher[JournalEntry] = Batcher(self._append)
+        self._dones: Batcher[str] = Batcher(self._forget)
+
+    async def _append(self, entries: list[JournalEntry]) -> None:
+        await self.storage.journal.append(entries)
+
+    async def _forget(self, ids: list[str]) -> None:
+        await self.storage.journal.done(ids, self.owner)
 
     @classmethod
     def open(cls, storage: Storage, folder: Path, sealer: Sealer, **options: Any) -> Inbox:
@@ -120,7 +162,7 @@ class Inbox:
                                 now) for a in arrivals]
         if not self._spooling:
             try:
-                await self.storage.journal.append(entries)
+                await self._appends.submit(entries)
                 self.metrics.inc("ess_journal_total", outcome="stored")
                 self._wake.set()
                 return
@@ -214,7 +256,7 @@ class Inbox:
                 log.error("inbox.gave_up", alert=True, channel=entry.channel,
                           error=type(exc).__name__, exc_info=exc)
             try:
-                await self.storage.journal.done(entry.id, self.owner)
+                await self._dones.submit([entry.id])
             except Exception as exc:
                 # Handled but not forgotten: a re-handle later is a duplicate, deduplicated.
                 log.warning("inbox.done_failed", error=type(exc).__name__)

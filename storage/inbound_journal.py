@@ -82,10 +82,12 @@ class SQLiteJournal:
             "UPDATE inbound_journal SET lease_until = ? WHERE lease_owner = ?",
             (ts(now) + lease_seconds, owner))
 
-    async def done(self, entry_id: str, owner: str) -> bool:
+    async def done(self, entry_ids: Sequence[str], owner: str) -> int:
+        if not entry_ids:
+            return 0
         return await self._db.execute(
-            "DELETE FROM inbound_journal WHERE id = ? AND lease_owner = ?",
-            (entry_id, owner)) == 1
+            f"DELETE FROM inbound_journal WHERE lease_owner = ? AND id IN "
+            f"({', '.join('?' * len(entry_ids))})", (owner, *entry_ids))
 
     async def pending(self) -> int:
         row = await self._db.one("SELECT count(*) FROM inbound_journal")
@@ -131,10 +133,10 @@ class PgJournal:
             "UPDATE inbound_journal SET lease_until = $1 WHERE lease_owner = $2",
             now + timedelta(seconds=lease_seconds), owner))
 
-    async def done(self, entry_id: str, owner: str) -> bool:
+    async def done(self, entry_ids: Sequence[str], owner: str) -> int:
         return changed(await self._pool.execute(
-            "DELETE FROM inbound_journal WHERE id = $1 AND lease_owner = $2",
-            entry_id, owner)) == 1
+            "DELETE FROM inbound_journal WHERE id = ANY($1::text[]) AND lease_owner = $2",
+            list(entry_ids), owner))
 
     async def pending(self) -> int:
         return int(await self._pool.fetchval("SELECT count(*) FROM inbound_journal"))

@@ -212,8 +212,9 @@ class InboundJournal(Protocol):
     async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
         """Extend every lease `owner` holds; return how many entries."""
 
-    async def done(self, entry_id: str, owner: str) -> bool:
-        """Forget a handled entry; False when the lease was lost (another owner has it)."""
+    async def done(self, entry_ids: Sequence[str], owner: str) -> int:
+        """Forget handled entries still leased to `owner`; how many (an entry whose lease
+        was lost to another owner is not forgotten)."""
 
     async def pending(self) -> int: ...
 

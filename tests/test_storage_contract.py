@@ -377,15 +377,15 @@ async def test_journal_leases_whole_conversations_and_a_crashed_owner_is_taken_o
     await journal.append([entry("web:a", 2)])
     assert [e.id for e in await journal.claim("p2", 10, 30, now)] == ["id-web:b-0"]
     assert await journal.claim("p3", 10, 30, now) == []
-    assert await journal.done("id-web:a-0", "p1")
-    assert not await journal.done("id-web:a-1", "p2")  # not p2's
+    assert await journal.done(["id-web:a-0"], "p1") == 1
+    assert await journal.done(["id-web:a-1"], "p2") == 0  # not p2's
     # p1 dies. Its lease runs out; p3 takes the whole conversation, in order.
     later = now + timedelta(seconds=31)
     assert await journal.renew("p2", 30, later) == 1  # p2 is alive and working
     assert [e.id for e in await journal.claim("p3", 10, 30, later)] == \
         ["id-web:a-1", "id-web:a-2"]
-    assert not await journal.done("id-web:a-1", "p1")  # the lease was lost
-    assert await journal.done("id-web:a-1", "p3") and await journal.done("id-web:a-2", "p3")
+    assert await journal.done(["id-web:a-1"], "p1") == 0  # the lease was lost
+    assert await journal.done(["id-web:a-1", "id-web:a-2", "id-web:b-0"], "p3") == 2
     assert await journal.pending() == 1  # web:b, still p2's
 
 
