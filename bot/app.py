@@ -44,7 +44,9 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         backlog: list[tuple[str, str, float]] = [
             ("ess_outbox_pending", "Notifications waiting to be handed to a channel",
-             float(await services.storage.outbox.pending()))]
+             float(await services.storage.outbox.pending())),
+            ("ess_journal_pending", "Inbound events answered and waiting to be handled",
+             float(await services.storage.journal.pending()))]
     except Exception:
         backlog = []
     ready = 1.0 if await services.storage.ping() else 0.0

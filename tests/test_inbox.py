@@ -6,9 +6,12 @@ import asyncio
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
+from bot.app import SERVICES
 from bot.inbox import Arrival, Inbox, InboxUnavailable, arrival_data, arrival_of
 from bot.types import Inbound, Kind, Location, LocationSource, utcnow
 from config.settings import Settings
@@ -16,6 +19,8 @@ from storage.crypto import Sealer
 from storage.factory import open_storage
 from storage.ports import JournalEntry, Storage
 from storage.spool import Spool
+from tests import line_events as ev
+from tests.line_standin import LineStandIn
 from tests.servers import PostgresServer, RedisServer
 
 SEALER = Sealer([b"j" * 32])
@@ -146,3 +151,23 @@ async def test_a_dead_owners_conversations_are_taken_over_after_the_lease(
         assert recorder.seen == ["generic:m2", "generic:m0", "generic:m1"]  # in order
     finally:
         await storage.close()
+
+
+async def test_the_line_webhook_spools_then_answers_503_when_nothing_can_keep_it(
+        line_client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    services = line_client.app[SERVICES]
+
+    async def post() -> int:
+        raw = ev.body(ev.follow(ev.user("U" + "e" * 32)))
+        response = await line_client.post("/webhooks/line", data=raw,
+                                          headers={"X-Line-Signature": ev.sign(raw)})
+        return response.status
+
+    await services.storage.close()  # the store is gone: the spool keeps the event
+    assert await post() == 200
+    spool = services.settings.data_path / "inbound-spool.log"
+    assert spool.stat().st_size > 0
+    spool.unlink()
+    spool.mkdir()  # and now the spool cannot be written either: LINE must retry
+    assert await post() == 503
+    spool.rmdir()

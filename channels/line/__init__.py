@@ -161,7 +161,10 @@ class LineChannel(Channel):
             source.user_id if isinstance(source, UserSource) else None
         if not chat:
             return None  # no one to answer, as before
-        at = datetime.fromtimestamp(event.timestamp / 1000, UTC)
+        try:
+            at = datetime.fromtimestamp(event.timestamp / 1000, UTC)
+        except (OverflowError, ValueError, OSError):
+            at = datetime.now(UTC)  # an absurd timestamp must not refuse the whole body
         inbound = Inbound(CHANNEL, chat, Kind.OTHER, str(event.webhook_event_id), None, at)
         return Arrival(inbound, json.loads(event.to_json()))
 
