@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from storage.factory import open_storage
 from storage.ports import JournalEntry, Storage
 from storage.spool import Spool
 from tests import line_events as ev
+from tests.helpers import settle_app
 from tests.line_standin import LineStandIn
 from tests.servers import PostgresServer, RedisServer
 
@@ -171,3 +173,22 @@ async def test_the_line_webhook_spools_then_answers_503_when_nothing_can_keep_it
     spool.mkdir()  # and now the spool cannot be written either: LINE must retry
     assert await post() == 503
     spool.rmdir()
+
+
+async def test_a_line_event_replayed_after_its_reply_token_went_stale_is_pushed(
+        line_client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    """As after a restart: the webhook was answered a minute ago, the entry runs now."""
+    services = line_client.app[SERVICES]
+    me = ev.user("U" + "f" * 32)
+    minute_ago = int((time.time() - 60) * 1000)
+    for make in (lambda: ev.follow(me, timestamp=minute_ago),
+                 lambda: ev.postback(me, "threat", timestamp=int(time.time() * 1000))):
+        raw = ev.body(make())
+        response = await line_client.post("/webhooks/line", data=raw,
+                                          headers={"X-Line-Signature": ev.sign(raw)})
+        assert response.status == 200
+        await settle_app(line_client.app)
+    greeting, location_step = line_api.ok()
+    assert greeting.kind == "push" and greeting.headers.get("X-Line-Retry-Key")
+    assert location_step.kind == "reply"  # a fresh token is still used
+    assert await services.storage.journal.pending() == 0
