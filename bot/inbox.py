@@ -39,7 +39,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 LEASE_SECONDS = 30.0
-LANES = 16  # conversations in hand at once per process (more only queue on the store)
+LANES = 8  # conversations in hand at once per process (more only queue on the store)
 POLL_SECONDS = 0.5  # for entries other processes (or a spool replay) added
 GIVE_UP_ATTEMPTS = 5  # an entry whose handling keeps raising is logged and dropped
 
