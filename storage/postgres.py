@@ -21,6 +21,7 @@ from bot.session import Session
 from config.settings import Settings, mask_url
 from storage.audit import PgAudit
 from storage.crypto import Sealer
+from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
@@ -208,6 +209,7 @@ class PostgresStorage:
         self.revocations = PgRevocations(pool, sealer)
         self.audit = PgAudit(pool, sealer)
         self.privacy = SqlPrivacy(pool, postgres=True)
+        self.journal = PgJournal(pool, sealer)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,
