@@ -73,11 +73,6 @@ def private_database(path: Path) -> None:
             os.chmod(part, 0o600)  # a file from an older release, created 0644
 
 
-def open_text(sealer: Sealer, value: str | bytes) -> str:
-    """A sealed text column; rows written before it was sealed still read in clear."""
-    return value if isinstance(value, str) else sealer.open(value).decode()
-
-
 def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
