@@ -158,6 +158,10 @@ class IncidentStore(Protocol):
         """The incidents whose reporter key or phone key is one of `digests` (keyed
         digests: `digest(conversation)`, `digest("phone:" + E.164)`), newest first."""
 
+    async def messages(self, incident_id: str) -> list[Notification]:
+        """The incident's outbox rows (pending, sent or dead), opened with its key, oldest
+        first; none once its key is destroyed (a subject's export lists them)."""
+
     async def scrub(self, incident_ids: Sequence[str]) -> int:
         """After their keys are destroyed: clear the look-up digests and phone of these
         incidents and bury their undelivered outbox rows; how many incidents."""

@@ -370,6 +370,19 @@ class SQLiteIncidents:
             "ORDER BY created_at DESC LIMIT ?", [*digests, *digests, limit])
         return [self._incident(r) for r in rows]
 
+    async def messages(self, incident_id: str) -> list[Notification]:
+        rows = await self._db.all(
+            "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, k.record, "
+            "k.wrapped FROM outbox o LEFT JOIN vault.data_keys k ON k.record = o.incident_id "
+            "WHERE o.incident_id = ? ORDER BY o.created_at, o.id", (incident_id,))
+        found, _ = opened_notifications(
+            self._keys, rows, lambda r: r[11] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4], key=r[5],
+                status=r[6], attempts=r[7], next_attempt_at=_dt(r[8]), last_error=r[9],
+                created_at=_dt(r[10])), 12)
+        return found
+
     async def scrub(self, incident_ids: Sequence[str]) -> int:
         if not incident_ids:
             return 0

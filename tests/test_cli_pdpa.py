@@ -118,6 +118,11 @@ def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -
     assert columns - internal <= set(held) | {"timeline"}
     assert held["phone"] == "+66812345678" and held["location"]["lat"] == 16.8211
     assert [e["kind"] for e in held["timeline"]] == ["reported"]
+    db = sqlite3.connect(tmp_path / "var" / "ess.db")
+    [(sent,)] = db.execute("SELECT count(*) FROM outbox o JOIN incidents i "
+                           "ON i.id = o.incident_id WHERE i.reference = ?", (reference,))
+    db.close()
+    assert len(held["messages"]) == sent
     unsealed = ess(tmp_path, "subject", "unseal", str(out), stdin=password + "\n")
     assert unsealed.returncode == 0 and json.loads(unsealed.stdout) == data
     wrong = ess(tmp_path, "subject", "unseal", str(out), stdin="nope\n")

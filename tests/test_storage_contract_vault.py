@@ -90,11 +90,22 @@ async def test_shredding_erases_the_personal_fields_and_keeps_the_statistics(
     assert await store.incidents.milestones(since, ["ack"]) == before
     # Its undelivered notifications are never sent (the payload held the phone).
     assert await store.outbox.claim("A", 10, 30, utcnow()) == []
+    assert await store.incidents.messages(a.id) == []
     assert [i.id for i in await store.incidents.for_subject(digests)] == [other.id]
+    # Before the erase a record's messages open with its key (the export lists them).
     kept = await store.incidents.get(other.reference)
     assert kept is not None and kept.phone == PHONE  # another record, another key
     with pytest.raises(SealError):
         SERVICE.with_data_key(b"x" * 32).open(await raw_phone(backend_settings, other.id))
+
+
+async def test_messages_of_a_record_open_with_its_key(store: Storage) -> None:
+    a = await store.incidents.create(incident("v:m"), notifications(2),
+                                     TimelineEvent("reported", "r", "sms"))
+    found = await store.incidents.messages(a.id)
+    assert sorted(n.recipient for n in found) == ["line:Cgroup0", "line:Cgroup1"]
+    assert {n.payload["phone"] for n in found} == {PHONE}
+    assert all(n.status == "pending" for n in found)
 
 
 async def test_an_erased_record_can_still_change_status(store: Storage) -> None:

@@ -147,9 +147,12 @@ class IncidentRecords:
         if incident is None:
             return {"reference": held.reference, "gone": True}
         timeline = await storage.incidents.timeline(incident.id)
+        messages = await storage.incidents.messages(incident.id)
         return _incident_data(incident) | {"timeline": [
             {"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "channel": e.channel,
-             "data": e.data} for e in timeline]}
+             "data": e.data} for e in timeline], "messages": [
+            {"at": n.created_at.isoformat(), "kind": n.kind, "recipient": n.recipient,
+             "status": n.status, "payload": n.payload} for n in messages]}
 
     async def erase(self, storage: Storage, held: Sequence[Held], now: datetime) -> int:
         ids = [h.record_id for h in held]
