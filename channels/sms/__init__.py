@@ -310,7 +310,7 @@ class SmsChannel(Channel):
         elif word in catalogs.words("sms.words.help"):
             replies = [Reply(Text("sms.help"), lang)]
         elif (number := menus.bare_number(text)) is not None and \
-                (menu := await self.ctx.services.storage.menus.last(f"{CHANNEL}:{sender}")):
+                (menu := await self._menu(sender)) is not None:
             replies = await self._pick(sender, number, menu, event_id, hints)
         else:
             inbound = Inbound(CHANNEL, sender, Kind.PHONE, event_id, sender, hints=hints) \
@@ -324,6 +324,15 @@ class SmsChannel(Channel):
                 log.error("sms.reply_failed", outcome=result.outcome.value, error=result.error)
             else:
                 await self._remember(sender, replies)
+
+    async def _menu(self, sender: str) -> Menu | None:
+        """The last menu sent to a registered responder number; None for anyone else (a
+        reporter's "1" answers their own conversation, also after /unregister)."""
+        storage, address = self.ctx.services.storage, f"{CHANNEL}:{sender}"
+        menu = await storage.menus.last(address)
+        if menu is None or not await storage.bindings.for_address(address):
+            return None
+        return menu
 
     async def _pick(self, sender: str, number: int, menu: Menu, event_id: str,
                     hints: dict[str, str]) -> list[Reply]:
