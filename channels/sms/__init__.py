@@ -10,7 +10,9 @@ gateway retries); it is handled from there. The gateway's message id is the even
 Output: every reply of one message joined into one text, choices as numbered lines (Arabic
 or Thai digits both work back), the location step by text or, when `ESS_PUBLIC_URL` is set,
 a one-time link to a page that captures the phone's position. `#` at the phone step uses the
-sending number. STOP / START / HELP are answered here, before any flow; STOP is kept in the
+sending number. A registered responder's cards and replies end with a numbered menu of the
+actions allowed now, and a bare number picks from the last one sent (channels/sms/menus.py).
+STOP / START / HELP are answered here, before any flow; STOP is kept in the
 store (storage/ports.py `OptOuts`) before the webhook is answered, so it holds on every
 process and across restarts, until START or UNSTOP. A sender over the rate limits
 (channels/limits.py) gets HTTP 429 with Retry-After, before anything is accepted; STOP and
@@ -30,7 +32,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -350,9 +352,12 @@ class SmsChannel(Channel):
         return await self.ctx.services.inbound.handle(
             Inbound(CHANNEL, sender, Kind.CHOICE, event_id, token, hints=hints))
 
-    async def _remember(self, to: str, replies: list[Reply]) -> None:
-        """The last menu in what was just sent, kept for a bare number sent back."""
-        offered = [(r.lang, menus.reply_actions(r)) for r in replies if menus.reply_actions(r)]
+    async def _remember(self, to: str, sent: Sequence[Outbound]) -> None:
+        """The last menu in what was just sent to `to`, kept for a bare number sent back.
+        Called once it was sent: a number must never pick from a menu never received."""
+        offered = [(m.lang, card_menu(m) if isinstance(m, ResponderCard)
+                    else menus.reply_actions(m)) for m in sent]
+        offered = [(lang, choices) for lang, choices in offered if choices]
         if offered:
             lang, choices = offered[-1]
             await self.ctx.services.storage.menus.remember(
@@ -436,11 +441,8 @@ class SmsChannel(Channel):
     async def _answer(self, inbound: Inbound) -> None:
         replies = await self.ctx.services.inbound.handle(inbound)
         if replies:
-            result = await self.provider.send(inbound.sender,
-                                              self.render(replies, inbound.sender),
-                                              key=inbound.event_id)
-            if result.ok:
-                await self._remember(inbound.sender, replies)
+            await self.provider.send(inbound.sender, self.render(replies, inbound.sender),
+                                     key=inbound.event_id)
 
     # -- outbound ---------------------------------------------------------------------------
 
@@ -462,11 +464,5 @@ class SmsChannel(Channel):
             text = self.render([message])
         result = await self.provider.send(to, text, key=key)
         if result.ok:
-            # Kept once it was sent: a number must never pick from a menu never received.
-            if isinstance(message, ResponderCard):
-                if choices := card_menu(message):
-                    await self.ctx.services.storage.menus.remember(
-                        address, menus.new_menu(choices, message.lang, utcnow()))
-            else:
-                await self._remember(to, [message])
+            await self._remember(to, [message])
         return result
