@@ -332,7 +332,7 @@ async def test_sms_through_the_channel_test_kit(client: TestClient[Any, Any],
     reference = kit.incident.reference
     await run_outgoing_cases(client.app[CHANNELS].send, received, [
         OutgoingCase("card", f"sms:{ME}", kit.card,
-                     contains=(reference, "081-234-5678", f"{reference} รับ",
+                     contains=(reference, "081-234-5678", f"{reference} ตอบเลข 1 รับเรื่อง",
                                "https://www.google.com/maps")),
         OutgoingCase("escalation", f"sms:{ME}", kit.escalation, contains=("ยกระดับ",)),
         OutgoingCase("update", f"sms:{ME}", kit.update, contains=("ตำรวจ",)),
