@@ -24,6 +24,8 @@ class CompositeStorage:
         self.transcripts = state.transcripts
         self.limits = state.limits
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
+        self.staff = database.staff  # accounts and board sessions: durable and revocable
+        self.board = database.board  # the log is written with the incident, in PostgreSQL
 
     async def ping(self) -> bool:
         # Both are needed to take a message: ready only when both answer.

@@ -26,6 +26,7 @@ from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, chan
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 from storage.revocations import PgRevocations
 from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
+from storage.staff import PgBoardLog, PgStaff
 
 BACKEND = "postgres"
 Init = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -197,6 +198,8 @@ class PostgresStorage:
         self.transcripts = PgTranscripts(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
+        self.staff = PgStaff(pool, sealer)
+        self.board = PgBoardLog(pool)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,
