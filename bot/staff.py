@@ -31,11 +31,6 @@ class StaffMember:
     def has(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles
 
-    @property
-    def address(self) -> str:
-        """The responder address actions are attributed to (`board:<login>`)."""
-        return f"board:{self.login}"
-
 
 def in_scope(areas: Sequence[str], area_codes: Iterable[str]) -> bool:
     """Whether an incident routed to `area_codes` is within a viewer's `areas`."""

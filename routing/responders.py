@@ -86,6 +86,9 @@ class Actor:
     address: str
     id: str = ""
     name: str = ""
+    # The channel vouches that this person may act on the incident although their address
+    # was not notified: the board, whose staff read only incidents of their own areas.
+    vouched: bool = False
 
     @property
     def label(self) -> str:
@@ -240,7 +243,7 @@ class Responders:
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
             lang = state["targets"].get(actor.address, {}).get("lang", "th")
-            if actor.address not in state["notified"]:
+            if actor.address not in state["notified"] and not actor.vouched:
                 outcome["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                 reference=reference))
                 return None
@@ -338,7 +341,7 @@ class Responders:
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
             lang = state["targets"].get(actor.address, {}).get("lang", "th")
-            if actor.address not in state["notified"]:
+            if actor.address not in state["notified"] and not actor.vouched:
                 result["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                reference=reference))
                 return None
@@ -402,6 +405,7 @@ class Responders:
             estimated = eta_minutes is None
             minutes = eta_minutes if eta_minutes is not None else estimate_eta(target.get("km"))
             state["eta_minutes"] = minutes
+            state["en_route_at"] = now.isoformat()  # the board's "ETA promised vs elapsed"
             data.update(eta_minutes=minutes, estimated=estimated)
             notes.append(reporter_update(incident, "en_route", minutes=minutes)
                          if minutes is not None else reporter_update(incident, "en_route_soon"))
@@ -409,6 +413,7 @@ class Responders:
             after.append(self._schedule(TIMER_REMIND, incident, wait))
             data["say"] = {"minutes": minutes if minutes is not None else "?"}
         elif trigger == "on_scene":
+            state["on_scene_at"] = now.isoformat()
             notes.append(reporter_update(incident, "on_scene"))
             after.append(self._cancel(incident, TIMER_REMIND))
         else:  # closing: resolve | refer | unfounded | duplicate
@@ -561,7 +566,7 @@ class Responders:
             state = dispatch_state(incident)
             lang = state["targets"].get(actor.address, {}).get("lang", "th")
             holder = state.get("holder")
-            if actor.address not in state["notified"]:
+            if actor.address not in state["notified"] and not actor.vouched:
                 result["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                reference=reference))
                 return None
