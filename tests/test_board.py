@@ -315,3 +315,11 @@ async def test_html_in_a_note_is_shown_as_text(client: TestClient[Any, Any]) -> 
     text = await response.text()
     assert response.status == 200
     assert evil not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+def test_the_boards_words_are_complete_in_thai_and_english() -> None:
+    from channels.board.words import board_catalogs
+
+    catalogs = board_catalogs()
+    assert [lang.code for lang in catalogs.languages] == ["th", "en"]
+    assert catalogs.missing() == {}

@@ -16,12 +16,13 @@ from bot.incident import Incident, TimelineEvent
 from bot.staff import StaffMember
 from bot.types import Text
 from channels.board.views import BoardRow, where_words
-from channels.board.words import LANGS, say
+from channels.board.words import LANGS, board_catalogs, say
 from routing import lifecycle as lc
 
 STATUSES = lc.STATES
 OUTCOMES = ("resolve", "refer_protection", "refer_welfare", "unfounded", "duplicate")
 REVEAL_REASONS = ("callback", "locate", "welfare", "supervision")
+KEYS = frozenset(k.removeprefix("board.") for k in board_catalogs().keys("th"))
 
 
 def e(value: object) -> str:
@@ -52,7 +53,7 @@ def layout(lang: str, title: str, body: str, *, member: StaffMember | None = Non
                   '</script><script src="/board/static/board.js" defer></script>')
     return (f'<!doctype html><html lang="{e(lang)}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{e(title)}</title>'
+            f'<title>{e(title)}</title><link rel="icon" href="data:,">'
             '<link rel="stylesheet" href="/board/static/leaflet/leaflet.css">'
             '<link rel="stylesheet" href="/board/static/markercluster/MarkerCluster.css">'
             '<link rel="stylesheet" href="/board/static/board.css">'
@@ -161,6 +162,14 @@ def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRo
     return layout(lang, say(lang, "title"), body, member=member, csrf=csrf, config=config)
 
 
+def event_label(kind: str, lang: str) -> str:
+    """A timeline kind in words: a status, or one of the board's event words."""
+    for key in (f"status_{kind}", f"event_{kind}"):
+        if key in KEYS:
+            return say(lang, key)
+    return kind
+
+
 def _timeline(events: Sequence[TimelineEvent], lang: str) -> str:
     items = []
     for ev in events:
@@ -168,7 +177,8 @@ def _timeline(events: Sequence[TimelineEvent], lang: str) -> str:
                           if k in ("level", "eta_minutes", "to", "of", "direction", "count"))
         items.append(f'<li><time datetime="{e(ev.at.isoformat())}">'
                      f'{e(ev.at.strftime("%Y-%m-%d %H:%M:%S"))} UTC</time> '
-                     f'<b>{e(ev.kind)}</b> · {e(ev.actor)} · {e(ev.channel)}'
+                     f'<b>{e(event_label(ev.kind, lang))}</b> · {e(ev.actor)} · '
+                     f'{e(ev.channel)}'
                      f'{" · " + e(extra) if extra else ""}</li>')
     return f'<ol class="timeline">{"".join(items)}</ol>'
 
@@ -218,7 +228,8 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
     if phone:
         number = f'<span class="phone">{e(phone)}</span>'
     elif incident.phone:
-        reasons = "".join(f'<option value="{x}">{x}</option>' for x in REVEAL_REASONS)
+        reasons = "".join(f'<option value="{x}">{e(say(lang, f"reason_{x}"))}</option>'
+                          for x in REVEAL_REASONS)
         number = (f'<span class="masked">{e(say(lang, "phone_masked"))}</span>'
                   f'<form method="post" action="/board/i/{ref}/reveal" class="inline">'
                   f'<input type="hidden" name="csrf" value="{e(csrf)}">'

@@ -59,7 +59,7 @@
   function setupMap() {
     var box = document.getElementById("map");
     if (!box || !window.L) { return; }
-    map = L.map(box, { zoomControl: true, attributionControl: true }).setView([15.5, 101.0], 5);
+    map = L.map(box, { zoomControl: true, attributionControl: true, minZoom: 3, maxZoom: 18 }).setView([15.5, 101.0], 5);
     if (config.tileUrl) {
       L.tileLayer(config.tileUrl, { attribution: config.attribution || "", maxZoom: 19 }).addTo(map);
     } else {
