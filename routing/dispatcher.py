@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from bot.histograms import OUTBOX_AGE
 from bot.incident import Notification
 from bot.outbound import SendOutcome, SendResult
 from bot.types import utcnow
@@ -109,6 +110,8 @@ class Dispatcher:
                 log.warning("dispatch.lease_lost", kind=notification.kind, channel=channel)
             log.info("dispatch.delivered", kind=notification.kind, channel=channel,
                      attempt=notification.attempts)
+            OUTBOX_AGE.labels(channel).observe(
+                max(0.0, (now - notification.created_at).total_seconds()))
             return
         reason = result.error or result.outcome.value
         if result.outcome is SendOutcome.FAILED or \

@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from bot.histograms import FIRST_ACK, FIRST_DELIVERY
 from bot.incident import Incident, Notification, TimelineEvent, normalize_reference
 from bot.phone import to_ascii_digits
 from bot.types import Choice, Inbound, Kind, Reply, Text, utcnow
@@ -389,6 +390,7 @@ class Responders:
         after: list[Callable[[], Awaitable[Any]]] = []
         target = state["targets"].get(actor.address, {})
         if trigger == "acknowledge":
+            FIRST_ACK.observe(_since(incident, now))
             state["holder"] = {"address": actor.address, "id": actor.id, "name": actor.name,
                                "agency": target.get("agency", ""),
                                "name_th": target.get("name_th", ""),
@@ -450,6 +452,7 @@ class Responders:
             state["armed"] = level
             notes: list[Notification] = []
             if incident.status == lc.NEW:
+                FIRST_DELIVERY.observe(_since(incident, self.clock()))
                 incident.status = lc.apply(incident.status, "dispatch")
                 state["seq"] += 1
                 notes.append(reporter_update(incident, "dispatched"))
@@ -622,6 +625,10 @@ class Responders:
 
 def _who(holder: dict[str, Any]) -> str:
     return str(holder.get("name") or holder.get("name_th") or holder.get("address"))
+
+
+def _since(incident: Incident, now: datetime) -> float:
+    return max(0.0, (now - incident.created_at).total_seconds())
 
 
 def _scheme(address: str) -> str:

@@ -323,3 +323,22 @@ def test_the_boards_words_are_complete_in_thai_and_english() -> None:
     catalogs = board_catalogs()
     assert [lang.code for lang in catalogs.languages] == ["th", "en"]
     assert catalogs.missing() == {}
+
+
+async def test_metrics_have_the_response_histograms_and_the_viewer_count(
+        client: TestClient[Any, Any]) -> None:
+    await add(client, PHITSANULOK)
+    incident = await phitsanulok_report(client)
+    await sign_in(client, "somchai")
+    _, html = await page(client, f"/board/i/{incident.reference}")
+    await client.post(f"/board/i/{incident.reference}/act",
+                      data={"csrf": csrf_of(html), "action": "acknowledge", "event": "m"})
+    stream = await client.get("/board/events")
+    text = await (await client.get("/metrics")).text()
+    stream.close()
+    for name in ("ess_report_to_first_ack_seconds_count", "ess_report_to_first_card_seconds",
+                 "ess_outbox_age_seconds", "ess_webhook_answer_seconds",
+                 "ess_board_event_to_viewer_seconds", "ess_board_viewers"):
+        assert name in text, name
+    viewers = next(line for line in text.splitlines() if line.startswith("ess_board_viewers "))
+    assert float(viewers.split()[1]) >= 1
