@@ -42,7 +42,7 @@ from channels.board.auth import (
     log_in,
     password_problem,
 )
-from channels.board.live import Feed
+from channels.board.live import Change, Feed
 from channels.board.metrics import BOARD_LAG, BOARD_VIEWERS
 from channels.board.views import BoardRow, row, urgency
 from channels.board.words import LANGS
@@ -438,27 +438,25 @@ class BoardChannel(Channel):
         try:
             while True:
                 try:
-                    change = await asyncio.wait_for(anext(stream), PING_SECONDS)
+                    batch = await asyncio.wait_for(anext(stream), PING_SECONDS)
                 except TimeoutError:
                     await response.write(b": ping\n\n")
-                    change = None
+                    batch = []
                 except StopAsyncIteration:
                     break
                 if time.monotonic() - checked > RECHECK_SECONDS:
                     checked = time.monotonic()
                     if await staff.session(token, utcnow()) is None:
                         break  # disabled or signed out meanwhile
-                if change is None:
+                if not batch:
                     continue
-                data: dict[str, Any] = {"seq": change.event.seq, "kind": change.event.kind,
-                                        "reference": change.event.reference}
-                if change.incident is not None:
-                    data["row"] = row(change.incident, self.ctx.services.catalogs, lang,
-                                      self.ctx.services.settings.escalate_after).to_json()
-                body = json.dumps(data, ensure_ascii=False)
-                await response.write(
-                    f"id: {change.event.seq}\nevent: incident\ndata: {body}\n\n".encode())
-                BOARD_LAG.observe(max(0.0, (utcnow() - change.event.at).total_seconds()))
+                for change in batch:
+                    if lang not in change.rendered:
+                        change.rendered[lang] = self._event_bytes(change, lang)
+                await response.write(b"".join(c.rendered[lang] for c in batch))
+                now = utcnow()
+                for change in batch:
+                    BOARD_LAG.observe(max(0.0, (now - change.event.at).total_seconds()))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -466,6 +464,15 @@ class BoardChannel(Channel):
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
         return response
+
+    def _event_bytes(self, change: Change, lang: str) -> bytes:
+        data: dict[str, Any] = {"seq": change.event.seq, "kind": change.event.kind,
+                                "reference": change.event.reference}
+        if change.incident is not None:
+            data["row"] = row(change.incident, self.ctx.services.catalogs, lang,
+                              self.ctx.services.settings.escalate_after).to_json()
+        body = json.dumps(data, ensure_ascii=False)
+        return f"id: {change.event.seq}\nevent: incident\ndata: {body}\n\n".encode()
 
     # -- static -----------------------------------------------------------------------------
 

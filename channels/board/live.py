@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -26,8 +26,12 @@ QUEUE = 1000  # a viewer this far behind is cut off; its browser reconnects and 
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """An event with its incident as read once for every viewer; `rendered` keeps the bytes
+    sent per language, so a hundred viewers cost one rendering each."""
+
     event: BoardEvent
     incident: Incident | None
+    rendered: dict[str, bytes] = field(default_factory=dict)
 
 
 class Feed:
@@ -92,8 +96,9 @@ class Feed:
         return [Change(e, incidents[e.incident_id]) for e in events]
 
     async def follow(self, areas: tuple[str, ...], after: int | None
-                     ) -> AsyncIterator[Change]:
-        """The changes within `areas`: first those after `after` (a reconnect), then live."""
+                     ) -> AsyncIterator[list[Change]]:
+        """The changes within `areas`, in batches (what is there at once goes out as one
+        write): first those after `after` (a reconnect), then live."""
         queue: asyncio.Queue[Change | None] = asyncio.Queue()
         self.viewers.add(queue)  # before the replay: nothing can fall between the two
         try:
@@ -103,18 +108,27 @@ class Feed:
                     missed = await self.storage.board.after(sent)
                     if not missed:
                         break
-                    for change in await self.changes(missed):
-                        sent = change.event.seq
-                        if in_scope(areas, change.event.area_codes):
-                            yield change
+                    changes = await self.changes(missed)
+                    sent = changes[-1].event.seq
+                    batch = [c for c in changes if in_scope(areas, c.event.area_codes)]
+                    if batch:
+                        yield batch
             while True:
-                live = await queue.get()
-                if live is None:
-                    return
-                if live.event.seq <= sent:
-                    continue  # already replayed
-                sent = live.event.seq
-                if in_scope(areas, live.event.area_codes):
-                    yield live
+                pending = [await queue.get()]
+                while not queue.empty():
+                    pending.append(queue.get_nowait())
+                batch = []
+                for live in pending:
+                    if live is None:
+                        if batch:
+                            yield batch
+                        return
+                    if live.event.seq <= sent:
+                        continue  # already replayed
+                    sent = live.event.seq
+                    if in_scope(areas, live.event.area_codes):
+                        batch.append(live)
+                if batch:
+                    yield batch
         finally:
             self.viewers.discard(queue)
