@@ -10,6 +10,8 @@ from bot.staff import NATIONAL, ROLES, StaffMember
 from bot.types import utcnow
 from channels.base import CommandContext, CommandError, optional_setting
 from channels.board.auth import hash_password, password_problem, set_password_link
+from storage.factory import make_sealer, open_storage
+from storage.ports import StaffStore
 
 LANGS = ("th", "en")
 
@@ -41,8 +43,9 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 async def staff_command(args: argparse.Namespace, ctx: CommandContext) -> int:
-    services = await ctx.open_services()
-    store = services.storage.staff
+    # The accounts need the store only: not the flows, the directory or the channels.
+    storage = await open_storage(ctx.settings, make_sealer(ctx.settings))
+    store = storage.staff
     base = optional_setting(ctx.settings, "ESS_PUBLIC_URL")
     try:
         if args.staff_command == "list":
@@ -64,10 +67,10 @@ async def staff_command(args: argparse.Namespace, ctx: CommandContext) -> int:
             return 0
         return await _add(args, store, base)
     finally:
-        await services.close()
+        await storage.close()
 
 
-async def _add(args: argparse.Namespace, store: Any, base: str) -> int:
+async def _add(args: argparse.Namespace, store: StaffStore, base: str) -> int:
     login = args.login.strip()
     if not login or len(login) > 64 or not login.replace(".", "").replace("-", "") \
             .replace("_", "").isalnum():
