@@ -7,7 +7,7 @@ allows it: the engine's hot path is `load` then `save`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -321,6 +321,11 @@ class BoardLog(Protocol):
     async def after(self, seq: int, limit: int = 500) -> list[BoardEvent]: ...
 
     async def last(self) -> int: ...
+
+    async def wake_on_append(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call `wake` soon after any process appends (PostgreSQL: LISTEN/NOTIFY), or never
+        (SQLite: the reader polls); returns the coroutine function that stops it. A wake-up
+        is a hint: the log stays the truth."""
 
 
 class Storage(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from storage.pg_records import changed
 if TYPE_CHECKING:
     from storage.sqlite import _Db
 
+CHANNEL = "ess_board"  # the NOTIFY channel of the board log
 _STAFF = "login, name, lang, roles, areas, agencies, disabled, created_at"
 _EVENTS = ("SELECT b.seq, b.incident_id, i.reference, t.kind, i.status, i.area_codes, t.at "
            "FROM board_events b JOIN timeline t ON t.seq = b.timeline_seq "
@@ -136,6 +137,12 @@ class SQLiteBoardLog:
         row = await self._db.one("SELECT coalesce(max(seq), 0) FROM board_events")
         return int(row[0])
 
+    async def wake_on_append(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        async def stop() -> None:
+            return None
+
+        return stop  # one file, no notifications: the reader polls
+
 
 class PgStaff:
     def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
@@ -216,3 +223,21 @@ class PgBoardLog:
 
     async def last(self) -> int:
         return int(await self._pool.fetchval("SELECT coalesce(max(seq), 0) FROM board_events"))
+
+    async def wake_on_append(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        # One connection of the pool, held while listening (the trigger of migration 0060
+        # NOTIFYs at every commit that appends).
+        conn = await self._pool.acquire()
+
+        def notified(*_: object) -> None:
+            wake()
+
+        await conn.add_listener(CHANNEL, notified)
+
+        async def stop() -> None:
+            try:
+                await conn.remove_listener(CHANNEL, notified)
+            finally:
+                await self._pool.release(conn)
+
+        return stop

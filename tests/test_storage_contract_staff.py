@@ -104,3 +104,18 @@ async def test_board_log_numbers_concurrent_writers_without_gaps(store: Storage)
                            for i in made))
     seqs = [e.seq for e in await store.board.after(start)]
     assert seqs == list(range(start + 1, start + 9))
+
+
+async def test_board_log_wakes_a_listener_on_postgres(store: Storage) -> None:
+    woken = asyncio.Event()
+    stop = await store.board.wake_on_append(woken.set)
+    try:
+        await store.incidents.create(incident("t:wake"), [],
+                                     TimelineEvent("reported", "r", "sms"))
+        if type(store).__name__ == "SQLiteStorage":
+            await asyncio.sleep(0.2)
+            assert not woken.is_set()  # SQLite has no notifications: the reader polls
+        else:
+            await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await stop()

@@ -4,14 +4,15 @@ fans each event out to the viewers connected to this process.
 The log (storage `BoardLog`) is the truth: every process reads the same numbered events,
 so a viewer on any process sees what was done on any other, and a viewer that reconnects
 with `Last-Event-ID` is replayed exactly what it missed, in order, once. The reader polls
-(`interval`); each event costs one read of its incident, whatever the number of viewers.
+(`interval`) and, on PostgreSQL, wakes at once on the log's NOTIFY; each event costs one
+read of its incident, whatever the number of viewers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -44,12 +45,17 @@ class Feed:
         self.last = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._unlisten: Callable[[], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         self.last = await self.storage.board.last()
+        self._unlisten = await self.storage.board.wake_on_append(self.poke)
         self._task = asyncio.create_task(self._run(), name="ess-board-feed")
 
     async def stop(self) -> None:
+        if self._unlisten is not None:
+            with contextlib.suppress(Exception):
+                await self._unlisten()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
