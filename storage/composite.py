@@ -8,7 +8,8 @@ from storage.redis import RedisState
 
 class CompositeStorage:
     """Sessions, locks, dedupe, web transcripts and rate limits from Redis; incidents, outbox,
-    timers, bindings and STOP (a durable record) from PostgreSQL."""
+    timers, bindings, STOP (a durable record) and the inbound journal from PostgreSQL (what
+    was answered 200 must outlive a Redis restart)."""
 
     def __init__(self, database: PostgresStorage, state: RedisState):
         self.database = database
@@ -26,6 +27,7 @@ class CompositeStorage:
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
         self.staff = database.staff  # accounts and board sessions: durable and revocable
         self.board = database.board  # the log is written with the incident, in PostgreSQL
+        self.journal = database.journal
 
     async def ping(self) -> bool:
         # Both are needed to take a message: ready only when both answer.
