@@ -342,3 +342,15 @@ async def test_metrics_have_the_response_histograms_and_the_viewer_count(
         assert name in text, name
     viewers = next(line for line in text.splitlines() if line.startswith("ess_board_viewers "))
     assert float(viewers.split()[1]) >= 1
+
+
+async def test_an_analyst_reads_but_cannot_act(client: TestClient[Any, Any]) -> None:
+    await add(client, StaffMember("nok", "Nok", "en", ("analyst",), ("65",)))
+    incident = await phitsanulok_report(client)
+    await sign_in(client, "nok")
+    status, html = await page(client, f"/board/i/{incident.reference}")
+    assert status == 200 and 'value="acknowledge"' not in html
+    response = await client.post(f"/board/i/{incident.reference}/act",
+                                 data={"csrf": csrf_of(html), "action": "acknowledge"})
+    assert response.status == 403 and "reads the board only" in await response.text()
+    assert await status_after(client, incident) in ("new", "dispatched")

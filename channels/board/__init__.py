@@ -111,9 +111,9 @@ class BoardChannel(Channel):
         router.add_get("/board/find", self._page(self.find))
         router.add_get("/board/events", self._page(self.events, redirect=False))
         router.add_get("/board/i/{reference}", self._page(self.incident, redirect=False))
-        router.add_post("/board/i/{reference}/act", self._post(self.act))
-        router.add_post("/board/i/{reference}/relay", self._post(self.relay))
-        router.add_post("/board/i/{reference}/reveal", self._post(self.reveal))
+        router.add_post("/board/i/{reference}/act", self._post(self._act(self.act)))
+        router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
+        router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
         router.add_get("/board/static/{name}", self.static)
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
@@ -179,6 +179,17 @@ class BoardChannel(Channel):
             return await handler(request, *found)
         return page
 
+    def _act(self, handler: Handler) -> Handler:
+        """An action on an incident: for responders, supervisors and admins (an analyst
+        reads only)."""
+        async def acting(request: web.Request, member: StaffMember,
+                         token: str) -> web.StreamResponse:
+            if not can_act(member):
+                return self._html(pages.message_page(self._lang(request, member),
+                                                     "read_only"), 403)
+            return await handler(request, member, token)
+        return acting
+
     def _post(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def post(request: web.Request) -> web.StreamResponse:
             lang = self._lang(request)
@@ -202,14 +213,16 @@ class BoardChannel(Channel):
             return await handler(request, member, token)
         return post
 
-    @staticmethod
-    def _same_origin(request: web.Request) -> bool:
+    def _same_origin(self, request: web.Request) -> bool:
         # The pages send "same-origin" referrers: with "no-referrer" a browser sends
         # `Origin: null` on a form, indistinguishable from a sandboxed page of another site.
         origin = request.headers.get("Origin")
         if origin is None:
             return True  # not sent by every client; the CSRF token still guards the form
-        return origin == f"{request.scheme}://{request.host}"
+        scheme = request.scheme
+        if self.trust_forwarded:  # TLS ends at the proxy: the browser's origin is https
+            scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
+        return origin == f"{scheme}://{request.host}"
 
     @staticmethod
     async def _form(request: web.Request) -> dict[str, str]:
@@ -354,6 +367,7 @@ class BoardChannel(Channel):
         return self._html(pages.incident_page(
             lang, member, csrf_for(token), incident, r, events, services.catalogs,
             phone=phone, answer=answer, event_id=secrets.token_hex(8), problem=problem,
+            can_act=can_act(member),
             after=await services.storage.board.last(), tile_url=self.tile_url,
             attribution=self.attribution))
 
@@ -497,6 +511,10 @@ class BoardChannel(Channel):
         return web.Response(body=path.read_bytes(), content_type=TYPES[path.suffix],
                             headers={"Cache-Control": "max-age=86400",
                                      "X-Content-Type-Options": "nosniff"})
+
+
+def can_act(member: StaffMember) -> bool:
+    return any(member.has(role) for role in ("responder", "supervisor"))
 
 
 def matches(r: BoardRow, filters: dict[str, str]) -> bool:

@@ -186,7 +186,8 @@ def _timeline(events: Sequence[TimelineEvent], lang: str) -> str:
 def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident, r: BoardRow,
                   events: Sequence[TimelineEvent], catalogs: Catalogs, *, phone: str = "",
                   answer: str = "", event_id: str = "", problem: str = "",
-                  after: int = 0, tile_url: str = "", attribution: str = "") -> str:
+                  after: int = 0, tile_url: str = "", attribution: str = "",
+                  can_act: bool = True) -> str:
     ref = e(incident.reference)
     hidden = (f'<input type="hidden" name="csrf" value="{e(csrf)}">'
               f'<input type="hidden" name="event" value="{e(event_id)}">')
@@ -196,15 +197,17 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
                 f'<input type="hidden" name="action" value="{e(name)}">{extra}'
                 f'<button type="submit">{e(label)}</button></form>')
 
-    forms = []
-    if incident.status in lc.WAITING:
+    forms: list[str] = []
+    if not can_act:
+        pass  # an analyst reads only
+    elif incident.status in lc.WAITING:
         forms.append(action("acknowledge", say(lang, "act_acknowledge")))
-    if incident.status in (lc.ACKNOWLEDGED, lc.EN_ROUTE):
+    if can_act and incident.status in (lc.ACKNOWLEDGED, lc.EN_ROUTE):
         forms.append(action("en_route", say(lang, "act_eta"),
                             '<input name="minutes" type="number" min="1" max="1440" '
                             f'value="15" aria-label="{e(say(lang, "minutes"))}">'))
         forms.append(action("on_scene", say(lang, "act_on_scene")))
-    if incident.status in lc.HELD:
+    if can_act and incident.status in lc.HELD:
         options = "".join(f'<option value="{o}">'
                           f'{e(catalogs.render(lang, Text(f"dispatch.outcome.{o}")))}</option>'
                           for o in OUTCOMES)
@@ -216,7 +219,7 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
                      f'<label>{e(say(lang, "relay"))}<textarea name="text" maxlength="1000" '
                      f'required></textarea></label><button type="submit">'
                      f'{e(say(lang, "relay_send"))}</button></form>')
-    if incident.status not in lc.CLOSED:
+    if can_act and incident.status not in lc.CLOSED:
         forms.append(action("note", say(lang, "act_note"),
                             f'<label>{e(say(lang, "note"))}<textarea name="detail" '
                             'maxlength="1000" required></textarea></label>'))
@@ -227,7 +230,7 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
         flags += f'<p class="flag drill big">{e(say(lang, "drill"))}</p>'
     if phone:
         number = f'<span class="phone">{e(phone)}</span>'
-    elif incident.phone:
+    elif incident.phone and can_act:
         reasons = "".join(f'<option value="{x}">{e(say(lang, f"reason_{x}"))}</option>'
                           for x in REVEAL_REASONS)
         number = (f'<span class="masked">{e(say(lang, "phone_masked"))}</span>'
@@ -236,6 +239,8 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
                   f'<label>{e(say(lang, "reveal_reason"))}<select name="reason">{reasons}'
                   f'</select></label><button type="submit">{e(say(lang, "reveal"))}</button>'
                   '</form>')
+    elif incident.phone:
+        number = f'<span class="masked">{e(say(lang, "phone_masked"))}</span>'
     else:
         number = e(say(lang, "phone_none"))
     notes = incident.details.get("notes") or []
