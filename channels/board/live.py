@@ -81,6 +81,11 @@ class Feed:
 
     async def _read(self) -> None:
         while True:
+            if not self.viewers:
+                # Nobody is watching: keep our place without reading a single incident (a
+                # viewer that connects later replays from its own number).
+                self.last = await self.storage.board.last()
+                return
             events = await self.storage.board.after(self.last)
             if not events:
                 return
