@@ -80,6 +80,8 @@ class FlowRunner:
             # reporter's only way to ask): never an answer, never relayed.
             return [*await self._inquire(session, STATUS_ACTION, inbound, services),
                     self._prompt(session, step)]
+        if self._skips(session, step, inbound):
+            return await self._skip(session, step, inbound, services)
         command = self._command(session, step, inbound)
         if command:
             return await self._run_command(session, command, inbound, services)
@@ -142,6 +144,61 @@ class FlowRunner:
         log.info("flow.relayed_from_step", state=session.state, outcome=result.outcome)
         return [self._say(session, Text(key)), self._prompt(session, step)]
 
+    # -- groups and optional sections -----------------------------------------------------
+
+    def _skips(self, session: Session, step: Step, inbound: Inbound) -> bool:
+        section = self._compiled(session).flow.section_starting(step.name)
+        if section is None or not isinstance(inbound.payload, str):
+            return False
+        if inbound.kind is Kind.CHOICE:
+            return inbound.payload == section.payload
+        if inbound.kind is not Kind.TEXT:
+            return False
+        typed = self._typed(inbound)
+        # The skip button is shown after the step's own choices, so it has the next number.
+        if typed == str(len(step.choices) + 1):
+            return True
+        return typed in {self.catalogs.render(lang.code, Text(section.skip)).casefold()
+                         for lang in self.catalogs.languages}
+
+    async def _skip(self, session: Session, step: Step, inbound: Inbound,
+                    services: Any) -> list[Reply]:
+        flow = self._compiled(session).flow
+        section = flow.section_starting(step.name)
+        assert section is not None
+        for name in section.steps:
+            saved = flow.step(name).save
+            if saved:
+                session.slots.pop(saved, None)
+        session.history.append(step.name)
+        session.state = section.after
+        log.info("flow.section_skipped", flow=session.flow, section=section.name)
+        return await self._enter(session, inbound, services)
+
+    def _collect(self, session: Session, step: Step) -> None:
+        """Close the group's current item: its answers become one entry of the list."""
+        flow = self._compiled(session).flow
+        group = flow.groups[str(step.collect)]
+        items = list(session.slots.get(group.name) or [])
+        item: dict[str, Any] = {}
+        for name in group.steps:
+            saved = flow.step(name).save
+            if saved and saved in session.slots:
+                item[saved] = session.slots.pop(saved)
+        if item and len(items) < group.max:
+            items.append(item)
+        session.slots[group.name] = items
+        session.slots[group.count_slot] = len(items)
+        session.slots[group.full_slot] = "yes" if len(items) >= group.max else "no"
+
+    def _over_limit(self, session: Session, step: Step) -> Reply | None:
+        """At a group's first step with the group full: go past it, saying why."""
+        group = self._compiled(session).flow.group_starting(step.name)
+        if group is None or len(session.slots.get(group.name) or []) < group.max:
+            return None
+        session.state = group.after
+        return self._say(session, Text(group.full, {"max": group.max}))
+
     # -- stepping -------------------------------------------------------------------------
 
     def _compiled(self, session: Session) -> CompiledFlow:
@@ -163,6 +220,12 @@ class FlowRunner:
         replies: list[Reply] = []
         for _ in range(MAX_STEPS_PER_MESSAGE):
             step = self._step(session)
+            full = self._over_limit(session, step)
+            if full is not None:
+                replies.append(full)
+                continue
+            if step.collect:
+                self._collect(session, step)
             if step.asks:
                 replies.append(self._prompt(session, step))
                 return replies
@@ -293,5 +356,8 @@ class FlowRunner:
         ask = Ask.LOCATION if step.expect == "location" else \
             Ask.PHONE if step.expect == "phone" else None
         choices = tuple(Choice(c.payload, Text(c.label)) for c in step.choices)
+        section = self._compiled(session).flow.section_starting(step.name)
+        if section is not None:
+            choices += (Choice(section.payload, Text(section.skip)),)
         return Reply(Text(step.say, self._params(session)), session.lang, choices, ask,
                      silent=session.silent)
