@@ -12,7 +12,7 @@ from bot.services import Services
 from bot.types import utcnow
 from bot.wiring import open_services
 from config.settings import Settings
-from tests.helpers import choice, pin, start, text
+from tests.helpers import choice, pin, receipts, start, text
 
 
 @pytest.fixture(params=["sqlite", "postgres", "postgres+redis"])
@@ -34,8 +34,10 @@ async def test_a_whole_report(services: Services) -> None:
     for msg in (start("u"), choice("u", "threat"), pin("u"), text("u", "081-234-5678")):
         await e.handle(msg)
     replies = await e.handle(choice("u", "send"))
-    assert replies[0].text.key == "report.received"
-    incident = await services.storage.incidents.get(replies[0].text.params["reference"])
+    assert replies[0].text.key == "report.after.role"
+    [receipt] = await receipts(services.storage, "test:u")
+    assert receipt.text.key == "report.received"
+    incident = await services.storage.incidents.get(receipt.text.params["reference"])
     assert incident is not None and incident.phone == "+66812345678"
     assert incident.reporter == "test:u"
     assert await e.handle(choice("u", "send", event_id="dup")) != []
