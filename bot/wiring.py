@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
+from bot.casework import Casework, register_case_actions
 from bot.engine import Engine
 from bot.i18n import Catalogs, load_catalogs
 from bot.inbound import InboundRouter
@@ -24,6 +25,7 @@ from bot.types import utcnow
 from channels.base import number_setting
 from config.settings import Settings
 from flows.actions import ActionRegistry
+from flows.case_inputs import register_case_inputs
 from flows.compiler import CompiledFlow
 from flows.inputs import InputContext, InputRegistry
 from flows.registry import flow_files, load_flows
@@ -53,6 +55,8 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
     actions = ActionRegistry()
     register_report_actions(actions)
     register_my_reports_actions(actions)
+    register_case_actions(actions)
+    register_case_inputs(inputs)
     actions.load_entry_points()
     return inputs, actions
 
@@ -110,6 +114,8 @@ async def open_services(settings: Settings, router: Router | None = None,
     responders = Responders(storage, router, rules, clock, typed_words(catalogs))
     sender = sender or RoutingSender({"console": ConsoleSender(catalogs)})
     dispatcher = Dispatcher(storage, sender, responders, clock=clock)
+    casework = Casework(storage, directory, catalogs, clock)
+    dispatcher.cases = casework
     reports.on_queued = responders.on_queued = dispatcher.poke
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
@@ -117,7 +123,8 @@ async def open_services(settings: Settings, router: Router | None = None,
                         sweeper=Sweeper(storage, clock=clock), directory=directory,
                         responders=responders, dispatcher=dispatcher,
                         inbound=None,  # type: ignore[arg-type]
-                        inbox=None)  # type: ignore[arg-type]
+                        inbox=None,  # type: ignore[arg-type]
+                        casework=casework)
     services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
                              metrics=reports.metrics)
     services.inbound = InboundRouter(services.engine, responders, storage.bindings,

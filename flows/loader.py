@@ -16,7 +16,18 @@ import yaml
 
 from bot.durations import parse_duration
 from bot.yamlfiles import UniqueKeyLoader, check_unique_keys
-from flows.model import COMMANDS, SET, UNSET, Branch, ChoiceSpec, Flow, Group, Section, Step
+from flows.model import (
+    CHOICES_DONE,
+    COMMANDS,
+    SET,
+    UNSET,
+    Branch,
+    ChoiceSpec,
+    Flow,
+    Group,
+    Section,
+    Step,
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -321,10 +332,13 @@ def _step(c: _Checker, name: str, raw: Any, line: int,
     if expect is not None and save is None:
         c.problem(at, f"step {name!r} asks for input but does not save it", "save: slot_name")
     choices = _choices(c, raw, at, flow_commands)
-    if expect == "choice" and not choices:
+    if expect in ("choice", "choices") and not choices:
         c.problem(at, f"step {name!r} expects a choice but lists no choices",
                   "choices:\n  - {value: yes, label: common.yes}")
-    if choices and expect not in ("choice", "choice_or_text"):
+    if expect == "choices" and not any(ch.value == CHOICES_DONE for ch in choices):
+        c.problem(at, f"step {name!r} takes several choices but offers no {CHOICES_DONE!r}",
+                  f"- {{value: {CHOICES_DONE}, label: case.done}}")
+    if choices and expect not in ("choice", "choice_or_text", "choices"):
         c.problem(c.line_of(raw, "choices", at), f"step {name!r} has choices but expects "
                   f"{expect!r}", "set expect: choice")
     validate = _validators(c, raw, at)

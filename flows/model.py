@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Commands a flow may allow; each has its words in every catalog under `commands.<name>`.
-COMMANDS = ("cancel", "restart", "back", "help", "language", "silent", "mine")
+COMMANDS = ("cancel", "restart", "back", "help", "language", "silent", "mine", "report")
+
+# The value that ends a step expecting several choices (`expect: choices`).
+CHOICES_DONE = "done"
 
 # A `when` value that tests presence rather than equality.
 SET, UNSET = "$set", "$unset"

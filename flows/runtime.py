@@ -21,13 +21,14 @@ from bot.types import Ask, Choice, Inbound, Kind, Reply, Text
 from flows.actions import ActionContext, ActionRegistry
 from flows.compiler import CompiledFlow, FlowModel
 from flows.inputs import Accepted, InputContext, InputRegistry
-from flows.model import COMMANDS, Step
+from flows.model import CHOICES_DONE, COMMANDS, Step
 
 log = structlog.get_logger(__name__)
 
 # A flow whose say/run steps loop without asking would spin forever; stop it.
 MAX_STEPS_PER_MESSAGE = 50
 SILENT_FLOW = "silent"
+REPORT_FLOW = "report"
 RELAY_ACTION = "relay_message"  # bot.reports: passes text to the report's responders
 # The core actions behind "my reports" and a typed reference (bot/my_reports.py).
 MINE_ACTION = "my_reports"
@@ -102,7 +103,12 @@ class FlowRunner:
             return [self._say(session, Text(outcome.reason, outcome.params)),
                     self._prompt(session, step)]
         assert step.save is not None
-        session.slots[step.save] = outcome.value
+        if step.expect == "choices":
+            again = self._pick(session, step, outcome.value)
+            if again is not None:
+                return again
+        else:
+            session.slots[step.save] = outcome.value
         session.history.append(step.name)
         said: list[Reply] = []
         if step.run:
@@ -148,6 +154,27 @@ class FlowRunner:
         key = f"{flow}.waiting.{'relayed' if result.outcome == 'sent' else 'relay_failed'}"
         log.info("flow.relayed_from_step", state=session.state, outcome=result.outcome)
         return [self._say(session, Text(key)), self._prompt(session, step)]
+
+    def _pick(self, session: Session, step: Step, answer: list[str]) -> list[Reply] | None:
+        """A step that takes several choices: a tap toggles one, typed numbers replace the
+        list; the step is asked again until `done` (or every choice is picked)."""
+        assert step.save is not None
+        picked = [v for v in session.slots.get(step.save) or [] if v != CHOICES_DONE]
+        chosen = [v for v in answer if v != CHOICES_DONE]
+        if len(answer) > 1:
+            picked = chosen
+        elif chosen and chosen[0] in picked:
+            picked.remove(chosen[0])
+        else:
+            picked += chosen
+        session.slots[step.save] = picked
+        if CHOICES_DONE in answer and not picked:
+            return [self._say(session, Text("common.invalid.none_picked")),
+                    self._prompt(session, step)]
+        everything = sum(1 for c in step.choices if c.value not in (None, CHOICES_DONE))
+        if CHOICES_DONE in answer or len(answer) > 1 or len(picked) >= everything:
+            return None
+        return [self._prompt(session, step)]
 
     # -- groups and optional sections -----------------------------------------------------
 
@@ -324,6 +351,9 @@ class FlowRunner:
         if command == "mine" and MINE_ACTION in self.actions.names():
             return [*await self._inquire(session, MINE_ACTION, inbound, services),
                     self._prompt(session, self._step(session))]
+        if command == "report" and REPORT_FLOW in self.flows:
+            # A volunteer who meets an emergency: the citizen's three-step report.
+            return await self.start(session, REPORT_FLOW, inbound, services)
         if command == "silent" and SILENT_FLOW in self.flows:
             session.silent = True
             return await self.start(session, SILENT_FLOW, inbound, services)
