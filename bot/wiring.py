@@ -35,6 +35,7 @@ from routing.dispatcher import Dispatcher
 from routing.gazetteer import Gazetteer
 from routing.lifecycle import RESPONDER_TRIGGERS
 from routing.ports import Router
+from routing.programmes import load_programmes, programme_files, screen
 from routing.responders import TYPED_ONLY, Policy, Responders
 from routing.router import DirectoryRouter
 from routing.sender import ConsoleSender, RoutingSender, Sender
@@ -114,7 +115,9 @@ async def open_services(settings: Settings, router: Router | None = None,
     responders = Responders(storage, router, rules, clock, typed_words(catalogs))
     sender = sender or RoutingSender({"console": ConsoleSender(catalogs)})
     dispatcher = Dispatcher(storage, sender, responders, clock=clock)
-    casework = Casework(storage, directory, catalogs, clock)
+    programmes = load_programmes(programme_files())
+    casework = Casework(storage, directory, catalogs, clock, screen=lambda case: [
+        f.to_dict() for f in screen(case, programmes, clock().date())])
     dispatcher.cases = casework
     reports.on_queued = responders.on_queued = dispatcher.poke
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.casework", "bot.sweeper",
               "bot.inbound", "bot.inbox", "bot.services")),
     ("channels", ("channels", "ess_jsonhook")),
-    ("root", ("bot.app", "bot.wiring", "bot.cli", "bot")),
+    ("root", ("bot.app", "bot.wiring", "bot.cli", "bot.cases_cli", "bot")),
 )
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 # The channels' shared contract; anything else under channels/ is one concrete channel.
