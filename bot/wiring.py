@@ -119,6 +119,7 @@ async def open_services(settings: Settings, router: Router | None = None,
     casework = Casework(storage, directory, catalogs, clock, screen=lambda case: [
         f.to_dict() for f in screen(case, programmes, clock().date())])
     dispatcher.cases = casework
+    responders.on_welfare_referral = casework.from_incident
     reports.on_queued = responders.on_queued = dispatcher.poke
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
