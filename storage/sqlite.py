@@ -25,6 +25,7 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.text import dump_json
 from bot.types import Location
+from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
@@ -473,6 +474,7 @@ class SQLiteStorage:
         self._db = db
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer)
+        self.cases = SQLiteCases(db, sealer)
         self.outbox = SQLiteOutbox(db, sealer)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
