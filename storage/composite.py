@@ -17,6 +17,7 @@ class CompositeStorage:
         self.sessions = state.sessions
         self.locks = state.locks
         self.incidents = database.incidents
+        self.cases = database.cases
         self.outbox = database.outbox
         self.timers = database.timers
         self.bindings = database.bindings

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.case import Case
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
 from bot.staff import BoardEvent, StaffMember
@@ -155,6 +156,40 @@ class IncidentStore(Protocol):
     async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
         """The incident, only when it is within `areas`: another area's reference reads as
         unknown."""
+
+
+class CaseStore(Protocol):
+    """Welfare cases; personal fields sealed, duplicates found by keyed hashes only."""
+
+    async def create(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        """Write the case, its first event, outbox rows and timers in one transaction;
+        idempotent on `case.source_event` (a second call returns the first case)."""
+
+    async def get(self, reference: str) -> Case | None: ...
+
+    async def get_by_id(self, case_id: str) -> Case | None: ...
+
+    async def update(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        """Save, append the event, queue and schedule in one transaction; StaleSession
+        when `case.version` is not the stored one; bumps it."""
+
+    async def timeline(self, case_id: str) -> list[TimelineEvent]: ...
+
+    async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
+        """The cases opened from conversation `volunteer`, newest first."""
+
+    async def recent(self, limit: int = 50,
+                     areas: Sequence[str] | None = None) -> list[Case]: ...
+
+    async def for_incident(self, incident_id: str) -> list[Case]: ...
+
+    async def possible_duplicates(self, case: Case, since: datetime) -> list[str]:
+        """References of other cases with one of this case's Thai IDs (any time), or the
+        same person and place opened at or after `since`."""
 
 
 class Outbox(Protocol):
@@ -403,6 +438,9 @@ class Storage(Protocol):
 
     @property
     def incidents(self) -> IncidentStore: ...
+
+    @property
+    def cases(self) -> CaseStore: ...
 
     @property
     def outbox(self) -> Outbox: ...

@@ -19,6 +19,7 @@ import asyncpg
 
 from bot.session import Session
 from config.settings import Settings, mask_url
+from storage.cases import PgCases
 from storage.crypto import Sealer
 from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
@@ -192,6 +193,7 @@ class PostgresStorage:
         self.sessions = PgSessions(pool, sealer)
         self.locks = PgLocks(lock_pool)
         self.incidents = PgIncidents(pool, sealer)
+        self.cases = PgCases(pool, sealer)
         self.outbox = PgOutbox(pool, sealer)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)

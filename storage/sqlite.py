@@ -26,6 +26,7 @@ from bot.session import Session
 from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location
+from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
@@ -503,6 +504,7 @@ class SQLiteStorage:
         self._db = db
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer)
+        self.cases = SQLiteCases(db, sealer)
         self.outbox = SQLiteOutbox(db, sealer)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
