@@ -29,6 +29,7 @@ from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, chan
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 from storage.revocations import PgRevocations
 from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
+from storage.staff import PgBoardLog, PgStaff
 
 BACKEND = "postgres"
 Init = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -202,6 +203,8 @@ class PostgresStorage:
         self.menus = PgMenus(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
+        self.staff = PgStaff(pool, sealer)
+        self.board = PgBoardLog(pool)
         self.journal = PgJournal(pool, sealer)
 
     @classmethod
