@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,25 @@ NUMBER = "+66891112222"  # the welfare officer's phone
 WELFARE_TH = "สำนักงานพัฒนาสังคมและความมั่นคงของมนุษย์จังหวัดพิษณุโลก"
 
 
-@pytest.fixture
-async def client(tmp_path: Path, line_api: LineStandIn, twilio: tuple[TwilioStandIn, str]
-                 ) -> AsyncIterator[TestClient[Any, Any]]:
+@asynccontextmanager
+async def serving(tmp_path: Path, line_api: LineStandIn, twilio: tuple[TwilioStandIn, str],
+                  **settings_: Any) -> AsyncIterator[TestClient[Any, Any]]:
+    """The service with LINE and SMS on, against the stand-ins."""
     settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
         "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
         "ESS_LINE_API_URL": line_api.url, "ESS_SMS_TWILIO_AUTH_TOKEN": "t",
         "ESS_SMS_TWILIO_ACCOUNT_SID": SID, "ESS_SMS_TWILIO_FROM": "+6620000000",
         "ESS_SMS_TWILIO_API_URL": twilio[1], "ESS_SMS_GENERIC_SECRET": SECRET,
-        "ESS_PUBLIC_URL": "https://ess.example"})
+        "ESS_PUBLIC_URL": "https://ess.example"}, **settings_)
     app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["line", "sms"]))
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def client(tmp_path: Path, line_api: LineStandIn, twilio: tuple[TwilioStandIn, str]
+                 ) -> AsyncIterator[TestClient[Any, Any]]:
+    async with serving(tmp_path, line_api, twilio) as test_client:
         yield test_client
 
 
@@ -174,15 +183,7 @@ async def test_sms_responders_get_the_command_list_and_outsiders_are_refused(
 async def quick_client(tmp_path: Path, line_api: LineStandIn,
                        twilio: tuple[TwilioStandIn, str]) -> AsyncIterator[TestClient[Any, Any]]:
     """As `client`, with escalation after one second of silence."""
-    settings = Settings(data_dir=str(tmp_path / "var"), log_format="console",
-                        escalate_after=1.0, extra={
-        "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
-        "ESS_LINE_API_URL": line_api.url, "ESS_SMS_TWILIO_AUTH_TOKEN": "t",
-        "ESS_SMS_TWILIO_ACCOUNT_SID": SID, "ESS_SMS_TWILIO_FROM": "+6620000000",
-        "ESS_SMS_TWILIO_API_URL": twilio[1], "ESS_SMS_GENERIC_SECRET": SECRET,
-        "ESS_PUBLIC_URL": "https://ess.example"})
-    app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["line", "sms"]))
-    async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+    async with serving(tmp_path, line_api, twilio, escalate_after=1.0) as test_client:
         yield test_client
 
 
