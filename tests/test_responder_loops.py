@@ -71,6 +71,14 @@ class Loop:
         assert response.status == 200
         await settle_app(self.client.app)
 
+    async def citizen_reports(self) -> None:
+        """A whole report on LINE from a pin in Phitsanulok."""
+        me = ev.user(REPORTER)
+        for event in (ev.follow(me), ev.postback(me, "threat"),
+                      ev.location(me, lat=16.8211, lon=100.2659), ev.text(me, "081-234-5678"),
+                      ev.postback(me, "send")):
+            await self.line_event(event)
+
     async def text_in(self, text: str) -> str:
         """An SMS from the responder's number; the answer SMS it got back."""
         self._ids += 1
@@ -112,11 +120,7 @@ async def test_a_line_group_and_an_sms_responder_work_one_incident(
     assert "65" in await loop.text_in(f"/register {welfare}")
 
     # A citizen reports on LINE from a pin in Phitsanulok.
-    me = ev.user(REPORTER)
-    for event in (ev.follow(me), ev.postback(me, "threat"),
-                  ev.location(me, lat=16.8211, lon=100.2659), ev.text(me, "081-234-5678"),
-                  ev.postback(me, "send")):
-        await loop.line_event(event)
+    await loop.citizen_reports()
     [incident] = await client.app[SERVICES].storage.incidents.recent()
     reference = incident.reference
     await loop.settle()
@@ -165,11 +169,7 @@ async def test_sms_responders_get_the_command_list_and_outsiders_are_refused(
     # A registered number is a responder: chatter gets the commands, not a report flow.
     answer = await loop.text_in("hello?")
     assert "ESS-7K3F9 รับ" in answer
-    me = ev.user(REPORTER)
-    for event in (ev.follow(me), ev.postback(me, "threat"),
-                  ev.location(me, lat=16.8211, lon=100.2659), ev.text(me, "081-234-5678"),
-                  ev.postback(me, "send")):
-        await loop.line_event(event)
+    await loop.citizen_reports()
     [incident] = await client.app[SERVICES].storage.incidents.recent()
     # Registered for Bangkok, not told of a Phitsanulok report: refused, clearly.
     assert "ไม่ได้รับแจ้ง" in await loop.text_in(f"{incident.reference} ack")
@@ -198,11 +198,7 @@ async def test_an_escalation_card_reaches_the_next_level_marked_as_one(
     # The province's 191 centre answers by SMS: it is told at the first escalation only.
     centre = await bindings.create_code("65", "191", 3600, now)
     await loop.text_in(f"/register {centre}")
-    me = ev.user(REPORTER)
-    for event in (ev.follow(me), ev.postback(me, "threat"),
-                  ev.location(me, lat=16.8211, lon=100.2659), ev.text(me, "081-234-5678"),
-                  ev.postback(me, "send")):
-        await loop.line_event(event)
+    await loop.citizen_reports()
     [incident] = await quick_client.app[SERVICES].storage.incidents.recent()
     reference = incident.reference
     await loop.settle()
