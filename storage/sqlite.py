@@ -23,8 +23,10 @@ import aiosqlite
 
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.session import Session
+from bot.staff import NATIONAL
 from bot.text import dump_json
 from storage.audit import AuditEntry, SQLiteAudit
+from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
@@ -39,6 +41,7 @@ from storage.shared_sqlite import (
     SQLiteRateLimits,
     SQLiteTranscripts,
 )
+from storage.staff import SQLiteBoardLog, SQLiteStaff
 from storage.vault import (
     CLOSED_STATUSES,
     KIND_INCIDENT,
@@ -194,6 +197,16 @@ _NAMES = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
 # Every read takes the record's wrapped data key in the same statement (storage/vault.py).
 _SELECT = (f"SELECT {_INCIDENT_COLUMNS}, k.record, k.wrapped FROM incidents "
            "LEFT JOIN vault.data_keys k ON k.record = incidents.id")
+
+
+def _scope(areas: Sequence[str]) -> tuple[str, list[Any]]:
+    """The SQL condition "routed to one of `areas`" (everything for the national centre)."""
+    if NATIONAL in areas:
+        return "1 = 1", []
+    if not areas:
+        return "1 = 0", []
+    return (f"EXISTS (SELECT 1 FROM json_each(incidents.area_codes) WHERE value IN "
+            f"({', '.join('?' * len(areas))}))", list(areas))
 
 
 class SQLiteIncidents:
@@ -361,6 +374,24 @@ class SQLiteIncidents:
             [*kinds, ts(since)])
         return [Milestone(r[0], _dt(r[1]), tuple(json.loads(r[2])), r[3],
                           dt(r[4]) if r[3] is not None else None) for r in rows]
+
+    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
+                       limit: int = 300) -> list[Incident]:
+        where, params = _scope(areas)
+        if exclude_status:
+            where += f" AND status NOT IN ({', '.join('?' * len(exclude_status))})"
+            params += list(exclude_status)
+        rows = await self._db.all(
+            f"{_SELECT} WHERE {where} "
+            "ORDER BY created_at DESC LIMIT ?", [*params, limit])
+        return [self._incident(r) for r in rows]
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+        where, params = _scope(areas)
+        row = await self._db.one(
+            f"{_SELECT} WHERE reference = ? AND {where}",
+            [reference, *params])
+        return self._incident(row) if row else None
 
     async def for_subject(self, digests: Sequence[str], limit: int = 500) -> list[Incident]:
         if not digests:
@@ -567,6 +598,7 @@ class SQLiteStorage:
         keyring = Keyring(sealer)
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer, keyring)
+        self.cases = SQLiteCases(db, sealer)
         self.outbox = SQLiteOutbox(db, sealer, keyring)
         self.vault = SQLiteVault(db, sealer, keyring)
         self.timers = SQLiteTimers(db)
@@ -581,6 +613,8 @@ class SQLiteStorage:
         self.limits = SQLiteRateLimits(db, sealer)
         self.audit = SQLiteAudit(db, sealer)
         self.privacy = SqlPrivacy(db, postgres=False)
+        self.staff = SQLiteStaff(db, sealer)
+        self.board = SQLiteBoardLog(db)
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:
