@@ -24,6 +24,7 @@ def _selector_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phone", help="the phone number the person reported from or gave")
     parser.add_argument("--line-user", help="their LINE user id (U…)")
     parser.add_argument("--reference", help="the reference of a report they made")
+    parser.add_argument("--case", help="the reference of their welfare case (CASE-…)")
 
 
 def add_commands(sub: Any) -> None:
@@ -194,7 +195,8 @@ async def _subject(storage: Any, digest: Any, args: argparse.Namespace) -> int:
             request = await rights.refuse(args.request, args.reason, now)
             print(f"ess: request {request.id} refused; the reason is kept")
             return 0
-        selector = Selector.parse(args.phone, args.line_user, args.reference)
+        selector = Selector.parse(args.phone, args.line_user, args.reference,
+                                  args.case)
         if command == "find":
             found = await rights.find(selector)
             items = [{"kind": h.kind, "reference": h.reference,

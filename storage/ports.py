@@ -215,6 +215,14 @@ class CaseStore(Protocol):
         """References of other cases with one of this case's Thai IDs (any time), or the
         same person and place opened at or after `since`."""
 
+    async def closed_before(self, before: datetime, limit: int = 500) -> list[Case]:
+        """Closed cases last changed before `before` whose data key still exists (what
+        retention erases next), oldest first."""
+
+    async def scrub(self, case_ids: Sequence[str]) -> int:
+        """After their data keys are destroyed: drop the cases' duplicate-detection hashes
+        (keyed hashes of Thai IDs and of person and place); how many were dropped."""
+
 
 class Outbox(Protocol):
     async def claim(self, owner: str, limit: int, lease_seconds: float,

@@ -203,7 +203,7 @@ class PostgresStorage:
         self.locks = PgLocks(lock_pool, sealer)
         keyring = Keyring(sealer)
         self.incidents = PgIncidents(pool, sealer, keyring)
-        self.cases = PgCases(pool, sealer)
+        self.cases = PgCases(pool, sealer, keyring)
         self.outbox = PgOutbox(pool, sealer, keyring)
         self.vault = PgVault(pool, sealer, keyring)
         self.timers = PgTimers(pool)

@@ -598,7 +598,7 @@ class SQLiteStorage:
         keyring = Keyring(sealer)
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer, keyring)
-        self.cases = SQLiteCases(db, sealer)
+        self.cases = SQLiteCases(db, sealer, keyring)
         self.outbox = SQLiteOutbox(db, sealer, keyring)
         self.vault = SQLiteVault(db, sealer, keyring)
         self.timers = SQLiteTimers(db)

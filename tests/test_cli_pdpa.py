@@ -42,15 +42,17 @@ def test_audit_verify_and_show(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (("audit", "show"), "ess: audit show needs --subject, --staff or --reference"),
     (("audit", "show", "--staff", "x", "--limit", "0"), "ess: --limit must be at least 1"),
-    (("subject", "find"), "ess: name the subject with exactly one of --phone, --line-user "
-                          "or --reference"),
+    (("subject", "find"), "ess: name the subject with exactly one of --phone, --line-user, "
+                          "--reference or --case"),
     (("subject", "find", "--phone", "12", "--line-user", "U1"),
-     "ess: name the subject with exactly one of --phone, --line-user or --reference"),
+     "ess: name the subject with exactly one of --phone, --line-user, --reference or --case"),
     (("subject", "find", "--phone", "hello"),
      "ess: --phone: not a Thai phone number: 5 character(s) given"),
     (("subject", "find", "--line-user", "bob"),
      "ess: --line-user: a LINE user id is U followed by 32 hex characters"),
     (("subject", "find", "--reference", "ESS-XXXXX"), "ess: no incident ESS-XXXXX"),
+    (("subject", "find", "--case", "7K3F9"), "ess: --case: a case reference looks like"),
+    (("subject", "find", "--case", "CASE-XXXXX"), "ess: no case CASE-XXXXX"),
     (("subject", "erase", "--phone", "0812345678", "--reason", "x"),
      "ess: erasing 0 record(s) of subject S-"),
     (("subject", "request", "access", "--phone", "0812345678", "--received", "soon"),

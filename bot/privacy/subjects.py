@@ -1,10 +1,10 @@
 """Data subjects, and the registry of record kinds that know where a subject's data is.
 
-A subject is named by what a person can prove: a phone number, a LINE user id, or the
-reference of a report they made. It resolves to their conversation keys and the keyed
-digests the stores index, never to a phone number kept anywhere in clear. Each record kind
-(incidents now; cases when they land: register a `RecordKind` in `KINDS`) can find, export
-and erase what it holds about a subject.
+A subject is named by what a person can prove: a phone number, a LINE user id, the
+reference of a report they made, or the reference of their welfare case. It resolves to
+their conversation keys and the keyed digests the stores index, never to a phone number
+kept anywhere in clear. Each record kind (incidents, conversations, cases: a `RecordKind` in
+`KINDS`) can find, export and erase what it holds about a subject.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.case import Case, is_case_reference, normalize_case_reference
 from bot.incident import Incident, normalize_reference
 from bot.phone import normalize_thai_phone
+from storage.cases import is_erased_case
 from storage.ports import Storage
 from storage.vault import is_erased
 
@@ -28,19 +30,20 @@ class SubjectError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """How the subject was named: `phone`, `line-user` or `reference`, and the value."""
+    """How the subject was named: `phone`, `line-user`, `reference` or `case`, and the
+    value."""
 
     kind: str
     value: str
 
     @classmethod
     def parse(cls, phone: str | None, line_user: str | None,
-              reference: str | None) -> Selector:
+              reference: str | None, case: str | None = None) -> Selector:
         given = [(k, v) for k, v in (("phone", phone), ("line-user", line_user),
-                                     ("reference", reference)) if v]
+                                     ("reference", reference), ("case", case)) if v]
         if len(given) != 1:
-            raise SubjectError("name the subject with exactly one of --phone, --line-user "
-                               "or --reference")
+            raise SubjectError("name the subject with exactly one of --phone, --line-user, "
+                               "--reference or --case")
         kind, value = given[0]
         value = value.strip()
         if kind == "phone":
@@ -54,6 +57,10 @@ class Selector:
                 raise SubjectError("--line-user: a LINE user id is U followed by 32 hex "
                                    "characters")
             return cls(kind, value)
+        if kind == "case":
+            if not is_case_reference(value):
+                raise SubjectError("--case: a case reference looks like CASE-7K3F9")
+            return cls(kind, normalize_case_reference(value))
         return cls(kind, normalize_reference(value))
 
 
@@ -65,6 +72,7 @@ class Subject:
     selector: str  # the selector kind only: the value may be personal
     conversations: tuple[str, ...]
     digests: tuple[str, ...]
+    cases: tuple[str, ...] = ()  # ids of the welfare cases that are about this person
 
 
 def subject_id(digest: Digest, conversation: str, phone: str | None = None) -> str:
@@ -85,6 +93,8 @@ async def resolve(storage: Storage, digest: Digest, selector: Selector) -> Subje
         conversation = f"line:{selector.value}"
         return Subject(subject_id(digest, conversation), selector.kind, (conversation,),
                        (digest(conversation),))
+    if selector.kind == "case":
+        return await _case_subject(storage, digest, selector)
     incident = await storage.incidents.get(selector.value)
     if incident is None:
         raise SubjectError(f"no incident {selector.value}")
@@ -95,6 +105,27 @@ async def resolve(storage: Storage, digest: Digest, selector: Selector) -> Subje
         digests += [digest(f"phone:{incident.phone}"), digest(f"sms:{incident.phone}")]
     return Subject(subject_id(digest, incident.reporter, incident.phone), selector.kind,
                    (incident.reporter,), tuple(dict.fromkeys(digests)))
+
+
+def case_subject(case: Case) -> str:
+    """The subject id of the person a case is about, for consent receipts and requests:
+    bound to the case (its person has no phone or chat of their own here). The case id is
+    random, so the subject id says nothing about the person."""
+    return f"S-case-{case.id[:12]}"
+
+
+async def _case_subject(storage: Storage, digest: Digest, selector: Selector) -> Subject:
+    """The person of a case; for a case opened from a report, the reporter as well (the
+    case holds what they reported), so their report is found with it."""
+    case = await storage.cases.get(selector.value)
+    if case is None:
+        raise SubjectError(f"no case {selector.value}")
+    incident = (await storage.incidents.get_by_id(case.incident_id)
+                if case.incident_id else None)
+    if incident is None or is_erased(incident):
+        return Subject(case_subject(case), selector.kind, (), (), (case.id,))
+    found = await resolve(storage, digest, Selector("reference", incident.reference))
+    return Subject(found.id, selector.kind, found.conversations, found.digests, (case.id,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,5 +221,51 @@ class ConversationRecords:
         return count
 
 
-# Issue 13 (cases) adds its kind here; the rights commands go through this tuple only.
-KINDS: tuple[RecordKind, ...] = (IncidentRecords(), ConversationRecords())
+def _case_data(case: Case) -> dict[str, Any]:
+    return {"reference": case.reference, "status": case.status, "area": case.area,
+            "channel": case.channel, "flags": case.flags,
+            "created_at": case.created_at.isoformat(), **case.sealed_body()}
+
+
+class CaseRecords:
+    """Welfare cases: the one named by `--case`, and the cases opened from the subject's
+    reports. Sealed with their own data keys, erased by destroying them."""
+
+    name = "case"
+
+    async def find(self, storage: Storage, subject: Subject) -> list[Held]:
+        found: dict[str, Case] = {}
+        for case_id in subject.cases:
+            case = await storage.cases.get_by_id(case_id)
+            if case is not None:
+                found[case.id] = case
+        if subject.digests:
+            for incident in await storage.incidents.for_subject(list(subject.digests)):
+                for case in await storage.cases.for_incident(incident.id):
+                    found[case.id] = case
+        return [Held(self.name, c.reference, c.id, c.created_at, f"case {c.status}")
+                for c in found.values() if not is_erased_case(c)]
+
+    async def export(self, storage: Storage, held: Held) -> dict[str, Any]:
+        case = await storage.cases.get_by_id(held.record_id)
+        if case is None:
+            return {"reference": held.reference, "gone": True}
+        consents = await storage.privacy.consents(case_subject(case))
+        return _case_data(case) | {
+            "timeline": [{"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor,
+                          "channel": e.channel, "data": e.data}
+                         for e in await storage.cases.timeline(case.id)],
+            "consent_receipts": [{"at": e.at.isoformat(), "kind": e.kind,
+                                  "purposes": list(e.purposes), "channel": e.channel,
+                                  "words": e.text, "version": e.catalog_version,
+                                  "reason": e.reason} for e in consents]}
+
+    async def erase(self, storage: Storage, held: Sequence[Held], now: datetime) -> int:
+        ids = [h.record_id for h in held]
+        shredded = await storage.vault.shred(ids, now)
+        await storage.cases.scrub(ids)
+        return shredded
+
+
+# The rights commands go through this tuple only.
+KINDS: tuple[RecordKind, ...] = (IncidentRecords(), ConversationRecords(), CaseRecords())
