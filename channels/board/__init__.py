@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import secrets
 import time
@@ -32,7 +33,7 @@ from bot.render import Abilities
 from bot.staff import StaffMember
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
-from channels.board import pages
+from channels.board import pages, pdpa
 from channels.board.auth import (
     COOKIE,
     SESSION_HOURS,
@@ -114,6 +115,7 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/act", self._post(self._act(self.act)))
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
+        router.add_get(pdpa.PATH, self._page(functools.partial(pdpa.pdpa_admin, self)))
         router.add_get("/board/static/{name}", self.static)
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
