@@ -13,9 +13,11 @@ import pytest
 from bot.case import Case, Consent, Person, Referral
 from bot.incident import Notification, TimelineEvent
 from bot.privacy import retention
+from bot.privacy.breach import open_breach
 from bot.privacy.processing import load_processing
 from bot.types import Location, LocationSource, utcnow
 from storage.cases import is_erased_case
+from storage.crypto import Sealer
 from storage.ports import StaleSession, Storage, Timer
 from tests import test_storage_contract as contract
 from tests.test_storage_contract import Dump
@@ -180,3 +182,15 @@ async def test_retention_erases_a_closed_case_after_its_period(store: Storage) -
     kept = await store.cases.get(open_one.reference)
     assert kept is not None and not is_erased_case(kept) and kept.needs == NEEDS
     assert await retention.due(store, processing, later, timedelta(days=7)) == []
+
+
+async def test_a_breach_of_a_service_key_lists_the_cases_it_wraps(store: Storage) -> None:
+    case = await store.cases.create(a_case(), opened())
+    [key_id] = Sealer([b"k" * 32]).key_ids()
+    now = utcnow()
+    breach = await open_breach(store, load_processing(), "cli:dpo", now, key_ids=[key_id])
+    assert breach.references == (case.reference,)
+    assert THAI_ID not in breach.notice and NEEDS not in breach.notice
+    since = await open_breach(store, load_processing(), "cli:dpo", now,
+                              since=now - timedelta(hours=1))
+    assert since.references == (case.reference,)

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.privacy.processing import Processing
 from storage.audit import AuditEntry
+from storage.cases import KIND_CASE
 from storage.ports import Storage
 from storage.privacy import Breach, new_id
 
@@ -26,6 +27,12 @@ async def affected(storage: Storage, *, key_ids: list[str] | None = None,
     subjects: set[str] = set()
     if key_ids:
         for status in await storage.vault.wrapped_by(key_ids):
+            if status.kind == KIND_CASE:
+                case = await storage.cases.get_by_id(status.record)
+                if case is not None:
+                    references.append(case.reference)
+                    subjects.add(case.id)  # a case is about its own person
+                continue
             incident = await storage.incidents.get_by_id(status.record)
             if incident is not None:
                 references.append(incident.reference)
@@ -37,6 +44,10 @@ async def affected(storage: Storage, *, key_ids: list[str] | None = None,
                 references.append(incident.reference)
                 subjects.add(incident.id if incident.reporter.startswith("erased:")
                              else incident.reporter)
+        for case in await storage.cases.recent(100_000):
+            if case.created_at >= since:
+                references.append(case.reference)
+                subjects.add(case.id)
     return sorted(set(references)), len(subjects)
 
 
