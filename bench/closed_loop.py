@@ -346,8 +346,11 @@ async def start_ess(port: int, data_dir: str, line_url: str, pg_url: str, redis_
            "ESS_HOST": "127.0.0.1", "ESS_LOG_FORMAT": "json",
            "ESS_LOG_LEVEL": os.environ.get("BENCH_ESS_LOG", "warning"),
            "ESS_LINE_CHANNEL_SECRET": SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
-           "ESS_LINE_API_URL": line_url, "ESS_DATABASE_URL": pg_url, "ESS_REDIS_URL": redis_url,
-           "ESS_ESCALATE_AFTER": "24h", "ESS_REMIND_AFTER": "24h"}
+           "ESS_LINE_API_URL": line_url, "ESS_ESCALATE_AFTER": "24h", "ESS_REMIND_AFTER": "24h"}
+    env.pop("ESS_DATABASE_URL", None)
+    env.pop("ESS_REDIS_URL", None)
+    if pg_url:
+        env.update(ESS_DATABASE_URL=pg_url, ESS_REDIS_URL=redis_url)
     command = [sys.executable, "-m", "bot.cli", "serve"]
     if profile:
         command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "bot.cli", "serve"]
