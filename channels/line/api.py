@@ -20,6 +20,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -146,6 +147,23 @@ class LineApi:
             exc.headers = response.headers
             exc.body = answer
             raise exc
+
+    async def profile_language(self, user_id: str, seconds: float) -> str | None:
+        """The `language` of a user's profile (nothing else of it is read); raises on any
+        failure, as the SDK's `get_profile` would."""
+        if self._session is None:
+            raise RuntimeError("the LINE client is not open")
+        url = f"{self._base}/v2/bot/profile/{quote(user_id, safe='')}"
+        async with self._session.get(url, headers=self._headers,
+                                     timeout=aiohttp.ClientTimeout(total=seconds)) as response:
+            answer = await response.read()
+            if response.status >= 300:
+                exc = ApiException(status=response.status, reason=response.reason)
+                exc.headers = response.headers
+                raise exc
+        data = json.loads(answer)
+        language = data.get("language") if isinstance(data, dict) else None
+        return language if isinstance(language, str) and language else None
 
     async def reply(self, token: str, messages: Sequence[Any], silent: bool) -> SendResult:
         """Use a reply token (once). Any failure is FAILED: the caller pushes instead."""
