@@ -23,8 +23,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("storage", ("storage",)),
     ("routing", ("routing",)),
     ("flows", ("flows",)),
-    ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.sweeper", "bot.inbound", "bot.inbox",
-              "bot.services")),
+    ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.sweeper", "bot.inbound",
+              "bot.inbox", "bot.services")),
     ("channels", ("channels", "ess_jsonhook")),
     ("root", ("bot.app", "bot.wiring", "bot.cli", "bot")),
 )
