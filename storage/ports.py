@@ -236,6 +236,31 @@ class OptOuts(Protocol):
     async def stopped(self, address: str) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Menu:
+    """The numbered menu last sent to one address: number n picks `choices[n - 1]`.
+
+    Each choice is (action token, label catalog key); `lang` is the language it was shown in.
+    """
+
+    choices: tuple[tuple[str, str], ...]
+    lang: str
+    expires_at: datetime
+
+
+class Menus(Protocol):
+    """The last numbered menu sent to each responder address (SMS), shared by every process.
+
+    The address is kept as a keyed digest, the menu sealed. One row per address: a new menu
+    replaces the old one, so the table never grows past the number of responder addresses.
+    """
+
+    async def remember(self, address: str, menu: Menu) -> None: ...
+
+    async def last(self, address: str) -> Menu | None:
+        """The last menu sent to `address`, expired or not (the caller says it expired)."""
+
+
 class Transcripts(Protocol):
     """What a web conversation's page was shown, so any process can replay it."""
 
@@ -340,6 +365,9 @@ class Storage(Protocol):
 
     @property
     def transcripts(self) -> Transcripts: ...
+
+    @property
+    def menus(self) -> Menus: ...
 
     @property
     def limits(self) -> RateLimits: ...

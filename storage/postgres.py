@@ -22,6 +22,7 @@ from config.settings import Settings, mask_url
 from storage.crypto import Sealer
 from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
+from storage.menus import PgMenus
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
@@ -196,6 +197,7 @@ class PostgresStorage:
         self.dedupe = PgDedupe(pool, sealer)
         self.optouts = PgOptOuts(pool, sealer)
         self.transcripts = PgTranscripts(pool, sealer)
+        self.menus = PgMenus(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
         self.journal = PgJournal(pool, sealer)

@@ -28,6 +28,7 @@ from bot.types import Location
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
+from storage.menus import SQLiteMenus
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
 from storage.revocations import SQLiteRevocations
@@ -481,6 +482,7 @@ class SQLiteStorage:
         self.dedupe = SQLiteDedupe(db, sealer)
         self.optouts = SQLiteOptOuts(db, sealer)
         self.transcripts = SQLiteTranscripts(db, sealer)
+        self.menus = SQLiteMenus(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
 
     @classmethod

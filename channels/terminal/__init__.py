@@ -67,8 +67,9 @@ async def chat(engine: Engine, catalogs: Catalogs, lines: TextIO, out: TextIO,
                 references.append(ref)
                 # The receipt proper is an outbox row (bot.reports), which `ess chat` does
                 # not dispatch: say it here, before what the flow says next.
-                replies = [Reply(Text("report.received_short", {"reference": ref}),
-                                 reply.lang, silent=reply.silent), *replies]
+                said = "silent.received" if reply.silent else "report.received_short"
+                replies = [Reply(Text(said, {"reference": ref}), reply.lang,
+                                 silent=reply.silent), *replies]
         print_replies(replies, catalogs, out)
     return references
 
