@@ -7,14 +7,16 @@ allows it: the engine's hot path is `load` then `save`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.case import Case
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
+from bot.staff import BoardEvent, StaffMember
 
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
 TRANSCRIPT_KEEP = timedelta(days=7)  # a web conversation idle this long is forgotten
@@ -145,6 +147,49 @@ class IncidentStore(Protocol):
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         """Audit one read of personal data by a person (invariant 4)."""
+
+    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
+                       limit: int = 300) -> list[Incident]:
+        """The incidents routed to any of `areas` (every one for `TH`), newest first: the
+        area scope of a staff member is applied here, in the query, never after it."""
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+        """The incident, only when it is within `areas`: another area's reference reads as
+        unknown."""
+
+
+class CaseStore(Protocol):
+    """Welfare cases; personal fields sealed, duplicates found by keyed hashes only."""
+
+    async def create(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        """Write the case, its first event, outbox rows and timers in one transaction;
+        idempotent on `case.source_event` (a second call returns the first case)."""
+
+    async def get(self, reference: str) -> Case | None: ...
+
+    async def get_by_id(self, case_id: str) -> Case | None: ...
+
+    async def update(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        """Save, append the event, queue and schedule in one transaction; StaleSession
+        when `case.version` is not the stored one; bumps it."""
+
+    async def timeline(self, case_id: str) -> list[TimelineEvent]: ...
+
+    async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
+        """The cases opened from conversation `volunteer`, newest first."""
+
+    async def recent(self, limit: int = 50,
+                     areas: Sequence[str] | None = None) -> list[Case]: ...
+
+    async def for_incident(self, incident_id: str) -> list[Case]: ...
+
+    async def possible_duplicates(self, case: Case, since: datetime) -> list[str]:
+        """References of other cases with one of this case's Thai IDs (any time), or the
+        same person and place opened at or after `since`."""
 
 
 class Outbox(Protocol):
@@ -295,6 +340,52 @@ class Revocations(Protocol):
     async def revoked(self, subject: str, now: datetime) -> bool: ...
 
 
+class StaffStore(Protocol):
+    """Board accounts, their one-time set-password tokens and their sessions (shared by every
+    process, revocable). Tokens are stored only as keyed digests."""
+
+    async def add(self, member: StaffMember, password_hash: str | None) -> bool:
+        """False when the login exists."""
+
+    async def get(self, login: str) -> StaffMember | None: ...
+
+    async def all(self) -> list[StaffMember]: ...
+
+    async def password_hash(self, login: str) -> str | None:
+        """The stored hash of an enabled account; None otherwise."""
+
+    async def set_password(self, login: str, password_hash: str) -> bool: ...
+
+    async def disable(self, login: str) -> bool:
+        """Disable the account and end every session it has."""
+
+    async def issue_token(self, login: str, token: str, expires_at: datetime) -> None:
+        """A one-time set-password token (replaces any earlier one of the login)."""
+
+    async def redeem_token(self, token: str, now: datetime) -> str | None:
+        """The login of an unexpired token, used up by this call; None otherwise."""
+
+    async def open_session(self, token: str, login: str, now: datetime,
+                           expires_at: datetime) -> None: ...
+
+    async def session(self, token: str, now: datetime) -> StaffMember | None:
+        """The enabled member whose unexpired session `token` is; None otherwise."""
+
+    async def end_session(self, token: str) -> None: ...
+
+
+class BoardLog(Protocol):
+    """Every timeline event of every incident, numbered in commit order (the stores append
+    it in the transaction that changes the incident), for the board's live updates."""
+
+    async def after(self, seq: int, limit: int = 500) -> list[BoardEvent]: ...
+
+    async def last(self) -> int: ...
+
+    async def wake_on_append(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call `wake` soon after any process appends (PostgreSQL: LISTEN/NOTIFY), or never
+        (SQLite: the reader polls); returns the coroutine function that stops it. A wake-up
+        is a hint: the log stays the truth."""
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One verified inbound event, kept from before its webhook is answered until handled.
@@ -349,6 +440,9 @@ class Storage(Protocol):
     def incidents(self) -> IncidentStore: ...
 
     @property
+    def cases(self) -> CaseStore: ...
+
+    @property
     def outbox(self) -> Outbox: ...
 
     @property
@@ -374,6 +468,12 @@ class Storage(Protocol):
 
     @property
     def revocations(self) -> Revocations: ...
+
+    @property
+    def staff(self) -> StaffStore: ...
+
+    @property
+    def board(self) -> BoardLog: ...
 
     @property
     def journal(self) -> InboundJournal: ...

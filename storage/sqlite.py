@@ -23,8 +23,10 @@ import aiosqlite
 
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.session import Session
+from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location
+from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
@@ -38,6 +40,7 @@ from storage.shared_sqlite import (
     SQLiteRateLimits,
     SQLiteTranscripts,
 )
+from storage.staff import SQLiteBoardLog, SQLiteStaff
 
 BACKEND = "sqlite"
 
@@ -178,6 +181,16 @@ _INCIDENT_COLUMNS = (
     "drill, phone, location, location_source, area_codes, details, version, created_at, "
     "updated_at"
 )
+
+
+def _scope(areas: Sequence[str]) -> tuple[str, list[Any]]:
+    """The SQL condition "routed to one of `areas`" (everything for the national centre)."""
+    if NATIONAL in areas:
+        return "1 = 1", []
+    if not areas:
+        return "1 = 0", []
+    return (f"EXISTS (SELECT 1 FROM json_each(incidents.area_codes) WHERE value IN "
+            f"({', '.join('?' * len(areas))}))", list(areas))
 
 
 class SQLiteIncidents:
@@ -322,6 +335,24 @@ class SQLiteIncidents:
             [*kinds, ts(since)])
         return [Milestone(r[0], _dt(r[1]), tuple(json.loads(r[2])), r[3],
                           dt(r[4]) if r[3] is not None else None) for r in rows]
+
+    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
+                       limit: int = 300) -> list[Incident]:
+        where, params = _scope(areas)
+        if exclude_status:
+            where += f" AND status NOT IN ({', '.join('?' * len(exclude_status))})"
+            params += list(exclude_status)
+        rows = await self._db.all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {where} "
+            "ORDER BY created_at DESC LIMIT ?", [*params, limit])
+        return [self._incident(r) for r in rows]
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+        where, params = _scope(areas)
+        row = await self._db.one(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reference = ? AND {where}",
+            [reference, *params])
+        return self._incident(row) if row else None
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         async with self._db.transaction() as conn:
@@ -473,6 +504,7 @@ class SQLiteStorage:
         self._db = db
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer)
+        self.cases = SQLiteCases(db, sealer)
         self.outbox = SQLiteOutbox(db, sealer)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
@@ -484,6 +516,8 @@ class SQLiteStorage:
         self.transcripts = SQLiteTranscripts(db, sealer)
         self.menus = SQLiteMenus(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
+        self.staff = SQLiteStaff(db, sealer)
+        self.board = SQLiteBoardLog(db)
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:
