@@ -189,15 +189,20 @@ class Inbox:
         renewer = asyncio.create_task(self._renew_forever(), name="ess-inbox-renew")
         try:
             while True:  # until cancelled
-                claimed = 0
+                # Cleared before the claim, not after: an arrival (or a lane finishing)
+                # while the claim is under way keeps its wake, so it is not left for the
+                # next poll.
+                self._wake.clear()
                 try:
                     if self._spooling:
                         await self.replay()
-                    claimed = await self.drain_once()
+                    await self.drain_once()
                 except Exception as exc:
                     log.error("inbox.drain_failed", error=type(exc).__name__)
-                if not claimed:
                     self._wake.clear()
+                if len(self._lanes) < self.lanes:
+                    # Room left after a claim: nothing else was free. Claiming again at once
+                    # would only find nothing; wait for an arrival, a lane done, or the poll.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
         finally:
