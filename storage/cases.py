@@ -160,7 +160,8 @@ class SQLiteCases:
 
     @staticmethod
     def _where(areas: Sequence[str] | None, flag: str | None) -> tuple[str, list[Any]]:
-        clauses, args = ["1 = 1"], []
+        clauses: list[str] = ["1 = 1"]
+        args: list[Any] = []
         if areas is not None and NATIONAL not in areas:
             marks = ", ".join("?" * len(areas)) or "NULL"
             clauses.append(f"(area IN ({marks}) OR substr(area, 1, 2) IN ({marks}))")
@@ -312,7 +313,8 @@ class PgCases:
     @staticmethod
     def _where(areas: Sequence[str] | None, flag: str | None,
                first: int) -> tuple[str, list[Any]]:
-        clauses, args = ["TRUE"], []
+        clauses: list[str] = ["TRUE"]
+        args: list[Any] = []
         if areas is not None and NATIONAL not in areas:
             args.append(list(areas))
             n = first + len(args) - 1
