@@ -263,8 +263,9 @@ def _refer_form(case: Case, lang: str, csrf: str, event_id: str,
 def _timeline(events: Sequence[TimelineEvent], lang: str) -> str:
     items = []
     for ev in events:
-        extra = ", ".join(f"{k}={v}" for k, v in ev.data.items()
-                          if k in SHOWN_DATA and v not in ("", [], None))
+        extra = "; ".join(
+            f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in ev.data.items() if k in SHOWN_DATA and v not in ("", [], None))
         label = say(lang, f"case_event_{ev.kind}") if ev.kind in (
             "opened", "referral", "overdue", *cl.CASE_TRANSITIONS,
             *(f"referral_{t}" for t in cl.REFERRAL_TRANSITIONS)) else ev.kind
