@@ -61,7 +61,8 @@ def add_commands(sub: Any) -> None:
         dest="programmes_command", required=True)
     check = programmes.add_parser("check", help="validate programme rule files")
     check.add_argument("files", nargs="*", type=Path,
-                       help="default: config/programmes/*.yaml")
+                       help="default: ESS_PROGRAMMES_DIR's *.yaml, or the sample rules in "
+                            "config/programmes")
 
 
 def summary(case: Case) -> dict[str, Any]:
@@ -73,7 +74,9 @@ def summary(case: Case) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "programmes":
-        return check_programmes(args.files)
+        from bot.wiring import programme_paths
+
+        return check_programmes(args.files or programme_paths(settings))
     if args.command == "volunteers" and args.volunteers_command == "code":
         return await _code(settings, args.area, args.ttl)
     from bot.wiring import open_services
@@ -223,11 +226,10 @@ def _changed(done: Any, reference: str, what: str) -> int:
 
 
 def check_programmes(files: list[Path]) -> int:
-    from routing.programmes import ProgrammeError, load_programmes, programme_files
+    from routing.programmes import ProgrammeError, load_programmes
 
-    paths = files or programme_files()
     try:
-        found = load_programmes(paths)
+        found = load_programmes(files)
     except ProgrammeError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
