@@ -161,7 +161,6 @@ class CaseDesk:
         if done.error:
             return await self._refused(request, member, token, done.case,
                                        WHY.get(done.error, "why_not_allowed"), 409)
-        self.board.feed.poke()
         status = cp.status_label(self.board.ctx.services.catalogs, lang, done.case.status)
         return await self.show(request, member, token, case=done.case,
                                answer=say(lang, "case_moved", status=status))

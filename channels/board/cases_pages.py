@@ -18,7 +18,7 @@ from bot.i18n import Catalogs
 from bot.incident import TimelineEvent
 from bot.staff import StaffMember
 from bot.types import Text
-from channels.board.pages import e, layout
+from channels.board.pages import _select, e, layout
 from channels.board.words import say
 from routing import case_lifecycle as cl
 
@@ -72,14 +72,6 @@ def _hardships(case: Case, catalogs: Catalogs, lang: str) -> str:
 
 def _when(at: datetime) -> str:
     return f'<time datetime="{e(at.isoformat())}">{e(at.strftime("%Y-%m-%d %H:%M"))}</time>'
-
-
-def _select(name: str, label: str, options: Sequence[tuple[str, str]], chosen: str,
-            lang: str) -> str:
-    items = [f'<option value="">{e(say(lang, "filter_any"))}</option>'] + [
-        f'<option value="{e(v)}"{" selected" if v == chosen else ""}>{e(t)}</option>'
-        for v, t in options]
-    return f'<label>{e(label)}<select name="{e(name)}">{"".join(items)}</select></label>'
 
 
 def list_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[CaseRow],
