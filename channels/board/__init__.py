@@ -116,6 +116,9 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
         router.add_get(pdpa.PATH, self._page(functools.partial(pdpa.pdpa_admin, self)))
+        from channels.board.cases import CaseDesk  # here: it builds on this module
+
+        CaseDesk(self).routes(router)
         router.add_get("/board/static/{name}", self.static)
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
