@@ -373,6 +373,20 @@ class StaffStore(Protocol):
 
     async def end_session(self, token: str) -> None: ...
 
+    async def update(self, member: StaffMember) -> bool:
+        """Change an account's name, language, roles, areas and agencies (not its state)."""
+
+    async def set_totp(self, login: str, secret: bytes | None) -> bool:
+        """Enrol (or, with None, remove) the TOTP secret, stored sealed; the accepted step
+        starts again."""
+
+    async def totp_secret(self, login: str) -> bytes | None:
+        """The enrolled TOTP secret of an enabled account; None otherwise."""
+
+    async def use_totp_step(self, login: str, step: int) -> bool:
+        """Accept a code of time step `step` once: True only when no code of this step or a
+        later one was accepted before (atomic: two processes never both accept one code)."""
+
 
 class BoardLog(Protocol):
     """Every timeline event of every incident, numbered in commit order (the stores append

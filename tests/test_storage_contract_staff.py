@@ -119,3 +119,42 @@ async def test_board_log_wakes_a_listener_on_postgres(store: Storage) -> None:
             await asyncio.wait_for(woken.wait(), 5)
     finally:
         await stop()
+
+
+async def test_staff_update_changes_roles_and_areas_only(store: Storage) -> None:
+    await store.staff.add(SUPERVISOR, "$argon2id$hash")
+    changed = replace(SUPERVISOR, name="Somchai", lang="en", roles=("responder", "analyst"),
+                      areas=("TH-65", "TH-6501"), agencies=(), disabled=True)
+    assert await store.staff.update(changed)
+    got = await store.staff.get("somchai")
+    assert got is not None and got.roles == ("responder", "analyst") and got.lang == "en"
+    assert got.areas == ("TH-65", "TH-6501") and got.agencies == () and got.name == "Somchai"
+    assert not got.disabled  # a disable goes through disable(), which ends the sessions
+    assert await store.staff.password_hash("somchai") == "$argon2id$hash"
+    assert not await store.staff.update(replace(SUPERVISOR, login="nobody"))
+
+
+async def test_totp_secret_is_sealed_and_each_step_is_accepted_once(
+        store: Storage, dump: Dump) -> None:
+    await store.staff.add(SUPERVISOR, None)
+    assert await store.staff.totp_secret("somchai") is None
+    assert not await store.staff.use_totp_step("somchai", 5)  # nothing enrolled
+    secret = b"totp-secret-0123456789"
+    assert await store.staff.set_totp("somchai", secret)
+    assert not await store.staff.set_totp("nobody", secret)
+    assert await store.staff.totp_secret("somchai") == secret
+    assert await store.staff.use_totp_step("somchai", 1000)
+    assert not await store.staff.use_totp_step("somchai", 1000)  # replayed
+    assert not await store.staff.use_totp_step("somchai", 999)  # older
+    results = await asyncio.gather(*(store.staff.use_totp_step("somchai", 1001)
+                                     for _ in range(4)))
+    assert sorted(results) == [False, False, False, True]  # one code, one sign-in
+    raw = await dump()
+    assert secret not in raw
+    assert await store.staff.set_totp("somchai", secret)  # re-enrolled: the steps start again
+    assert await store.staff.use_totp_step("somchai", 1000)
+    assert await store.staff.set_totp("somchai", None)
+    assert await store.staff.totp_secret("somchai") is None
+    await store.staff.set_totp("somchai", secret)
+    await store.staff.disable("somchai")
+    assert await store.staff.totp_secret("somchai") is None  # disabled: no sign-in at all

@@ -29,7 +29,7 @@ from aiohttp import web
 from bot.incident import normalize_reference
 from bot.outbound import Outbound, SendResult
 from bot.render import Abilities
-from bot.staff import StaffMember
+from bot.staff import ROLES, StaffMember
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
 from channels.board import pages
@@ -47,7 +47,7 @@ from channels.board.metrics import BOARD_LAG, BOARD_VIEWERS
 from channels.board.views import BoardRow, row, urgency
 from channels.board.words import LANGS
 from channels.limits import client_address
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from routing import lifecycle as lc
 from routing.responders import Actor, ActResult
 
@@ -64,6 +64,7 @@ TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
 ABILITIES = Abilities()
+TOTP_ROLES = ("supervisor", "admin")  # roles that sign in with a one-time code by default
 
 FORM = web.RequestKey("board_form", dict)
 Handler = Callable[[web.Request, StaffMember, str], Awaitable[web.StreamResponse]]
@@ -80,10 +81,12 @@ class BoardChannel(Channel):
     abilities = ABILITIES
 
     def __init__(self, tile_url: str = "", attribution: str = "",
-                 trust_forwarded: bool = False):
+                 trust_forwarded: bool = False,
+                 totp_roles: tuple[str, ...] = TOTP_ROLES):
         self.tile_url = tile_url
         self.attribution = attribution
         self.trust_forwarded = trust_forwarded
+        self.totp_roles = totp_roles
         self._feed: Feed | None = None
 
     @classmethod
@@ -93,7 +96,7 @@ class BoardChannel(Channel):
             raise ChannelOff("board: ESS_BOARD_ENABLED is false")
         return cls(optional_setting(settings, "ESS_BOARD_TILE_URL"),
                    optional_setting(settings, "ESS_BOARD_TILE_ATTRIBUTION"),
-                   settings.trust_forwarded)
+                   settings.trust_forwarded, totp_roles_setting(settings))
 
     @classmethod
     def add_commands(cls, commands: argparse._SubParsersAction[Any]) -> None:
@@ -270,9 +273,11 @@ class BoardChannel(Channel):
         services = self.ctx.services
         result = await log_in(services.storage.staff, services.storage.limits,
                               form.get("login", ""), form.get("password", ""),
-                              client_address(request, self.trust_forwarded), utcnow())
+                              client_address(request, self.trust_forwarded), utcnow(),
+                              code=form.get("code", ""), totp_roles=self.totp_roles)
         if result.member is None:
-            status = 429 if result.problem == "board.locked_out" else 401
+            status = 429 if result.problem == "board.locked_out" else \
+                403 if result.problem == "board.totp_not_enrolled" else 401
             log.info("board.login_refused", reason=result.problem)
             return self._html(pages.login_page(lang, result.problem.removeprefix("board.")),
                               status)
@@ -511,6 +516,20 @@ class BoardChannel(Channel):
         return web.Response(body=path.read_bytes(), content_type=TYPES[path.suffix],
                             headers={"Cache-Control": "max-age=86400",
                                      "X-Content-Type-Options": "nosniff"})
+
+
+def totp_roles_setting(settings: Settings) -> tuple[str, ...]:
+    """`ESS_BOARD_TOTP_ROLES`: the roles that must sign in with a one-time code (`none`: no
+    role must; an enrolled account always does)."""
+    raw = optional_setting(settings, "ESS_BOARD_TOTP_ROLES", ",".join(TOTP_ROLES))
+    if raw.lower() == "none":
+        return ()
+    roles = tuple(r.strip() for r in raw.replace(" ", ",").split(",") if r.strip())
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise SettingsError(f"ESS_BOARD_TOTP_ROLES={raw!r}: unknown roles {unknown}; "
+                            f"expected some of {', '.join(ROLES)} or 'none'")
+    return roles
 
 
 def can_act(member: StaffMember) -> bool:

@@ -77,6 +77,8 @@ def login_page(lang: str, problem: str = "", setup: bool = False) -> str:
             'required maxlength="64" autofocus></label>'
             f'<label>{e(say(lang, "password_field"))}<input name="password" type="password" '
             'autocomplete="current-password" required maxlength="256"></label>'
+            f'<label>{e(say(lang, "code_field"))}<input name="code" inputmode="numeric" '
+            'autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="8"></label>'
             f'<button type="submit" class="primary">{e(say(lang, "sign_in"))}</button></form>'
             f'<p class="langs">{langs}</p>')
     return layout(lang, say(lang, "login_title"), body)
