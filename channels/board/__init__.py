@@ -118,6 +118,9 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
         router.add_get("/board/static/{name}", self.static)
+        from channels.board.staff_admin import StaffAdmin  # it builds on this module
+
+        StaffAdmin(self).routes(router)
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
     async def start(self, ctx: ChannelContext) -> None:

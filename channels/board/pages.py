@@ -42,6 +42,8 @@ def layout(lang: str, title: str, body: str, *, member: StaffMember | None = Non
                f'<span class="who">{e(member.name)} · '
                f'{e(say(lang, "areas", areas=", ".join(member.areas)))}</span>'
                f'<a class="lang" href="?lang={other}" lang="{other}">{other.upper()}</a>'
+               + (f'<a href="/board/admin/staff">{e(say(lang, "staff_link"))}</a>'
+                  if "admin" in member.roles else "") +
                f'<form method="post" action="/board/logout" class="inline">'
                f'<input type="hidden" name="csrf" value="{e(csrf)}">'
                f'<button type="submit">{e(say(lang, "sign_out"))}</button></form></header>')

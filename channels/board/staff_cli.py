@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from bot.staff import NATIONAL, ROLES, StaffMember
+from bot.staff import NATIONAL, ROLES, StaffMember, valid_login
 from bot.types import utcnow
 from channels.base import CommandContext, CommandError, optional_setting
 from channels.board import totp
@@ -80,8 +80,7 @@ async def staff_command(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 async def _add(args: argparse.Namespace, store: StaffStore, base: str) -> int:
     login = args.login.strip()
-    if not login or len(login) > 64 or not login.replace(".", "").replace("-", "") \
-            .replace("_", "").isalnum():
+    if not valid_login(login):
         raise CommandError("a login is 1-64 letters, digits, '.', '-' or '_'")
     roles = tuple(dict.fromkeys([*args.role, *(["admin"] if args.admin else [])]))
     areas = tuple(dict.fromkeys([a.strip().upper() for a in args.area if a.strip()]
