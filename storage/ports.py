@@ -206,6 +206,10 @@ class Outbox(Protocol):
 
     async def pending(self) -> int: ...
 
+    async def for_incident(self, incident_id: str) -> list[Notification]:
+        """Every notification of one incident, oldest first, whatever its state (the
+        incident page's record of who was told what, and when it was delivered)."""
+
 
 class Timers(Protocol):
     async def schedule(self, timer: Timer) -> None:

@@ -158,3 +158,24 @@ async def test_totp_secret_is_sealed_and_each_step_is_accepted_once(
     await store.staff.set_totp("somchai", secret)
     await store.staff.disable("somchai")
     assert await store.staff.totp_secret("somchai") is None  # disabled: no sign-in at all
+
+
+async def test_outbox_reads_one_incidents_notifications_in_every_state(store: Storage) -> None:
+    first, other = incident(), incident("test:ev-2")
+    cards = notifications(3)
+    await store.incidents.create(first, cards, TimelineEvent("reported", "r", "sms"))
+    await store.incidents.create(other, notifications(1), TimelineEvent("reported", "r", "sms"))
+    now = utcnow()
+    claimed = await store.outbox.claim("A", 10, 30, now)
+    mine = [n for n in claimed if n.incident_id == first.id]
+    await store.outbox.complete(mine[0].id, "A", now)
+    await store.outbox.bury(mine[1].id, "A", "HTTP 400")
+    got = await store.outbox.for_incident(first.id)
+    assert sorted(n.recipient for n in got) == sorted(n.recipient for n in cards)
+    assert all(n.incident_id == first.id and n.payload["phone"] == contract.PHONE
+               for n in got)
+    by_id = {n.id: n for n in got}
+    assert by_id[mine[0].id].status == "sent" and by_id[mine[0].id].sent_at is not None
+    assert abs((by_id[mine[0].id].sent_at - now).total_seconds()) < 1  # type: ignore[operator]
+    assert by_id[mine[1].id].status == "dead" and by_id[mine[2].id].status == "pending"
+    assert await store.outbox.for_incident("no-such-incident") == []

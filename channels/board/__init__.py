@@ -44,6 +44,7 @@ from channels.board.auth import (
 )
 from channels.board.live import Change, Feed
 from channels.board.metrics import BOARD_LAG, BOARD_VIEWERS
+from channels.board.record import record_html, relay_chat, told
 from channels.board.views import BoardRow, row, urgency
 from channels.board.words import LANGS
 from channels.limits import client_address
@@ -371,13 +372,15 @@ class BoardChannel(Channel):
         services = self.ctx.services
         await self._audit(member, "board.incident.view", incident.reference)
         events = await services.storage.incidents.timeline(incident.id)
+        outbox = await services.storage.outbox.for_incident(incident.id)
         r = row(incident, services.catalogs, lang, services.settings.escalate_after)
         return self._html(pages.incident_page(
             lang, member, csrf_for(token), incident, r, events, services.catalogs,
             phone=phone, answer=answer, event_id=secrets.token_hex(8), problem=problem,
             can_act=can_act(member),
             after=await services.storage.board.last(), tile_url=self.tile_url,
-            attribution=self.attribution))
+            attribution=self.attribution, record=record_html(
+                lang, told(incident, outbox, lang), relay_chat(incident, outbox, lang))))
 
     def _actor(self, member: StaffMember) -> Actor:
         return Actor(f"{CHANNEL}:{member.login}", "", member.name, vouched=True)

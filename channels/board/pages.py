@@ -191,7 +191,7 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
                   events: Sequence[TimelineEvent], catalogs: Catalogs, *, phone: str = "",
                   answer: str = "", event_id: str = "", problem: str = "",
                   after: int = 0, tile_url: str = "", attribution: str = "",
-                  can_act: bool = True) -> str:
+                  can_act: bool = True, record: str = "") -> str:
     ref = e(incident.reference)
     hidden = (f'<input type="hidden" name="csrf" value="{e(csrf)}">'
               f'<input type="hidden" name="event" value="{e(event_id)}">')
@@ -265,7 +265,7 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
             f'<h2>{e(say(lang, "phone"))}</h2><div>{number}</div>'
             f'<h2>{e(say(lang, "actions"))}</h2><div class="actions">{"".join(forms)}</div>'
             f'<h2>{e(say(lang, "notes"))}</h2><ul class="notes">{notes_html}</ul>'
-            f'<h2>{e(say(lang, "timeline"))}</h2>{_timeline(events, lang)}</div>')
+            f'{record}<h2>{e(say(lang, "timeline"))}</h2>{_timeline(events, lang)}</div>')
     words = {k: say(lang, k) for k in ("live", "offline", "nobody", "do_not_call", "drill",
                                        "escalation_due", "empty")}
     templates = {k: say(lang, k, minutes="{minutes}", countdown="{countdown}",
