@@ -119,9 +119,11 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
         router.add_get("/board/static/{name}", self.static)
-        from channels.board.staff_admin import StaffAdmin  # it builds on this module
+        from channels.board.export import export  # these build on this module
+        from channels.board.staff_admin import StaffAdmin
 
         StaffAdmin(self).routes(router)
+        router.add_get("/board/export.csv", self._page(export(self)))
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
     async def start(self, ctx: ChannelContext) -> None:
@@ -333,20 +335,26 @@ class BoardChannel(Channel):
     async def board(self, request: web.Request, member: StaffMember,
                     token: str) -> web.StreamResponse:
         lang = self._lang(request, member)
+        after = await self.ctx.services.storage.board.last()
+        filters, rows = await self.listed(request, member, lang)
+        return self._html(pages.board_page(lang, member, csrf_for(token), rows,
+                                           self.ctx.services.catalogs, filters, after,
+                                           self.tile_url, self.attribution,
+                                           exports=can_export(member)))
+
+    async def listed(self, request: web.Request, member: StaffMember,
+                     lang: str) -> tuple[dict[str, str], list[BoardRow]]:
+        """The filters in the URL and the open incidents of the member's areas they keep."""
         filters = {k: request.query.get(k, "")[:40] for k in ("area", "agency", "status",
                                                                "type")}
         filters = {k: v for k, v in filters.items() if v}
         areas = member.areas
         if filters.get("area"):
             areas = (filters["area"],) if filters["area"] in member.areas else ()
-        after = await self.ctx.services.storage.board.last()
         incidents = await self.ctx.services.storage.incidents.in_areas(
             areas, exclude_status=sorted(lc.CLOSED))
-        rows = sorted((r for r in self._rows(incidents, lang) if matches(r, filters)),
-                      key=urgency)
-        return self._html(pages.board_page(lang, member, csrf_for(token), rows,
-                                           self.ctx.services.catalogs, filters, after,
-                                           self.tile_url, self.attribution))
+        return filters, sorted((r for r in self._rows(incidents, lang) if matches(r, filters)),
+                               key=urgency)
 
     async def find(self, request: web.Request, member: StaffMember,
                    token: str) -> web.StreamResponse:
@@ -536,6 +544,10 @@ def totp_roles_setting(settings: Settings) -> tuple[str, ...]:
         raise SettingsError(f"ESS_BOARD_TOTP_ROLES={raw!r}: unknown roles {unknown}; "
                             f"expected some of {', '.join(ROLES)} or 'none'")
     return roles
+
+
+def can_export(member: StaffMember) -> bool:
+    return any(role in member.roles for role in ("supervisor", "admin", "analyst"))
 
 
 def can_act(member: StaffMember) -> bool:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 from bot.i18n import Catalogs
 from bot.incident import Incident, TimelineEvent
@@ -124,7 +125,7 @@ def row_html(r: BoardRow, lang: str) -> str:
 
 def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRow],
                catalogs: Catalogs, filters: Mapping[str, str], after: int,
-               tile_url: str, attribution: str) -> str:
+               tile_url: str, attribution: str, exports: bool = False) -> str:
     types = sorted({r.type for r in rows} | {filters.get("type", "")} - {""})
     statuses = [(s, say(lang, f"status_{s}")) for s in STATUSES]
     areas = [(a, a) for a in member.areas]
@@ -140,6 +141,8 @@ def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRo
                       filters.get("type", ""), lang)
             + f'<input type="hidden" name="lang" value="{e(lang)}">'
             f'<button type="submit">{e(say(lang, "filter_apply"))}</button></form>'
+            + (f'<a class="export" href="/board/export.csv?{e(urlencode(dict(filters)))}" '
+               f'download>{e(say(lang, "export_csv"))}</a>' if exports else "") +
             '<form method="get" action="/board/find" class="find">'
             f'<label>{e(say(lang, "search"))}<input name="ref" placeholder="ESS-7K3F9" '
             f'maxlength="20"></label><button type="submit">{e(say(lang, "search_go"))}'
