@@ -58,7 +58,7 @@ async def test_the_page_says_who_was_told_at_which_level_and_shows_the_relay_cha
     stored = await storage.incidents.get(incident.reference)
     assert stored is not None
     targets = stored.details["dispatch"]["targets"]
-    rows = re.findall(r'<tr class="out-sent"><td>(\d+)</td><td>([^<]+)</td>', told)
+    rows = re.findall(r'<tr class="out-sent"><td>Level (\d+)</td><td>([^<]+)</td>', told)
     assert len(rows) >= len(cards)  # the later levels (and reminders) keep coming
     for address, target in targets.items():
         if any(n.recipient == address for n in cards):

@@ -29,7 +29,7 @@ from aiohttp import web
 from bot.incident import normalize_reference
 from bot.outbound import Outbound, SendResult
 from bot.render import Abilities
-from bot.staff import ROLES, StaffMember
+from bot.staff import ROLES, StaffMember, in_scope
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
 from channels.board import pages
@@ -50,6 +50,7 @@ from channels.board.words import LANGS
 from channels.limits import client_address
 from config.settings import Settings, SettingsError
 from routing import lifecycle as lc
+from routing.directory import Station
 from routing.responders import Actor, ActResult
 
 log = structlog.get_logger(__name__)
@@ -57,6 +58,7 @@ log = structlog.get_logger(__name__)
 CHANNEL = "board"
 MAX_FORM = 8 * 1024  # a form of the board is a few hundred bytes; a 1 MB one is refused
 PING_SECONDS = 15.0
+MAX_STATIONS = 500  # station markers on the map: a province has tens, the country ~1,500
 RECHECK_SECONDS = 30.0  # a live stream re-reads its session: a disable ends it this soon
 STATIC = Path(__file__).parent / "static"
 VENDORED = {"leaflet": Path(xleaflet.BASE_DIR), "markercluster": Path(xcluster.BASE_DIR)}
@@ -340,7 +342,13 @@ class BoardChannel(Channel):
         return self._html(pages.board_page(lang, member, csrf_for(token), rows,
                                            self.ctx.services.catalogs, filters, after,
                                            self.tile_url, self.attribution,
-                                           exports=can_export(member)))
+                                           exports=can_export(member),
+                                           stations=self.stations_of(member)))
+
+    def stations_of(self, member: StaffMember) -> list[Station]:
+        """The directory's stations of the member's areas, for the map (at most 500)."""
+        return [s for s in self.ctx.services.directory.stations
+                if in_scope(member.areas, s.areas)][:MAX_STATIONS]
 
     async def listed(self, request: web.Request, member: StaffMember,
                      lang: str) -> tuple[dict[str, str], list[BoardRow]]:

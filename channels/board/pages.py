@@ -19,6 +19,7 @@ from bot.types import Text
 from channels.board.views import BoardRow, where_words
 from channels.board.words import LANGS, board_catalogs, say
 from routing import lifecycle as lc
+from routing.directory import Station
 
 STATUSES = lc.STATES
 OUTCOMES = ("resolve", "refer_protection", "refer_welfare", "unfounded", "duplicate")
@@ -125,7 +126,8 @@ def row_html(r: BoardRow, lang: str) -> str:
 
 def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRow],
                catalogs: Catalogs, filters: Mapping[str, str], after: int,
-               tile_url: str, attribution: str, exports: bool = False) -> str:
+               tile_url: str, attribution: str, exports: bool = False,
+               stations: Sequence[Station] = ()) -> str:
     types = sorted({r.type for r in rows} | {filters.get("type", "")} - {""})
     statuses = [(s, say(lang, f"status_{s}")) for s in STATUSES]
     areas = [(a, a) for a in member.areas]
@@ -152,20 +154,25 @@ def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRo
     empty = "" if rows else f'<p class="empty" id="empty">{e(say(lang, "empty"))}</p>'
     body = (f'<div class="bar"><span id="live" class="live" aria-live="polite">'
             f'{e(say(lang, "offline"))}</span><span id="alarm" class="alarm" role="alert" '
-            f'hidden></span></div>{form}<div class="split"><section class="list">'
+            f'hidden></span><button type="button" id="sound" class="sound" '
+            f'aria-pressed="false" hidden>{e(say(lang, "sound_off"))}</button></div>'
+            f'{form}<div class="split"><section class="list">'
             f'<table><thead><tr>{head}</tr></thead><tbody id="rows">'
             f'{"".join(row_html(r, lang) for r in rows)}</tbody></table>{empty}</section>'
             f'<section class="map" aria-label="{e(say(lang, "map"))}"><div id="map"></div>'
             f'<p class="hint" id="no-tiles" hidden>{e(say(lang, "map_no_tiles"))}</p>'
             '</section></div>')
     words = {k: say(lang, k) for k in ("live", "offline", "nobody", "do_not_call", "drill",
-                                       "escalation_due", "empty")}
+                                       "escalation_due", "empty", "undelivered", "sound_on",
+                                       "sound_off")}
     templates = {k: say(lang, k, minutes="{minutes}", countdown="{countdown}",
                         elapsed="{elapsed}", count="{count}")
                  for k in ("since", "escalates_in", "eta", "eta_late", "on_scene_for", "alarm")}
     config = {"mode": "board", "lang": lang, "after": after, "filters": dict(filters),
               "tileUrl": tile_url, "attribution": attribution, "words": words,
-              "templates": templates}
+              "templates": templates, "stations": [
+                  {"name": s.name_en if lang == "en" else s.name_th, "lat": s.lat,
+                   "lon": s.lon} for s in stations]}
     return layout(lang, say(lang, "title"), body, member=member, csrf=csrf, config=config)
 
 
@@ -270,7 +277,7 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
             f'<h2>{e(say(lang, "notes"))}</h2><ul class="notes">{notes_html}</ul>'
             f'{record}<h2>{e(say(lang, "timeline"))}</h2>{_timeline(events, lang)}</div>')
     words = {k: say(lang, k) for k in ("live", "offline", "nobody", "do_not_call", "drill",
-                                       "escalation_due", "empty")}
+                                       "escalation_due", "empty", "undelivered")}
     templates = {k: say(lang, k, minutes="{minutes}", countdown="{countdown}",
                         elapsed="{elapsed}", count="{count}")
                  for k in ("since", "escalates_in", "eta", "eta_late", "on_scene_for", "alarm")}
