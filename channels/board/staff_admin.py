@@ -224,7 +224,7 @@ def staff_page(lang: str, admin: StaffMember, csrf: str, members: Sequence[Staff
         manage = ""
         if not m.disabled:
             edit = _member_form(lang, csrf, f"{ROOT}/{m.login}/save", m, say(lang, "staff_save"))
-            manage = (f'<details><summary>{e(say(lang, "staff_save"))}…</summary>{edit}'
+            manage = (f'<details><summary>{e(say(lang, "staff_edit"))}</summary>{edit}'
                       f'</details><form method="post" action="{base}/reset" class="inline">'
                       f'<input type="hidden" name="csrf" value="{e(csrf)}"><button '
                       f'type="submit">{e(say(lang, "staff_reset"))}</button></form>'
