@@ -88,6 +88,10 @@ def test_staff_totp_prints_the_secret_once_and_keeps_it_sealed(tmp_path: Path,
     assert ess_(tmp_path, "staff", "add", "somchai", "--role", "supervisor", "--area",
                 "65").returncode == 0
     enrolled = ess_(tmp_path, "staff", "totp", "somchai")
+    assert "ess staff totp dao" in ess_(tmp_path, "staff", "add", "dao", "--role",
+                                        "supervisor", "--area", "65").stdout
+    assert "one-time code" not in ess_(tmp_path, "staff", "add", "nok", "--role",
+                                       "responder", "--area", "65").stdout
     assert enrolled.returncode == 0, enrolled.stderr
     uri = re.search(r"^otpauth://totp/ESS%20Board%3Asomchai\?secret=([A-Z2-7]+)&",
                     enrolled.stdout, re.M)

@@ -9,7 +9,7 @@ from typing import Any
 from bot.staff import NATIONAL, ROLES, StaffMember, valid_login
 from bot.types import utcnow
 from channels.base import CommandContext, CommandError, optional_setting
-from channels.board import totp
+from channels.board import totp, totp_roles_setting
 from channels.board.auth import hash_password, password_problem, set_password_link
 from storage.factory import make_sealer, open_storage
 from storage.ports import StaffStore
@@ -73,12 +73,13 @@ async def staff_command(args: argparse.Namespace, ctx: CommandContext) -> int:
                 raise CommandError(f"no active board account {args.login!r}")
             print(await set_password_link(store, args.login, utcnow(), base))
             return 0
-        return await _add(args, store, base)
+        return await _add(args, store, base, totp_roles_setting(ctx.settings))
     finally:
         await storage.close()
 
 
-async def _add(args: argparse.Namespace, store: StaffStore, base: str) -> int:
+async def _add(args: argparse.Namespace, store: StaffStore, base: str,
+               totp_roles: tuple[str, ...]) -> int:
     login = args.login.strip()
     if not valid_login(login):
         raise CommandError("a login is 1-64 letters, digits, '.', '-' or '_'")
@@ -102,6 +103,9 @@ async def _add(args: argparse.Namespace, store: StaffStore, base: str) -> int:
     if not await store.add(member, password_hash):
         raise CommandError(f"the login {login!r} is taken")
     print(f"{login}: added ({', '.join(roles)}; {', '.join(areas)})")
+    if set(roles) & set(totp_roles):
+        print(f"{login} signs in with a one-time code too: set it up with "
+              f"`ess staff totp {login}`")
     if password_hash is None:
         print(await set_password_link(store, login, utcnow(), base))
     return 0
