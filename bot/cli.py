@@ -140,14 +140,14 @@ def serve(settings: Settings, hooks: list[ServicesHook] | None = None) -> int:
 
     # Fail before binding the port: a broken flow or catalog must stop start-up loudly.
     from bot.i18n import load_catalogs
-    from bot.wiring import default_registries, load_all_flows, open_directory
+    from bot.wiring import default_registries, load_all_flows, open_directory, programme_paths
 
     inputs, actions = default_registries()
     load_all_flows(settings, load_catalogs(settings), inputs, actions)
     open_directory(settings)  # a broken directory stops start-up with every problem listed
-    from routing.programmes import load_programmes, programme_files
+    from routing.programmes import load_programmes
 
-    load_programmes(programme_files())  # and so does a broken programme rules file
+    load_programmes(programme_paths(settings))  # and so does a broken programme rules file
     # ... and so must a database or Redis that cannot be reached or has the wrong schema.
     asyncio.run(_check_storage(settings))
     app = create_app(settings, hooks)

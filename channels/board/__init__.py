@@ -120,6 +120,9 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/act", self._post(self._act(self.act)))
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
+        from channels.board.cases import CaseDesk  # here: it builds on this module
+
+        CaseDesk(self).routes(router)
         router.add_get("/board/static/{name}", self.static)
         from channels.board.export import export  # these build on this module
         from channels.board.staff_admin import StaffAdmin
