@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     stats = sub.add_parser("stats", help="response-time percentiles per area")
     stats.add_argument("--days", type=float, default=30.0, help="reports from the last N days")
     stats.add_argument("--json", action="store_true")
+    demo = sub.add_parser("demo", help="synthetic data for a demonstration").add_subparsers(
+        dest="demo_command", required=True)
+    seed = demo.add_parser("seed", help="a synthetic history (marked synthetic, never "
+                                        "dispatched)")
+    seed.add_argument("--incidents", type=int, required=True)
+    seed.add_argument("--days", type=float, default=90.0)
+    seed.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
     for channel in channel_classes():
         channel.add_commands(sub)
     return parser
@@ -117,6 +124,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_groups_code(settings, args.area, args.agency, args.ttl))
     if args.command == "directory":
         return _check_directory(settings, args.folder)
+    if args.command == "demo":
+        return asyncio.run(_demo_seed(settings, args.incidents, args.days, args.seed))
     if args.command == "stats":
         return asyncio.run(_stats(settings, args.days, args.json))
     raise CliError(f"unknown command {args.command}")
@@ -260,12 +269,38 @@ async def _stats(settings: Settings, days: float, as_json: bool) -> int:
     return 0
 
 
+async def _demo_seed(settings: Settings, incidents: int, days: float,
+                     seed: int | None) -> int:
+    import random
+
+    from bot.types import utcnow
+    from bot.wiring import open_directory
+    from routing.demo import SeedError
+    from routing.demo import seed as run_seed
+    from storage.factory import make_sealer, open_storage
+
+    directory = open_directory(settings)
+    storage = await open_storage(settings, make_sealer(settings))
+    try:
+        result = await run_seed(
+            storage, directory, incidents, days, utcnow(), random.Random(seed),
+            lambda n: print(f"ess: {n} synthetic incidents written", file=sys.stderr))
+    except SeedError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await storage.close()
+    print(f"ess: {result.incidents} synthetic incidents over the last {days:g} days "
+          "(marked synthetic; nothing was dispatched)")
+    return 0
+
+
 def _summary(incident: Incident) -> dict[str, Any]:
     return {
         "reference": incident.reference, "type": incident.type, "status": incident.status,
         "created_at": incident.created_at.isoformat(), "channel": incident.channel,
         "silent": incident.silent, "do_not_call": incident.do_not_call,
-        "drill": incident.drill, "area_codes": incident.area_codes,
+        "drill": incident.drill, "synthetic": incident.synthetic,
+        "area_codes": incident.area_codes,
     }
 
 
@@ -280,7 +315,8 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(items, ensure_ascii=False, indent=2))
             else:
                 for i in items:
-                    flags = " ".join(f for f in ("silent", "do_not_call", "drill") if i[f])
+                    flags = " ".join(f for f in ("silent", "do_not_call", "drill", "synthetic")
+                                     if i[f])
                     print(f"{i['reference']}  {i['created_at'][:19]}  {i['status']:<12} "
                           f"{i['type']:<12} {flags}")
             return 0

@@ -24,6 +24,7 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.text import dump_json
 from bot.types import Location
+from storage import analytics
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
@@ -170,7 +171,7 @@ class SQLiteSessions:
 _INCIDENT_COLUMNS = (
     "id, reference, source_event, type, status, channel, reporter, lang, silent, do_not_call, "
     "drill, phone, location, location_source, area_codes, details, version, created_at, "
-    "updated_at"
+    "updated_at, synthetic"
 )
 
 
@@ -190,6 +191,7 @@ class SQLiteIncidents:
             json.dumps(incident.area_codes),
             seal_fields(self._sealer, incident.details, CLEAR_DETAILS),
             incident.version, ts(incident.created_at), ts(incident.updated_at),
+            int(incident.synthetic),
         )
 
     def _incident(self, row: Sequence[Any]) -> Incident:
@@ -202,7 +204,7 @@ class SQLiteIncidents:
             location=Location.from_dict(self._sealer.open_json(row[12])),
             area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
             version=row[16],
-            created_at=_dt(row[17]), updated_at=_dt(row[18]),
+            created_at=_dt(row[17]), updated_at=_dt(row[18]), synthetic=bool(row[19]),
         )
 
     async def _queue(self, conn: aiosqlite.Connection,
@@ -235,14 +237,17 @@ class SQLiteIncidents:
                 try:
                     await conn.execute(
                         f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-                        f"VALUES ({', '.join('?' * 19)})", self._row(incident))
+                        f"VALUES ({', '.join('?' * 20)})", self._row(incident))
                     break
                 except sqlite3.IntegrityError:
                     incident.reference = new_reference()
             else:
                 raise StorageError("could not find a free incident reference")
-            await conn.execute("UPDATE incidents SET reporter_key = ? WHERE id = ?",
-                               (self._sealer.digest(incident.reporter), incident.id))
+            await conn.execute(
+                "UPDATE incidents SET reporter_key = ?, province = ?, district = ?, "
+                "station = ?, cell = ? WHERE id = ?",
+                (self._sealer.digest(incident.reporter), *analytics.area_columns(incident),
+                 analytics.cell_of(incident), incident.id))
             await self._event(conn, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
@@ -293,12 +298,25 @@ class SQLiteIncidents:
             if cur.rowcount != 1:
                 raise StaleSession(incident.reference)
             await self._event(conn, incident.id, event)
+            await self._mark(conn, incident, event)
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, notifications)
         incident.version += 1
         incident.updated_at = event.at
         return incident
+
+    async def _mark(self, conn: aiosqlite.Connection, incident: Incident,
+                    event: TimelineEvent) -> None:
+        marks = analytics.milestone_marks(incident, event)
+        sets = [f"{column} = coalesce({column}, ?)" for column in marks]
+        if event.kind == "escalated":
+            sets.append("escalations = escalations + 1")
+        if sets:
+            await conn.execute(
+                f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?",
+                [*(ts(v) if isinstance(v, datetime) else v for v in marks.values()),
+                 incident.id])
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
@@ -312,10 +330,36 @@ class SQLiteIncidents:
         rows = await self._db.all(
             "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
             f"LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind IN ({marks}) "
-            "WHERE i.created_at >= ? AND i.drill = 0 GROUP BY i.id, t.kind",
+            "WHERE i.created_at >= ? AND i.drill = 0 AND i.synthetic = 0 GROUP BY i.id, t.kind",
             [*kinds, ts(since)])
         return [Milestone(r[0], _dt(r[1]), tuple(json.loads(r[2])), r[3],
                           dt(r[4]) if r[3] is not None else None) for r in rows]
+
+    async def counts(self, query: analytics.Query,
+                     dims: Sequence[str]) -> list[analytics.CountRow]:
+        analytics.check_dimensions(dims)
+        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "?", ts)
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        rows = await self._db.all(
+            f"SELECT {''.join(k + ', ' for k in keys)}count(*), total(synthetic) "
+            f"FROM incidents WHERE {clause}{group}", params)
+        return [analytics.CountRow(tuple(str(v) for v in r[:-2]), int(r[-2]), int(r[-1]))
+                for r in rows if r[-2]]
+
+    async def responses(self, query: analytics.Query, dims: Sequence[str],
+                        now: datetime) -> list[analytics.ResponseRow]:
+        # SQLite has no percentile aggregate: the durations come back per incident (one
+        # scan, no personal data) and are ranked here, as percentile_disc would.
+        analytics.check_dimensions(dims)
+        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "?", ts)
+        stages = list(analytics.STAGES.values())
+        rows = await self._db.all(
+            f"SELECT {''.join(k + ', ' for k in keys)}synthetic, created_at, "
+            f"{', '.join(stages)}, en_route_at, eta_minutes, escalations "
+            f"FROM incidents WHERE {clause}", params)
+        return analytics.rank_responses(rows, len(keys), ts(now - analytics.SETTLE))
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         async with self._db.transaction() as conn:
