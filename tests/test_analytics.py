@@ -1,0 +1,136 @@
+"""Prevention analytics against a hand-made history of 30 incidents, on every backend:
+exact counts, percentiles, trends, suppression and scope."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from routing.analytics import (
+    AnalyticsError,
+    Period,
+    Places,
+    Viewer,
+    check_threshold,
+    load,
+    scope,
+    suppress,
+)
+from routing.directory import load_directory
+from routing.gazetteer import Gazetteer
+from storage.ports import Storage
+from tests.analytics_history import SINCE, UNTIL, write_history
+from tests.test_storage_contract import backend_settings, store  # noqa: F401
+
+PLACES = Places(Gazetteer.load(),
+                load_directory(Path(__file__).resolve().parents[1] / "config" / "directory"))
+PERIOD = Period(SINCE, UNTIL)
+NATIONAL = Viewer(("TH",), frozenset({"analyst"}))
+
+
+def rows(view: object) -> dict[object, tuple[object, ...]]:
+    return {r[0]: r[1:] for r in view.rows}  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def history(store: Storage) -> Storage:  # noqa: F811
+    await write_history(store)
+    return store
+
+
+async def view(storage: Storage, by: str, threshold: int = 5, viewer: Viewer = NATIONAL,
+               **kw: object) -> object:
+    query = scope(viewer, PERIOD, PLACES, **kw)  # type: ignore[arg-type]
+    return await load(storage.incidents, by, query, PERIOD, threshold, PLACES, now=UNTIL)
+
+
+async def test_counts_by_type_with_trend_and_suppression(history: Storage) -> None:
+    v = await view(history, "type")
+    # count, share %, previous period, trend % (suppressed below 5 on both sides)
+    assert rows(v) == {"threat": (12, 40.0, 6, 100.0), "sexual_risk": (8, 26.7, 0, None),
+                       "deranged": (7, 23.3, 0, None), "gathering": ("<5", None, 0, None)}
+    assert v.total == 30 and v.synthetic == 2  # type: ignore[attr-defined]
+    assert v.as_dict()["synthetic_included"] is True  # type: ignore[attr-defined]
+    v2 = await view(history, "type", threshold=2)
+    assert rows(v2)["gathering"] == (3, 10.0, 0, None)
+
+
+async def test_area_drill_down_and_channels(history: Storage) -> None:
+    v = await view(history, "area")
+    assert {k: r[:2] for k, r in rows(v).items()} == {
+        "65": ("Phitsanulok", 20), "10": ("Bangkok", 7), "63": ("Tak", "<5")}
+    assert {k: r[1] for k, r in rows(await view(history, "area", area="65")).items()} == \
+        {"6501": 20}
+    assert list(rows(await view(history, "area", area="6501"))) == ["st6501"]
+    assert {k: r[0] for k, r in rows(await view(history, "channel")).items()} == \
+        {"line": 16, "web": 8, "sms": 6}
+    assert {k: r[0] for k, r in rows(await view(history, "silent")).items()} == \
+        {"open": 24, "silent": 6}
+    drills = await view(history, "area", include_drills=True)
+    assert rows(drills)["65"][1] == 23
+    real = await view(history, "type", include_synthetic=False)
+    assert rows(real)["deranged"][0] == 5 and real.synthetic == 0  # type: ignore[attr-defined]
+
+
+async def test_hour_of_week_and_days(history: Storage) -> None:
+    grid = rows(await view(history, "hour"))
+    assert grid["Mon"][10] == 20 and grid["Tue"][10] == 7 and grid["Wed"][22] == "<5"
+    assert sum(c for r in grid.values() for c in r if isinstance(c, int)) == 27
+    assert rows(await view(history, "day")) == {"2026-11-02": (20,), "2026-11-03": (7,),
+                                                "2026-11-04": ("<5",)}
+
+
+async def test_response_percentiles_per_stage(history: Storage) -> None:
+    v = await view(history, "response", threshold=2)
+    cols = v.columns  # type: ignore[attr-defined]
+    r65 = dict(zip(cols, next(r for r in v.rows if r[0] == "65"), strict=True))  # type: ignore[attr-defined]
+    assert r65["reports"] == 20
+    assert (r65["delivered_n"], r65["delivered_p50_s"], r65["delivered_p90_s"]) == (20, 19, 27)
+    assert (r65["acknowledged_n"], r65["acknowledged_p50_s"],
+            r65["acknowledged_p90_s"]) == (18, 540, 1020)
+    assert (r65["on_scene_n"], r65["on_scene_p50_s"], r65["on_scene_p90_s"]) == (10, 900, 1140)
+    assert (r65["resolved_p50_s"], r65["resolved_p90_s"]) == (2100, 2340)
+    assert r65["never_acknowledged_pct"] == 10.0 and r65["escalated_pct"] == 15.0
+    assert (r65["eta_n"], r65["eta_late_pct"], r65["eta_over_p50_s"]) == (10, 50.0, 0)
+    r10 = dict(zip(cols, next(r for r in v.rows if r[0] == "10"), strict=True))  # type: ignore[attr-defined]
+    assert r10["never_acknowledged_pct"] == 100.0 and r10["acknowledged_p50_s"] is None
+    # At 5, two never-acknowledged of twenty is too few to show, and Tak is "<5".
+    v5 = await view(history, "response")
+    r65 = dict(zip(cols, next(r for r in v5.rows if r[0] == "65"), strict=True))  # type: ignore[attr-defined]
+    assert r65["never_acknowledged_pct"] is None and r65["escalated_pct"] is None
+    r63 = dict(zip(cols, next(r for r in v5.rows if r[0] == "63"), strict=True))  # type: ignore[attr-defined]
+    assert r63["reports"] == "<5" and r63["never_acknowledged_pct"] is None
+
+
+async def test_agency_level_and_outcomes(history: Storage) -> None:
+    agency = {r[0]: r[1] for r in (await view(history, "agency", threshold=2)).rows}  # type: ignore[attr-defined]
+    assert agency == {"police": 14, "welfare": 4, "-": 12}
+    level = {r[0]: r[1] for r in (await view(history, "level", threshold=2)).rows}  # type: ignore[attr-defined]
+    assert level == {"0": 17, "1": "<2", "-": 12}  # one is one too few
+    outcomes = rows(await view(history, "outcome"))
+    assert {k: r[0] for k, r in outcomes.items()} == {
+        "resolved": 6, "referred": "<5", "unfounded": "<5", "duplicate": "<5"}
+
+
+async def test_scope_follows_the_viewers_areas(history: Storage) -> None:
+    tak = Viewer(("63",), frozenset({"analyst"}))
+    v = await view(history, "area", threshold=2, viewer=tak)
+    assert {k: r[1] for k, r in rows(v).items()} == {"63": 3}
+    with pytest.raises(AnalyticsError, match="outside"):
+        await view(history, "area", viewer=tak, area="65")
+    station = Viewer(("st6501",), frozenset({"supervisor"}))
+    assert rows(await view(history, "area", viewer=station, area="st6501"))
+    with pytest.raises(AnalyticsError, match="may not"):
+        await view(history, "type", viewer=Viewer(("TH",), frozenset({"responder"})))
+    with pytest.raises(AnalyticsError, match="not an area"):
+        await view(history, "type", area="99")
+
+
+def test_threshold_and_suppression() -> None:
+    for bad in (0, -1, 1):
+        with pytest.raises(AnalyticsError):
+            check_threshold(bad)
+    assert [suppress(n, 5) for n in (0, 1, 4, 5)] == [0, "<5", "<5", 5]
+    with pytest.raises(AnalyticsError):
+        Period.last(3650, UNTIL)
