@@ -10,7 +10,15 @@ from bot.incident import Incident, TimelineEvent, new_reference
 from bot.types import Location, LocationSource
 from storage.ports import Storage
 
-T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # Monday 10:00 in Thailand
+
+def _monday(before: datetime) -> datetime:
+    day = (before - timedelta(days=before.weekday())).date()
+    return datetime(day.year, day.month, day.day, 3, 0, tzinfo=UTC)
+
+
+# A Monday 10:00 in Thailand, two to three weeks ago, so the whole history is in the past
+# whenever the tests run.
+T0 = _monday(datetime.now(UTC) - timedelta(days=14))
 SINCE, UNTIL = T0 - timedelta(days=4), T0 + timedelta(days=4)
 STATIONS = {"65": ("6501", "st6501", 16.82481, 100.25858),
             "10": ("1001", "st1001", 13.75398, 100.50144),

@@ -3,6 +3,7 @@ exact counts, percentiles, trends, suppression and scope."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from routing.analytics import (
 from routing.directory import load_directory
 from routing.gazetteer import Gazetteer
 from storage.ports import Storage
-from tests.analytics_history import SINCE, UNTIL, write_history
+from tests.analytics_history import SINCE, T0, UNTIL, write_history
 from tests.test_storage_contract import backend_settings, store  # noqa: F401
 
 PLACES = Places(Gazetteer.load(),
@@ -77,8 +78,9 @@ async def test_hour_of_week_and_days(history: Storage) -> None:
     grid = rows(await view(history, "hour"))
     assert grid["Mon"][10] == 20 and grid["Tue"][10] == 7 and grid["Wed"][22] == "<5"
     assert sum(c for r in grid.values() for c in r if isinstance(c, int)) == 27
-    assert rows(await view(history, "day")) == {"2026-11-02": (20,), "2026-11-03": (7,),
-                                                "2026-11-04": ("<5",)}
+    days = [f"{T0 + timedelta(days=d):%Y-%m-%d}" for d in range(3)]
+    assert rows(await view(history, "day")) == {days[0]: (20,), days[1]: (7,),
+                                                days[2]: ("<5",)}
 
 
 async def test_response_percentiles_per_stage(history: Storage) -> None:
