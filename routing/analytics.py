@@ -21,7 +21,7 @@ from storage.ports import IncidentStore
 MIN_THRESHOLD = 2
 MAX_DAYS = 731  # two years: a ten-year scan is a mistake, not a question
 ANALYTICS_ROLES = frozenset({"analyst", "supervisor", "admin"})
-BY = ("type", "area", "hour", "channel", "silent", "day", "week", "month", "outcome")
+BY = ("type", "area", "hour", "channel", "silent", "day", "week", "month", "outcome", "hex")
 CLOSED = ("resolved", "referred", "unfounded", "duplicate")
 Cell = int | float | str | None
 # HXL hashtags (https://hxlstandard.org) for the columns exports carry.
@@ -277,6 +277,10 @@ async def load(store: IncidentStore, by: str, query: Query, period: Period, thre
         return series_view(dim, await store.counts(query, [dim]), period, threshold)
     if by == "hour":
         return hour_grid(await store.counts(query, [dim]), period, threshold)
+    if by == "hex":
+        from routing.hexbins import hex_view  # it builds on this module
+
+        return hex_view(await store.counts(query, ["cell"]), period, threshold)
     if by in ("response", "agency", "level"):
         group = {"response": drill(query.area), "agency": "agency", "level": "level"}[by]
         rlabel = (lambda code: places.name(code, lang)) if places and by == "response" \

@@ -136,3 +136,32 @@ def test_threshold_and_suppression() -> None:
     assert [suppress(n, 5) for n in (0, 1, 4, 5)] == [0, "<5", "<5", 5]
     with pytest.raises(AnalyticsError):
         Period.last(3650, UNTIL)
+
+
+async def test_hexagons_merge_small_cells_upward(history: Storage) -> None:
+    import h3
+
+    v = await view(history, "hex")
+    by_res = {(r[1], r[4]) for r in v.rows}  # type: ignore[attr-defined]
+    assert (7, 20) in by_res and (7, 7) in by_res and (3, "<5") in by_res
+    assert all(r[5] == "yes" for r in v.rows if r[1] == 7)  # type: ignore[attr-defined]
+    tak = next(r for r in v.rows if r[1] == 3)  # type: ignore[attr-defined]
+    assert h3.cell_to_parent(h3.latlng_to_cell(16.86968, 99.12898, 7), 3) == tak[0]
+    assert {(r[1], r[4]) for r in (await view(history, "hex", threshold=2)).rows} == \
+        {(7, 20), (7, 7), (7, 3)}  # type: ignore[attr-defined]
+
+
+def test_merge_and_hot_spots() -> None:
+    import h3
+
+    from routing.hexbins import merge
+
+    centre = h3.latlng_to_cell(16.8, 100.2, 7)
+    ring = [c for c in h3.grid_disk(centre, 1) if c != centre]
+    counts = {centre: 30, ring[0]: 6, ring[1]: 2, ring[2]: 1}
+    bins = {b.cell: b for b in merge(counts, 5)}
+    assert bins[centre].count == 30 and bins[centre].hot
+    assert bins[ring[0]].count == 6 and not bins[ring[0]].hot  # beside a busier cell
+    # The two small ones went up together; the total is kept.
+    assert sum(b.count for b in bins.values()) == 39
+    assert all(b.count >= 5 or b.resolution == 3 for b in bins.values())
