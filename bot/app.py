@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from bot import analytics_web
 from bot.services import Services
 from bot.wiring import open_services
 from channels.registry import ChannelRegistry
@@ -73,6 +74,7 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    analytics_web.mount(app, SERVICES, settings)
     registry.mount(app)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
