@@ -21,7 +21,7 @@ from aiohttp import web
 from bot import analytics_web
 from bot.services import Services
 from bot.wiring import open_services
-from channels.registry import ChannelRegistry
+from channels.registry import DRAIN_SECONDS, ChannelRegistry
 from config.settings import Settings
 from routing.sender import ChannelSender, ConsoleSender, RoutingSender
 
@@ -46,7 +46,9 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         backlog: list[tuple[str, str, float]] = [
             ("ess_outbox_pending", "Notifications waiting to be handed to a channel",
-             float(await services.storage.outbox.pending()))]
+             float(await services.storage.outbox.pending())),
+            ("ess_journal_pending", "Inbound events answered and waiting to be handled",
+             float(await services.storage.journal.pending()))]
     except Exception:
         backlog = []
     ready = 1.0 if await services.storage.ping() else 0.0
@@ -91,6 +93,10 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
                                                    default=ChannelSender(registry.send))
         for hook in hooks or []:
             await hook(app, services)
+        # Verified events wait in the journal; each channel handles its own from there.
+        services.inbox.handlers = {name: channel.arrived
+                                   for name, channel in registry.channels.items()}
+        inbox = asyncio.create_task(services.inbox.run(), name="ess-inbox")
         sweep = asyncio.create_task(services.sweeper.run(), name="ess-sweeper")
         # Drains the outbox and fires escalation/reminder timers (rows, not in-process timers).
         dispatch = asyncio.create_task(services.dispatcher.run(), name="ess-dispatcher")
@@ -99,10 +105,11 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         try:
             yield
         finally:
-            for task in (dispatch, sweep):
+            for task in (inbox, dispatch, sweep):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await services.inbox.stop(DRAIN_SECONDS)
             await registry.stop()
             await services.close()
             log.info("service.stopped")

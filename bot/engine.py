@@ -115,13 +115,13 @@ class Engine:
     def _failed(self, session: Session | None, inbound: Inbound, lang: str,
                 exc: Exception) -> list[Reply]:
         self.metrics.inc("ess_inbound_total", channel=inbound.channel, outcome="failed")
-        # If the report was stored before the failure, the receipt stands: the incident and
-        # its outbox rows are committed; only the session was not saved.
+        # If the report was stored before the failure, the incident and its outbox rows are
+        # committed, the receipt among them: the outbox tells the reporter, so nothing here
+        # may (a second "received"), nor say "not received". Only the session was not saved;
+        # a "send" tapped again finds the same incident (bot.reports).
         if session is not None and session.slots.get("reference"):
             log.error("engine.session_save_failed_after_submit", error=type(exc).__name__)
-            return [Reply(Text("report.received_short",
-                               {"reference": session.slots["reference"]}), lang,
-                          silent=session.silent)]
+            return []
         log.error("engine.failed", error=type(exc).__name__, exc_info=exc)
         # When the session could not even be loaded, the channel's hint is all we know; a
         # silent reporter gets the neutral wording, without sound (invariant 5).

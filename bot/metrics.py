@@ -46,4 +46,6 @@ def standard() -> Metrics:
     metrics = Metrics()
     metrics.describe("ess_inbound_total", "Inbound events by channel and outcome")
     metrics.describe("ess_reports_total", "Submitted reports by outcome")
+    metrics.describe("ess_journal_total",
+                     "Inbound journal: events stored, spooled, refused (5xx) and handled")
     return metrics

@@ -2,7 +2,17 @@
 
 Submit writes the incident and its outbox rows in one transaction before the reporter is told
 "received" (invariant 1); any failure becomes the outcome `not_received`, and the flow tells
-the reporter plainly to call 191 or 1300. Slot names are the shipped flows' convention:
+the reporter plainly to call 191 or 1300.
+
+A report is submitted once and told once. The submit is idempotent per run of the flow (the
+`run_id` fixed when the flow starts, see `flows.runtime.RUN_ID`), so a "send" tapped again
+after a crash finds the incident the first tap stored. The receipt ("received, reference
+ESS-…") is an outbox row written in the incident's own transaction, and the outbox alone
+delivers it: a crash at any instant after the commit still tells the reporter, and a replay
+or a re-tap (which find the incident and write nothing) cannot tell them twice. The
+in-request reply could not promise either: it is lost when the process dies before it is
+sent, and it cannot know whether an earlier attempt's reply went out. So the flows do not
+say the receipt themselves. Slot names are the shipped flows' convention:
 `incident_type`, `location`, `phone`, `callback` (`no` means do not call).
 """
 
@@ -15,9 +25,11 @@ import structlog
 
 from bot.incident import Incident, Notification, TimelineEvent, new_reference
 from bot.metrics import standard
+from bot.phone import display_thai_phone
 from bot.types import Location
 from flows.actions import ActionContext, ActionRegistry, ActionResult
-from routing.messages import KIND_RESPONDER, message
+from flows.runtime import RUN_ID
+from routing.messages import KIND_RECEIPT, KIND_RESPONDER, message
 from routing.ports import Router
 from routing.responders import Policy, dispatch_state, plan_first_dispatch, watchdog
 from storage.ports import StaleSession, Storage
@@ -59,8 +71,9 @@ class Reports:
                 do_not_call=slots.get("callback") == "no",
                 silent=session.silent,
                 drill=session.drill,
-                source_event=f"{ctx.inbound.channel}:{ctx.inbound.event_id}",
+                source_event=_source(ctx),
             )
+            phone_shown = display_thai_phone(str(slots["phone"])) if slots.get("phone") else ""
         except (KeyError, ValueError, TypeError):
             log.error("report.incomplete", flow=session.flow)
             return ActionResult("not_received")
@@ -75,20 +88,20 @@ class Reports:
             return ActionResult("not_received")
         # The cards and the dispatch state are built before the write, so the incident, its
         # first event and every card commit together (invariant 1).
-        notifications = [] if incident.drill else plan_first_dispatch(incident, route)
+        cards = [] if incident.drill else plan_first_dispatch(incident, route)
         event = TimelineEvent("reported", "reporter", incident.channel, incident.created_at,
                               data={"flags": list(route.flags), "drill": incident.drill,
-                                    "recipients": len(notifications)})
+                                    "recipients": len(cards)})
         # The watchdog (escalate if no card is ever delivered) commits with the incident: a
         # crash right after the write must not leave a report that can never escalate.
-        timers = [watchdog(incident, self.policy, incident.created_at)] if notifications else []
+        timers = [watchdog(incident, self.policy, incident.created_at)] if cards else []
+        notifications = [*cards, receipt(incident, phone_shown)]
         try:
             stored = await self.storage.incidents.create(incident, notifications, event, timers)
         except Exception as exc:
             log.error("report.store_failed", error=type(exc).__name__)
             return ActionResult("not_received")
-        if notifications:
-            self.on_queued()
+        self.on_queued()
         log.info("report.received", reference=stored.reference, type=stored.type,
                  silent=stored.silent, drill=stored.drill, notifications=len(notifications))
         # A drill must never read as "sent to the police": the flow says so with its own text.
@@ -158,6 +171,25 @@ async def relay_message(ctx: ActionContext) -> ActionResult:
         return ActionResult("failed")
     # The text is relayed, not kept in the conversation's answers.
     return ActionResult("sent" if sent else "failed", {"message": ""})
+
+
+def _source(ctx: ActionContext) -> str:
+    """What makes a submit idempotent: the flow's run, or (a session from before run ids)
+    the submitting event."""
+    run = ctx.slots.get(RUN_ID)
+    if isinstance(run, str) and run:
+        return f"run:{run}"
+    return f"{ctx.inbound.channel}:{ctx.inbound.event_id}"
+
+
+def receipt(incident: Incident, phone_shown: str) -> Notification:
+    """The reporter's "received" as an outbox row: neutral words for a silent report, and a
+    drill says it is one."""
+    flow = "silent" if incident.silent else "report"
+    key = f"{flow}.{'drill_received' if incident.drill else 'received'}"
+    return Notification(incident.reporter, KIND_RECEIPT, message(
+        key, {"reference": incident.reference, "phone": phone_shown}, incident.lang,
+        silent=incident.silent, reference=incident.reference), incident_id=incident.id)
 
 
 def register_report_actions(registry: ActionRegistry) -> None:

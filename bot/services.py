@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from bot.engine import Engine
 from bot.i18n import Catalogs
 from bot.inbound import InboundRouter
+from bot.inbox import Inbox
 from bot.reports import Reports
 from bot.sweeper import Sweeper
 from config.settings import Settings
@@ -39,6 +40,7 @@ class Services:
     responders: Responders
     dispatcher: Dispatcher
     inbound: InboundRouter  # where every channel hands its events (bot.inbound)
+    inbox: Inbox  # the durable inbound path (bot.inbox); its drainer runs under `ess serve`
 
     async def close(self) -> None:
         await self.storage.close()

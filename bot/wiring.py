@@ -14,12 +14,14 @@ from pathlib import Path
 from bot.engine import Engine
 from bot.i18n import Catalogs, load_catalogs
 from bot.inbound import InboundRouter
+from bot.inbox import LEASE_SECONDS, Inbox
 from bot.logs import configure_logging
 from bot.my_reports import register_my_reports_actions
 from bot.reports import Reports, register_report_actions
 from bot.services import Services
 from bot.sweeper import Sweeper
 from bot.types import utcnow
+from channels.base import number_setting
 from config.settings import Settings
 from flows.actions import ActionRegistry
 from flows.compiler import CompiledFlow
@@ -99,7 +101,8 @@ async def open_services(settings: Settings, router: Router | None = None,
     flows = load_all_flows(settings, catalogs, inputs, actions)
     gazetteer = Gazetteer.load()
     directory = open_directory(settings)
-    storage = storage or await open_storage(settings, make_sealer(settings))
+    sealer = make_sealer(settings)
+    storage = storage or await open_storage(settings, sealer)
     router = router or DirectoryRouter(directory, storage.bindings, settings.max_station_km,
                                        gazetteer)
     rules = policy(settings)
@@ -113,9 +116,18 @@ async def open_services(settings: Settings, router: Router | None = None,
                         engine=None,  # type: ignore[arg-type]
                         sweeper=Sweeper(storage, clock=clock), directory=directory,
                         responders=responders, dispatcher=dispatcher,
-                        inbound=None)  # type: ignore[arg-type]
+                        inbound=None,  # type: ignore[arg-type]
+                        inbox=None)  # type: ignore[arg-type]
     services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
                              metrics=reports.metrics)
     services.inbound = InboundRouter(services.engine, responders, storage.bindings,
                                      storage.dedupe, settings.default_lang, clock=clock)
+    services.inbox = Inbox.open(storage, settings.data_path, sealer, metrics=reports.metrics,
+                                lease_seconds=journal_lease(settings))
     return services
+
+
+def journal_lease(settings: Settings) -> float:
+    """`ESS_JOURNAL_LEASE`: seconds a process holds a conversation of the inbound journal
+    before another may take it over (renewed while it works)."""
+    return number_setting(settings, "ESS_JOURNAL_LEASE", LEASE_SECONDS, low=0.5, high=3600)

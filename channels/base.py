@@ -19,8 +19,12 @@ The registry (`channels.registry`) calls, in this order:
 
 Inside, a channel does four things: verify what arrives (signature before parsing, bounded
 sizes, a clear 4xx for bad input), parse it into `bot.types.Inbound` (a group chat says so in
-`chat`), hand it over with one call, `await ctx.services.inbound.handle(inbound)`, and render
-the `Reply` list it gets back in its own idiom. The core decides whether that was a reporter,
+`chat`), keep it with `await ctx.services.inbox.accept([Arrival(inbound, ...)])` before it
+answers (a 5xx when that raises `InboxUnavailable`), and, in `arrived` (called by the inbox's
+drainer, on whichever process is alive), hand it over with one call, `await
+ctx.services.inbound.handle(inbound)`, and render the `Reply` list it gets back in its own
+idiom. A channel whose own protocol already makes the client resend until acknowledged (the
+web chat) may call `inbound.handle` directly. The core decides whether that was a reporter,
 a responder or an admin command (`bot.inbound`). `send` gets a `Reply` or a typed
 `bot.outbound.ResponderCard` and answers with the one `SendResult`.
 
@@ -46,6 +50,7 @@ from config.settings import Settings, SettingsError
 if TYPE_CHECKING:
     import argparse
 
+    from bot.inbox import Arrival
     from bot.services import Services
     from channels.registry import ChannelRegistry
 
@@ -157,6 +162,12 @@ class Channel(abc.ABC):
         deliver twice where the transport allows it. `silent` asks for no sound, vibration or
         indicator. Never raises for transport problems: they are a RETRY or FAILED result.
         """
+
+    async def arrived(self, arrival: Arrival) -> None:
+        """Handle one event this channel gave `ctx.services.inbox.accept` (bot.inbox), now
+        out of the journal: what the webhook's background task used to do. May run in
+        another process than the one that accepted it, or after a restart."""
+        raise NotImplementedError(f"channel {self.name} accepts nothing into the journal")
 
     async def start(self, ctx: ChannelContext) -> None:
         """Open clients; the default keeps the context."""

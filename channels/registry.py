@@ -8,9 +8,9 @@ emergency service down); a setting that is present but wrong stops start-up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -34,19 +34,23 @@ log = structlog.get_logger(__name__)
 DRAIN_SECONDS = 10.0
 
 
-def channel_classes() -> list[type[Channel]]:
-    """Every installed channel class (for their `ess` subcommands); broken ones are logged."""
-    found: list[type[Channel]] = []
+def _installed(wanted: set[str] | None = None) -> Iterator[tuple[str, Any]]:
+    """(name, factory) of every `ess.channels` entry point (of those `wanted`) that imports;
+    broken ones are logged and skipped, so one bad plugin never stops the others."""
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if wanted is not None and ep.name not in wanted:
+            continue
         try:
-            factory = ep.load()
+            yield ep.name, ep.load()
         except Exception as exc:
             log.error("channel.broken", channel=ep.name, error=type(exc).__name__,
                       detail=str(exc)[:200])
-            continue
-        if isinstance(factory, type) and issubclass(factory, Channel):
-            found.append(factory)
-    return found
+
+
+def channel_classes() -> list[type[Channel]]:
+    """Every installed channel class (for their `ess` subcommands); broken ones are logged."""
+    return [factory for _, factory in _installed()
+            if isinstance(factory, type) and issubclass(factory, Channel)]
 
 
 class UnknownAddress(LookupError):
@@ -69,24 +73,16 @@ class ChannelRegistry:
         """Every entry point of `ess.channels` that is configured (or just those in `only`)."""
         wanted = set(only) if only is not None else None
         registry = cls()
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if wanted is not None and ep.name not in wanted:
-                continue
-            try:
-                factory = ep.load()
-            except Exception as exc:
-                log.error("channel.broken", channel=ep.name, error=type(exc).__name__,
-                          detail=str(exc)[:200])
-                continue
+        for name, factory in _installed(wanted):
             try:
                 channel = factory.from_settings(settings)
             except ChannelOff as off:
-                log.info("channel.off", channel=ep.name, reason=str(off))
+                log.info("channel.off", channel=name, reason=str(off))
                 continue
             except SettingsError:
                 raise
             except Exception as exc:
-                log.error("channel.broken", channel=ep.name, error=type(exc).__name__,
+                log.error("channel.broken", channel=name, error=type(exc).__name__,
                           detail=str(exc)[:200])
                 continue
             registry.add(channel)

@@ -8,6 +8,7 @@ person sends can raise out of here.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,10 @@ RELAY_ACTION = "relay_message"  # bot.reports: passes text to the report's respo
 # The core actions behind "my reports" and a typed reference (bot/my_reports.py).
 MINE_ACTION = "my_reports"
 STATUS_ACTION = "report_status"
+# One run of a flow, fixed when it starts and kept in the session, so it is the same when the
+# summary is shown and when "send" is tapped again after a crash: an action that must happen
+# once per run (submitting a report) is idempotent on it, not on the event that ran it.
+RUN_ID = "run_id"
 
 
 class FlowRunner:
@@ -52,7 +57,7 @@ class FlowRunner:
         compiled = self.flows[flow_name]
         session.flow = flow_name
         session.state = compiled.flow.start
-        session.slots = {}
+        session.slots = {RUN_ID: uuid.uuid4().hex}
         session.history = []
         session.pending = None
         session.silent = session.silent or compiled.flow.silent
@@ -279,7 +284,7 @@ class FlowRunner:
     def _params(self, session: Session) -> dict[str, Any]:
         """Every saved answer as a displayable parameter, for summaries and receipts."""
         params: dict[str, Any] = {k: v for k, v in session.slots.items()
-                                  if isinstance(v, str | int | float)}
+                                  if isinstance(v, str | int | float) and k != RUN_ID}
         for step in self._compiled(session).flow.steps.values():
             if step.asks and step.save and step.save in session.slots:
                 params[step.save] = self.inputs.display(step, session.slots[step.save])

@@ -36,6 +36,7 @@ KIND_NEW = "incident.new"  # a responder card (first or escalation)
 KIND_REMINDER = "incident.reminder"
 KIND_RESPONDER = "responder.update"  # taken by, closed, reporter safe, ...
 KIND_REPORTER = "reporter.update"
+KIND_RECEIPT = "reporter.receipt"  # "received, reference ESS-…": the outbox owns it (bot.reports)
 KIND_RELAY_TO_REPORTER = "relay.to_reporter"
 KIND_RELAY_TO_RESPONDER = "relay.to_responder"
 

@@ -8,7 +8,8 @@ from storage.redis import RedisState
 
 class CompositeStorage:
     """Sessions, locks, dedupe, web transcripts and rate limits from Redis; incidents, outbox,
-    timers, bindings and STOP (a durable record) from PostgreSQL."""
+    timers, bindings, STOP (a durable record) and the inbound journal from PostgreSQL (what
+    was answered 200 must outlive a Redis restart)."""
 
     def __init__(self, database: PostgresStorage, state: RedisState):
         self.database = database
@@ -24,6 +25,7 @@ class CompositeStorage:
         self.transcripts = state.transcripts
         self.limits = state.limits
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
+        self.journal = database.journal
 
     async def ping(self) -> bool:
         # Both are needed to take a message: ready only when both answer.

@@ -282,6 +282,46 @@ class Revocations(Protocol):
     async def revoked(self, subject: str, now: datetime) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One verified inbound event, kept from before its webhook is answered until handled.
+
+    `conversation` orders entries (one conversation's are handled one at a time, in arrival
+    order); `event_key` ("<channel>:<event id>") is kept once however often it arrives;
+    `data` is what the channel needs to handle it later (stores seal it with the
+    conversation: both may hold personal data).
+    """
+
+    id: str
+    channel: str
+    conversation: str
+    event_key: str
+    data: dict[str, Any]
+    received_at: datetime
+    attempts: int = 0
+
+
+class InboundJournal(Protocol):
+    async def append(self, entries: Sequence[JournalEntry]) -> int:
+        """Keep `entries` durably, in order, before the caller answers; an `event_key`
+        already waiting is not kept twice. Returns how many were new."""
+
+    async def claim(self, owner: str, conversations: int, lease_seconds: float,
+                    now: datetime) -> list[JournalEntry]:
+        """Lease every waiting entry of up to `conversations` conversations that have no
+        entry under someone's unexpired lease; oldest conversations first, each in arrival
+        order. A crashed owner's entries come back when its lease runs out."""
+
+    async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
+        """Extend every lease `owner` holds; return how many entries."""
+
+    async def done(self, entry_ids: Sequence[str], owner: str) -> int:
+        """Forget handled entries still leased to `owner`; how many (an entry whose lease
+        was lost to another owner is not forgotten)."""
+
+    async def pending(self) -> int: ...
+
+
 class Storage(Protocol):
     """One opened backend: its ports, its health, its lifetime."""
 
@@ -318,6 +358,9 @@ class Storage(Protocol):
 
     @property
     def revocations(self) -> Revocations: ...
+
+    @property
+    def journal(self) -> InboundJournal: ...
 
     async def ping(self) -> bool: ...
 

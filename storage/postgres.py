@@ -20,6 +20,7 @@ import asyncpg
 from bot.session import Session
 from config.settings import Settings, mask_url
 from storage.crypto import Sealer
+from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
@@ -197,6 +198,7 @@ class PostgresStorage:
         self.transcripts = PgTranscripts(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
+        self.journal = PgJournal(pool, sealer)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

@@ -9,6 +9,7 @@ power cut, not only a crashed process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -26,6 +27,7 @@ from bot.text import dump_json
 from bot.types import Location
 from storage import analytics
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
+from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
@@ -76,11 +78,14 @@ class _Db:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                # Also when cancelled during BEGIN: it still runs on aiosqlite's thread, and
+                # the ROLLBACK queued after it undoes it (or finds nothing to undo).
+                with contextlib.suppress(sqlite3.OperationalError):
+                    await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
 
@@ -515,6 +520,7 @@ class SQLiteStorage:
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
         self.revocations = SQLiteRevocations(db, sealer)
+        self.journal = SQLiteJournal(db, sealer)
         self.locks = LocalLocks()
         self.dedupe = SQLiteDedupe(db, sealer)
         self.optouts = SQLiteOptOuts(db, sealer)

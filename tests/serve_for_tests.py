@@ -81,14 +81,15 @@ def main() -> int:
     async def hook(app: web.Application, services: Services) -> None:
         app.router.add_post("/_test/inbound", inbound)
         app.router.add_post("/_test/send", send)
-        if not sink:
-            return
-        # The real dispatcher (it starts after the hooks), delivering to the recorder, with a
-        # short lease so a crashed process's rows come back within the test.
-        http = aiohttp.ClientSession()
-        services.dispatcher.sender = SinkSender(http, sink)
+        # The real dispatcher (it starts after the hooks), with a short lease so a crashed
+        # process's rows come back within the test.
         services.dispatcher.owner = OWNER
         services.dispatcher.policy = DispatchPolicy(lease_seconds=lease, interval=0.05)
+        if not sink:
+            return  # it delivers through the channels (the tests' LINE and SMS stand-ins)
+        # ...delivering to the recorder.
+        http = aiohttp.ClientSession()
+        services.dispatcher.sender = SinkSender(http, sink)
 
         async def stop(app: web.Application) -> None:
             await http.close()

@@ -6,10 +6,14 @@ numbered Redis database, so tests never see each other's rows or keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from bot.services import Services
+from bot.wiring import open_services
+from config.settings import Settings
 from tests.helpers import require
 from tests.servers import PostgresServer, RedisServer, have_postgres, have_redis
 
@@ -58,3 +62,19 @@ def own_servers() -> Iterator[tuple[PostgresServer, RedisServer]]:
     finally:
         rd.close()
         pg.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "postgres+redis"])
+async def services_on_every_backend(request: pytest.FixtureRequest,
+                                    tmp_path: Path) -> AsyncIterator[Services]:
+    """The whole assembly, once per backend (the test runs three times)."""
+    extra = {}
+    if request.param != "sqlite":
+        extra["database_url"] = request.getfixturevalue("pg_url")
+    if "redis" in request.param:
+        extra["redis_url"] = request.getfixturevalue("redis_url")
+    svc = await open_services(Settings(data_dir=str(tmp_path), log_format="console", **extra))
+    try:
+        yield svc
+    finally:
+        await svc.close()

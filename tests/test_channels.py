@@ -31,6 +31,7 @@ from config.settings import Settings, SettingsError
 from routing.messages import ActionToken, card_choices, parse_token
 from routing.messages import outbound as outbound_message
 from tests.dispatch_kit import routed
+from tests.helpers import settle_app
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ess-channel-jsonhook"
 SECRET = "jsonhook-secret"
@@ -153,7 +154,11 @@ async def test_the_example_plugin_takes_a_whole_report(
         await say({"id": "4", "from": "kiosk-7", "type": "text", "text": "081-234-5678"})
         sent = await (await say({"id": "5", "from": "kiosk-7", "type": "choice",
                                  "value": "send"})).json()
-        assert "ESS-" in sent["messages"][0]["text"]
+        assert "ESS-" not in sent["messages"][0]["text"]  # the receipt is the outbox's
+        await settle_app(app)
+        [receipt] = [r for r in received if "✅" in r["message"]["text"]]
+        assert receipt["to"] == "kiosk-7"
+        received.clear()
         [incident] = await app[SERVICES].storage.incidents.recent()
         assert incident.channel == "jsonhook" and incident.reporter == "jsonhook:kiosk-7"
 

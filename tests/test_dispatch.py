@@ -18,7 +18,7 @@ from bot.wiring import open_services
 from config.settings import Settings
 from routing import lifecycle as lc
 from routing.dispatcher import Dispatcher, DispatchPolicy
-from routing.messages import KIND_NEW, KIND_REMINDER, KIND_REPORTER
+from routing.messages import KIND_NEW, KIND_RECEIPT, KIND_REMINDER, KIND_REPORTER
 from routing.responders import Actor, dispatch_state
 from routing.sender import RecordingSender
 from tests.dispatch_kit import GULF_OF_THAILAND, Clock, report, settle, silent_report
@@ -81,8 +81,10 @@ async def test_card_reaches_the_area_and_the_reporter_is_told(rig: Rig) -> None:
     assert typed.station.startswith("สถานีตำรวจภูธรเมืองพิษณุโลก")
     assert await status(rig, incident.reference) == lc.DISPATCHED
     told = rig.sender.to("test:u1")
-    assert [s.kind for s in told] == [KIND_REPORTER]
-    assert told[0].reply.text.key == "status.plain.dispatched"
+    # The receipt (written with the incident) first, then "the police have your report".
+    assert [s.kind for s in told] == [KIND_RECEIPT, KIND_REPORTER]
+    assert told[0].reply.text.key == "report.received"
+    assert told[1].reply.text.key == "status.plain.dispatched"
     # One key per row, kept across retries: the channel's idempotency key.
     assert len({s.key for s in rig.sender.sent}) == len(rig.sender.sent)
 
@@ -91,7 +93,8 @@ async def test_silent_report_card_says_do_not_call_and_updates_are_neutral(rig: 
     incident = await silent_report(rig.services, "s1")
     await settle(rig.services)
     assert "ห้ามโทร" in rig.text(address=STATION)  # SILENT — do not call, chat only
-    update = rig.sender.to("test:s1")[0]
+    receipt, update = rig.sender.to("test:s1")[:2]
+    assert receipt.reply.silent and receipt.reply.text.key == "silent.received"
     assert update.reply.silent and update.reply.text.key == "status.silent.dispatched"
     await rig.services.responders.act(incident.reference, "ack", Actor(STATION), "test")
     await settle(rig.services)
@@ -312,7 +315,7 @@ async def test_restart_in_the_middle_of_a_dispatch(rig: Rig, settings: Settings)
     incident = await report(rig.services, "u1")
     # The first process leases every card, then dies before sending any.
     claimed = await rig.services.storage.outbox.claim("dead-process", 50, 60, rig.clock())
-    assert len(claimed) == 4
+    assert len(claimed) == 5  # four cards and the reporter's receipt
     await rig.services.close()
     rig.clock.advance(seconds=30)
     sender = RecordingSender()
@@ -321,7 +324,8 @@ async def test_restart_in_the_middle_of_a_dispatch(rig: Rig, settings: Settings)
         assert await restarted.dispatcher.drain_once() == 0  # still leased
         rig.clock.advance(seconds=31)
         await settle(restarted)
-        assert {s.key for s in sender.sent if s.kind == KIND_NEW} == {n.key for n in claimed}
+        assert {n.key for n in claimed} <= {s.key for s in sender.sent}
+        assert [s.kind for s in sender.sent].count(KIND_RECEIPT) == 1
         assert not await restarted.storage.outbox.complete(claimed[0].id, "dead-process",
                                                            rig.clock())
         got = await restarted.storage.incidents.get(incident.reference)
@@ -383,7 +387,9 @@ async def test_drills_notify_nobody(rig: Rig) -> None:
     await settle(rig.services)
     rig.clock.advance(minutes=30)
     await settle(rig.services)
-    assert rig.sender.sent == []
+    # The reporter is told it was a drill; nobody else hears of it.
+    assert [(s.address, s.reply.text.key) for s in rig.sender.sent] == [
+        ("test:d1", "report.drill_received")]
 
 
 async def test_the_channels_hook_with_a_redelivered_tap(rig: Rig) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import CHANNELS, SERVICES
+from bot.app import SERVICES
 from routing.messages import parse_token
 from tests import line_events as ev
+from tests.helpers import settle_app
 from tests.line_standin import Call, LineStandIn
 
 REPORTER = "U" + "1" * 32
@@ -35,7 +36,7 @@ async def post(client: TestClient[Any, Any], event: dict[str, Any]) -> None:
     response = await client.post("/webhooks/line", data=raw, headers={
         "Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)})
     assert response.status == 200
-    await client.app[CHANNELS].tasks.join()
+    await settle_app(client.app)
 
 
 async def delivered(client: TestClient[Any, Any], line_api: LineStandIn,

@@ -12,7 +12,7 @@ from tests.helpers import choice, pin, start, text
 TYPES = ["threat", "confinement", "sexual_risk", "deranged", "gathering"]
 EXPECTED = [["common.greeting", "report.type.prompt"], ["report.location.prompt"],
             ["report.phone.prompt"], ["report.confirm.prompt"],
-            ["report.received", "report.after.role"]]
+            ["report.after.role"]]  # the receipt is the outbox's (bot.reports)
 
 
 def script(i: int) -> list[Inbound]:

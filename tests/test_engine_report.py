@@ -13,7 +13,7 @@ from bot.types import Ask, Kind, LocationSource, Reply, utcnow
 from bot.wiring import open_services
 from config.settings import Settings
 from routing.ports import FallbackRouter
-from tests.helpers import choice, event, pin, start, text
+from tests.helpers import choice, event, pin, receipt_keys, receipts, start, text
 
 REF = r"^ESS-[34679ACDEFGHJKMNPQRTWXY]{5}$"
 
@@ -56,8 +56,11 @@ async def test_happy_path_three_steps_summary_submit_and_details(services: Servi
     assert params["incident_type"].key == "incident.sexual_risk"
     assert params["phone"] == "081-234-5678"
     replies = await e.handle(choice("u", "send"))
-    assert keys(replies) == ["report.received", "report.after.role"]
-    reference = replies[0].text.params["reference"]
+    assert keys(replies) == ["report.after.role"]  # the receipt is the outbox's to tell
+    [receipt] = await receipts(services.storage, "test:u")
+    assert receipt.text.key == "report.received"
+    assert receipt.text.params["phone"] == "081-234-5678"
+    reference = receipt.text.params["reference"]
     assert __import__("re").match(REF, reference)
     # Optional details come only after the report is stored, and are saved tap by tap.
     incident = await services.storage.incidents.get(reference)
@@ -75,8 +78,9 @@ async def test_happy_path_three_steps_summary_submit_and_details(services: Servi
     assert incident.location.accuracy_m is None  # LINE-style pins carry no accuracy
     kinds = [ev.kind for ev in await services.storage.incidents.timeline(incident.id)]
     assert kinds == ["reported", "details", "details", "details"]
-    # One notification for each responder the directory names for this place.
-    assert await services.storage.outbox.pending() == len(incident.details["dispatch"]["notified"])
+    # One notification for each responder the directory names for this place, and the receipt.
+    assert await services.storage.outbox.pending() == \
+        len(incident.details["dispatch"]["notified"]) + 1
     session = await session_of(services, "u")
     assert session is not None and session.state == "waiting"
 
@@ -205,7 +209,7 @@ async def test_restart_back_and_help(services: Services) -> None:
     assert keys(await e.handle(text("u", "เริ่มใหม่"))) == ["common.restarted",
                                                          "report.type.prompt"]
     session = await session_of(services, "u")
-    assert session is not None and session.slots == {} and session.state == "type"
+    assert session is not None and set(session.slots) == {"run_id"} and session.state == "type"
 
 
 async def test_language_switch_by_picker_and_by_number(services: Services) -> None:
@@ -292,19 +296,21 @@ async def test_drill_runs_end_to_end_and_is_never_dispatched(services: Services)
     await e.handle(pin("u"))
     await e.handle(text("u", "0812345678"))
     replies = await e.handle(choice("u", "send"))
-    assert keys(replies) == ["report.drill_received", "report.after.role"]
-    incident = await services.storage.incidents.get(replies[0].text.params["reference"])
+    assert keys(replies) == ["report.after.role"]
+    [receipt] = await receipts(services.storage, "test:u")
+    assert receipt.text.key == "report.drill_received"
+    incident = await services.storage.incidents.get(receipt.text.params["reference"])
     assert incident is not None and incident.drill
-    assert await services.storage.outbox.pending() == 0
+    assert await services.storage.outbox.pending() == 1  # the receipt, no responder card
 
 
 async def test_demo_mode_makes_every_report_a_drill(tmp_path: Path) -> None:
     services = await open_services(Settings(data_dir=str(tmp_path), demo_mode=True))
     try:
         await to_confirm(services)
-        replies = await services.engine.handle(choice("u", "send"))
-        assert keys(replies)[0] == "report.drill_received"
-        assert await services.storage.outbox.pending() == 0
+        await services.engine.handle(choice("u", "send"))
+        assert await receipt_keys(services.storage, "test:u") == ["report.drill_received"]
+        assert await services.storage.outbox.pending() == 1  # the receipt only
     finally:
         await services.close()
 

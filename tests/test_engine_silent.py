@@ -11,7 +11,7 @@ from bot.outbound import ResponderCard
 from bot.services import Services
 from bot.types import Reply, Text, utcnow
 from routing.messages import outbound
-from tests.helpers import choice, pin, start, text
+from tests.helpers import choice, pin, receipts, start, text
 
 
 def keys(replies: list[Reply]) -> list[str]:
@@ -40,10 +40,12 @@ async def test_silent_report_text_only_by_taps(services: Services, first: str) -
     replies = await silent_report(services, "s", "no", first)
     assert keys(replies) == ["silent.start.prompt", "silent.type.prompt",
                              "silent.location.prompt", "silent.callback.prompt",
-                             "silent.received", "silent.waiting.prompt"]
+                             "silent.waiting.prompt"]
     assert all(r.silent for r in replies)
     assert "common.greeting" not in keys(replies)
-    incident = await services.storage.incidents.get(replies[4].text.params["reference"])
+    [receipt] = await receipts(services.storage, "test:s")  # the outbox tells it, silently
+    assert receipt.text.key == "silent.received" and receipt.silent
+    incident = await services.storage.incidents.get(receipt.text.params["reference"])
     assert incident is not None
     assert (incident.silent, incident.do_not_call, incident.phone) == (True, True, None)
     notes = [n for n in await services.storage.outbox.claim("t", 50, 30, utcnow())
@@ -60,8 +62,8 @@ async def test_silent_report_text_only_by_taps(services: Services, first: str) -
 async def test_silent_report_with_a_call_back_number(services: Services) -> None:
     replies = await silent_report(services, "s", "yes")
     assert "silent.phone.prompt" in keys(replies)
-    reference = next(r.text.params["reference"] for r in replies
-                     if r.text.key == "silent.received")
+    [receipt] = await receipts(services.storage, "test:s")
+    reference = receipt.text.params["reference"]
     incident = await services.storage.incidents.get(reference)
     assert incident is not None
     assert (incident.do_not_call, incident.phone) == (False, "+66891234567")

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.services import Services
 from bot.types import utcnow
-from bot.wiring import open_services
-from config.settings import Settings
-from tests.helpers import choice, pin, start, text
+from tests.helpers import choice, pin, receipts, start, text
 
 
-@pytest.fixture(params=["sqlite", "postgres", "postgres+redis"])
-async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
-    extra = {}
-    if request.param != "sqlite":
-        extra["database_url"] = request.getfixturevalue("pg_url")
-    if "redis" in request.param:
-        extra["redis_url"] = request.getfixturevalue("redis_url")
-    svc = await open_services(Settings(data_dir=str(tmp_path), log_format="console", **extra))
-    try:
-        yield svc
-    finally:
-        await svc.close()
+@pytest.fixture
+def services(services_on_every_backend: Services) -> Services:
+    return services_on_every_backend
 
 
 async def test_a_whole_report(services: Services) -> None:
@@ -34,8 +21,10 @@ async def test_a_whole_report(services: Services) -> None:
     for msg in (start("u"), choice("u", "threat"), pin("u"), text("u", "081-234-5678")):
         await e.handle(msg)
     replies = await e.handle(choice("u", "send"))
-    assert replies[0].text.key == "report.received"
-    incident = await services.storage.incidents.get(replies[0].text.params["reference"])
+    assert replies[0].text.key == "report.after.role"
+    [receipt] = await receipts(services.storage, "test:u")
+    assert receipt.text.key == "report.received"
+    incident = await services.storage.incidents.get(receipt.text.params["reference"])
     assert incident is not None and incident.phone == "+66812345678"
     assert incident.reporter == "test:u"
     assert await e.handle(choice("u", "send", event_id="dup")) != []

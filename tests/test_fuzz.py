@@ -20,12 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from bot.app import CHANNELS
+from bot.services import Services
 from bot.types import Inbound, Kind, Location, LocationSource
-from bot.wiring import Services
 from channels.sms import generic_signature
 from tests import line_events as ev
-from tests.helpers import choice, pin, start, text
+from tests.helpers import choice, pin, settle_app, start, text
 from tests.test_hostile_input import SECRET, sms_client  # noqa: F401 - a fixture
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
@@ -132,7 +131,7 @@ async def test_signed_line_bodies_never_break_the_server(
     with capture_logs() as logs:
         response = await line_client.post("/webhooks/line", data=raw, headers={
             "Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)})
-        await line_client.app[CHANNELS].tasks.join()
+        await settle_app(line_client.app)
     assert response.status < 500
     assert errors(logs) == [] and tracebacks(caplog) == []
 
@@ -150,7 +149,7 @@ async def test_signed_sms_bodies_never_break_the_server(
     with capture_logs() as logs:
         response = await sms_client.post("/webhooks/sms/generic", data=raw, headers={
             "X-ESS-Signature": generic_signature(SECRET, raw)})
-        await sms_client.app[CHANNELS].tasks.join()
+        await settle_app(sms_client.app)
     assert response.status < 500
     assert errors(logs) == [] and tracebacks(caplog) == []
 

@@ -19,6 +19,7 @@ from channels.registry import ChannelRegistry
 from channels.sms import generic_signature
 from config.settings import Settings
 from tests import line_events as ev
+from tests.helpers import settle_app
 from tests.line_standin import LineStandIn
 from tests.test_webchat import hello, web_app
 
@@ -31,7 +32,7 @@ NOT_RECEIVED = "NOT"
 async def post_line(client: TestClient[Any, Any], raw: bytes) -> int:
     response = await client.post("/webhooks/line", data=raw, headers={
         "Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)})
-    await client.app[CHANNELS].tasks.join()
+    await settle_app(client.app)
     return response.status
 
 

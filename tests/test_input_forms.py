@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from flows.phone import normalize_thai_phone, to_ascii_digits
 
 from bot.i18n import CatalogError, Catalogs
-from bot.wiring import Services
+from bot.phone import normalize_thai_phone, to_ascii_digits
+from bot.services import Services
 from flows.loader import FlowError
 from tests.helpers import choice, pin, start, text
 from tests.test_flows_loader import GOOD, parse, problems

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("routing", ("routing",)),
     ("flows", ("flows",)),
     ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.sweeper", "bot.inbound",
-              "bot.services")),
+              "bot.inbox", "bot.services")),
     ("channels", ("channels", "ess_jsonhook")),
     ("root", ("bot.app", "bot.wiring", "bot.cli", "bot")),
 )

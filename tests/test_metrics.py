@@ -40,5 +40,6 @@ async def test_metrics_endpoint(tmp_path: Path) -> None:
     assert 'ess_inbound_total{channel="test",outcome="duplicate"} 1' in body
     assert 'ess_reports_total{outcome="received"} 1' in body
     assert "ess_outbox_pending " in body and "ess_ready 1" in body
+    assert "ess_journal_pending 0" in body
     for needle in ("812345678", "16.82", "test:u", "ESS-"):
         assert needle not in body

@@ -10,8 +10,9 @@ import pytest
 
 from bot.incident import Incident
 from bot.render import render_text
+from bot.services import Services
 from bot.types import Reply
-from bot.wiring import Services, open_services
+from bot.wiring import open_services
 from config.settings import Settings
 from routing.responders import Actor
 from routing.sender import RecordingSender

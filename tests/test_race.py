@@ -3,16 +3,13 @@ both must land whatever the order (the later writer re-reads and re-applies)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from bot.incident import Incident
 from bot.services import Services
-from bot.wiring import open_services
-from config.settings import Settings
 from routing import lifecycle as lc
 from routing.responders import Actor, dispatch_state
 from tests.dispatch_kit import report, settle
@@ -21,18 +18,9 @@ from tests.helpers import choice
 STATION = "console:st6501"
 
 
-@pytest.fixture(params=["sqlite", "postgres", "postgres+redis"])
-async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
-    extra = {}
-    if request.param != "sqlite":
-        extra["database_url"] = request.getfixturevalue("pg_url")
-    if "redis" in request.param:
-        extra["redis_url"] = request.getfixturevalue("redis_url")
-    svc = await open_services(Settings(data_dir=str(tmp_path), log_format="console", **extra))
-    try:
-        yield svc
-    finally:
-        await svc.close()
+@pytest.fixture
+def services(services_on_every_backend: Services) -> Services:
+    return services_on_every_backend
 
 
 class Interleaved:

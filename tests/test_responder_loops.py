@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import CHANNELS, SERVICES, create_app
+from bot.app import SERVICES, create_app
 from channels.registry import ChannelRegistry
 from channels.sms import generic_signature
 from channels.sms.segments import count_segments
 from config.settings import Settings
 from routing import lifecycle as lc
 from tests import line_events as ev
+from tests.helpers import settle_app
 from tests.line_standin import TOKEN, LineStandIn
 from tests.test_sms import SECRET, SID, TwilioStandIn
 from tests.test_sms import twilio as twilio
@@ -59,7 +60,7 @@ class Loop:
         response = await self.client.post("/webhooks/line", data=raw, headers={
             "Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)})
         assert response.status == 200
-        await self.client.app[CHANNELS].tasks.join()
+        await settle_app(self.client.app)
 
     async def text_in(self, text: str) -> str:
         """An SMS from the responder's number; the answer SMS it got back."""
@@ -69,7 +70,7 @@ class Loop:
         response = await self.client.post("/webhooks/sms/generic", data=body, headers={
             "X-ESS-Signature": generic_signature(SECRET, body)})
         assert response.status == 200
-        await self.client.app[CHANNELS].tasks.join()
+        await settle_app(self.client.app)
         answers = [m for m in self.sms.sent[before:] if m["To"] == NUMBER]
         assert answers, f"no answer to {text!r}"
         return answers[-1]["Body"]

@@ -30,6 +30,7 @@ from channels.testkit import (
 )
 from config.settings import Settings
 from tests.dispatch_kit import routed
+from tests.helpers import settle_app
 from tests.pii import assert_no_pii
 from tests.test_webchat import browser  # noqa: F401 - the Chromium fixture
 
@@ -97,7 +98,7 @@ async def sms(client: TestClient[Any, Any], body: str, sender: str = ME,
     sig = twilio_signature(TOKEN, url, params.items()) if signature is None else signature
     response = await client.post("/webhooks/sms/twilio", data=params,
                                  headers={"X-Twilio-Signature": sig})
-    await client.app[CHANNELS].tasks.join()
+    await settle_app(client.app)
     return response.status
 
 
@@ -140,7 +141,7 @@ async def test_generic_json_inbound(client: TestClient[Any, Any],
     response = await client.post("/webhooks/sms/generic", data=body, headers={
         "X-ESS-Signature": generic_signature(SECRET, body),
         "Content-Type": "application/json"})
-    await client.app[CHANNELS].tasks.join()
+    await settle_app(client.app)
     assert response.status == 200
     assert "STOP" in twilio[0].texts()[-1]
     for raw, signature, status in [
@@ -181,7 +182,7 @@ async def test_a_flooding_number_is_refused_but_stop_always_passes(
             "X-Twilio-Signature": twilio_signature(TOKEN, url, params.items())})
         assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
         assert "try again" in (await response.json())["error"]
-        await client.app[CHANNELS].tasks.join()
+        await settle_app(client.app)
     # Three helps, the STOP confirmation and the other number's help: nothing else sent.
     assert len(twilio[0].sent) == 5
 
@@ -220,7 +221,7 @@ async def test_one_time_location_link(tmp_path: Path,
             response = await client.post("/webhooks/sms/twilio", data=params, headers={
                 "X-Twilio-Signature": twilio_signature(TOKEN, url, params.items())})
             assert response.status == 200
-            await client.app[CHANNELS].tasks.join()
+            await settle_app(client.app)
 
         await send("hello")
         await send("2")
@@ -236,7 +237,7 @@ async def test_one_time_location_link(tmp_path: Path,
         assert (await client.get("/sms/static/chat.html")).status == 404
         fix = {"lat": 16.8211, "lon": 100.2659, "accuracy": 20}
         assert (await client.post(path, json=fix)).status == 200
-        await client.app[CHANNELS].tasks.join()
+        await settle_app(client.app)
         assert (await client.post(path, json=fix)).status == 410
         assert "#" in standin.texts()[-1]  # moved on to the phone step
         assert (await client.post("/sms/locate/unknown", json=fix)).status == 410
@@ -279,7 +280,7 @@ async def test_the_location_link_page_sends_the_phones_position(
                     server.make_url("/webhooks/sms/generic"), data=body,
                     headers={"X-ESS-Signature": generic_signature(SECRET, body)}) as response:
                 assert response.status == 200
-            await server.app[CHANNELS].tasks.join()
+            await settle_app(server.app)
         link = re.search(r"https://ess\.example(/sms/locate/\S+)", standin.texts()[-1])
         assert link is not None
         context = await browser.new_context(
@@ -289,7 +290,7 @@ async def test_the_location_link_page_sends_the_phones_position(
         await page.goto(str(server.make_url(link.group(1))))
         await page.get_by_role("button", name="ใช้ตำแหน่งของฉัน").click()
         await page.get_by_text("ส่งตำแหน่งแล้ว").wait_for()
-        await server.app[CHANNELS].tasks.join()
+        await settle_app(server.app)
         assert "#" in standin.texts()[-1]  # the report moved on to the phone step
         await context.close()
     finally:
@@ -310,7 +311,8 @@ async def test_sms_through_the_channel_test_kit(client: TestClient[Any, Any],
         return (await client.post("/webhooks/sms/generic", data=case.body,
                                   headers=case.headers)).status
 
-    await run_incoming_cases(post_case, services.inbound, client.app[CHANNELS].tasks.join, [
+    await run_incoming_cases(post_case, services.inbound, lambda: settle_app(client.app),
+                             [
         generic("text", {"id": "k1", "from": ME, "text": "แจ้งเหตุ"},
                 Expect(Kind.TEXT, ME, "แจ้งเหตุ")),
         generic("this phone", {"id": "k2", "from": ME, "text": "#"}, Expect(Kind.PHONE, ME)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from bot.types import Location, LocationSource, utcnow
 from config.settings import Settings
 from storage.crypto import Sealer
 from storage.factory import open_storage
-from storage.ports import StaleSession, Storage, Timer
+from storage.ports import JournalEntry, StaleSession, Storage, Timer
 
 BACKENDS = ["sqlite", "postgres", "postgres+redis"]
 PHONE = "+66812345678"
@@ -426,3 +427,71 @@ async def test_reads_are_audited(store: Storage, dump: Dump) -> None:
 
 async def test_ping(store: Storage) -> None:
     assert await store.ping()
+
+
+# --- the inbound journal -------------------------------------------------------------------
+
+def entry(conversation: str, n: int, event_key: str | None = None) -> JournalEntry:
+    return JournalEntry(f"id-{conversation}-{n}", "sms", conversation,
+                        event_key or f"sms:{conversation}-{n}",
+                        {"text": f"message {n} at {LAT}", "from": PHONE}, utcnow())
+
+
+async def test_journal_keeps_each_event_once_in_arrival_order(store: Storage) -> None:
+    journal = store.journal
+    first = [entry(CONVERSATION, n) for n in range(3)]
+    assert await journal.append(first) == 3
+    # A redelivered event (same key, new id) is not kept twice; the new one is.
+    again = [replace(entry(CONVERSATION, 1), id="id-redelivered"), entry(CONVERSATION, 3)]
+    assert await journal.append(again) == 1
+    assert await journal.pending() == 4
+    claimed = await journal.claim("a", 10, 30, utcnow())
+    assert [e.id for e in claimed] == [*(e.id for e in first), f"id-{CONVERSATION}-3"]
+    got = claimed[0]
+    assert (got.channel, got.conversation, got.event_key, got.data, got.attempts) == (
+        "sms", CONVERSATION, first[0].event_key, first[0].data, 1)
+    assert abs((got.received_at - first[0].received_at).total_seconds()) < 0.01
+
+
+async def test_journal_leases_whole_conversations_and_a_crashed_owner_is_taken_over(
+        store: Storage) -> None:
+    journal, now = store.journal, utcnow()
+    await journal.append([entry("web:a", 0), entry("web:b", 0), entry("web:a", 1)])
+    # Oldest conversation first, all of its entries; the limit counts conversations.
+    assert [e.id for e in await journal.claim("p1", 1, 30, now)] == \
+        ["id-web:a-0", "id-web:a-1"]
+    # While p1 holds web:a, a new event of web:a waits for it; nobody else gets web:a.
+    await journal.append([entry("web:a", 2)])
+    assert [e.id for e in await journal.claim("p2", 10, 30, now)] == ["id-web:b-0"]
+    assert await journal.claim("p3", 10, 30, now) == []
+    assert await journal.done(["id-web:a-0"], "p1") == 1
+    assert await journal.done(["id-web:a-1"], "p2") == 0  # not p2's
+    # p1 dies. Its lease runs out; p3 takes the whole conversation, in order.
+    later = now + timedelta(seconds=31)
+    assert await journal.renew("p2", 30, later) == 1  # p2 is alive and working
+    assert [e.id for e in await journal.claim("p3", 10, 30, later)] == \
+        ["id-web:a-1", "id-web:a-2"]
+    assert await journal.done(["id-web:a-1"], "p1") == 0  # the lease was lost
+    assert await journal.done(["id-web:a-1", "id-web:a-2", "id-web:b-0"], "p3") == 2
+    assert await journal.pending() == 1  # web:b, still p2's
+
+
+async def test_journal_lease_renewal_keeps_a_slow_owner(store: Storage) -> None:
+    journal, now = store.journal, utcnow()
+    await journal.append([entry("web:a", 0)])
+    [claimed] = await journal.claim("p1", 10, 30, now)
+    assert claimed.attempts == 1
+    assert await journal.renew("p1", 30, now + timedelta(seconds=25)) == 1
+    assert await journal.claim("p2", 10, 30, now + timedelta(seconds=40)) == []
+    [again] = await journal.claim("p2", 10, 30, now + timedelta(seconds=56))
+    assert again.attempts == 2
+    assert await journal.renew("p1", 30, now) == 0
+
+
+async def test_journal_seals_what_it_keeps(store: Storage, dump: Dump) -> None:
+    await store.journal.append([replace(entry(CONVERSATION, 0), id="e1")])  # ids are random
+    await store.close()
+    raw = await dump()
+    assert b"e1" in raw  # the dump did see the entry
+    for needle in (b"812345678", str(LAT).encode(), b"message 0"):
+        assert needle not in raw, needle

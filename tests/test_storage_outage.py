@@ -60,7 +60,7 @@ async def test_redis_restart(services: Services,
     # The channel's retry delivers the same event again; the flow continues where it was.
     assert await handle(services, a[3]) == ["report.confirm.prompt"]
     assert await services.storage.ping()
-    assert (await handle(services, a[4]))[0] == "report.received"
+    assert (await handle(services, a[4]))[0] == "report.after.role"  # receipt: outbox
     for msg in b:
         await handle(services, msg)
     assert len(await services.storage.incidents.recent()) == 2
@@ -72,7 +72,7 @@ async def test_postgres_restart(services: Services,
     a, b = report("a"), report("b")
     for msg in a[:4]:
         await handle(services, msg)
-    assert (await handle(services, a[4]))[0] == "report.received"
+    assert (await handle(services, a[4]))[0] == "report.after.role"  # receipt: outbox
     for msg in b[:4]:
         await handle(services, msg)
     pg.stop()
@@ -84,7 +84,7 @@ async def test_postgres_restart(services: Services,
     received = []
     for msg in report("c"):
         received = await handle(services, msg)
-    assert received[0] == "report.received"
+    assert received[0] == "report.after.role"
     incidents = await services.storage.incidents.recent()
     assert {i.reporter for i in incidents} == {"test:a", "test:c"}  # the accepted ones only
     # ... each with its notifications queued in the same transaction (invariant 1).

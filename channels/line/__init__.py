@@ -1,9 +1,10 @@
 """The LINE channel: `POST /webhooks/line` in, replies and pushes out (line-bot-sdk v3 async).
 
 The webhook checks `X-Line-Signature` (HMAC-SHA256 of the raw body, constant-time) before it
-reads anything else; a bad or missing signature gets 401 and nothing happens. A good body
-gets 200 at once and its events are handled in order in a background task the application
-drains at shutdown (LINE asks for quick answers and suspends slow webhooks).
+reads anything else; a bad or missing signature gets 401 and nothing happens. A good body's
+events are kept in the inbound journal (bot.inbox) and the body gets 200 at once (LINE asks
+for quick answers and suspends slow webhooks); 503 when they cannot be kept, so LINE
+retries. They are handled from the journal, in order, by whichever process is alive.
 
 Every event becomes one `Inbound` handed to the core's inbound router, which decides who it
 is for (a reporter, a responder, `/register CODE`): a group or room says so in `chat`, and a
@@ -19,6 +20,7 @@ import argparse
 import base64
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from linebot.v3.webhooks import (
     UserSource,
 )
 
+from bot.inbox import Arrival, InboxUnavailable
 from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply
 from channels.base import (
@@ -60,9 +63,6 @@ log = structlog.get_logger(__name__)
 CHANNEL = "line"
 REPLY_TOKEN_SECONDS = 50  # LINE guarantees a reply token for one minute; keep a margin
 MAX_EVENTS = 100
-# Past this many bodies waiting in the background, a webhook is handled before it is
-# answered: LINE then slows down instead of our memory growing without bound.
-MAX_BACKLOG = 2000  # about six seconds of work at the measured engine rate
 _RETRY_NS = uuid.UUID("5b0c3e6a-8f0e-4d43-9a4e-2f0b8a6c9d11")
 
 # Rich-menu postbacks, mapped to what a person could also type or tap.
@@ -142,12 +142,35 @@ class LineChannel(Channel):
             log.warning("line.webhook.malformed")
             return _error(400, "body is not a LINE webhook")
         events = [e for e in map(self._parse_event, raw_events) if e is not None]
-        if events and len(self.ctx.tasks) >= MAX_BACKLOG:
-            log.warning("line.webhook.backlog", waiting=len(self.ctx.tasks))
-            await self._handle_all(events)
-        elif events:
-            self.ctx.tasks.spawn(self._handle_all(events), name="line-webhook")
+        try:
+            # Kept before the 200: handled from the journal, in order, by any process.
+            await self.ctx.services.inbox.accept(
+                [a for a in map(self._arrival, events) if a is not None])
+        except InboxUnavailable:
+            return _error(503, "cannot take events now, retry")
         return web.json_response({})
+
+    @staticmethod
+    def _arrival(event: Event) -> Arrival | None:
+        source = getattr(event, "source", None)
+        chat = source.group_id if isinstance(source, GroupSource) else \
+            source.room_id if isinstance(source, RoomSource) else \
+            source.user_id if isinstance(source, UserSource) else None
+        if not chat:
+            return None  # no one to answer, as before
+        try:
+            at = datetime.fromtimestamp(event.timestamp / 1000, UTC)
+        except (OverflowError, ValueError, OSError):
+            at = datetime.now(UTC)  # an absurd timestamp must not refuse the whole body
+        inbound = Inbound(CHANNEL, chat, Kind.OTHER, str(event.webhook_event_id), None, at)
+        return Arrival(inbound, json.loads(event.to_json()))
+
+    async def arrived(self, arrival: Arrival) -> None:
+        """One event out of the journal; a replayed one whose reply token went stale is
+        answered by push (`_reply_token`)."""
+        event = Event.from_dict(dict(arrival.event))
+        if event is not None:
+            await self._handle_all([event])
 
     @staticmethod
     def _parse_event(raw: dict[str, Any]) -> Event | None:

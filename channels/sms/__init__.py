@@ -3,8 +3,9 @@
 Inbound: `POST /webhooks/sms/twilio` (form-encoded, `X-Twilio-Signature` = base64
 HMAC-SHA1 over the URL as Twilio called it plus every parameter sorted by name) and
 `POST /webhooks/sms/generic` (JSON `{"id", "from", "text"}`, header
-`X-ESS-Signature: sha256=<hex HMAC-SHA256 of the body>`). Both answer 200 at once and handle
-the message in a background task; the gateway's message id is the event id (dedupe).
+`X-ESS-Signature: sha256=<hex HMAC-SHA256 of the body>`). Both keep the message in the
+inbound journal (bot.inbox) and answer 200 at once (503 when it cannot be kept, so the
+gateway retries); it is handled from there. The gateway's message id is the event id.
 
 Output: every reply of one message joined into one text, choices as numbered lines (Arabic
 or Thai digits both work back), the location step by text or, when `ESS_PUBLIC_URL` is set,
@@ -37,6 +38,7 @@ import structlog
 from aiohttp import web
 
 from bot.i18n import Catalogs
+from bot.inbox import Arrival, InboxUnavailable
 from bot.lang_pick import language_for_phone
 from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.render import Abilities, card_alert, card_title, render_text
@@ -206,7 +208,8 @@ class SmsChannel(Channel):
             return _plain(400, "From, Body and MessageSid are required")
         if (refused := await self._admit(sender, text)) is not None:
             return refused
-        self.ctx.tasks.spawn(self.handle(sender, text, f"twilio:{sid}"), name="sms-inbound")
+        if not await self._keep(Inbound(CHANNEL, sender, Kind.TEXT, f"twilio:{sid}", text)):
+            return _plain(503, "cannot take messages now, retry")
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def generic_webhook(self, request: web.Request) -> web.Response:
@@ -228,8 +231,9 @@ class SmsChannel(Channel):
             return _plain(400, 'expected JSON {"id": str, "from": str, "text": str}')
         if (refused := await self._admit(sender, text)) is not None:
             return refused
-        self.ctx.tasks.spawn(self.handle(sender, text, f"generic:{message_id}"),
-                             name="sms-inbound")
+        if not await self._keep(Inbound(CHANNEL, sender, Kind.TEXT, f"generic:{message_id}",
+                                        text)):
+            return _plain(503, "cannot take messages now, retry")
         return web.json_response({"accepted": True})
 
     def _word(self, text: str) -> str:
@@ -259,6 +263,21 @@ class SmsChannel(Channel):
         wait = retry_after(limit)
         return web.json_response({"error": f"too many messages: try again in {wait} s"},
                                  status=429, headers={"Retry-After": str(wait)})
+
+    async def _keep(self, inbound: Inbound) -> bool:
+        """Into the inbound journal before the answer (bot.inbox); False: answer 5xx."""
+        try:
+            await self.ctx.services.inbox.accept([Arrival(inbound)])
+        except InboxUnavailable:
+            return False
+        return True
+
+    async def arrived(self, arrival: Arrival) -> None:
+        inbound = arrival.inbound
+        if inbound.kind is Kind.LOCATION:
+            await self._answer(inbound)
+        else:
+            await self.handle(inbound.sender, inbound.text, inbound.event_id)
 
     async def handle(self, sender: str, text: str, event_id: str) -> None:
         """One SMS from `sender`: keywords first, then the engine; the answer as one SMS."""
@@ -353,10 +372,11 @@ class SmsChannel(Channel):
                 raise ValueError
         except (ValueError, KeyError, TypeError):
             return _plain(400, 'expected JSON {"lat": number, "lon": number}')
-        self._links.pop(nonce, None)  # one time
         inbound = Inbound(CHANNEL, sender, Kind.LOCATION, f"locate:{nonce}",
                           Location(lat, lon, LocationSource.DEVICE, accuracy))
-        self.ctx.tasks.spawn(self._answer(inbound), name="sms-locate")
+        if not await self._keep(inbound):
+            return _plain(503, "cannot take the location now, retry")
+        self._links.pop(nonce, None)  # one time
         return web.json_response({"accepted": True})
 
     async def _answer(self, inbound: Inbound) -> None:

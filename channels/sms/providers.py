@@ -76,7 +76,10 @@ class TwilioProvider:
             raise RuntimeError("the SMS provider is not open")
         segments = count_segments(text)
         try:
-            async with self._session.post(self._url, headers=self._headers, data={
+            # The outbox row's key, the same on every retry: a gateway that honours
+            # Idempotency-Key sends a retried message once (Twilio itself ignores it).
+            async with self._session.post(self._url, headers={
+                    **self._headers, "Idempotency-Key": key}, data={
                     "To": to, "From": self._from, "Body": text}) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")

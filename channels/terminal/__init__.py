@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.i18n import Catalogs
 from bot.outbound import Outbound, SendResult
 from bot.render import Abilities, render_text
-from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply
+from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply, Text
 from channels.base import Channel, ChannelOff, CommandContext, CommandError
 from config.settings import Settings
 
@@ -61,11 +61,15 @@ async def chat(engine: Engine, catalogs: Catalogs, lines: TextIO, out: TextIO,
         if not line.strip():
             continue
         replies = await engine.handle(parse_line(line, sender))
-        print_replies(replies, catalogs, out)
         for reply in replies:
             ref = reply.text.params.get("reference")
             if isinstance(ref, str) and ref not in references:
                 references.append(ref)
+                # The receipt proper is an outbox row (bot.reports), which `ess chat` does
+                # not dispatch: say it here, before what the flow says next.
+                replies = [Reply(Text("report.received_short", {"reference": ref}),
+                                 reply.lang, silent=reply.silent), *replies]
+        print_replies(replies, catalogs, out)
     return references
 
 

@@ -1,0 +1,194 @@
+"""The durable inbound path (bot.inbox): spool, replay, lease takeover, refusing with 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.app import SERVICES
+from bot.inbox import Arrival, Inbox, InboxUnavailable, arrival_data, arrival_of
+from bot.types import Inbound, Kind, Location, LocationSource, utcnow
+from config.settings import Settings
+from storage.crypto import Sealer
+from storage.factory import open_storage
+from storage.ports import JournalEntry, Storage
+from storage.spool import Spool
+from tests import line_events as ev
+from tests.helpers import settle_app
+from tests.line_standin import LineStandIn
+from tests.servers import PostgresServer, RedisServer
+
+SEALER = Sealer([b"j" * 32])
+PHONE = "+66812345678"
+
+
+def sms(n: int, sender: str = PHONE) -> Arrival:
+    return Arrival(Inbound("sms", sender, Kind.TEXT, f"generic:m{n}", f"message {n}"))
+
+
+class Recorder:
+    """The channel side: records each arrival it is handed."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, arrival: Arrival) -> None:
+        self.seen.append(arrival.inbound.event_id)
+
+
+def inbox_for(storage: Storage, folder: Path, recorder: Recorder, lease: float = 30.0,
+              lanes: int = 64) -> Inbox:
+    inbox = Inbox.open(storage, folder, SEALER, lease_seconds=lease, lanes=lanes)
+    inbox.handlers = {"sms": recorder}
+    return inbox
+
+
+def test_an_arrival_round_trips_through_its_stored_form() -> None:
+    pin = Arrival(Inbound("line", "U1", Kind.LOCATION, "e1",
+                          Location(16.8, 100.2, LocationSource.REPORTER_PIN, text="x"),
+                          hints={"flow": "silent"}), {"replyToken": "t"})
+    assert arrival_of(arrival_data(pin)) == pin
+    text = sms(1)
+    assert arrival_of(arrival_data(text)) == text
+
+
+def test_the_spool_is_fsynced_0600_and_reads_back_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = Spool(tmp_path / "var", SEALER)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    entries = [JournalEntry(f"id{n}", "sms", f"sms:{PHONE}", f"sms:generic:m{n}",
+                            arrival_data(sms(n)), utcnow()) for n in range(3)]
+    spool.write(entries[:2])
+    spool.write(entries[2:])
+    assert spool.path.stat().st_ino in synced  # on disk before write() returned
+    assert stat.S_IMODE(spool.path.stat().st_mode) == 0o600
+    raw = spool.path.read_bytes()
+    assert PHONE.encode()[3:] not in raw and b"message" not in raw  # sealed
+    # A crash mid-write leaves a torn last line: it is skipped, the rest read back.
+    with spool.path.open("ab") as fh:
+        fh.write(b"dG9ybg")
+    [path] = spool.take()
+    assert not spool.path.exists() and spool.waiting()
+    assert spool.read(path) == entries
+
+
+async def test_refused_with_5xx_when_neither_store_nor_spool_can_keep_it(
+        tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path / "var"))
+    storage = await open_storage(settings, SEALER)
+    inbox = inbox_for(storage, tmp_path / "var", Recorder())
+    await storage.close()  # the store is gone...
+    (tmp_path / "var" / "inbound-spool.log").mkdir()  # ...and the spool cannot be written
+    with pytest.raises(InboxUnavailable):
+        await inbox.accept([sms(1)])
+
+
+async def test_store_down_spools_then_replays_in_order_exactly_once(
+        tmp_path: Path, own_servers: tuple[PostgresServer, RedisServer]) -> None:
+    pg, _ = own_servers
+    settings = Settings(data_dir=str(tmp_path / "var"), database_url=pg.new_database(),
+                        store_timeout=1.0)
+    storage = await open_storage(settings, SEALER)
+    recorder = Recorder()
+    inbox = inbox_for(storage, tmp_path / "var", recorder)
+    try:
+        await inbox.accept([sms(0)])
+        pg.stop()
+        await inbox.accept([sms(1), sms(2)])  # into the spool: answered 200 all the same
+        assert (tmp_path / "var" / "inbound-spool.log").exists()
+        pg.start()
+        # Back up: still through the spool until it is replayed, so order holds.
+        await inbox.accept([sms(3)])
+        await inbox.settle()
+        assert recorder.seen == ["generic:m0", "generic:m1", "generic:m2", "generic:m3"]
+        assert not inbox.spool.waiting()
+        await inbox.accept([sms(4)])
+        await inbox.settle()
+        assert recorder.seen[-1] == "generic:m4" and len(recorder.seen) == 5
+        assert not inbox.spool.waiting()  # the store took it directly
+    finally:
+        await storage.close()
+
+
+async def test_a_dead_owners_conversations_are_taken_over_after_the_lease(
+        tmp_path: Path, pg_url: str) -> None:
+    settings = Settings(data_dir=str(tmp_path / "var"), database_url=pg_url)
+    storage = await open_storage(settings, SEALER)
+    try:
+        stuck = asyncio.Event()
+
+        async def hangs(arrival: Arrival) -> None:
+            stuck.set()
+            await asyncio.Event().wait()  # a process frozen mid-handling
+
+        first = inbox_for(storage, tmp_path / "a", Recorder(), lease=1.0, lanes=1)
+        first.handlers = {"sms": hangs}
+        recorder = Recorder()
+        second = inbox_for(storage, tmp_path / "b", recorder, lease=1.0)
+        await first.accept([sms(0), sms(1), sms(2, "+66899999999")])
+        assert await first.drain_once() == 2  # the oldest conversation, both its events
+        await asyncio.wait_for(stuck.wait(), 5)
+        # The other conversation is free; the stuck one is not (yet).
+        assert await second.drain_once() == 1
+        await asyncio.wait(set(second._lanes), timeout=5)
+        assert recorder.seen == ["generic:m2"]
+        for task in list(first._lanes):  # the first process dies; its lease is not renewed
+            task.cancel()
+        await asyncio.sleep(1.1)
+        await second.settle()
+        assert recorder.seen == ["generic:m2", "generic:m0", "generic:m1"]  # in order
+    finally:
+        await storage.close()
+
+
+async def test_the_line_webhook_spools_then_answers_503_when_nothing_can_keep_it(
+        line_client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    services = line_client.app[SERVICES]
+
+    async def post() -> int:
+        raw = ev.body(ev.follow(ev.user("U" + "e" * 32)))
+        response = await line_client.post("/webhooks/line", data=raw,
+                                          headers={"X-Line-Signature": ev.sign(raw)})
+        return response.status
+
+    await services.storage.close()  # the store is gone: the spool keeps the event
+    assert await post() == 200
+    spool = services.settings.data_path / "inbound-spool.log"
+    assert spool.stat().st_size > 0
+    spool.unlink()
+    spool.mkdir()  # and now the spool cannot be written either: LINE must retry
+    assert await post() == 503
+    spool.rmdir()
+
+
+async def test_a_line_event_replayed_after_its_reply_token_went_stale_is_pushed(
+        line_client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    """As after a restart: the webhook was answered a minute ago, the entry runs now."""
+    services = line_client.app[SERVICES]
+    me = ev.user("U" + "f" * 32)
+    minute_ago = int((time.time() - 60) * 1000)
+    for make in (lambda: ev.follow(me, timestamp=minute_ago),
+                 lambda: ev.postback(me, "threat", timestamp=int(time.time() * 1000))):
+        raw = ev.body(make())
+        response = await line_client.post("/webhooks/line", data=raw,
+                                          headers={"X-Line-Signature": ev.sign(raw)})
+        assert response.status == 200
+        await settle_app(line_client.app)
+    greeting, location_step = line_api.ok()
+    assert greeting.kind == "push" and greeting.headers.get("X-Line-Retry-Key")
+    assert location_step.kind == "reply"  # a fresh token is still used
+    assert await services.storage.journal.pending() == 0
