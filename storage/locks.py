@@ -53,20 +53,36 @@ async def renewed(renew: Callable[[], Awaitable[bool]], every: float) -> AsyncIt
     process renews nothing, so its lock still expires. `renew` returns False once the lock
     is lost (fencing then refuses the holder's save); a failed call is tried again.
     """
+    done = asyncio.Event()
+
     async def loop() -> None:
-        while True:
-            await asyncio.sleep(every)
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), every)
+            if done.is_set():
+                return
             try:
                 if not await renew():
                     log.warning("lock.lost")
                     return
             except Exception as exc:
+                # A client library may turn our own cancellation into its timeout error
+                # (redis-py does): a loop that caught it would renew a released lock forever,
+                # and the holder would wait for it forever. Stop, whatever it was.
+                if done.is_set() or _cancelling():
+                    return
                 log.warning("lock.renew_failed", error=type(exc).__name__)
 
     task = asyncio.create_task(loop(), name="lock-renewal")
     try:
         yield
     finally:
+        done.set()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Bounded: the holder's release never waits on its renewal.
+        await asyncio.wait({task}, timeout=1.0)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

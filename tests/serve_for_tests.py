@@ -15,7 +15,9 @@ all (nothing to forget to switch off). The hook adds:
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
 from typing import Any
 
@@ -79,6 +81,8 @@ def main() -> int:
     lease = float(os.environ.get("ESS_TEST_LEASE", "3"))
 
     async def hook(app: web.Application, services: Services) -> None:
+        # `kill -USR1` prints every task's stack: what a hung test's server is waiting for.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
         app.router.add_post("/_test/inbound", inbound)
         app.router.add_post("/_test/send", send)
         # The real dispatcher (it starts after the hooks), with a short lease so a crashed
@@ -97,6 +101,13 @@ def main() -> int:
         app.on_cleanup.append(stop)
 
     return serve(settings, hooks=[hook])
+
+
+def dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        print(f"--- task {task.get_name()}", file=sys.stderr)
+        task.print_stack(limit=12, file=sys.stderr)
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":

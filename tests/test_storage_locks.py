@@ -12,6 +12,7 @@ import pytest
 from config.settings import Settings
 from storage.crypto import Sealer
 from storage.factory import open_storage
+from storage.locks import renewed
 from storage.ports import Storage
 from storage.postgres import _lock_key
 
@@ -64,3 +65,27 @@ async def test_postgres_lock_of_a_dead_connection_is_freed(pg_url: str, tmp_path
             assert token > 0
     finally:
         await store.close()
+
+
+async def test_a_renewal_whose_client_swallows_the_cancel_still_lets_the_holder_go() -> None:
+    """redis-py turns a cancellation inside a command into its own timeout error; the holder
+    of a lock must still get out of `renewed` (it once waited for ever, renewing a released
+    lock, and the conversation was stuck on every process)."""
+    calls = 0
+
+    async def renew() -> bool:
+        nonlocal calls
+        calls += 1
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise TimeoutError("Timeout reading from socket") from None
+        return True
+
+    async def hold() -> None:
+        async with renewed(renew, 0.01):
+            while calls == 0:  # released while a renewal is in flight
+                await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(hold(), 30)  # a bound, not a timing: it hung for ever before
+    assert calls == 1
