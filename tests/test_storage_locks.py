@@ -84,7 +84,7 @@ async def test_a_renewal_whose_client_swallows_the_cancel_still_lets_the_holder_
 
     async def hold() -> None:
         async with renewed(renew, 0.01):
-            while calls == 0:  # released while a renewal is in flight
+            while calls == 0:  # noqa: ASYNC110 (released while a renewal is in flight)
                 await asyncio.sleep(0.01)
 
     await asyncio.wait_for(hold(), 30)  # a bound, not a timing: it hung for ever before
