@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import cases_cli
 from bot.i18n import CatalogError
 from bot.incident import Incident, normalize_reference
 from bot.logs import configure_logging
@@ -24,6 +25,7 @@ from channels.registry import channel_classes
 from config.settings import Settings, SettingsError, load_settings
 from flows.loader import FlowError
 from routing.directory import DirectoryError
+from routing.programmes import ProgrammeError
 from storage.ports import StorageError
 
 if TYPE_CHECKING:
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--incidents", type=int, required=True)
     seed.add_argument("--days", type=float, default=90.0)
     seed.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
+    cases_cli.add_commands(sub)
     for channel in channel_classes():
         channel.add_commands(sub)
     return parser
@@ -111,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ess: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except (SettingsError, FlowError, CatalogError, StorageError, CliError,
-            CommandError) as exc:
+            CommandError, cases_cli.CaseCliError, ProgrammeError) as exc:
         print(f"ess: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -129,6 +132,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return int(asyncio.run(run(args, CommandContext(settings, services))))
     if args.command == "serve":
         return _serve(settings)
+    if args.command in cases_cli.COMMANDS:
+        return int(asyncio.run(cases_cli.run(args, settings)))
     if args.command == "flows":
         return _check_flows(settings, args.files)
     if args.command == "incidents":
@@ -165,6 +170,9 @@ def serve(settings: Settings, hooks: list[ServicesHook] | None = None) -> int:
     inputs, actions = default_registries()
     load_all_flows(settings, load_catalogs(settings), inputs, actions)
     open_directory(settings)  # a broken directory stops start-up with every problem listed
+    from routing.programmes import load_programmes, programme_files
+
+    load_programmes(programme_files())  # and so does a broken programme rules file
     # ... and so must a database or Redis that cannot be reached or has the wrong schema.
     asyncio.run(_check_storage(settings))
     app = create_app(settings, hooks)

@@ -31,6 +31,7 @@ from storage.ports import StaleSession, Storage
 log = structlog.get_logger(__name__)
 
 REPORT_FLOW = "report"
+VOLUNTEER_FLOW = "volunteer_case"
 SILENT_FLOW = "silent"
 MAX_TEXT = 10_000
 RECENTLY_SILENT_MAX = 10_000  # longer text is cut before any parsing; the step re-prompts anyway
@@ -195,6 +196,8 @@ class Engine:
             session.silent = True
             return await self.runner.start(session, SILENT_FLOW, inbound, self.services)
         flow = wanted if wanted in self.runner.flows else REPORT_FLOW
+        if not wanted and inbound.hints.get("volunteer") and VOLUNTEER_FLOW in self.runner.flows:
+            flow = VOLUNTEER_FLOW  # bot.inbound marks a registered volunteer's chat
         prefix = [Reply(Text("common.greeting"), session.lang)]
         if session.drill:
             prefix.append(Reply(Text("common.drill"), session.lang))

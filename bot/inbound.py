@@ -11,7 +11,9 @@ filter that matches wins:
    anywhere, or a chat whose address is a registered responder address (an SMS number, a
    web-chat conversation). Group chatter that names no incident is the responders' own and
    is left alone; anything else a responder sends that is not a command gets the list.
-4. Everyone else is a reporter: the engine.
+4. A registered volunteer's own chat (`ess volunteers code`): the engine, with the
+   volunteer's area as a hint, so the chat offers the welfare-case flow beside the report.
+5. Everyone else is a reporter: the engine.
 
 Channels call `handle` once per verified, parsed event and render what it returns; a durable
 journal can sit in front of this one call.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -29,9 +31,9 @@ import structlog
 
 from bot.incident import REFERENCE_PREFIX
 from bot.types import ChatKind, Inbound, Kind, Reply, Text, utcnow
-from routing.agencies import agency_kind
+from routing.agencies import VOLUNTEER, agency_kind
 from routing.messages import TOKEN_PREFIX
-from storage.ports import DEDUPE_WINDOW, Bindings, Dedupe
+from storage.ports import DEDUPE_WINDOW, Binding, Bindings, Dedupe
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +84,9 @@ class InboundRouter:
         self.add("admin", self._is_admin, self._admin)
         self.add("group", self._is_group_event, self._group_event)
         self.add("responder", self._is_responder, self._responder)
+        self.add("volunteer", self._is_volunteer, self._volunteer)
         self.add("reporter", self._anyone, self.engine.handle)
+        self._looked_up: tuple[str, list[Binding]] = ("", [])
 
     def add(self, name: str, filter: Filter, handler: Handler, *,
             before: str | None = None) -> None:
@@ -128,8 +132,21 @@ class InboundRouter:
             return True  # a card's button: never a reporter's answer
         # A registered responder writes commands; only typed text needs the lookup, so a
         # reporter's taps, pins and page opens cost no extra read.
-        return inbound.kind is Kind.TEXT and \
-            bool(await self.bindings.for_address(inbound.conversation))
+        return inbound.kind is Kind.TEXT and any(
+            b.agency != VOLUNTEER for b in await self._bindings_of(inbound))
+
+    async def _bindings_of(self, inbound: Inbound) -> list[Binding]:
+        """The chat's bindings, read once per event however many filters ask."""
+        key = f"{inbound.channel}:{inbound.event_id}"
+        if self._looked_up[0] != key:
+            self._looked_up = (key, await self.bindings.for_address(inbound.conversation))
+        return self._looked_up[1]
+
+    async def _is_volunteer(self, inbound: Inbound) -> bool:
+        # A volunteer registers their own 1:1 chat; a group is never one.
+        if inbound.chat is ChatKind.GROUP:
+            return False
+        return any(b.agency == VOLUNTEER for b in await self._bindings_of(inbound))
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -147,8 +164,17 @@ class InboundRouter:
             return [Reply(Text("responder.code_invalid"), lang)]
         log.info("inbound.registered", channel=inbound.channel, area=binding.area,
                  agency=binding.agency)
+        if binding.agency == VOLUNTEER:
+            return [Reply(Text("volunteer.bound", {"area": binding.area}), lang)]
         return [Reply(Text("responder.bound", {"area": binding.area,
                                                "agency": agency_kind(binding.agency)}), lang)]
+
+    async def _volunteer(self, inbound: Inbound) -> list[Reply]:
+        """A volunteer's chat is a reporter's chat that also opens welfare cases: the engine
+        offers the case flow and actions read the area from this hint."""
+        area = next(b.area for b in await self._bindings_of(inbound) if b.agency == VOLUNTEER)
+        return await self.engine.handle(replace(inbound, hints={**inbound.hints,
+                                                                "volunteer": area}))
 
     async def _group_event(self, inbound: Inbound) -> list[Reply]:
         if inbound.kind is Kind.LEAVE:

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from bot.casework import my_cases
 from bot.incident import Incident, normalize_reference
 from bot.types import Text
 from flows.actions import ActionContext, ActionRegistry, ActionResult
@@ -75,6 +76,8 @@ def listed(incident: Incident) -> Text:
 
 async def my_reports(ctx: ActionContext) -> ActionResult:
     """The conversation's non-silent reports of the last 30 days, newest first."""
+    if ctx.inbound.hints.get("volunteer"):
+        return await _my_cases(ctx)  # a volunteer's "mine" is their cases
     since = ctx.services.engine.clock() - WINDOW
     try:
         found = await ctx.services.storage.incidents.for_reporter(
@@ -88,6 +91,16 @@ async def my_reports(ctx: ActionContext) -> ActionResult:
         return ActionResult("none", say=(Text("mine.none"), Text("mine.hint")))
     return ActionResult("listed", say=(Text("mine.title"), *map(listed, shown),
                                        Text("mine.hint")))
+
+
+async def _my_cases(ctx: ActionContext) -> ActionResult:
+    try:
+        cases = await ctx.services.casework.mine(ctx.session.conversation)
+    except Exception as exc:
+        log.error("mine.cases_failed", error=type(exc).__name__)
+        return ActionResult("failed", say=(Text("mine.failed"),))
+    log.info("mine.cases_listed", count=len(cases))
+    return ActionResult("listed" if cases else "none", say=my_cases(cases))
 
 
 async def report_status(ctx: ActionContext) -> ActionResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.casework import Casework
 from bot.engine import Engine
 from bot.i18n import Catalogs
 from bot.inbound import InboundRouter
@@ -41,6 +42,7 @@ class Services:
     dispatcher: Dispatcher
     inbound: InboundRouter  # where every channel hands its events (bot.inbound)
     inbox: Inbox  # the durable inbound path (bot.inbox); its drainer runs under `ess serve`
+    casework: Casework  # welfare cases from volunteers and referred incidents (bot.casework)
 
     async def close(self) -> None:
         await self.storage.close()

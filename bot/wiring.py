@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
+from bot.casework import Casework, register_case_actions
 from bot.engine import Engine
 from bot.i18n import Catalogs, load_catalogs
 from bot.inbound import InboundRouter
@@ -24,6 +25,7 @@ from bot.types import utcnow
 from channels.base import number_setting
 from config.settings import Settings
 from flows.actions import ActionRegistry
+from flows.case_inputs import register_case_inputs
 from flows.compiler import CompiledFlow
 from flows.inputs import InputContext, InputRegistry
 from flows.registry import flow_files, load_flows
@@ -33,6 +35,7 @@ from routing.dispatcher import Dispatcher
 from routing.gazetteer import Gazetteer
 from routing.lifecycle import RESPONDER_TRIGGERS
 from routing.ports import Router
+from routing.programmes import load_programmes, programme_files, screen
 from routing.responders import TYPED_ONLY, Policy, Responders
 from routing.router import DirectoryRouter
 from routing.sender import ConsoleSender, RoutingSender, Sender
@@ -53,6 +56,8 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
     actions = ActionRegistry()
     register_report_actions(actions)
     register_my_reports_actions(actions)
+    register_case_actions(actions)
+    register_case_inputs(inputs)
     actions.load_entry_points()
     return inputs, actions
 
@@ -110,6 +115,11 @@ async def open_services(settings: Settings, router: Router | None = None,
     responders = Responders(storage, router, rules, clock, typed_words(catalogs))
     sender = sender or RoutingSender({"console": ConsoleSender(catalogs)})
     dispatcher = Dispatcher(storage, sender, responders, clock=clock)
+    programmes = load_programmes(programme_files())
+    casework = Casework(storage, directory, catalogs, clock, screen=lambda case: [
+        f.to_dict() for f in screen(case, programmes, clock().date())])
+    dispatcher.cases = casework
+    responders.on_welfare_referral = casework.from_incident
     reports.on_queued = responders.on_queued = dispatcher.poke
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
@@ -117,7 +127,8 @@ async def open_services(settings: Settings, router: Router | None = None,
                         sweeper=Sweeper(storage, clock=clock), directory=directory,
                         responders=responders, dispatcher=dispatcher,
                         inbound=None,  # type: ignore[arg-type]
-                        inbox=None)  # type: ignore[arg-type]
+                        inbox=None,  # type: ignore[arg-type]
+                        casework=casework)
     services.engine = Engine(storage, runner, catalogs, settings, services, clock=clock,
                              metrics=reports.metrics)
     services.inbound = InboundRouter(services.engine, responders, storage.bindings,

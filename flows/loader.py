@@ -16,15 +16,31 @@ import yaml
 
 from bot.durations import parse_duration
 from bot.yamlfiles import UniqueKeyLoader, check_unique_keys
-from flows.model import COMMANDS, SET, UNSET, Branch, ChoiceSpec, Flow, Step
+from flows.model import (
+    CHOICES_DONE,
+    COMMANDS,
+    SET,
+    UNSET,
+    Branch,
+    ChoiceSpec,
+    Flow,
+    Group,
+    Section,
+    Step,
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 STEP_KEYS = {
     "say", "expect", "choices", "save", "validate", "invalid", "run", "next", "end", "commands",
-    "summary",
+    "summary", "collect",
 }
-FLOW_KEYS = {"flow", "description", "start", "steps", "commands", "idle_timeout", "silent"}
+FLOW_KEYS = {"flow", "description", "start", "steps", "commands", "idle_timeout", "silent",
+             "groups", "sections"}
+GROUP_KEYS = {"first", "steps", "max", "after", "full"}
+SECTION_KEYS = {"first", "steps", "after", "skip"}
+# However a flow is written, no group grows past this (a household of 200 is a typo).
+MAX_GROUP_ITEMS = 50
 
 
 @dataclass(frozen=True)
@@ -158,12 +174,121 @@ def parse_flow(text: str, path: str, *, inputs: Collection[str], actions: Collec
     if start not in raw_steps:
         c.problem(c.line_of(doc, "start", doc.line), f"start step {start!r} is not defined",
                   f"one of: {', '.join(raw_steps) or '(no steps)'}")
-    _check_graph(c, steps, str(start))
+    groups = _groups(c, doc, steps)
+    sections = _sections(c, doc, steps)
+    _check_graph(c, steps, str(start), groups, sections)
     if c.problems:
         raise FlowError(c.problems)
     return Flow(name=name, path=path, start=str(start), steps=steps, commands=commands,
                 idle_timeout=idle, silent=bool(doc.get("silent", False)),
-                description=str(doc.get("description", "")))
+                description=str(doc.get("description", "")), groups=groups,
+                sections=sections)
+
+
+def _part(c: _Checker, kind: str, name: str, raw: Any, line: int, keys: set[str],
+          steps: Mapping[str, Step]) -> tuple[str, tuple[str, ...], str] | None:
+    """The shape groups and sections share: first, steps, after; None when unusable."""
+    if not _NAME.match(name):
+        c.problem(line, f"{kind} name {name!r} must be lowercase letters, digits and _",
+                  "members")
+    if not isinstance(raw, _Map):
+        c.problem(line, f"{kind} {name!r} must be a mapping", ", ".join(sorted(keys)))
+        return None
+    for key in raw:
+        if key not in keys:
+            c.problem(c.line_of(raw, key, raw.line), f"unknown {kind} setting {key!r} in "
+                      f"{name!r}", f"one of: {', '.join(sorted(keys))}")
+    members = raw.get("steps")
+    if not isinstance(members, list) or not members or \
+            not all(isinstance(m, str) for m in members):
+        c.problem(c.line_of(raw, "steps", raw.line), f"{kind} {name!r} needs a list of steps",
+                  "steps: [member_age, member_sex]")
+        return None
+    for member in members:
+        if member not in steps:
+            c.problem(c.line_of(raw, "steps", raw.line), f"{kind} {name!r} names step "
+                      f"{member!r}, which is not defined", f"one of: {', '.join(steps)}")
+    first, after = raw.get("first"), raw.get("after")
+    if first not in members:
+        c.problem(c.line_of(raw, "first", raw.line), f"{kind} {name!r} starts at {first!r}, "
+                  "which is not one of its steps", f"one of: {', '.join(members)}")
+    if after not in steps:
+        c.problem(c.line_of(raw, "after", raw.line), f"{kind} {name!r} goes on to "
+                  f"{after!r}, which is not defined", f"one of: {', '.join(steps)}")
+    return str(first), tuple(members), str(after)
+
+
+def _groups(c: _Checker, doc: _Map, steps: Mapping[str, Step]) -> dict[str, Group]:
+    raw_groups = doc.get("groups", _Map())
+    if not isinstance(raw_groups, _Map):
+        c.problem(c.line_of(doc, "groups", doc.line), "groups must be a mapping of names",
+                  "groups:\n  members:\n    first: member_age")
+        return {}
+    out: dict[str, Group] = {}
+    owner: dict[str, str] = {}
+    for name, raw in raw_groups.items():
+        line = raw_groups.key_lines.get(name, raw_groups.line)
+        shape = _part(c, "group", name, raw, line, GROUP_KEYS, steps)
+        if shape is None:
+            continue
+        first, members, after = shape
+        limit = raw.get("max")
+        if isinstance(limit, bool) or not isinstance(limit, int) or \
+                not 1 <= limit <= MAX_GROUP_ITEMS:
+            c.problem(c.line_of(raw, "max", raw.line), f"group {name!r} needs max, a whole "
+                      f"number from 1 to {MAX_GROUP_ITEMS}", "max: 20")
+            limit = 1
+        full = c.key(c.line_of(raw, "full", raw.line), raw.get("full"), "full")
+        for member in members:
+            step = steps.get(member)
+            if step is not None and not step.asks:
+                c.problem(step.line, f"step {member!r} of group {name!r} asks nothing",
+                          "a group's steps are questions; say and run steps go outside")
+            if member in owner:
+                c.problem(line, f"step {member!r} is in groups {owner[member]!r} and "
+                          f"{name!r}", "a step belongs to one group")
+            owner[member] = name
+        if any(s.save == name for s in steps.values()):
+            c.problem(line, f"group {name!r} has the name of a slot a step saves",
+                      "rename the group or the slot")
+        collectors = [s for s in steps.values() if s.collect == name]
+        if len(collectors) != 1:
+            c.problem(line, f"group {name!r} needs exactly one step with collect: {name}, "
+                      f"found {len(collectors)}", "the 'add another?' step collects")
+        out[name] = Group(name=name, line=line, first=first, steps=members, max=limit,
+                          after=after, full=full or "")
+    for step in steps.values():
+        if step.collect is not None and step.collect not in out and \
+                step.collect not in raw_groups:
+            c.problem(step.line, f"step {step.name!r} collects unknown group "
+                      f"{step.collect!r}", f"one of: {', '.join(out) or '(no groups)'}")
+    return out
+
+
+def _sections(c: _Checker, doc: _Map, steps: Mapping[str, Step]) -> dict[str, Section]:
+    raw_sections = doc.get("sections", _Map())
+    if not isinstance(raw_sections, _Map):
+        c.problem(c.line_of(doc, "sections", doc.line), "sections must be a mapping of names",
+                  "sections:\n  documents:\n    first: ask_photo")
+        return {}
+    out: dict[str, Section] = {}
+    for name, raw in raw_sections.items():
+        line = raw_sections.key_lines.get(name, raw_sections.line)
+        shape = _part(c, "section", name, raw, line, SECTION_KEYS, steps)
+        if shape is None:
+            continue
+        first, members, after = shape
+        skip = c.key(c.line_of(raw, "skip", raw.line), raw.get("skip"), "skip")
+        step = steps.get(first)
+        if step is not None and not step.asks:
+            c.problem(step.line, f"section {name!r} starts at {first!r}, which asks nothing",
+                      "the skip button is offered with the first question")
+        if after in members:
+            c.problem(c.line_of(raw, "after", raw.line), f"section {name!r} goes on to "
+                      f"{after!r}, which is inside it", "after is the step past the section")
+        out[name] = Section(name=name, line=line, first=first, steps=members, after=after,
+                            skip=skip or "")
+    return out
 
 
 def _commands(c: _Checker, node: Any, value: Any, line: int) -> tuple[str, ...]:
@@ -207,10 +332,13 @@ def _step(c: _Checker, name: str, raw: Any, line: int,
     if expect is not None and save is None:
         c.problem(at, f"step {name!r} asks for input but does not save it", "save: slot_name")
     choices = _choices(c, raw, at, flow_commands)
-    if expect == "choice" and not choices:
+    if expect in ("choice", "choices") and not choices:
         c.problem(at, f"step {name!r} expects a choice but lists no choices",
                   "choices:\n  - {value: yes, label: common.yes}")
-    if choices and expect not in ("choice", "choice_or_text"):
+    if expect == "choices" and not any(ch.value == CHOICES_DONE for ch in choices):
+        c.problem(at, f"step {name!r} takes several choices but offers no {CHOICES_DONE!r}",
+                  f"- {{value: {CHOICES_DONE}, label: case.done}}")
+    if choices and expect not in ("choice", "choice_or_text", "choices"):
         c.problem(c.line_of(raw, "choices", at), f"step {name!r} has choices but expects "
                   f"{expect!r}", "set expect: choice")
     validate = _validators(c, raw, at)
@@ -228,9 +356,13 @@ def _step(c: _Checker, name: str, raw: Any, line: int,
     if not end and not branches:
         c.problem(at, f"step {name!r} has no next and does not end the flow",
                   "add next: <step> or end: true")
+    collect = raw.get("collect")
+    if collect is not None and (not isinstance(collect, str) or not _NAME.match(collect)):
+        c.problem(c.line_of(raw, "collect", at), "collect names a group", "collect: members")
+        collect = None
     return Step(name=name, line=at, say=say, expect=expect, choices=choices, save=save,
                 validate=validate, invalid=invalid, run=run, next=branches, end=end,
-                commands=commands, summary=bool(raw.get("summary", False)))
+                commands=commands, summary=bool(raw.get("summary", False)), collect=collect)
 
 
 def _choices(c: _Checker, raw: _Map, at: int, commands: tuple[str, ...]) -> tuple[ChoiceSpec, ...]:
@@ -312,14 +444,17 @@ def _branches(c: _Checker, raw: _Map, at: int) -> tuple[Branch, ...]:
     return tuple(out)
 
 
-def _check_graph(c: _Checker, steps: Mapping[str, Step], start: str) -> None:
+def _check_graph(c: _Checker, steps: Mapping[str, Step], start: str,
+                 groups: Mapping[str, Group], sections: Mapping[str, Section]) -> None:
+    derived = {slot for g in groups.values() for slot in (g.name, g.count_slot, g.full_slot)}
     for step in steps.values():
         for branch in step.next:
             if branch.goto not in steps:
                 c.problem(step.line, f"step {step.name!r} goes to {branch.goto!r}, "
                           "which is not defined", f"one of: {', '.join(steps)}")
             for slot, values in branch.when.items():
-                if not any(s.save == slot for s in steps.values()) and not \
+                if not any(s.save == slot for s in steps.values()) and slot not in derived \
+                        and not \
                         set(values) <= {SET, UNSET}:
                     c.problem(step.line, f"step {step.name!r} branches on slot {slot!r}, "
                               "which no step saves", "check the slot name")
@@ -327,10 +462,15 @@ def _check_graph(c: _Checker, steps: Mapping[str, Step], start: str) -> None:
     if start in steps:
         seen, todo = {start}, [start]
         while todo:
-            for branch in steps[todo.pop()].next:
-                if branch.goto in steps and branch.goto not in seen:
-                    seen.add(branch.goto)
-                    todo.append(branch.goto)
+            here = todo.pop()
+            targets = [b.goto for b in steps[here].next]
+            # A full group jumps from its first step to `after`, a skipped section likewise.
+            targets += [g.after for g in groups.values() if g.first == here]
+            targets += [s.after for s in sections.values() if s.first == here]
+            for target in targets:
+                if target in steps and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
         for name in steps:
             if name not in seen:
                 c.problem(steps[name].line, f"step {name!r} cannot be reached from {start!r}",

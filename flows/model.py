@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Commands a flow may allow; each has its words in every catalog under `commands.<name>`.
-COMMANDS = ("cancel", "restart", "back", "help", "language", "silent", "mine")
+COMMANDS = ("cancel", "restart", "back", "help", "language", "silent", "mine", "report")
+
+# The value that ends a step expecting several choices (`expect: choices`).
+CHOICES_DONE = "done"
 
 # A `when` value that tests presence rather than equality.
 SET, UNSET = "$set", "$unset"
@@ -66,10 +69,55 @@ class Step:
     end: bool = False
     commands: tuple[str, ...] | None = None  # None: the flow's commands
     summary: bool = False  # pass every saved slot to the prompt as a parameter
+    collect: str | None = None  # a group name: close the group's current item here
 
     @property
     def asks(self) -> bool:
         return self.expect is not None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Steps asked once per item (household members), at most `max` times.
+
+    The answers of `steps` form one item; the step that `collect`s the group appends it to
+    the list slot named like the group and clears them. Entering `first` with `max` items
+    already collected says `full` and goes to `after` instead: the bound holds whatever the
+    flow's branches say.
+    """
+
+    name: str
+    line: int
+    first: str
+    steps: tuple[str, ...]
+    max: int
+    after: str
+    full: str  # catalog key
+
+    @property
+    def count_slot(self) -> str:
+        return f"{self.name}_count"
+
+    @property
+    def full_slot(self) -> str:
+        return f"{self.name}_full"
+
+
+@dataclass(frozen=True)
+class Section:
+    """Steps a person may skip as a whole: `first` offers a skip button that goes to
+    `after` and forgets whatever the section's steps had saved."""
+
+    name: str
+    line: int
+    first: str
+    steps: tuple[str, ...]
+    after: str
+    skip: str  # catalog key of the button
+
+    @property
+    def payload(self) -> str:
+        return f"skip:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +130,14 @@ class Flow:
     idle_timeout: float | None = None  # seconds; None means the service setting
     silent: bool = False  # every reply of this flow carries the silent flag
     description: str = ""
+    groups: Mapping[str, Group] = field(default_factory=dict)
+    sections: Mapping[str, Section] = field(default_factory=dict)
+
+    def group_starting(self, step: str) -> Group | None:
+        return next((g for g in self.groups.values() if g.first == step), None)
+
+    def section_starting(self, step: str) -> Section | None:
+        return next((s for s in self.sections.values() if s.first == step), None)
 
     def step(self, name: str) -> Step:
         return self.steps[name]

@@ -21,13 +21,14 @@ from bot.types import Ask, Choice, Inbound, Kind, Reply, Text
 from flows.actions import ActionContext, ActionRegistry
 from flows.compiler import CompiledFlow, FlowModel
 from flows.inputs import Accepted, InputContext, InputRegistry
-from flows.model import COMMANDS, Step
+from flows.model import CHOICES_DONE, COMMANDS, Step
 
 log = structlog.get_logger(__name__)
 
 # A flow whose say/run steps loop without asking would spin forever; stop it.
 MAX_STEPS_PER_MESSAGE = 50
 SILENT_FLOW = "silent"
+REPORT_FLOW = "report"
 RELAY_ACTION = "relay_message"  # bot.reports: passes text to the report's responders
 # The core actions behind "my reports" and a typed reference (bot/my_reports.py).
 MINE_ACTION = "my_reports"
@@ -85,6 +86,8 @@ class FlowRunner:
             # reporter's only way to ask): never an answer, never relayed.
             return [*await self._inquire(session, STATUS_ACTION, inbound, services),
                     self._prompt(session, step)]
+        if self._skips(session, step, inbound):
+            return await self._skip(session, step, inbound, services)
         command = self._command(session, step, inbound)
         if command:
             return await self._run_command(session, command, inbound, services)
@@ -100,7 +103,12 @@ class FlowRunner:
             return [self._say(session, Text(outcome.reason, outcome.params)),
                     self._prompt(session, step)]
         assert step.save is not None
-        session.slots[step.save] = outcome.value
+        if step.expect == "choices":
+            again = self._pick(session, step, outcome.value)
+            if again is not None:
+                return again
+        else:
+            session.slots[step.save] = outcome.value
         session.history.append(step.name)
         said: list[Reply] = []
         if step.run:
@@ -147,6 +155,82 @@ class FlowRunner:
         log.info("flow.relayed_from_step", state=session.state, outcome=result.outcome)
         return [self._say(session, Text(key)), self._prompt(session, step)]
 
+    def _pick(self, session: Session, step: Step, answer: list[str]) -> list[Reply] | None:
+        """A step that takes several choices: a tap toggles one, typed numbers replace the
+        list; the step is asked again until `done` (or every choice is picked)."""
+        assert step.save is not None
+        picked = [v for v in session.slots.get(step.save) or [] if v != CHOICES_DONE]
+        chosen = [v for v in answer if v != CHOICES_DONE]
+        if len(answer) > 1:
+            picked = chosen
+        elif chosen and chosen[0] in picked:
+            picked.remove(chosen[0])
+        else:
+            picked += chosen
+        session.slots[step.save] = picked
+        if CHOICES_DONE in answer and not picked:
+            return [self._say(session, Text("common.invalid.none_picked")),
+                    self._prompt(session, step)]
+        everything = sum(1 for c in step.choices if c.value not in (None, CHOICES_DONE))
+        if CHOICES_DONE in answer or len(answer) > 1 or len(picked) >= everything:
+            return None
+        return [self._prompt(session, step)]
+
+    # -- groups and optional sections -----------------------------------------------------
+
+    def _skips(self, session: Session, step: Step, inbound: Inbound) -> bool:
+        section = self._compiled(session).flow.section_starting(step.name)
+        if section is None or not isinstance(inbound.payload, str):
+            return False
+        if inbound.kind is Kind.CHOICE:
+            return inbound.payload == section.payload
+        if inbound.kind is not Kind.TEXT:
+            return False
+        typed = self._typed(inbound)
+        # The skip button is shown after the step's own choices, so it has the next number.
+        if typed == str(len(step.choices) + 1):
+            return True
+        return typed in {self.catalogs.render(lang.code, Text(section.skip)).casefold()
+                         for lang in self.catalogs.languages}
+
+    async def _skip(self, session: Session, step: Step, inbound: Inbound,
+                    services: Any) -> list[Reply]:
+        flow = self._compiled(session).flow
+        section = flow.section_starting(step.name)
+        assert section is not None
+        for name in section.steps:
+            saved = flow.step(name).save
+            if saved:
+                session.slots.pop(saved, None)
+        session.history.append(step.name)
+        session.state = section.after
+        log.info("flow.section_skipped", flow=session.flow, section=section.name)
+        return await self._enter(session, inbound, services)
+
+    def _collect(self, session: Session, step: Step) -> None:
+        """Close the group's current item: its answers become one entry of the list."""
+        flow = self._compiled(session).flow
+        group = flow.groups[str(step.collect)]
+        items = list(session.slots.get(group.name) or [])
+        item: dict[str, Any] = {}
+        for name in group.steps:
+            saved = flow.step(name).save
+            if saved and saved in session.slots:
+                item[saved] = session.slots.pop(saved)
+        if item and len(items) < group.max:
+            items.append(item)
+        session.slots[group.name] = items
+        session.slots[group.count_slot] = len(items)
+        session.slots[group.full_slot] = "yes" if len(items) >= group.max else "no"
+
+    def _over_limit(self, session: Session, step: Step) -> Reply | None:
+        """At a group's first step with the group full: go past it, saying why."""
+        group = self._compiled(session).flow.group_starting(step.name)
+        if group is None or len(session.slots.get(group.name) or []) < group.max:
+            return None
+        session.state = group.after
+        return self._say(session, Text(group.full, {"max": group.max}))
+
     # -- stepping -------------------------------------------------------------------------
 
     def _compiled(self, session: Session) -> CompiledFlow:
@@ -168,6 +252,12 @@ class FlowRunner:
         replies: list[Reply] = []
         for _ in range(MAX_STEPS_PER_MESSAGE):
             step = self._step(session)
+            full = self._over_limit(session, step)
+            if full is not None:
+                replies.append(full)
+                continue
+            if step.collect:
+                self._collect(session, step)
             if step.asks:
                 replies.append(self._prompt(session, step))
                 return replies
@@ -261,6 +351,9 @@ class FlowRunner:
         if command == "mine" and MINE_ACTION in self.actions.names():
             return [*await self._inquire(session, MINE_ACTION, inbound, services),
                     self._prompt(session, self._step(session))]
+        if command == "report" and REPORT_FLOW in self.flows:
+            # A volunteer who meets an emergency: the citizen's three-step report.
+            return await self.start(session, REPORT_FLOW, inbound, services)
         if command == "silent" and SILENT_FLOW in self.flows:
             session.silent = True
             return await self.start(session, SILENT_FLOW, inbound, services)
@@ -298,5 +391,8 @@ class FlowRunner:
         ask = Ask.LOCATION if step.expect == "location" else \
             Ask.PHONE if step.expect == "phone" else None
         choices = tuple(Choice(c.payload, Text(c.label)) for c in step.choices)
+        section = self._compiled(session).flow.section_starting(step.name)
+        if section is not None:
+            choices += (Choice(section.payload, Text(section.skip)),)
         return Reply(Text(step.say, self._params(session)), session.lang, choices, ask,
                      silent=session.silent)

@@ -11,7 +11,13 @@ from typing import Any
 
 from bot.types import Text
 
-AGENCIES = frozenset({"police", "welfare", "shelter", "191", "1300", "station", "fallback"})
+WELFARE = "welfare"
+EDUCATION = "education"  # the education-side group of a province (Zero Dropout follow-up)
+VOLUNTEER = "volunteer"  # a volunteer's own chat: opens cases, never receives incidents
+# Agencies told of welfare cases only, never of ESS incidents.
+CASE_ONLY = frozenset({EDUCATION, VOLUNTEER})
+AGENCIES = frozenset({"police", "welfare", "shelter", "191", "1300", "station", "fallback",
+                      EDUCATION, VOLUNTEER})
 
 
 def agency_kind(code: str) -> Text:

@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
@@ -26,7 +27,14 @@ from bot.types import utcnow
 from routing.messages import KIND_NEW, KIND_REMINDER
 from routing.responders import Responders
 from routing.sender import Sender, scheme
-from storage.ports import Storage
+from storage.ports import Storage, Timer
+
+# Timers whose kind starts so belong to welfare cases (bot.casework), not to incidents.
+CASE_TIMER_PREFIX = "case_"
+
+
+class TimerHandler(Protocol):
+    async def fire(self, timer: Timer) -> str: ...
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +73,7 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.wake = asyncio.Event()
+        self.cases: TimerHandler | None = None  # set by the composition root
 
     def poke(self) -> None:
         """New rows are waiting: run now rather than at the next poll."""
@@ -133,7 +142,10 @@ class Dispatcher:
                                                      self.policy.lease_seconds)
         for timer in timers:
             try:
-                await self.responders.fire(timer)
+                if timer.kind.startswith(CASE_TIMER_PREFIX) and self.cases is not None:
+                    await self.cases.fire(timer)
+                else:
+                    await self.responders.fire(timer)
             except Exception as exc:
                 # Leave it leased: it comes back when the lease runs out.
                 log.error("timer.failed", kind=timer.kind, error=type(exc).__name__)

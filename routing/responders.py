@@ -169,6 +169,9 @@ class Responders:
         self.policy = policy
         self.clock = clock
         self.on_queued: Callable[[], None] = lambda: None  # wakes the dispatcher
+        # "Refer to a welfare case": the composition root opens the linked case (bot.casework).
+        self.on_welfare_referral: Callable[[Incident, str, str], Awaitable[object]] | None = \
+            None
 
     # -- the read → decide → write loop ----------------------------------------------------
 
@@ -299,6 +302,14 @@ class Responders:
         else:
             log.info("responder.act", reference=reference, action=trigger,
                      outcome=result.outcome, status=incident.status)
+        if result.outcome == "done" and extra.get("to") == "welfare" and \
+                self.on_welfare_referral is not None:
+            try:
+                await self.on_welfare_referral(incident, actor.address, channel)
+            except Exception as exc:
+                # The referral stands; `ess cases` can open the case again (idempotent).
+                log.error("responder.case_not_opened", reference=reference,
+                          error=type(exc).__name__)
         return result
 
     async def on_action(self, inbound: Inbound) -> list[Reply]:

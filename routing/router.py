@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.incident import Incident
+from routing.agencies import CASE_ONLY
 from routing.directory import NATIONAL, Directory, Group, Station
 from routing.gazetteer import Gazetteer
 from routing.geo import haversine_km, valid_point
@@ -80,7 +81,7 @@ class DirectoryRouter:
                                added_at, km) for a in station.addresses]
             areas = station.areas if rank == 0 else station.areas[:1]
             for group in self.directory.groups_for(areas):
-                if group.level <= level:
+                if group.level <= level and group.agency not in CASE_ONLY:
                     targets += _target(group, km, max(group.level, added_at))
         if level >= 2:
             for group in self.directory.national:
@@ -97,6 +98,8 @@ class DirectoryRouter:
         areas = [a for s in stations[:1] for a in s.areas] + [s.id for s in stations[1:]]
         found: list[Target] = []
         for binding in await self.bindings.for_areas(areas):
+            if binding.agency in CASE_ONLY:
+                continue  # a volunteer's chat opens cases; it is never sent incidents
             same = [g for g in self.directory.groups_for([binding.area])
                     if g.agency == binding.agency]
             at = min((g.level for g in same), default=0)
@@ -111,7 +114,8 @@ class DirectoryRouter:
         targets = [t for g in self.directory.national for t in _target(g, None, 0)]
         if self.bindings is not None:
             targets += [Target(b.address, b.agency, "", "", b.area)
-                        for b in await self.bindings.for_areas([NATIONAL])]
+                        for b in await self.bindings.for_areas([NATIONAL])
+                        if b.agency not in CASE_ONLY]
         return _route(targets, (), flags, None, None)
 
 

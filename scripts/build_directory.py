@@ -26,6 +26,8 @@ AGENCIES = (
     ("police", 0, "ตำรวจภูธรจังหวัด", "Provincial Police,"),
     ("welfare", 0, "สำนักงานพัฒนาสังคมและความมั่นคงของมนุษย์จังหวัด",
      "Provincial Social Development and Human Security Office,"),
+    # Told of welfare cases only (a child out of school: Zero Dropout), never of incidents.
+    ("education", 0, "สำนักงานศึกษาธิการจังหวัด", "Provincial Education Office,"),
     ("shelter", 0, "บ้านพักเด็กและครอบครัวจังหวัด", "Children and Family Shelter,"),
     ("191", 1, "ศูนย์รับแจ้งเหตุ 191 จังหวัด", "191 Emergency Centre,"),
 )

@@ -8,8 +8,8 @@ from storage.redis import RedisState
 
 class CompositeStorage:
     """Sessions, locks, dedupe, web transcripts and rate limits from Redis; incidents, outbox,
-    timers, bindings, STOP (a durable record) and the inbound journal from PostgreSQL (what
-    was answered 200 must outlive a Redis restart)."""
+    timers, bindings, STOP (a durable record), SMS menus and the inbound journal from
+    PostgreSQL (what was answered 200 must outlive a Redis restart)."""
 
     def __init__(self, database: PostgresStorage, state: RedisState):
         self.database = database
@@ -17,10 +17,12 @@ class CompositeStorage:
         self.sessions = state.sessions
         self.locks = state.locks
         self.incidents = database.incidents
+        self.cases = database.cases
         self.outbox = database.outbox
         self.timers = database.timers
         self.bindings = database.bindings
         self.optouts = database.optouts
+        self.menus = database.menus  # a menu must outlive a Redis restart too
         self.dedupe = state.dedupe
         self.transcripts = state.transcripts
         self.limits = state.limits

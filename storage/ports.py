@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot.case import Case
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
 from storage import analytics
@@ -159,6 +160,40 @@ class IncidentStore(Protocol):
         never acknowledged, escalations, promised ETA against arrival."""
 
 
+class CaseStore(Protocol):
+    """Welfare cases; personal fields sealed, duplicates found by keyed hashes only."""
+
+    async def create(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        """Write the case, its first event, outbox rows and timers in one transaction;
+        idempotent on `case.source_event` (a second call returns the first case)."""
+
+    async def get(self, reference: str) -> Case | None: ...
+
+    async def get_by_id(self, case_id: str) -> Case | None: ...
+
+    async def update(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        """Save, append the event, queue and schedule in one transaction; StaleSession
+        when `case.version` is not the stored one; bumps it."""
+
+    async def timeline(self, case_id: str) -> list[TimelineEvent]: ...
+
+    async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
+        """The cases opened from conversation `volunteer`, newest first."""
+
+    async def recent(self, limit: int = 50,
+                     areas: Sequence[str] | None = None) -> list[Case]: ...
+
+    async def for_incident(self, incident_id: str) -> list[Case]: ...
+
+    async def possible_duplicates(self, case: Case, since: datetime) -> list[str]:
+        """References of other cases with one of this case's Thai IDs (any time), or the
+        same person and place opened at or after `since`."""
+
+
 class Outbox(Protocol):
     async def claim(self, owner: str, limit: int, lease_seconds: float,
                     now: datetime) -> list[Notification]:
@@ -246,6 +281,31 @@ class OptOuts(Protocol):
         """Opt back in; False when the address had not opted out."""
 
     async def stopped(self, address: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Menu:
+    """The numbered menu last sent to one address: number n picks `choices[n - 1]`.
+
+    Each choice is (action token, label catalog key); `lang` is the language it was shown in.
+    """
+
+    choices: tuple[tuple[str, str], ...]
+    lang: str
+    expires_at: datetime
+
+
+class Menus(Protocol):
+    """The last numbered menu sent to each responder address (SMS), shared by every process.
+
+    The address is kept as a keyed digest, the menu sealed. One row per address: a new menu
+    replaces the old one, so the table never grows past the number of responder addresses.
+    """
+
+    async def remember(self, address: str, menu: Menu) -> None: ...
+
+    async def last(self, address: str) -> Menu | None:
+        """The last menu sent to `address`, expired or not (the caller says it expired)."""
 
 
 class Transcripts(Protocol):
@@ -336,6 +396,9 @@ class Storage(Protocol):
     def incidents(self) -> IncidentStore: ...
 
     @property
+    def cases(self) -> CaseStore: ...
+
+    @property
     def outbox(self) -> Outbox: ...
 
     @property
@@ -352,6 +415,9 @@ class Storage(Protocol):
 
     @property
     def transcripts(self) -> Transcripts: ...
+
+    @property
+    def menus(self) -> Menus: ...
 
     @property
     def limits(self) -> RateLimits: ...

@@ -19,9 +19,11 @@ import asyncpg
 
 from bot.session import Session
 from config.settings import Settings, mask_url
+from storage.cases import PgCases
 from storage.crypto import Sealer
 from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
+from storage.menus import PgMenus
 from storage.migrations import check_version, latest, migrations
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
@@ -190,12 +192,14 @@ class PostgresStorage:
         self.sessions = PgSessions(pool, sealer)
         self.locks = PgLocks(lock_pool)
         self.incidents = PgIncidents(pool, sealer)
+        self.cases = PgCases(pool, sealer)
         self.outbox = PgOutbox(pool, sealer)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)
         self.dedupe = PgDedupe(pool, sealer)
         self.optouts = PgOptOuts(pool, sealer)
         self.transcripts = PgTranscripts(pool, sealer)
+        self.menus = PgMenus(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
         self.journal = PgJournal(pool, sealer)

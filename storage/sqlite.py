@@ -26,9 +26,11 @@ from bot.session import Session
 from bot.text import dump_json
 from bot.types import Location
 from storage import analytics
+from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
+from storage.menus import SQLiteMenus
 from storage.migrations import check_version, migrations
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
 from storage.revocations import SQLiteRevocations
@@ -516,6 +518,7 @@ class SQLiteStorage:
         self._db = db
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer)
+        self.cases = SQLiteCases(db, sealer)
         self.outbox = SQLiteOutbox(db, sealer)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
@@ -525,6 +528,7 @@ class SQLiteStorage:
         self.dedupe = SQLiteDedupe(db, sealer)
         self.optouts = SQLiteOptOuts(db, sealer)
         self.transcripts = SQLiteTranscripts(db, sealer)
+        self.menus = SQLiteMenus(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
 
     @classmethod

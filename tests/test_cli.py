@@ -99,3 +99,32 @@ def test_serve_starts_with_no_arguments_and_answers_health(tmp_path: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_volunteer_registers_and_opens_a_case_through_ess_chat(tmp_path: Path) -> None:
+    code = ess(tmp_path, "volunteers", "code", "--area", "6501")
+    assert code.returncode == 0, code.stderr
+    answers = [f"/register {code.stdout.strip()}", "1", "2499", "1", "1",
+               "16.8211,100.2659", "3 7", "rice", "1", "1"]
+    run = ess(tmp_path, "chat", "--flow", "volunteer_case", "--as", "vol1", "--lang", "en",
+              stdin="\n".join(answers) + "\n")
+    assert run.returncode == 0, run.stderr
+    assert "อพม." in run.stdout  # the registration answer, in the service's language
+    assert "Elderly allowance: aged" in run.stdout
+    match = re.search(r"Case (CASE-\w{5}) is open", run.stdout)
+    assert match, run.stdout
+    listing = ess(tmp_path, "cases", "list", "--json")
+    [item] = json.loads(listing.stdout)
+    assert item["reference"] == match.group(1)
+    assert item["flags"] == ["zero_dropout"] and item["area"] == "6501"
+    shown = ess(tmp_path, "cases", "show", match.group(1).lower(), "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["person"]["birth_year"] == 1956 and data["consent"]["ground"] == "consent"
+    assert data["timeline"][0]["kind"] == "opened"
+    moved = ess(tmp_path, "cases", "move", match.group(1), "close")
+    assert moved.returncode == 2 and "a supervisor must approve" in moved.stderr
+    moved = ess(tmp_path, "cases", "move", match.group(1), "close", "--supervisor")
+    assert moved.returncode == 2 and "not allowed" in moved.stderr  # new: not closable yet
+    assert ess(tmp_path, "cases", "show", "CASE-XXXXX").stderr.startswith("ess: no case")
+    assert "not an area" in ess(tmp_path, "volunteers", "code", "--area", "99").stderr

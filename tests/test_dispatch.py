@@ -463,6 +463,13 @@ async def test_typed_outcomes_notes_and_duplicates(rig: Rig) -> None:
     assert incident is not None and incident.status == lc.REFERRED
     events = await rig.services.storage.incidents.timeline(incident.id)
     assert [e.data.get("to") for e in events if e.kind == lc.REFERRED] == ["welfare"]
+    # "Refer to a welfare case" opens a case linked to the incident; both timelines say so.
+    cases = await rig.services.storage.cases.for_incident(incident.id)
+    assert len(cases) == 1 and cases[0].incident_id == incident.id
+    assert [e.data for e in events if e.kind == "case_opened"] == [
+        {"case": cases[0].reference}]
+    opened = (await rig.services.storage.cases.timeline(cases[0].id))[0]
+    assert opened.kind == "opened" and opened.data["incident"] == incident.id
     assert await say("ESS-7K3F9 dance") == "dispatch.help"
 
 

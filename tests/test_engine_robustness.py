@@ -16,6 +16,14 @@ from tests.helpers import choice, event, pin, start, text
 
 Path = list[Callable[[str], Inbound]]
 
+# The volunteer flow's answers in order: each step is reached by the ones before it.
+VOLUNTEER: Path = [lambda s: choice(s, "household"), lambda s: text(s, "2499"),
+                   lambda s: choice(s, "female"), lambda s: text(s, "1101700230708"),
+                   lambda s: choice(s, "child"), lambda s: text(s, "12"),
+                   lambda s: choice(s, "male"), lambda s: choice(s, "done"), pin,
+                   lambda s: text(s, "1 7"), lambda s: text(s, "food"),
+                   lambda s: choice(s, "given")]
+
 # Answers that lead from the flow's start to each asking step.
 PATHS: dict[tuple[str, str], Path] = {
     ("report", "type"): [],
@@ -42,6 +50,10 @@ PATHS: dict[tuple[str, str], Path] = {
                           lambda s: choice(s, "yes")],
     ("silent", "waiting"): [lambda s: choice(s, "go"), lambda s: choice(s, "threat"), pin,
                             lambda s: choice(s, "no")],
+    **{("volunteer_case", step): VOLUNTEER[:n] for n, step in enumerate(
+        ("kind", "birth_year", "sex", "thai_id", "member_relation", "member_birth_year",
+         "member_sex", "member_more", "location", "hardships", "needs", "consent",
+         "confirm"))},
 }
 
 LONG = "ก" * 10_000
@@ -65,7 +77,10 @@ HOSTILE: dict[str, Callable[[str], Inbound]] = {
 # Inputs that are *valid* at some steps: typed words are an address at a location step,
 # and any text at a waiting step is a message for the responders.
 VALID_AT = {"location": {"random_text", "injection", "location_at_wrong_step"},
-            "waiting": {"random_text", "emoji", "injection", "out_of_range_number"}}
+            "waiting": {"random_text", "emoji", "injection", "out_of_range_number"},
+            "needs": {"random_text", "emoji", "injection", "out_of_range_number"},
+            "birth_year": {"out_of_range_number"},  # 99 is an age
+            "member_birth_year": {"out_of_range_number"}}
 
 
 async def reach(services: Services, sender: str, flow: str, step: str) -> None:

@@ -17,16 +17,16 @@ PACKAGES = ("bot", "channels", "config", "flows", "routing", "storage")
 # Bottom to top. A module belongs to the first layer with a prefix that names it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground", ("bot.types", "bot.incident", "bot.session", "bot.phone", "bot.durations",
-                "bot.outbound", "bot.text", "bot.yamlfiles")),
+                "bot.outbound", "bot.text", "bot.yamlfiles", "bot.case", "bot.thai_id")),
     ("config", ("config",)),
     ("support", ("bot.i18n", "bot.logs", "bot.render", "bot.metrics", "bot.lang_pick")),
     ("storage", ("storage",)),
     ("routing", ("routing",)),
     ("flows", ("flows",)),
-    ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.sweeper", "bot.inbound",
-              "bot.inbox", "bot.services")),
+    ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.casework", "bot.sweeper",
+              "bot.inbound", "bot.inbox", "bot.services")),
     ("channels", ("channels", "ess_jsonhook")),
-    ("root", ("bot.app", "bot.wiring", "bot.cli", "bot")),
+    ("root", ("bot.app", "bot.wiring", "bot.cli", "bot.cases_cli", "bot")),
 )
 RANK = {name: rank for rank, (name, _) in enumerate(LAYERS)}
 # The channels' shared contract; anything else under channels/ is one concrete channel.

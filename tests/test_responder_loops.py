@@ -119,7 +119,7 @@ async def test_a_line_group_and_an_sms_responder_work_one_incident(
     [sms_card] = [m["Body"] for m in twilio[0].sent if m["To"] == NUMBER and reference in m["Body"]]
     text, _, link = sms_card.rpartition("\n")
     assert count_segments(text).count <= 2 and link.startswith("https://www.google.com/maps")
-    assert "081-234-5678" in text and f"{reference} รับ" in text
+    assert "081-234-5678" in text and text.endswith(f"{reference} ตอบเลข 1 รับเรื่อง")  # the menu
 
     # The SMS responder acknowledges first; the group is told who has it.
     assert reference in await loop.text_in(f"{reference} ack")

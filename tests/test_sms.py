@@ -91,14 +91,15 @@ _sids = iter(range(1, 10_000))
 
 
 async def sms(client: TestClient[Any, Any], body: str, sender: str = ME,
-              signature: str | None = None) -> int:
+              signature: str | None = None, settle: bool = True) -> int:
     params = {"MessageSid": f"SM{next(_sids):032d}", "AccountSid": SID, "From": sender,
               "To": "+6620000000", "Body": body, "NumMedia": "0", "FromCountry": "TH"}
     url = str(client.make_url("/webhooks/sms/twilio"))
     sig = twilio_signature(TOKEN, url, params.items()) if signature is None else signature
     response = await client.post("/webhooks/sms/twilio", data=params,
                                  headers={"X-Twilio-Signature": sig})
-    await settle_app(client.app)
+    if settle:  # not when the test closed the store: there is nothing to wait for
+        await settle_app(client.app)
     return response.status
 
 
@@ -190,7 +191,7 @@ async def test_a_flooding_number_is_refused_but_stop_always_passes(
 async def test_a_stop_the_store_cannot_keep_is_not_answered_200(
         client: TestClient[Any, Any], twilio: tuple[TwilioStandIn, str]) -> None:
     await client.app[SERVICES].storage.close()  # the database is gone
-    assert await sms(client, "STOP") == 503  # so the gateway sends it again
+    assert await sms(client, "STOP", settle=False) == 503  # so the gateway sends it again
     assert twilio[0].sent == []  # and nothing claimed it was done
 
 
@@ -331,7 +332,7 @@ async def test_sms_through_the_channel_test_kit(client: TestClient[Any, Any],
     reference = kit.incident.reference
     await run_outgoing_cases(client.app[CHANNELS].send, received, [
         OutgoingCase("card", f"sms:{ME}", kit.card,
-                     contains=(reference, "081-234-5678", f"{reference} รับ",
+                     contains=(reference, "081-234-5678", f"{reference} ตอบเลข 1 รับเรื่อง",
                                "https://www.google.com/maps")),
         OutgoingCase("escalation", f"sms:{ME}", kit.escalation, contains=("ยกระดับ",)),
         OutgoingCase("update", f"sms:{ME}", kit.update, contains=("ตำรวจ",)),

@@ -12,7 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from bot.types import utcnow
-from storage.ports import TRANSCRIPT_KEEP, TRANSCRIPT_MESSAGES, Limit, Storage
+from storage.ports import TRANSCRIPT_KEEP, TRANSCRIPT_MESSAGES, Limit, Menu, Storage
 from tests import test_storage_contract as contract
 from tests.test_storage_contract import PHONE, Dump
 
@@ -118,10 +118,30 @@ async def test_rate_limit_holds_under_a_race(store: Storage) -> None:
     assert results.count(None) == 7
 
 
+async def test_the_last_menu_replaces_the_one_before(store: Storage) -> None:
+    assert await store.menus.last(ADDRESS) is None
+    soon = utcnow().replace(microsecond=0) + timedelta(hours=2)
+    first = Menu((("act:ack:ESS-7K3F9", "dispatch.action.acknowledge"),), "th", soon)
+    await store.menus.remember(ADDRESS, first)
+    assert await store.menus.last(ADDRESS) == first
+    second = Menu((("act:eta10:ESS-7K3F9", "dispatch.action.eta_10"),
+                   ("act:scene:ESS-7K3F9", "dispatch.action.on_scene")), "en",
+                  soon + timedelta(minutes=5))
+    await store.menus.remember(ADDRESS, second)
+    assert await store.menus.last(ADDRESS) == second
+    assert await store.menus.last("sms:+66899999999") is None
+    # An expired menu is still told apart from none (its number gets "expired").
+    gone = Menu(first.choices, "th", utcnow().replace(microsecond=0) - timedelta(hours=1))
+    await store.menus.remember("sms:+66811111111", gone)
+    assert await store.menus.last("sms:+66811111111") == gone
+
+
 async def test_shared_state_keeps_nothing_personal_in_clear(store: Storage, dump: Dump
                                                             ) -> None:
     now = utcnow()
     await store.optouts.stop(ADDRESS, now)
+    await store.menus.remember(ADDRESS, Menu((("act:ack:ESS-MENU1", "menulabelmark"),), "th",
+                                             now))
     await store.dedupe.first(f"sms:{PHONE}:event", timedelta(hours=1), now)
     await store.transcripts.append(f"web:{PHONE}", f"call back {PHONE}".encode(), now,
                                    key=f"k{PHONE}")
@@ -130,5 +150,5 @@ async def test_shared_state_keeps_nothing_personal_in_clear(store: Storage, dump
     await store.close()
     raw = await dump()
     assert raw  # the dump saw the rows
-    for needle in (b"812345678", CLIENT.encode()):
+    for needle in (b"812345678", CLIENT.encode(), b"ESS-MENU1", b"menulabelmark"):
         assert needle not in raw, needle

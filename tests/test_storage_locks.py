@@ -72,10 +72,12 @@ async def test_a_renewal_whose_client_swallows_the_cancel_still_lets_the_holder_
     of a lock must still get out of `renewed` (it once waited for ever, renewing a released
     lock, and the conversation was stuck on every process)."""
     calls = 0
+    in_flight = asyncio.Event()
 
     async def renew() -> bool:
         nonlocal calls
         calls += 1
+        in_flight.set()
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
@@ -84,8 +86,7 @@ async def test_a_renewal_whose_client_swallows_the_cancel_still_lets_the_holder_
 
     async def hold() -> None:
         async with renewed(renew, 0.01):
-            while calls == 0:  # noqa: ASYNC110 (released while a renewal is in flight)
-                await asyncio.sleep(0.01)
+            await in_flight.wait()  # released while a renewal is in flight
 
     await asyncio.wait_for(hold(), 30)  # a bound, not a timing: it hung for ever before
     assert calls == 1

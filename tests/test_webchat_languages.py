@@ -125,7 +125,9 @@ async def web_report(ws: Any, flow: str = "report") -> str:
     for index, step in enumerate(steps):
         await ws.send_json({**step, "id": f"{flow}-{index}"})
         frames = await until_prompt(ws)
-    texts = "\n".join(f.get("text", "") for f in frames)
+    # The receipt is the outbox's (bot.reports): it may follow the next question.
+    while "ESS-" not in (texts := "\n".join(f.get("text", "") for f in frames)):
+        frames.append(await ws.receive_json(timeout=30))  # a guard, not a timing
     start = texts.index("ESS-")
     return texts[start:start + 9]
 

@@ -10,7 +10,9 @@ gateway retries); it is handled from there. The gateway's message id is the even
 Output: every reply of one message joined into one text, choices as numbered lines (Arabic
 or Thai digits both work back), the location step by text or, when `ESS_PUBLIC_URL` is set,
 a one-time link to a page that captures the phone's position. `#` at the phone step uses the
-sending number. STOP / START / HELP are answered here, before any flow; STOP is kept in the
+sending number. A registered responder's cards and replies end with a numbered menu of the
+actions allowed now, and a bare number picks from the last one sent (channels/sms/menus.py).
+STOP / START / HELP are answered here, before any flow; STOP is kept in the
 store (storage/ports.py `OptOuts`) before the webhook is answered, so it holds on every
 process and across restarts, until START or UNSTOP. A sender over the rate limits
 (channels/limits.py) gets HTTP 429 with Retry-After, before anything is accepted; STOP and
@@ -30,7 +32,7 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -42,7 +44,7 @@ from bot.inbox import Arrival, InboxUnavailable
 from bot.lang_pick import language_for_phone
 from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.render import Abilities, card_alert, card_title, render_text
-from bot.types import Ask, Inbound, Kind, Location, LocationSource, Reply, Text
+from bot.types import Ask, Inbound, Kind, Location, LocationSource, Reply, Text, utcnow
 from channels.base import (
     Channel,
     ChannelContext,
@@ -52,6 +54,7 @@ from channels.base import (
 )
 from channels.bodies import finite, load_json, secret_equal
 from channels.limits import Gate, retry_after
+from channels.sms import menus
 from channels.sms.providers import (
     DEFAULT_TWILIO_API_URL,
     LogProvider,
@@ -62,6 +65,7 @@ from channels.sms.segments import count_segments
 from channels.web_pages import locate_page, static_file
 from config.settings import Settings, SettingsError
 from routing.geo import valid_point
+from storage.ports import Menu
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +105,7 @@ def sms_card(card: ResponderCard, catalogs: Catalogs) -> str:
     if card.station:
         where = f"{where} → {card.station}" if where else card.station
     alert = card_alert(card)
+    choices = card_menu(card)
     lines = [say(card_title(card)),  # in reading order, with their importance (0 first)
              say(Text("dispatch.card.drill")) if card.drill else "",
              say(card.escalation) if card.escalation else "",
@@ -108,19 +113,29 @@ def sms_card(card: ResponderCard, catalogs: Catalogs) -> str:
              where or say(Text("dispatch.place_text", {"text": card.place_text or "-"})),
              say(alert) if alert else say(Text("dispatch.callback.phone",
                                                 {"phone": card.callback})),
-             say(Text("sms.card_hint", {"reference": card.reference})) if card.actions else ""]
-    importance = [0, 1, 5, 3, 4, 1, 2]
-    kept = [""] * len(lines)
-    for index in sorted(range(len(lines)), key=lambda i: importance[i]):
-        if not lines[index]:
-            continue
-        kept[index] = lines[index]
-        while count_segments("\n".join(x for x in kept if x)).count > SMS_CARD_SEGMENTS:
-            kept[index] = kept[index][:-2] + "…" if len(kept[index]) > 8 else ""
-            if not kept[index]:
-                break
-    text = "\n".join(x for x in kept if x)
+             menus.menu_line(choices, card.lang, catalogs) if choices else ""]
+    # The menu is never cut: a number must mean what the responder reads.
+    text = menus.fit(lines, [0, 1, 5, 3, 4, 1, -1], SMS_CARD_SEGMENTS)
     return f"{text}\n{card.map_url}" if card.map_url else text
+
+
+def card_menu(card: ResponderCard) -> tuple[tuple[str, str], ...]:
+    """The numbered menu a card's SMS ends with (as `sms_card` numbers it)."""
+    return menus.actions((a.token, a.label) for a in card.actions)
+
+
+# Replies whose text carries someone's own words are never cut to fit a menu beside them.
+WHOLE_TEXTS = frozenset({"dispatch.relay"})
+
+
+def responder_reply(reply: Reply, catalogs: Catalogs) -> str:
+    """A reply that offers a responder actions: its text, then the numbered menu, within
+    the card's budget (the text is shortened first; the menu never)."""
+    text = catalogs.render(reply.lang, reply.text)
+    line = menus.menu_line(menus.reply_actions(reply), reply.lang, catalogs)
+    if reply.text.key in WHOLE_TEXTS:
+        return f"{text}\n{line}"
+    return menus.fit([text, line], [1, 0], SMS_CARD_SEGMENTS)
 
 
 def _plain(status: int, message: str) -> web.Response:
@@ -296,6 +311,9 @@ class SmsChannel(Channel):
             replies = [Reply(Text("sms.start"), lang)]
         elif word in catalogs.words("sms.words.help"):
             replies = [Reply(Text("sms.help"), lang)]
+        elif (number := menus.bare_number(text)) is not None and \
+                (menu := await self._menu(sender)) is not None:
+            replies = await self._pick(sender, number, menu, event_id, hints)
         else:
             inbound = Inbound(CHANNEL, sender, Kind.PHONE, event_id, sender, hints=hints) \
                 if word == USE_SENDER else Inbound(CHANNEL, sender, Kind.TEXT, event_id, text,
@@ -306,6 +324,44 @@ class SmsChannel(Channel):
                                               key=event_id)
             if not result.ok:
                 log.error("sms.reply_failed", outcome=result.outcome.value, error=result.error)
+            else:
+                await self._remember(sender, replies)
+
+    async def _menu(self, sender: str) -> Menu | None:
+        """The last menu sent to a registered responder number; None for anyone else (a
+        reporter's "1" answers their own conversation, also after /unregister)."""
+        storage, address = self.ctx.services.storage, f"{CHANNEL}:{sender}"
+        menu = await storage.menus.last(address)
+        if menu is None or not await storage.bindings.for_address(address):
+            return None
+        return menu
+
+    async def _pick(self, sender: str, number: int, menu: Menu, event_id: str,
+                    hints: dict[str, str]) -> list[Reply]:
+        """A bare number from an address that was sent a menu: the action it stands for,
+        as if its button were tapped; an expired menu or a number not in it, said plainly."""
+        if menu.expires_at <= utcnow():
+            log.info("sms.menu_expired")
+            return [Reply(Text("sms.menu.expired"), menu.lang),
+                    Reply(Text("dispatch.help", {"reference": "ESS-…"}), menu.lang)]
+        if not 1 <= number <= len(menu.choices):
+            log.info("sms.menu_out_of_range", size=len(menu.choices))
+            return [Reply(Text("sms.menu.out_of_range", {"number": number}), menu.lang,
+                          menus.as_choices(menu))]
+        token = menu.choices[number - 1][0]
+        return await self.ctx.services.inbound.handle(
+            Inbound(CHANNEL, sender, Kind.CHOICE, event_id, token, hints=hints))
+
+    async def _remember(self, to: str, sent: Sequence[Outbound]) -> None:
+        """The last menu in what was just sent to `to`, kept for a bare number sent back.
+        Called once it was sent: a number must never pick from a menu never received."""
+        offered = [(m.lang, card_menu(m) if isinstance(m, ResponderCard)
+                    else menus.reply_actions(m)) for m in sent]
+        offered = [(lang, choices) for lang, choices in offered if choices]
+        if offered:
+            lang, choices = offered[-1]
+            await self.ctx.services.storage.menus.remember(
+                f"{CHANNEL}:{to}", menus.new_menu(choices, lang, utcnow()))
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -314,6 +370,9 @@ class SmsChannel(Channel):
         catalogs = self.ctx.services.catalogs
         parts: list[str] = []
         for reply in replies:
+            if menus.reply_actions(reply):
+                parts.append(responder_reply(reply, catalogs))
+                continue
             parts.append(render_text(reply, catalogs, ABILITIES))
             if reply.ask is Ask.LOCATION and sender and self.public_url:
                 url = f"{self.public_url}/sms/locate/{self._new_link(sender)}"
@@ -403,4 +462,7 @@ class SmsChannel(Channel):
             text = sms_card(message, self.ctx.services.catalogs)
         else:
             text = self.render([message])
-        return await self.provider.send(to, text, key=key)
+        result = await self.provider.send(to, text, key=key)
+        if result.ok:
+            await self._remember(to, [message])
+        return result

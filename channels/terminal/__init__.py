@@ -25,7 +25,7 @@ from channels.base import Channel, ChannelOff, CommandContext, CommandError
 from config.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.engine import Engine
+    from bot.inbound import ReporterSide
 
 CHANNEL = "terminal"
 ABILITIES = Abilities(buttons=False, location=True)
@@ -49,7 +49,7 @@ def print_replies(replies: list[Reply], catalogs: Catalogs, out: TextIO) -> None
     out.flush()
 
 
-async def chat(engine: Engine, catalogs: Catalogs, lines: TextIO, out: TextIO,
+async def chat(engine: ReporterSide, catalogs: Catalogs, lines: TextIO, out: TextIO,
                flow: str, lang: str, sender: str | None = None) -> list[str]:
     """Run a conversation from `lines`; return the incident references it produced."""
     sender = sender or f"tty-{uuid.uuid4().hex[:8]}"
@@ -67,8 +67,9 @@ async def chat(engine: Engine, catalogs: Catalogs, lines: TextIO, out: TextIO,
                 references.append(ref)
                 # The receipt proper is an outbox row (bot.reports), which `ess chat` does
                 # not dispatch: say it here, before what the flow says next.
-                replies = [Reply(Text("report.received_short", {"reference": ref}),
-                                 reply.lang, silent=reply.silent), *replies]
+                said = "silent.received" if reply.silent else "report.received_short"
+                replies = [Reply(Text(said, {"reference": ref}), reply.lang,
+                                 silent=reply.silent), *replies]
         print_replies(replies, catalogs, out)
     return references
 
@@ -100,6 +101,9 @@ class TerminalChannel(Channel):
         chat_parser.add_argument("--flow", default="report", help="report or silent")
         chat_parser.add_argument("--lang", default=None,
                                  help="th or en (default: the service default)")
+        chat_parser.add_argument("--as", dest="sender", default=None,
+                                 help="a stable chat name, so a volunteer registered with "
+                                      "/register CODE stays one across runs")
         chat_parser.set_defaults(run=chat_command)
         respond = commands.add_parser(
             "respond", help="act on an incident as an operator, for a notified responder")
@@ -123,8 +127,9 @@ async def chat_command(args: argparse.Namespace, ctx: CommandContext) -> int:
         if not services.catalogs.has(lang):
             raise CommandError(f"no catalog for {lang!r}; languages: "
                                f"{', '.join(x.code for x in services.catalogs.languages)}")
-        refs = await chat(services.engine, services.catalogs, sys.stdin, sys.stdout,
-                          args.flow, lang)
+        # Through the one inbound router, as every channel: `/register CODE` works here too.
+        refs = await chat(services.inbound, services.catalogs, sys.stdin, sys.stdout,
+                          args.flow, lang, args.sender)
     finally:
         await services.close()
     for ref in refs:

@@ -1,0 +1,318 @@
+"""Welfare cases on SQLite and PostgreSQL (the composite store uses PostgreSQL's).
+
+A case row keeps in clear only what lists and routing need (reference, status, area, flags,
+the linked incident); everything personal is one sealed JSON body. Duplicate detection works
+on keyed hashes in `case_keys` (`bot.case.duplicate_texts`), so a Thai ID is never stored or
+compared in clear. Outbox rows and timers of a change commit with it, as for incidents.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from bot.case import Case, Person, duplicate_texts, new_case_reference
+from bot.incident import Notification, TimelineEvent
+from bot.text import dump_json
+from bot.types import Location, LocationSource
+from storage.crypto import Sealer, open_fields, seal_fields
+from storage.ports import StaleSession, StorageError, Timer
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+    from storage.sqlite import _Db
+
+_COLUMNS = ("id, reference, source_event, status, channel, lang, area, volunteer_key, "
+            "incident_id, flags, body, version, created_at, updated_at")
+
+
+def _blank(row: Sequence[Any], sealer: Sealer, created: datetime, updated: datetime) -> Case:
+    case = Case(reference=row[1], volunteer="", channel=row[4], lang=row[5], area=row[6],
+                location=Location(None, None, LocationSource.TEXT), person=Person(),
+                flags=json.loads(row[9]), status=row[3], incident_id=row[8],
+                source_event=row[2], id=row[0], version=row[11], created_at=created,
+                updated_at=updated)
+    case.open_body(sealer.open_json(row[10]))
+    return case
+
+
+class _Keys:
+    def __init__(self, sealer: Sealer):
+        self._sealer = sealer
+
+    def volunteer(self, address: str) -> str:
+        return self._sealer.digest("volunteer:" + address)
+
+    def duplicates(self, case: Case) -> list[str]:
+        return [self._sealer.digest(text) for text in duplicate_texts(case)]
+
+    def split(self, case: Case) -> tuple[list[str], list[str]]:
+        """Keys that match at any distance in time (a Thai ID), and keys that match only
+        within the window (the same person and place)."""
+        texts = duplicate_texts(case)
+        return ([self._sealer.digest(t) for t in texts if t.startswith("thai_id:")],
+                [self._sealer.digest(t) for t in texts if not t.startswith("thai_id:")])
+
+
+class SQLiteCases:
+    def __init__(self, db: _Db, sealer: Sealer):
+        self._db = db
+        self._sealer = sealer
+        self._keys = _Keys(sealer)
+
+    def _case(self, row: Sequence[Any]) -> Case:
+        return _blank(row, self._sealer, datetime.fromtimestamp(row[12], UTC),
+                      datetime.fromtimestamp(row[13], UTC))
+
+    async def _extras(self, conn: aiosqlite.Connection, case: Case, event: TimelineEvent,
+                      notifications: Sequence[Notification], timers: Sequence[Timer]) -> None:
+        await conn.execute(
+            "INSERT INTO case_timeline (case_id, at, kind, actor, channel, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (case.id, event.at.timestamp(), event.kind, event.actor, event.channel,
+             seal_fields(self._sealer, event.data)))
+        await conn.executemany(
+            "INSERT INTO outbox VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL)",
+            [(n.id, self._sealer.seal_text(n.recipient), n.kind,
+              self._sealer.seal_json(n.payload), n.key, n.status, n.attempts,
+              n.next_attempt_at.timestamp(), n.last_error, n.created_at.timestamp())
+             for n in notifications])
+        await conn.executemany(
+            "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+            [(t.id, t.kind, t.subject, t.due_at.timestamp(), t.subject_version,
+              dump_json(t.data)) for t in timers])
+        await conn.executemany(
+            "INSERT OR IGNORE INTO case_keys (case_id, key, at) VALUES (?, ?, ?)",
+            [(case.id, key, case.created_at.timestamp()) for key in self._keys.duplicates(case)])
+
+    async def create(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        async with self._db.transaction() as conn:
+            if case.source_event:
+                rows = list(await conn.execute_fetchall(
+                    f"SELECT {_COLUMNS} FROM cases WHERE source_event = ?",
+                    (case.source_event,)))
+                if rows:
+                    return self._case(rows[0])
+            for _ in range(8):
+                try:
+                    await conn.execute(
+                        f"INSERT INTO cases ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                        (case.id, case.reference, case.source_event, case.status, case.channel,
+                         case.lang, case.area, self._keys.volunteer(case.volunteer),
+                         case.incident_id, json.dumps(case.flags),
+                         self._sealer.seal_json(case.sealed_body()), case.version,
+                         case.created_at.timestamp(), case.updated_at.timestamp()))
+                    break
+                except sqlite3.IntegrityError:
+                    case.reference = new_case_reference()
+            else:
+                raise StorageError("could not find a free case reference")
+            await self._extras(conn, case, event, notifications, timers)
+        return case
+
+    async def get(self, reference: str) -> Case | None:
+        row = await self._db.one(f"SELECT {_COLUMNS} FROM cases WHERE reference = ?",
+                                 (reference,))
+        return self._case(row) if row else None
+
+    async def get_by_id(self, case_id: str) -> Case | None:
+        row = await self._db.one(f"SELECT {_COLUMNS} FROM cases WHERE id = ?", (case_id,))
+        return self._case(row) if row else None
+
+    async def update(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE cases SET status = ?, area = ?, flags = ?, body = ?, incident_id = ?, "
+                "version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+                (case.status, case.area, json.dumps(case.flags),
+                 self._sealer.seal_json(case.sealed_body()), case.incident_id,
+                 event.at.timestamp(), case.id, case.version))
+            if cur.rowcount != 1:
+                raise StaleSession(case.reference)
+            await self._extras(conn, case, event, notifications, timers)
+        case.version += 1
+        case.updated_at = event.at
+        return case
+
+    async def timeline(self, case_id: str) -> list[TimelineEvent]:
+        rows = await self._db.all(
+            "SELECT kind, actor, channel, at, data FROM case_timeline WHERE case_id = ? "
+            "ORDER BY seq", (case_id,))
+        return [TimelineEvent(r[0], r[1], r[2], datetime.fromtimestamp(r[3], UTC),
+                              open_fields(self._sealer, r[4])) for r in rows]
+
+    async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
+        rows = await self._db.all(
+            f"SELECT {_COLUMNS} FROM cases WHERE volunteer_key = ? "
+            "ORDER BY created_at DESC LIMIT ?", (self._keys.volunteer(volunteer), limit))
+        return [self._case(r) for r in rows]
+
+    async def recent(self, limit: int = 50, areas: Sequence[str] | None = None) -> list[Case]:
+        if areas is None:
+            rows = await self._db.all(
+                f"SELECT {_COLUMNS} FROM cases ORDER BY created_at DESC LIMIT ?", (limit,))
+        else:
+            marks = ", ".join("?" * len(areas)) or "NULL"
+            rows = await self._db.all(
+                f"SELECT {_COLUMNS} FROM cases WHERE area IN ({marks}) "
+                "ORDER BY created_at DESC LIMIT ?", (*areas, limit))
+        return [self._case(r) for r in rows]
+
+    async def for_incident(self, incident_id: str) -> list[Case]:
+        rows = await self._db.all(
+            f"SELECT {_COLUMNS} FROM cases WHERE incident_id = ? ORDER BY created_at",
+            (incident_id,))
+        return [self._case(r) for r in rows]
+
+    async def possible_duplicates(self, case: Case, since: datetime) -> list[str]:
+        always, windowed = self._keys.split(case)
+        a = ", ".join("?" * len(always)) or "NULL"
+        w = ", ".join("?" * len(windowed)) or "NULL"
+        rows = await self._db.all(
+            "SELECT DISTINCT c.reference FROM case_keys k JOIN cases c ON c.id = k.case_id "
+            f"WHERE k.case_id != ? AND (k.key IN ({a}) OR (k.key IN ({w}) AND k.at >= ?)) "
+            "ORDER BY c.reference", (case.id, *always, *windowed, since.timestamp()))
+        return [r[0] for r in rows]
+
+
+class PgCases:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+        self._pool = pool
+        self._sealer = sealer
+        self._keys = _Keys(sealer)
+
+    def _case(self, row: Sequence[Any]) -> Case:
+        return _blank(row, self._sealer, row[12], row[13])
+
+    async def _extras(self, conn: asyncpg.Connection, case: Case, event: TimelineEvent,
+                      notifications: Sequence[Notification], timers: Sequence[Timer]) -> None:
+        await conn.execute(
+            "INSERT INTO case_timeline (case_id, at, kind, actor, channel, data) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            case.id, event.at, event.kind, event.actor, event.channel,
+            seal_fields(self._sealer, event.data))
+        if notifications:
+            await conn.executemany(
+                "INSERT INTO outbox (id, incident_id, recipient, kind, payload, "
+                "idempotency_key, status, attempts, next_attempt_at, last_error, created_at) "
+                "VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                [(n.id, self._sealer.seal_text(n.recipient), n.kind,
+                  self._sealer.seal_json(n.payload), n.key, n.status, n.attempts,
+                  n.next_attempt_at, n.last_error, n.created_at) for n in notifications])
+        if timers:
+            await conn.executemany(
+                "INSERT INTO timers (id, kind, subject, due_at, subject_version, data) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO UPDATE SET "
+                "kind = excluded.kind, subject = excluded.subject, due_at = excluded.due_at, "
+                "subject_version = excluded.subject_version, data = excluded.data, "
+                "lease_owner = NULL, lease_until = NULL",
+                [(t.id, t.kind, t.subject, t.due_at, t.subject_version, dump_json(t.data))
+                 for t in timers])
+        await conn.executemany(
+            "INSERT INTO case_keys (case_id, key, at) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING",
+            [(case.id, key, case.created_at) for key in self._keys.duplicates(case)])
+
+    async def create(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        async with self._pool.acquire() as conn:
+            for _ in range(8):
+                try:
+                    async with conn.transaction():
+                        if case.source_event:
+                            row = await conn.fetchrow(
+                                f"SELECT {_COLUMNS} FROM cases WHERE source_event = $1",
+                                case.source_event)
+                            if row:
+                                return self._case(row)
+                        await conn.execute(
+                            f"INSERT INTO cases ({_COLUMNS}) VALUES "
+                            f"({', '.join(f'${k}' for k in range(1, 15))})",
+                            case.id, case.reference, case.source_event, case.status,
+                            case.channel, case.lang, case.area,
+                            self._keys.volunteer(case.volunteer), case.incident_id,
+                            json.dumps(case.flags), self._sealer.seal_json(case.sealed_body()),
+                            case.version, case.created_at, case.updated_at)
+                        await self._extras(conn, case, event, notifications, timers)
+                        return case
+                except asyncpg.UniqueViolationError as exc:
+                    if exc.constraint_name != "cases_reference_key":
+                        raise
+                    case.reference = new_case_reference()
+        raise StorageError("could not find a free case reference")
+
+    async def get(self, reference: str) -> Case | None:
+        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM cases WHERE reference = $1",
+                                        reference)
+        return self._case(row) if row else None
+
+    async def get_by_id(self, case_id: str) -> Case | None:
+        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM cases WHERE id = $1", case_id)
+        return self._case(row) if row else None
+
+    async def update(self, case: Case, event: TimelineEvent,
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Case:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE cases SET status = $1, area = $2, flags = $3, body = $4, "
+                "incident_id = $5, version = version + 1, updated_at = $6 "
+                "WHERE id = $7 AND version = $8",
+                case.status, case.area, json.dumps(case.flags),
+                self._sealer.seal_json(case.sealed_body()), case.incident_id, event.at,
+                case.id, case.version)
+            if status.rsplit(" ", 1)[-1] != "1":
+                raise StaleSession(case.reference)
+            await self._extras(conn, case, event, notifications, timers)
+        case.version += 1
+        case.updated_at = event.at
+        return case
+
+    async def timeline(self, case_id: str) -> list[TimelineEvent]:
+        rows = await self._pool.fetch(
+            "SELECT kind, actor, channel, at, data FROM case_timeline WHERE case_id = $1 "
+            "ORDER BY seq", case_id)
+        return [TimelineEvent(r[0], r[1], r[2], r[3], open_fields(self._sealer, r[4]))
+                for r in rows]
+
+    async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM cases WHERE volunteer_key = $1 "
+            "ORDER BY created_at DESC LIMIT $2", self._keys.volunteer(volunteer), limit)
+        return [self._case(r) for r in rows]
+
+    async def recent(self, limit: int = 50, areas: Sequence[str] | None = None) -> list[Case]:
+        if areas is None:
+            rows = await self._pool.fetch(
+                f"SELECT {_COLUMNS} FROM cases ORDER BY created_at DESC LIMIT $1", limit)
+        else:
+            rows = await self._pool.fetch(
+                f"SELECT {_COLUMNS} FROM cases WHERE area = ANY($1::text[]) "
+                "ORDER BY created_at DESC LIMIT $2", list(areas), limit)
+        return [self._case(r) for r in rows]
+
+    async def for_incident(self, incident_id: str) -> list[Case]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM cases WHERE incident_id = $1 ORDER BY created_at",
+            incident_id)
+        return [self._case(r) for r in rows]
+
+    async def possible_duplicates(self, case: Case, since: datetime) -> list[str]:
+        always, windowed = self._keys.split(case)
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT c.reference FROM case_keys k JOIN cases c ON c.id = k.case_id "
+            "WHERE k.case_id != $1 AND (k.key = ANY($2::text[]) "
+            "OR (k.key = ANY($3::text[]) AND k.at >= $4)) ORDER BY c.reference",
+            case.id, always, windowed, since)
+        return [r[0] for r in rows]

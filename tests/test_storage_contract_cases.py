@@ -1,0 +1,130 @@
+"""The storage contract, continued: welfare cases on every backend.
+
+The fixtures are the contract suite's own (tests/test_storage_contract.py), so each test
+runs on SQLite, PostgreSQL and PostgreSQL + Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.case import Case, Consent, Person, Referral
+from bot.incident import Notification, TimelineEvent
+from bot.types import Location, LocationSource, utcnow
+from storage.ports import StaleSession, Storage, Timer
+from tests import test_storage_contract as contract
+from tests.test_storage_contract import Dump
+
+backend_settings, store, dump = contract.backend_settings, contract.store, contract.dump
+
+VOLUNTEER = "sms:+66898765432"
+THAI_ID = "1101700230708"  # check digit valid
+NEEDS = "needs rice and a wheelchair urgently"
+
+
+def a_case(**kw: object) -> Case:
+    fields: dict[str, object] = dict(
+        reference="CASE-7K3F9", volunteer=VOLUNTEER, channel="sms", lang="th", area="65",
+        location=Location(16.82113, 100.26594, LocationSource.REPORTER_PIN),
+        person=Person(birth_year=1956, sex="female", thai_id=THAI_ID),
+        members=[Person(birth_year=2015, sex="male", relation="grandchild")],
+        hardships=["old_age", "out_of_school"], needs=NEEDS,
+        consent=Consent("consent", VOLUNTEER, utcnow(), "case.consent.text",
+                        "I agree to share", "1", "en"),
+        flags=["zero_dropout"])
+    fields.update(kw)
+    return Case(**fields)  # type: ignore[arg-type]
+
+
+def opened() -> TimelineEvent:
+    return TimelineEvent("opened", "volunteer", "sms", data={"note": "first visit"})
+
+
+async def test_a_case_round_trips_with_everything_it_holds(store: Storage) -> None:
+    case = a_case()
+    await store.cases.create(case, opened())
+    got = await store.cases.get(case.reference)
+    assert got is not None and got.id == case.id
+    assert got.person == case.person and got.members == case.members
+    assert (got.hardships, got.needs, got.flags, got.area) == (
+        case.hardships, NEEDS, ["zero_dropout"], "65")
+    assert got.consent == case.consent
+    assert got.location.lat == pytest.approx(16.82113)
+    assert (await store.cases.get_by_id(case.id)) is not None
+    assert [e.kind for e in await store.cases.timeline(case.id)] == ["opened"]
+    assert (await store.cases.timeline(case.id))[0].data == {"note": "first visit"}
+
+
+async def test_create_is_idempotent_on_the_source_event(store: Storage) -> None:
+    first = await store.cases.create(a_case(source_event="line:ev-1"), opened())
+    again = await store.cases.create(a_case(source_event="line:ev-1", reference="CASE-AAAAA"),
+                                     opened())
+    assert again.id == first.id and again.reference == first.reference
+    assert len(await store.cases.recent()) == 1
+
+
+async def test_a_reference_collision_gets_a_fresh_reference(store: Storage) -> None:
+    await store.cases.create(a_case(), opened())
+    second = await store.cases.create(a_case(), opened())
+    assert second.reference != "CASE-7K3F9" and second.reference.startswith("CASE-")
+
+
+async def test_update_bumps_the_version_and_refuses_a_stale_copy(store: Storage) -> None:
+    case = await store.cases.create(a_case(), opened())
+    stale = await store.cases.get(case.reference)
+    assert stale is not None
+    case.status = "screening"
+    due = utcnow() + timedelta(days=7)
+    case.referrals.append(Referral(to="elderly_allowance", due_at=due))
+    note = Notification(VOLUNTEER, "case_update", {"reference": case.reference})
+    timer = Timer(f"case-follow-up:{case.id}", "case_follow_up", case.id, due, 2)
+    await store.cases.update(case, TimelineEvent("screen", "officer", "cli"), [note], [timer])
+    assert case.version == 2
+    got = await store.cases.get(case.reference)
+    assert got is not None and got.status == "screening" and got.version == 2
+    assert got.referrals[0].to == "elderly_allowance" and got.referrals[0].state == "pending"
+    assert await store.outbox.pending() == 1
+    fired = await store.timers.claim_due("A", due + timedelta(seconds=1), 10, 30)
+    assert [t.kind for t in fired] == ["case_follow_up"]
+    with pytest.raises(StaleSession):
+        await store.cases.update(stale, TimelineEvent("assess", "officer", "cli"))
+
+
+async def test_lists_by_volunteer_area_and_incident(store: Storage) -> None:
+    a = await store.cases.create(a_case(), opened())
+    await store.cases.create(a_case(volunteer="line:Uother", area="10"), opened())
+    assert [c.id for c in await store.cases.for_volunteer(VOLUNTEER)] == [a.id]
+    assert [c.id for c in await store.cases.recent(areas=["65"])] == [a.id]
+    assert await store.cases.recent(areas=[]) == []
+    assert len(await store.cases.recent()) == 2
+    assert await store.cases.for_incident("nope") == []
+
+
+async def test_duplicates_by_thai_id_any_time_and_person_place_within_the_window(
+        store: Storage) -> None:
+    old = await store.cases.create(a_case(created_at=utcnow() - timedelta(days=400)), opened())
+    same_id = a_case(reference="CASE-AAAAA", person=Person(birth_year=1990, thai_id=THAI_ID))
+    await store.cases.create(same_id, opened())
+    assert await store.cases.possible_duplicates(same_id, utcnow() - timedelta(days=30)) == [
+        old.reference]
+    # Same person and place but no ID: only within the window.
+    no_id = a_case(reference="CASE-CCCCC", person=Person(birth_year=1956, sex="female"),
+                   members=[])
+    await store.cases.create(no_id, opened())
+    assert await store.cases.possible_duplicates(no_id, utcnow() - timedelta(days=30)) == []
+    assert await store.cases.possible_duplicates(
+        no_id, utcnow() - timedelta(days=500)) == [old.reference]
+    stranger = a_case(reference="CASE-DDDDD", person=Person(birth_year=1970), members=[],
+                      location=Location(13.7, 100.5, LocationSource.REPORTER_PIN))
+    await store.cases.create(stranger, opened())
+    assert await store.cases.possible_duplicates(stranger, utcnow() - timedelta(days=500)) == []
+
+
+async def test_nothing_personal_of_a_case_is_in_clear(store: Storage, dump: Dump) -> None:
+    await store.cases.create(a_case(), opened())
+    raw = await dump()
+    for secret in (THAI_ID.encode(), VOLUNTEER.encode(), b"+66898765432", b"16.82113",
+                   b"wheelchair", b"I agree to share", b"first visit", b"out_of_school"):
+        assert secret not in raw, secret
