@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import generate_latest
 
 from bot import analytics_web
+from bot.histograms import WEBHOOK_ANSWER
 from bot.services import Services
 from bot.wiring import open_services
 from channels.registry import DRAIN_SECONDS, ChannelRegistry
@@ -54,7 +58,22 @@ async def metrics(request: web.Request) -> web.Response:
     ready = 1.0 if await services.storage.ping() else 0.0
     text = services.engine.metrics.render(
         [*backlog, ("ess_ready", "1 when the stores answer", ready)])
+    # The histograms and gauges of prometheus_client (bot.histograms, the board's).
+    text += generate_latest().decode()
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+@web.middleware
+async def time_webhooks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """How long a messaging system waits for our answer to its webhook."""
+    if not request.path.startswith("/webhooks/"):
+        return await handler(request)
+    started = time.perf_counter()
+    try:
+        return await handler(request)
+    finally:
+        channel = request.path.split("/")[2] or "unknown"
+        WEBHOOK_ANSWER.labels(channel[:20]).observe(time.perf_counter() - started)
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -69,7 +88,8 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
 
     `channels` defaults to every configured `ess.channels` entry point.
     """
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[time_webhooks])
     app[SETTINGS] = settings
     registry = channels if channels is not None else ChannelRegistry.discover(settings)
     app[CHANNELS] = registry

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import structlog
 
+from bot.histograms import OUTBOX_AGE
 from bot.incident import Notification
 from bot.outbound import SendOutcome, SendResult
 from bot.types import utcnow
@@ -118,6 +119,8 @@ class Dispatcher:
                 log.warning("dispatch.lease_lost", kind=notification.kind, channel=channel)
             log.info("dispatch.delivered", kind=notification.kind, channel=channel,
                      attempt=notification.attempts)
+            OUTBOX_AGE.labels(channel).observe(
+                max(0.0, (now - notification.created_at).total_seconds()))
             return
         reason = result.error or result.outcome.value
         if result.outcome is SendOutcome.FAILED or \

@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from bot.histograms import FIRST_ACK, FIRST_DELIVERY
 from bot.incident import Incident, Notification, TimelineEvent, normalize_reference
 from bot.phone import to_ascii_digits
 from bot.types import Choice, Inbound, Kind, Reply, Text, utcnow
@@ -86,6 +87,9 @@ class Actor:
     address: str
     id: str = ""
     name: str = ""
+    # The channel vouches that this person may act on the incident although their address
+    # was not notified: the board, whose staff read only incidents of their own areas.
+    vouched: bool = False
 
     @property
     def label(self) -> str:
@@ -243,7 +247,7 @@ class Responders:
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
             lang = state["targets"].get(actor.address, {}).get("lang", "th")
-            if actor.address not in state["notified"]:
+            if actor.address not in state["notified"] and not actor.vouched:
                 outcome["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                 reference=reference))
                 return None
@@ -349,7 +353,7 @@ class Responders:
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
             lang = state["targets"].get(actor.address, {}).get("lang", "th")
-            if actor.address not in state["notified"]:
+            if actor.address not in state["notified"] and not actor.vouched:
                 result["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                reference=reference))
                 return None
@@ -397,6 +401,7 @@ class Responders:
         after: list[Callable[[], Awaitable[Any]]] = []
         target = state["targets"].get(actor.address, {})
         if trigger == "acknowledge":
+            FIRST_ACK.observe(_since(incident, now))
             state["holder"] = {"address": actor.address, "id": actor.id, "name": actor.name,
                                "agency": target.get("agency", ""),
                                "name_th": target.get("name_th", ""),
@@ -413,6 +418,7 @@ class Responders:
             estimated = eta_minutes is None
             minutes = eta_minutes if eta_minutes is not None else estimate_eta(target.get("km"))
             state["eta_minutes"] = minutes
+            state["en_route_at"] = now.isoformat()  # the board's "ETA promised vs elapsed"
             data.update(eta_minutes=minutes, estimated=estimated)
             notes.append(reporter_update(incident, "en_route", minutes=minutes)
                          if minutes is not None else reporter_update(incident, "en_route_soon"))
@@ -420,6 +426,7 @@ class Responders:
             after.append(self._schedule(TIMER_REMIND, incident, wait))
             data["say"] = {"minutes": minutes if minutes is not None else "?"}
         elif trigger == "on_scene":
+            state["on_scene_at"] = now.isoformat()
             notes.append(reporter_update(incident, "on_scene"))
             after.append(self._cancel(incident, TIMER_REMIND))
         else:  # closing: resolve | refer | unfounded | duplicate
@@ -456,6 +463,7 @@ class Responders:
             state["armed"] = level
             notes: list[Notification] = []
             if incident.status == lc.NEW:
+                FIRST_DELIVERY.observe(_since(incident, self.clock()))
                 incident.status = lc.apply(incident.status, "dispatch")
                 state["seq"] += 1
                 notes.append(reporter_update(incident, "dispatched"))
@@ -572,7 +580,7 @@ class Responders:
             state = dispatch_state(incident)
             lang = state["targets"].get(actor.address, {}).get("lang", "th")
             holder = state.get("holder")
-            if actor.address not in state["notified"]:
+            if actor.address not in state["notified"] and not actor.vouched:
                 result["r"] = ActResult("not_notified", _reply("dispatch.not_notified",
                                                                reference=reference))
                 return None
@@ -628,6 +636,10 @@ class Responders:
 
 def _who(holder: dict[str, Any]) -> str:
     return str(holder.get("name") or holder.get("name_th") or holder.get("address"))
+
+
+def _since(incident: Incident, now: datetime) -> float:
+    return max(0.0, (now - incident.created_at).total_seconds())
 
 
 def _scheme(address: str) -> str:

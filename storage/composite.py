@@ -27,6 +27,8 @@ class CompositeStorage:
         self.transcripts = state.transcripts
         self.limits = state.limits
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
+        self.staff = database.staff  # accounts and board sessions: durable and revocable
+        self.board = database.board  # the log is written with the incident, in PostgreSQL
         self.journal = database.journal
 
     async def ping(self) -> bool:

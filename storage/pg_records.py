@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
+from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location
 from storage import analytics
@@ -256,6 +257,19 @@ class PgIncidents:
                 int(r[width + 2]), int(r[width + 3]), int(r[width + 4]), stages,
                 int(r[tail]), int(r[tail + 1]), r[tail + 2]))
         return out
+    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
+                       limit: int = 300) -> list[Incident]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM incidents WHERE ($1 OR area_codes ?| $2::text[]) "
+            "AND NOT (status = ANY($3::text[])) ORDER BY created_at DESC LIMIT $4",
+            NATIONAL in areas, list(areas), list(exclude_status), limit)
+        return [self._incident(r) for r in rows]
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM incidents WHERE reference = $1 "
+            "AND ($2 OR area_codes ?| $3::text[])", reference, NATIONAL in areas, list(areas))
+        return self._incident(row) if row else None
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         await self._pool.execute(

@@ -7,7 +7,7 @@ allows it: the engine's hot path is `load` then `save`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from bot.case import Case
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
+from bot.staff import BoardEvent, StaffMember
 from storage import analytics
 
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
@@ -158,6 +159,14 @@ class IncidentStore(Protocol):
                         now: datetime) -> list[analytics.ResponseRow]:
         """Response figures per combination of `dims`: stage percentiles (nearest rank),
         never acknowledged, escalations, promised ETA against arrival."""
+    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
+                       limit: int = 300) -> list[Incident]:
+        """The incidents routed to any of `areas` (every one for `TH`), newest first: the
+        area scope of a staff member is applied here, in the query, never after it."""
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+        """The incident, only when it is within `areas`: another area's reference reads as
+        unknown."""
 
 
 class CaseStore(Protocol):
@@ -342,6 +351,52 @@ class Revocations(Protocol):
     async def revoked(self, subject: str, now: datetime) -> bool: ...
 
 
+class StaffStore(Protocol):
+    """Board accounts, their one-time set-password tokens and their sessions (shared by every
+    process, revocable). Tokens are stored only as keyed digests."""
+
+    async def add(self, member: StaffMember, password_hash: str | None) -> bool:
+        """False when the login exists."""
+
+    async def get(self, login: str) -> StaffMember | None: ...
+
+    async def all(self) -> list[StaffMember]: ...
+
+    async def password_hash(self, login: str) -> str | None:
+        """The stored hash of an enabled account; None otherwise."""
+
+    async def set_password(self, login: str, password_hash: str) -> bool: ...
+
+    async def disable(self, login: str) -> bool:
+        """Disable the account and end every session it has."""
+
+    async def issue_token(self, login: str, token: str, expires_at: datetime) -> None:
+        """A one-time set-password token (replaces any earlier one of the login)."""
+
+    async def redeem_token(self, token: str, now: datetime) -> str | None:
+        """The login of an unexpired token, used up by this call; None otherwise."""
+
+    async def open_session(self, token: str, login: str, now: datetime,
+                           expires_at: datetime) -> None: ...
+
+    async def session(self, token: str, now: datetime) -> StaffMember | None:
+        """The enabled member whose unexpired session `token` is; None otherwise."""
+
+    async def end_session(self, token: str) -> None: ...
+
+
+class BoardLog(Protocol):
+    """Every timeline event of every incident, numbered in commit order (the stores append
+    it in the transaction that changes the incident), for the board's live updates."""
+
+    async def after(self, seq: int, limit: int = 500) -> list[BoardEvent]: ...
+
+    async def last(self) -> int: ...
+
+    async def wake_on_append(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+        """Call `wake` soon after any process appends (PostgreSQL: LISTEN/NOTIFY), or never
+        (SQLite: the reader polls); returns the coroutine function that stops it. A wake-up
+        is a hint: the log stays the truth."""
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One verified inbound event, kept from before its webhook is answered until handled.
@@ -424,6 +479,12 @@ class Storage(Protocol):
 
     @property
     def revocations(self) -> Revocations: ...
+
+    @property
+    def staff(self) -> StaffStore: ...
+
+    @property
+    def board(self) -> BoardLog: ...
 
     @property
     def journal(self) -> InboundJournal: ...

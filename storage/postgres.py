@@ -9,7 +9,6 @@ database that is behind or ahead of the code.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, chan
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 from storage.revocations import PgRevocations
 from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
+from storage.staff import PgBoardLog, PgStaff
 
 BACKEND = "postgres"
 Init = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -150,9 +150,11 @@ class PgSessions:
             "DELETE FROM handled_events WHERE handled_at < $1", before))
 
 
-def _lock_key(conversation: str) -> int:
-    return int.from_bytes(hashlib.sha256(conversation.encode()).digest()[:8], "big",
-                          signed=True)
+def _lock_key(sealer: Sealer, conversation: str) -> int:
+    """The advisory lock's number: from the keyed digest, as every other key of a
+    conversation (pg_locks is visible to any database user; a bare hash of "sms:+66…" would
+    be reversed by enumerating Thai numbers)."""
+    return int.from_bytes(bytes.fromhex(sealer.digest(conversation))[:8], "big", signed=True)
 
 
 class PgLocks:
@@ -165,8 +167,9 @@ class PgLocks:
     local FIFO lock first, so only one of them per conversation waits in PostgreSQL.
     """
 
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
         self._pool = pool
+        self._sealer = sealer
         self._local = LocalLocks()
 
     @asynccontextmanager
@@ -174,7 +177,7 @@ class PgLocks:
         async with self._local.hold(conversation), self._pool.acquire() as conn:
             token = await conn.fetchval(
                 "SELECT nextval('lock_fence') FROM (SELECT pg_advisory_lock($1)) AS l",
-                _lock_key(conversation))
+                _lock_key(self._sealer, conversation))
             yield int(token)
 
     def __len__(self) -> int:
@@ -190,7 +193,7 @@ class PostgresStorage:
         self._lock_pool = lock_pool
         self._timeout = timeout
         self.sessions = PgSessions(pool, sealer)
-        self.locks = PgLocks(lock_pool)
+        self.locks = PgLocks(lock_pool, sealer)
         self.incidents = PgIncidents(pool, sealer)
         self.cases = PgCases(pool, sealer)
         self.outbox = PgOutbox(pool, sealer)
@@ -202,6 +205,8 @@ class PostgresStorage:
         self.menus = PgMenus(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
+        self.staff = PgStaff(pool, sealer)
+        self.board = PgBoardLog(pool)
         self.journal = PgJournal(pool, sealer)
 
     @classmethod

@@ -23,6 +23,7 @@ import aiosqlite
 
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.session import Session
+from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location
 from storage import analytics
@@ -40,6 +41,7 @@ from storage.shared_sqlite import (
     SQLiteRateLimits,
     SQLiteTranscripts,
 )
+from storage.staff import SQLiteBoardLog, SQLiteStaff
 
 BACKEND = "sqlite"
 
@@ -180,6 +182,16 @@ _INCIDENT_COLUMNS = (
     "drill, phone, location, location_source, area_codes, details, version, created_at, "
     "updated_at, synthetic"
 )
+
+
+def _scope(areas: Sequence[str]) -> tuple[str, list[Any]]:
+    """The SQL condition "routed to one of `areas`" (everything for the national centre)."""
+    if NATIONAL in areas:
+        return "1 = 1", []
+    if not areas:
+        return "1 = 0", []
+    return (f"EXISTS (SELECT 1 FROM json_each(incidents.area_codes) WHERE value IN "
+            f"({', '.join('?' * len(areas))}))", list(areas))
 
 
 class SQLiteIncidents:
@@ -367,6 +379,23 @@ class SQLiteIncidents:
             f"{', '.join(stages)}, en_route_at, eta_minutes, escalations "
             f"FROM incidents WHERE {clause}", params)
         return analytics.rank_responses(rows, len(keys), ts(now - analytics.SETTLE))
+    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
+                       limit: int = 300) -> list[Incident]:
+        where, params = _scope(areas)
+        if exclude_status:
+            where += f" AND status NOT IN ({', '.join('?' * len(exclude_status))})"
+            params += list(exclude_status)
+        rows = await self._db.all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {where} "
+            "ORDER BY created_at DESC LIMIT ?", [*params, limit])
+        return [self._incident(r) for r in rows]
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+        where, params = _scope(areas)
+        row = await self._db.one(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reference = ? AND {where}",
+            [reference, *params])
+        return self._incident(row) if row else None
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         async with self._db.transaction() as conn:
@@ -530,6 +559,8 @@ class SQLiteStorage:
         self.transcripts = SQLiteTranscripts(db, sealer)
         self.menus = SQLiteMenus(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
+        self.staff = SQLiteStaff(db, sealer)
+        self.board = SQLiteBoardLog(db)
 
     @classmethod
     async def open(cls, path: Path, sealer: Sealer) -> SQLiteStorage:

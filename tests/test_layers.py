@@ -17,9 +17,11 @@ PACKAGES = ("bot", "channels", "config", "flows", "routing", "storage")
 # Bottom to top. A module belongs to the first layer with a prefix that names it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground", ("bot.types", "bot.incident", "bot.session", "bot.phone", "bot.durations",
-                "bot.outbound", "bot.text", "bot.yamlfiles", "bot.case", "bot.thai_id")),
+                "bot.outbound", "bot.text", "bot.yamlfiles", "bot.case", "bot.thai_id",
+                "bot.staff")),
     ("config", ("config",)),
-    ("support", ("bot.i18n", "bot.logs", "bot.render", "bot.metrics", "bot.lang_pick")),
+    ("support", ("bot.i18n", "bot.logs", "bot.render", "bot.metrics", "bot.lang_pick",
+                 "bot.histograms")),
     ("storage", ("storage",)),
     ("routing", ("routing",)),
     ("flows", ("flows",)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,25 @@ NUMBER = "+66891112222"  # the welfare officer's phone
 WELFARE_TH = "สำนักงานพัฒนาสังคมและความมั่นคงของมนุษย์จังหวัดพิษณุโลก"
 
 
-@pytest.fixture
-async def client(tmp_path: Path, line_api: LineStandIn, twilio: tuple[TwilioStandIn, str]
-                 ) -> AsyncIterator[TestClient[Any, Any]]:
+@asynccontextmanager
+async def serving(tmp_path: Path, line_api: LineStandIn, twilio: tuple[TwilioStandIn, str],
+                  **settings_: Any) -> AsyncIterator[TestClient[Any, Any]]:
+    """The service with LINE and SMS on, against the stand-ins."""
     settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
         "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
         "ESS_LINE_API_URL": line_api.url, "ESS_SMS_TWILIO_AUTH_TOKEN": "t",
         "ESS_SMS_TWILIO_ACCOUNT_SID": SID, "ESS_SMS_TWILIO_FROM": "+6620000000",
         "ESS_SMS_TWILIO_API_URL": twilio[1], "ESS_SMS_GENERIC_SECRET": SECRET,
-        "ESS_PUBLIC_URL": "https://ess.example"})
+        "ESS_PUBLIC_URL": "https://ess.example"}, **settings_)
     app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["line", "sms"]))
     async with TestClient(TestServer(app, host="127.0.0.1")) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def client(tmp_path: Path, line_api: LineStandIn, twilio: tuple[TwilioStandIn, str]
+                 ) -> AsyncIterator[TestClient[Any, Any]]:
+    async with serving(tmp_path, line_api, twilio) as test_client:
         yield test_client
 
 
@@ -61,6 +70,14 @@ class Loop:
             "Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)})
         assert response.status == 200
         await settle_app(self.client.app)
+
+    async def citizen_reports(self) -> None:
+        """A whole report on LINE from a pin in Phitsanulok."""
+        me = ev.user(REPORTER)
+        for event in (ev.follow(me), ev.postback(me, "threat"),
+                      ev.location(me, lat=16.8211, lon=100.2659), ev.text(me, "081-234-5678"),
+                      ev.postback(me, "send")):
+            await self.line_event(event)
 
     async def text_in(self, text: str) -> str:
         """An SMS from the responder's number; the answer SMS it got back."""
@@ -103,11 +120,7 @@ async def test_a_line_group_and_an_sms_responder_work_one_incident(
     assert "65" in await loop.text_in(f"/register {welfare}")
 
     # A citizen reports on LINE from a pin in Phitsanulok.
-    me = ev.user(REPORTER)
-    for event in (ev.follow(me), ev.postback(me, "threat"),
-                  ev.location(me, lat=16.8211, lon=100.2659), ev.text(me, "081-234-5678"),
-                  ev.postback(me, "send")):
-        await loop.line_event(event)
+    await loop.citizen_reports()
     [incident] = await client.app[SERVICES].storage.incidents.recent()
     reference = incident.reference
     await loop.settle()
@@ -156,11 +169,7 @@ async def test_sms_responders_get_the_command_list_and_outsiders_are_refused(
     # A registered number is a responder: chatter gets the commands, not a report flow.
     answer = await loop.text_in("hello?")
     assert "ESS-7K3F9 รับ" in answer
-    me = ev.user(REPORTER)
-    for event in (ev.follow(me), ev.postback(me, "threat"),
-                  ev.location(me, lat=16.8211, lon=100.2659), ev.text(me, "081-234-5678"),
-                  ev.postback(me, "send")):
-        await loop.line_event(event)
+    await loop.citizen_reports()
     [incident] = await client.app[SERVICES].storage.incidents.recent()
     # Registered for Bangkok, not told of a Phitsanulok report: refused, clearly.
     assert "ไม่ได้รับแจ้ง" in await loop.text_in(f"{incident.reference} ack")
@@ -168,3 +177,44 @@ async def test_sms_responders_get_the_command_list_and_outsiders_are_refused(
     # No longer a responder: the same number is a reporter again.
     assert "ESS-7K3F9 รับ" not in await loop.text_in("hello?")
     assert await bindings.for_address(f"sms:{NUMBER}") == []
+
+
+@pytest.fixture
+async def quick_client(tmp_path: Path, line_api: LineStandIn,
+                       twilio: tuple[TwilioStandIn, str]) -> AsyncIterator[TestClient[Any, Any]]:
+    """As `client`, with escalation after one second of silence."""
+    async with serving(tmp_path, line_api, twilio, escalate_after=1.0) as test_client:
+        yield test_client
+
+
+async def test_an_escalation_card_reaches_the_next_level_marked_as_one(
+        quick_client: TestClient[Any, Any], line_api: LineStandIn,
+        twilio: tuple[TwilioStandIn, str], capsys: pytest.CaptureFixture[str]) -> None:
+    loop = Loop(quick_client, line_api, twilio[0])
+    bindings = quick_client.app[SERVICES].storage.bindings
+    now = datetime.now(UTC)
+    police = await bindings.create_code("65", "police", 3600, now)
+    await loop.line_event(ev.text(ev.group(GROUP, RESPONDER), f"/register {police}"))
+    # The province's 191 centre answers by SMS: it is told at the first escalation only.
+    centre = await bindings.create_code("65", "191", 3600, now)
+    await loop.text_in(f"/register {centre}")
+    await loop.citizen_reports()
+    [incident] = await quick_client.app[SERVICES].storage.incidents.recent()
+    reference = incident.reference
+    await loop.settle()
+    assert reference in loop.pushed(GROUP)  # the first card, to the station's group
+    cards: list[str] = []
+    for _ in range(300):  # bounded: nobody acknowledges, so the clock runs out
+        cards = [m["Body"] for m in twilio[0].sent if m["To"] == NUMBER and reference in m["Body"]]
+        if cards:
+            break
+        await loop.settle()
+        await asyncio.sleep(0.05)
+    [card] = cards
+    assert card.startswith(f"⚠️ ยกระดับ {reference}")  # marked as an escalation, never "new"
+    # The sample directory's next station prints its card: the whole card says who was
+    # silent (an SMS keeps its two segments by cutting that line first).
+    printed = capsys.readouterr().out
+    assert f"⚠️ ยกระดับ {reference}" in printed and "ยกระดับ: ไม่มีผู้รับเรื่องที่" in printed
+    assert (await quick_client.app[SERVICES].storage.incidents.get(reference)).status == \
+        lc.ESCALATED

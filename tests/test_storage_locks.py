@@ -59,7 +59,7 @@ async def test_postgres_lock_of_a_dead_connection_is_freed(pg_url: str, tmp_path
     store = await open_storage(Settings(data_dir=str(tmp_path), database_url=pg_url), SEALER)
     crashed = await asyncpg.connect(pg_url)
     try:
-        await crashed.execute("SELECT pg_advisory_lock($1)", _lock_key("c"))
+        await crashed.execute("SELECT pg_advisory_lock($1)", _lock_key(SEALER, "c"))
         crashed.terminate()  # the process dies: the server ends its session and its locks
         async with store.locks.hold("c") as token:
             assert token > 0

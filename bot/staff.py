@@ -1,0 +1,50 @@
+"""Staff accounts of the operations board: who they are, what they may do, where.
+
+Plain records (the ground floor): the stores keep them, the board checks them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.types import utcnow
+
+ROLES = ("responder", "supervisor", "analyst", "admin")
+NATIONAL = "TH"  # the national centre's area: every incident
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """A board account. `areas` are province, district or station codes (or `TH`)."""
+
+    login: str
+    name: str
+    lang: str = "th"
+    roles: tuple[str, ...] = ("responder",)
+    areas: tuple[str, ...] = ()
+    agencies: tuple[str, ...] = ()
+    disabled: bool = False
+    created_at: datetime = field(default_factory=utcnow)
+
+    def has(self, role: str) -> bool:
+        return role in self.roles or "admin" in self.roles
+
+
+def in_scope(areas: Sequence[str], area_codes: Iterable[str]) -> bool:
+    """Whether an incident routed to `area_codes` is within a viewer's `areas`."""
+    return NATIONAL in areas or bool(set(areas) & set(area_codes))
+
+
+@dataclass(frozen=True, slots=True)
+class BoardEvent:
+    """One change of an incident, in the board's durable, ordered log (no personal data)."""
+
+    seq: int
+    incident_id: str
+    reference: str
+    kind: str
+    status: str
+    area_codes: tuple[str, ...]
+    at: datetime

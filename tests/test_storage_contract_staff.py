@@ -1,0 +1,121 @@
+"""The storage contract, continued: board accounts, their sessions, the area scope of the
+incident reads and the board's event log, on SQLite, PostgreSQL and PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+from bot.incident import TimelineEvent
+from bot.staff import StaffMember
+from bot.types import utcnow
+from storage.ports import Storage
+from tests import test_storage_contract as contract
+from tests.test_storage_contract import Dump, incident, notifications
+
+backend_settings, store, dump = contract.backend_settings, contract.store, contract.dump
+
+SUPERVISOR = StaffMember("somchai", "Somchai P.", "th", ("supervisor",), ("TH-65",),
+                         ("police",))
+
+
+async def test_staff_add_get_list_password_disable(store: Storage) -> None:
+    assert await store.staff.add(SUPERVISOR, "$argon2id$hash")
+    assert not await store.staff.add(replace(SUPERVISOR, name="other"), None)
+    got = await store.staff.get("somchai")
+    assert got is not None and got.areas == ("TH-65",) and got.roles == ("supervisor",)
+    assert got.agencies == ("police",) and got.name == "Somchai P." and not got.disabled
+    assert await store.staff.get("nobody") is None
+    assert [m.login for m in await store.staff.all()] == ["somchai"]
+    assert await store.staff.password_hash("somchai") == "$argon2id$hash"
+    assert await store.staff.set_password("somchai", "$argon2id$new")
+    assert not await store.staff.set_password("nobody", "$x")
+    assert await store.staff.password_hash("somchai") == "$argon2id$new"
+    now = utcnow()
+    await store.staff.open_session("tok-1", "somchai", now, now + timedelta(hours=8))
+    assert (await store.staff.session("tok-1", now)) == got
+    assert await store.staff.session("tok-2", now) is None
+    assert await store.staff.session("tok-1", now + timedelta(hours=9)) is None  # expired
+    assert await store.staff.disable("somchai")
+    assert await store.staff.session("tok-1", now) is None  # a disable ends every session
+    assert await store.staff.password_hash("somchai") is None
+    assert (await store.staff.get("somchai")).disabled  # type: ignore[union-attr]
+
+
+async def test_staff_sessions_end_and_tokens_are_one_time(store: Storage, dump: Dump) -> None:
+    await store.staff.add(SUPERVISOR, None)
+    now = utcnow()
+    await store.staff.open_session("session-secret-abc", "somchai", now, now + timedelta(hours=1))
+    await store.staff.end_session("session-secret-abc")
+    assert await store.staff.session("session-secret-abc", now) is None
+    await store.staff.issue_token("somchai", "first-token-xyz", now + timedelta(hours=1))
+    await store.staff.issue_token("somchai", "second-token-xyz", now + timedelta(hours=1))
+    assert await store.staff.redeem_token("first-token-xyz", now) is None  # replaced
+    await store.staff.open_session("session-secret-def", "somchai", now, now + timedelta(hours=1))
+    raw = await dump()
+    assert b"second-token-xyz" not in raw and b"session-secret-def" not in raw
+    assert await store.staff.redeem_token("second-token-xyz", now) == "somchai"
+    assert await store.staff.redeem_token("second-token-xyz", now) is None
+    await store.staff.issue_token("somchai", "old-token", now - timedelta(seconds=1))
+    assert await store.staff.redeem_token("old-token", now) is None
+
+
+async def test_incident_reads_are_scoped_to_areas(store: Storage) -> None:
+    here = incident("t:here")
+    here.area_codes = ["TH-65", "TH-6501"]
+    there = incident("t:there")
+    there.area_codes = ["TH-50"]
+    for i in (here, there):
+        await store.incidents.create(i, [], TimelineEvent("reported", "reporter", "sms"))
+    assert [i.reference for i in await store.incidents.in_areas(["TH-65"])] == [here.reference]
+    assert [i.reference for i in await store.incidents.in_areas(["TH-6501", "TH-99"])] == \
+        [here.reference]
+    assert {i.reference for i in await store.incidents.in_areas(["TH"])} == \
+        {here.reference, there.reference}
+    assert await store.incidents.in_areas([]) == []
+    assert await store.incidents.get_in(there.reference, ["TH-65"]) is None
+    assert (await store.incidents.get_in(here.reference, ["TH-65"])) is not None
+    assert await store.incidents.get_in(there.reference, ["TH"]) is not None
+    here.status = "resolved"
+    await store.incidents.update(here, TimelineEvent("resolved", "x", "board"))
+    assert await store.incidents.in_areas(["TH-65"], exclude_status=["resolved"]) == []
+
+
+async def test_board_log_is_ordered_and_fed_by_every_incident_write(store: Storage) -> None:
+    start = await store.board.last()
+    a = incident("t:a")
+    await store.incidents.create(a, notifications(1), TimelineEvent("reported", "r", "sms"))
+    a.status = "dispatched"
+    await store.incidents.update(a, TimelineEvent("dispatched", "d", "line"))
+    events = await store.board.after(start)
+    assert [(e.reference, e.kind, e.status) for e in events] == [
+        (a.reference, "reported", "dispatched"), (a.reference, "dispatched", "dispatched")]
+    assert events[0].seq < events[1].seq and events[1].seq == await store.board.last()
+    assert events[0].area_codes == ("TH-65",)
+    assert await store.board.after(events[1].seq) == []
+    assert [e.seq for e in await store.board.after(start, limit=1)] == [events[0].seq]
+
+
+async def test_board_log_numbers_concurrent_writers_without_gaps(store: Storage) -> None:
+    start = await store.board.last()
+    made = [incident(f"t:c{i}") for i in range(8)]
+    await asyncio.gather(*(store.incidents.create(i, [], TimelineEvent("reported", "r", "sms"))
+                           for i in made))
+    seqs = [e.seq for e in await store.board.after(start)]
+    assert seqs == list(range(start + 1, start + 9))
+
+
+async def test_board_log_wakes_a_listener_on_postgres(store: Storage) -> None:
+    woken = asyncio.Event()
+    stop = await store.board.wake_on_append(woken.set)
+    try:
+        await store.incidents.create(incident("t:wake"), [],
+                                     TimelineEvent("reported", "r", "sms"))
+        if type(store).__name__ == "SQLiteStorage":
+            await asyncio.sleep(0.2)
+            assert not woken.is_set()  # SQLite has no notifications: the reader polls
+        else:
+            await asyncio.wait_for(woken.wait(), 5)
+    finally:
+        await stop()
