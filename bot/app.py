@@ -21,7 +21,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import generate_latest
 
-from bot import analytics_web
 from bot.histograms import WEBHOOK_ANSWER
 from bot.services import Services
 from bot.wiring import open_services
@@ -96,7 +95,6 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    analytics_web.mount(app, SERVICES, settings)
     registry.mount(app)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:

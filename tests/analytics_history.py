@@ -32,7 +32,8 @@ def _incident(province: str, type_: str, channel: str, created: datetime, *,
     return Incident(new_reference(), type_, Location(lat, lon, LocationSource.REPORTER_PIN),
                     channel, f"web:{new_reference()}", "th", silent=silent, drill=drill,
                     synthetic=synthetic, area_codes=[province, district, station],
-                    details={"dispatch": {"level": 0, "holder": None}},
+                    details={"dispatch": {"seq": 0, "level": 0, "armed": -1, "notified": [],
+                                          "targets": {}, "holder": None, "reminders": 0}},
                     created_at=created, updated_at=created)
 
 

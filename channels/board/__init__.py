@@ -33,6 +33,7 @@ from bot.staff import StaffMember
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
 from channels.board import pages
+from channels.board.analytics import AnalyticsPages
 from channels.board.auth import (
     COOKIE,
     SESSION_HOURS,
@@ -115,6 +116,9 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
         router.add_get("/board/static/{name}", self.static)
+        analytics = AnalyticsPages(lambda: self.ctx.services, self._html)
+        router.add_get("/board/analytics", self._page(analytics.page))
+        router.add_get("/board/analytics/export", self._page(analytics.export, redirect=False))
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
     async def start(self, ctx: ChannelContext) -> None:

@@ -1,9 +1,9 @@
-"""`/board/analytics`: the prevention analytics page, SVG charts each beside its table, and
-CSV / HXL-tagged CSV exports through short-lived, signed, audited download links.
+"""`/board/analytics`: the prevention analytics page of the board, SVG charts each beside
+its table, and CSV / HXL-tagged CSV exports through short-lived, signed, audited download links.
 
-Who looks is a `routing.analytics.Viewer` (areas + roles), found by the callable stored under
-`VIEWER_OF` in the application. Until the board's staff sessions exist (issue 11), the only
-viewer is the national demo analyst of `ESS_DEMO_MODE=true`; everyone else gets 403.
+Who looks is the board's signed-in staff member (its session in the shared store), seen as a
+`routing.analytics.Viewer`: their areas scope every figure, and only the roles analyst,
+supervisor and admin may look. Every page view and every download is audited.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import base64
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from html import escape
@@ -24,10 +24,13 @@ import structlog
 import yaml
 from aiohttp import web
 
-from bot.analytics_svg import bars, heat_grid, hex_map, series
+from bot.i18n import Catalogs
 from bot.services import Services
-from bot.types import utcnow
-from config.settings import Settings
+from bot.staff import ROLES, StaffMember
+from bot.types import Text, utcnow
+from channels.board.analytics_svg import bars, heat_grid, hex_map, series
+from channels.board.auth import csrf_for
+from channels.board.pages import layout
 from routing.analytics import (
     AnalyticsError,
     Period,
@@ -44,35 +47,46 @@ from routing.directory import NATIONAL
 
 log = structlog.get_logger(__name__)
 
-BOARD_TEXT = Path(__file__).parent / "catalogs" / "board"
+WORDS = Path(__file__).parent / "catalogs" / "analytics"
 LANGS = ("th", "en")
 LINK_SECONDS = 300  # a download link lives five minutes
 EXPORTABLE = ("day", "type", "area", "hour", "channel", "silent", "outcome", "response",
               "agency", "hex")
 DEFAULT_DAYS = 30
 
-ViewerOf = Callable[[web.Request], Awaitable[Viewer | None]]
-VIEWER_OF: web.AppKey[ViewerOf] = web.AppKey("analytics_viewer_of")
+Html = Callable[..., web.Response]  # the board's page answer (its CSP and headers)
+
+
+def _flat(data: dict[str, Any], prefix: str = "analytics.") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = str(value)
+    return out
 
 
 @cache
-def board_text(lang: str) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((BOARD_TEXT / f"{lang}.yaml").read_text("utf-8"))
-    return data
+def analytics_catalogs() -> Catalogs:
+    """The page's words, Thai and English, beside the board's own (a page of the board)."""
+    tables: dict[str, dict[str, str | tuple[str, ...]]] = {}
+    for lang in LANGS:
+        tables[lang] = dict(_flat(yaml.safe_load(
+            (WORDS / f"{lang}.yaml").read_text(encoding="utf-8")) or {}))
+    return Catalogs(tables, "th")
 
 
 def say(lang: str, key: str, **params: object) -> str:
-    node: Any = board_text(lang)
-    for part in key.split("."):
-        node = node[part]
-    return str(node).format(**params)
+    return analytics_catalogs().render(lang if lang in LANGS else "th",
+                                       Text(f"analytics.{key}", dict(params)))
 
 
-def demo_viewer_of(demo_mode: bool) -> ViewerOf:
-    """The stand-in until staff sessions: a national analyst in demo mode, else nobody."""
-    async def viewer_of(request: web.Request) -> Viewer | None:
-        return Viewer((NATIONAL,), frozenset({"analyst"}), "demo") if demo_mode else None
-    return viewer_of
+def viewer_of(member: StaffMember) -> Viewer:
+    """The analytics viewer a staff account is: its areas and roles (an admin has every
+    role), audited as the board audits it."""
+    return Viewer(tuple(member.areas), frozenset(r for r in ROLES if member.has(r)),
+                  f"staff:{member.login}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +107,10 @@ class Ask:
         return out
 
 
-def _ask(query: Any) -> Ask:
-    lang = query.get("lang", "th")
+def _ask(query: Any, fallback: str = "th") -> Ask:
+    lang = query.get("lang", fallback)
     if lang not in LANGS:
-        lang = "th"
+        lang = fallback
     raw = query.get("days", str(DEFAULT_DAYS))
     try:
         days = float(raw)
@@ -138,11 +152,41 @@ class Links:
 
 
 class AnalyticsPages:
-    def __init__(self, services: Services, places: Places, links: Links, threshold: int):
-        self.services = services
-        self.places = places
-        self.links = links
-        self.threshold = check_threshold(threshold)
+    """The page and its exports, for the board's signed-in staff (`BoardChannel.routes`)."""
+
+    def __init__(self, services: Callable[[], Services], html: Html):
+        self._services = services
+        self._html = html
+        self._ready: tuple[Places, Links, int] | None = None
+
+    @property
+    def services(self) -> Services:
+        return self._services()
+
+    def _parts(self) -> tuple[Places, Links, int]:
+        # Built at the first request: the services (directory, settings) exist only then.
+        if self._ready is None:
+            from routing.gazetteer import Gazetteer
+            from storage.factory import make_sealer
+
+            services = self.services
+            settings = services.settings
+            key = make_sealer(settings).digest("analytics-export-links").encode()
+            self._ready = (Places(Gazetteer.load(), services.directory), Links(key),
+                           check_threshold(settings.analytics_min_count))
+        return self._ready
+
+    @property
+    def places(self) -> Places:
+        return self._parts()[0]
+
+    @property
+    def links(self) -> Links:
+        return self._parts()[1]
+
+    @property
+    def threshold(self) -> int:
+        return self._parts()[2]
 
     async def _views(self, viewer: Viewer, ask: Ask) -> dict[str, View]:
         period = Period.last(ask.days, utcnow())
@@ -152,27 +196,41 @@ class AnalyticsPages:
                                ask.lang)
                 for by in EXPORTABLE}
 
-    async def page(self, request: web.Request) -> web.Response:
-        viewer = await request.app[VIEWER_OF](request)
-        ask_lang = request.query.get("lang", "th") if request.query.get("lang") in LANGS \
-            else "th"
-        if viewer is None or not viewer.may_view():
-            return _html(say(ask_lang, "forbidden"), ask_lang, status=403)
+    def _message(self, lang: str, text: str, member: StaffMember, token: str,
+                 status: int) -> web.Response:
+        body = (f'<p role="alert" class="problem">{escape(text)}</p>'
+                f'<p><a href="/board">{escape(say(lang, "back"))}</a></p>')
+        return self._html(layout(lang, text, body, member=member, csrf=csrf_for(token)),
+                          status)
+
+    async def page(self, request: web.Request, member: StaffMember,
+                   token: str) -> web.StreamResponse:
+        viewer = viewer_of(member)
+        lang = request.query.get("lang", "")
+        lang = lang if lang in LANGS else member.lang if member.lang in LANGS else "th"
+        if not viewer.may_view():
+            log.warning("analytics.refused", staff=member.login)
+            return self._message(lang, say(lang, "forbidden"), member, token, 403)
         try:
-            ask = _ask(request.query)
+            ask = _ask(request.query, lang)
             views = await self._views(viewer, ask)
         except AnalyticsError as exc:
-            return _html(say(ask_lang, "bad_request", reason=str(exc)), ask_lang, status=400)
-        return web.Response(text=self.render(viewer, ask, views), content_type="text/html",
-                            charset="utf-8", headers=_NO_STORE)
+            return self._message(lang, say(lang, "bad_request", reason=str(exc)), member,
+                                 token, 400)
+        await self.services.storage.incidents.record_access(
+            viewer.actor, "analytics.view", f"{ask.area or 'all'}:{ask.days:g}d")
+        return self._html(layout(lang, say(lang, "title"), self.render(viewer, ask, views),
+                                 member=member, csrf=csrf_for(token)))
 
-    async def export(self, request: web.Request) -> web.Response:
-        viewer = await request.app[VIEWER_OF](request)
-        if viewer is None or not viewer.may_view():
-            return web.Response(status=403, text="forbidden\n")
+    async def export(self, request: web.Request, member: StaffMember,
+                     token: str) -> web.StreamResponse:
+        viewer = viewer_of(member)
+        if not viewer.may_view():
+            return web.Response(status=403, text="forbidden\n", headers=_NO_STORE)
         data = self.links.open(request.query.get("token", ""), viewer, time.time())
         if data is None or data.get("by") not in EXPORTABLE:
-            return web.Response(status=410, text=say("en", "expired_link") + "\n")
+            return web.Response(status=410, text=say("en", "expired_link") + "\n",
+                                headers=_NO_STORE)
         try:
             ask = _ask(data["ask"])
             period = Period.last(ask.days, utcnow())
@@ -181,7 +239,7 @@ class AnalyticsPages:
             view = await load(self.services.storage.incidents, data["by"], query, period,
                               self.threshold, self.places, ask.lang)
         except AnalyticsError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
+            return web.Response(status=400, text=f"{exc}\n", headers=_NO_STORE)
         subject = f"{data['by']}:{ask.area or 'all'}:{ask.days:g}d"
         await self.services.storage.incidents.record_access(
             viewer.actor, "analytics.export", subject)
@@ -197,10 +255,11 @@ class AnalyticsPages:
         now = time.time()
         synthetic = max(v.synthetic for v in views.values())
         other = "en" if lang == "th" else "th"
-        parts = [f'<header><h1>{escape(say(lang, "title"))}</h1>'
+        parts = ['<link rel="stylesheet" href="/board/static/analytics.css">'
+                 f'<div class="intro"><h1>{escape(say(lang, "title"))}</h1>'
                  f'<p>{escape(say(lang, "subtitle"))}</p>'
                  f'<p><a href="?{urlencode({**ask.params(), "lang": other})}" '
-                 f'lang="{other}">{"English" if other == "en" else "ไทย"}</a></p></header>']
+                 f'lang="{other}">{"English" if other == "en" else "ไทย"}</a></p></div>']
         if synthetic:
             parts.append(f'<p class="banner" role="status">'
                          f'{escape(say(lang, "synthetic_banner", count=synthetic))}</p>')
@@ -209,8 +268,7 @@ class AnalyticsPages:
                      f' · {escape(say(lang, "suppressed_note", threshold=self.threshold))}</p>')
         for by, view in views.items():
             parts.append(self._section(viewer, ask, by, view, now))
-        return _PAGE.format(lang=lang, title=escape(say(lang, "title")),
-                            body="\n".join(parts))
+        return "\n".join(parts)
 
     def _form(self, ask: Ask) -> str:
         lang = ask.lang
@@ -223,12 +281,13 @@ class AnalyticsPages:
             if parent:
                 params["area"] = parent
             up = f' <a href="?{urlencode(params)}">{escape(say(lang, "up"))}</a>'
-        return (f'<form method="get"><input type="hidden" name="lang" value="{lang}">'
+        return (f'<form method="get" class="analytics">'
+                f'<input type="hidden" name="lang" value="{lang}">'
                 f'<label>{escape(say(lang, "filter_days"))} <input name="days" type="number" '
-                f'min="1" max="731" value="{ask.days:g}"></label> '
+                f'min="1" max="731" step="any" value="{ask.days:g}"></label> '
                 f'<label>{escape(say(lang, "filter_area"))} <input name="area" '
                 f'value="{escape(ask.area or "")}" size="8"></label> '
-                f'<label><input type="checkbox" name="drills" value="1"'
+                f'<label class="check"><input type="checkbox" name="drills" value="1"'
                 f'{" checked" if ask.drills else ""}> {escape(say(lang, "filter_drills"))}'
                 f'</label> <button>{escape(say(lang, "filter_apply"))}</button>{up}</form>')
 
@@ -287,64 +346,4 @@ class AnalyticsPages:
 
 
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                        "img-src 'self' data:; form-action 'self'"}
-
-_PAGE = """<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{title}</title>
-<style>
-body {{ font-family: "Noto Sans Thai", "Noto Sans", system-ui, sans-serif; margin: 1rem;
-       color: #1d232b; }}
-.banner {{ background: #fff4d6; border: 2px solid #b7791f; padding: .6rem; font-weight: 600; }}
-.note {{ color: #46505d; }}
-section {{ border-top: 1px solid #d5dae1; padding-top: .5rem; margin-top: 1rem; }}
-.pair {{ display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }}
-.table {{ max-height: 420px; overflow: auto; }}
-table {{ border-collapse: collapse; font-size: .85rem; }}
-th, td {{ border: 1px solid #d5dae1; padding: .15rem .4rem; text-align: left; }}
-caption {{ text-align: left; font-weight: 600; }}
-svg text {{ fill: #1d232b; font-family: inherit; }}
-a {{ color: #1f5fa8; }}
-</style></head>
-<body>{body}</body></html>
-"""
-
-
-def _html(message: str, lang: str, status: int) -> web.Response:
-    return web.Response(text=_PAGE.format(lang=lang, title=escape(message),
-                                          body=f"<p>{escape(message)}</p>"),
-                        content_type="text/html", charset="utf-8", status=status,
-                        headers=_NO_STORE)
-
-
-def mount(app: web.Application, services_key: web.AppKey[Services],
-          settings: Settings) -> None:
-    """Add the page and its export route; the viewer comes from `app[VIEWER_OF]` (issue 11
-    sets it to its staff session), by default the demo-mode stand-in."""
-    from routing.gazetteer import Gazetteer
-
-    if VIEWER_OF not in app:
-        app[VIEWER_OF] = demo_viewer_of(bool(settings.demo_mode))
-    state: dict[str, AnalyticsPages] = {}
-
-    def pages(request: web.Request) -> AnalyticsPages:
-        if "p" not in state:
-            from storage.factory import make_sealer
-
-            services = request.app[services_key]
-            key = make_sealer(settings).digest("analytics-export-links").encode()
-            state["p"] = AnalyticsPages(services, Places(Gazetteer.load(), services.directory),
-                                        Links(key), settings.analytics_min_count)
-        return state["p"]
-
-    async def page(request: web.Request) -> web.Response:
-        return await pages(request).page(request)
-
-    async def export(request: web.Request) -> web.Response:
-        return await pages(request).export(request)
-
-    app.router.add_get("/board/analytics", page)
-    app.router.add_get("/board/analytics/export", export)
+             "Referrer-Policy": "same-origin"}
