@@ -1,7 +1,7 @@
 """What the analytics queries ask a store and what it answers: typed, aggregated, anonymous.
 
 The stores aggregate in SQL (one scan of the incident table over the clear columns of
-migration 0070); `routing.analytics` turns the rows into views and applies suppression.
+migrations 0150 and 0151); `routing.analytics` turns the rows into views and applies suppression.
 Nothing here carries a reference, a phone number, a pin or free text: only counts, area
 codes, coarse cells and durations.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.incident import Incident, TimelineEvent
@@ -27,6 +27,9 @@ DIMENSIONS = ("type", "province", "district", "station", "channel", "silent", "s
 # Stage → the column holding the first time it was reached (each measured from the report).
 STAGES = {"delivered": "delivered_at", "acknowledged": "acked_at",
           "on_scene": "on_scene_at", "resolved": "closed_at"}
+# Stage → the column holding its duration from the report in seconds, stored at write time.
+SECONDS = {"delivered": "delivered_s", "acknowledged": "acked_s", "on_scene": "on_scene_s",
+           "resolved": "closed_s"}
 CLOSED_KINDS = ("resolved", "referred", "unfounded", "duplicate")
 NO_VALUE = "-"
 
@@ -118,7 +121,19 @@ def milestone_marks(incident: Incident, event: TimelineEvent) -> dict[str, Any]:
         marks["on_scene_at"] = event.at
     elif kind in CLOSED_KINDS:
         marks["closed_at"] = event.at
+    for stage, column in STAGES.items():
+        if column in marks:
+            marks[SECONDS[stage]] = (event.at - incident.created_at).total_seconds()
     return marks
+
+
+def local_columns(created_at: datetime) -> tuple[str, str, str, int]:
+    """The report's Thai local day, week (its Monday), month and hour of the week (0 is
+    Monday 00:00), stored at create time so the views group by plain columns."""
+    local = created_at.astimezone(UTC) + LOCAL_OFFSET
+    monday = local.date() - timedelta(days=local.weekday())
+    return (local.date().isoformat(), monday.isoformat(), f"{local.year:04d}-{local.month:02d}",
+            local.weekday() * 24 + local.hour)
 
 
 def check_dimensions(dims: Sequence[str]) -> None:
@@ -127,39 +142,22 @@ def check_dimensions(dims: Sequence[str]) -> None:
         raise ValueError(f"unknown dimension(s) {', '.join(unknown)}")
 
 
-def _sqlite_local(column: str) -> str:
-    return f"{column} + {int(LOCAL_OFFSET.total_seconds())}, 'unixepoch'"
+def _dimensions(level: str) -> dict[str, str]:
+    # Every dimension is a stored column (0150, 0151): a view is a plain GROUP BY.
+    return {
+        "type": "type", "province": "coalesce(province, '-')",
+        "district": "coalesce(district, '-')", "station": "coalesce(station, '-')",
+        "channel": "channel", "silent": "CASE WHEN silent THEN 'silent' ELSE 'open' END",
+        "status": "status", "agency": "coalesce(help_agency, '-')",
+        "level": f"coalesce({level}, '-')", "day": "local_day", "week": "local_week",
+        "month": "local_month", "hour_of_week": "hour_of_week", "cell": "coalesce(cell, '-')",
+    }
 
 
-SQLITE_DIMENSIONS = {
-    "type": "type", "province": "coalesce(province, '-')",
-    "district": "coalesce(district, '-')", "station": "coalesce(station, '-')",
-    "channel": "channel", "silent": "CASE WHEN silent THEN 'silent' ELSE 'open' END",
-    "status": "status", "agency": "coalesce(help_agency, '-')",
-    "level": "coalesce(CAST(help_level AS TEXT), '-')",
-    "day": f"date({_sqlite_local('created_at')})",
-    "week": f"date({_sqlite_local('created_at')}, 'weekday 0', '-6 days')",
-    "month": f"strftime('%Y-%m', {_sqlite_local('created_at')})",
-    "hour_of_week": f"CAST(((CAST(strftime('%w', {_sqlite_local('created_at')}) AS INTEGER) + 6)"
-                    f" % 7) * 24 + CAST(strftime('%H', {_sqlite_local('created_at')}) AS INTEGER)"
-                    " AS TEXT)",
-    "cell": "coalesce(cell, '-')",
-}
-
-_PG_LOCAL = f"(created_at AT TIME ZONE '{LOCAL_ZONE}')"
-POSTGRES_DIMENSIONS = {
-    "type": "type", "province": "coalesce(province, '-')",
-    "district": "coalesce(district, '-')", "station": "coalesce(station, '-')",
-    "channel": "channel", "silent": "CASE WHEN silent THEN 'silent' ELSE 'open' END",
-    "status": "status", "agency": "coalesce(help_agency, '-')",
-    "level": "coalesce(help_level::text, '-')",
-    "day": f"to_char({_PG_LOCAL}, 'YYYY-MM-DD')",
-    "week": f"to_char(date_trunc('week', {_PG_LOCAL}), 'YYYY-MM-DD')",
-    "month": f"to_char({_PG_LOCAL}, 'YYYY-MM')",
-    "hour_of_week": f"((extract(isodow FROM {_PG_LOCAL})::int - 1) * 24 "
-                    f"+ extract(hour FROM {_PG_LOCAL})::int)::text",
-    "cell": "coalesce(cell, '-')",
-}
+SQLITE_DIMENSIONS = _dimensions("CAST(help_level AS TEXT)")
+POSTGRES_DIMENSIONS = _dimensions("help_level::text")
+# Seconds later than promised that help arrived (negative: early), stored at on_scene.
+ETA_OVER = "eta_over_s"
 
 
 def where(query: Query, placeholder: str, moment: Callable[[datetime], Any] = lambda d: d,
@@ -194,28 +192,26 @@ def where(query: Query, placeholder: str, moment: Callable[[datetime], Any] = la
 
 def rank_responses(rows: Sequence[Sequence[Any]], width: int,
                    settled_before: float) -> list[ResponseRow]:
-    """Group per-incident duration rows (keys…, synthetic, created, one column per stage,
-    en_route, eta_minutes, escalations; times as epoch seconds) into ResponseRows."""
+    """Group per-incident rows (keys…, synthetic, created, acked_at, then one stored duration
+    in seconds per stage, eta_over_s, escalations) into ResponseRows, ranked nearest-rank as
+    PostgreSQL's percentile_disc does."""
     groups: dict[tuple[str, ...], list[Sequence[Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(str(v) for v in row[:width]), []).append(row[width:])
     out: list[ResponseRow] = []
     n_stages = len(STAGES)
+    over_at, escalations_at = 3 + n_stages, 4 + n_stages
     for keys, items in groups.items():
         stages: dict[str, StageFigure] = {}
         for k, stage in enumerate(STAGES):
-            values = [r[2 + k] - r[1] for r in items if r[2 + k] is not None]
+            values = [r[3 + k] for r in items if r[3 + k] is not None]
             stages[stage] = StageFigure(len(values), nearest_rank(values, 50),
                                         nearest_rank(values, 90))
-        acked = 2 + list(STAGES).index("acknowledged")
-        scene = 2 + list(STAGES).index("on_scene")
-        en_route, eta, escalations = 2 + n_stages, 3 + n_stages, 4 + n_stages
-        over = [(r[scene] - r[en_route]) - r[eta] * 60 for r in items
-                if r[eta] is not None and r[scene] is not None and r[en_route] is not None]
-        settled = [r for r in items if r[acked] is not None or r[1] <= settled_before]
+        over = [r[over_at] for r in items if r[over_at] is not None]
+        settled = [r for r in items if r[2] is not None or r[1] <= settled_before]
         out.append(ResponseRow(
             keys, len(items), sum(1 for r in items if r[0]), len(settled),
-            sum(1 for r in settled if r[acked] is None),
-            sum(1 for r in items if r[escalations]), stages,
+            sum(1 for r in settled if r[2] is None),
+            sum(1 for r in items if r[escalations_at]), stages,
             len(over), sum(1 for v in over if v > 0), nearest_rank(over, 50)))
     return out

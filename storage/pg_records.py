@@ -87,8 +87,9 @@ class PgIncidents:
         # a repeated source event inserts nothing and we return the first incident instead.
         sql = (
             f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, province, district, "
-            f"station, cell) VALUES "
-            f"({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $44, $45, $46, $47) "
+            f"station, cell, local_day, local_week, local_month, hour_of_week) VALUES "
+            f"({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $44, $45, $46, $47, "
+            "$48, $49, $50, $51) "
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
@@ -121,7 +122,8 @@ class PgIncidents:
                     [t.subject_version for t in timers],
                     [dump_json(t.data) for t in timers],
                     self._sealer.digest(incident.reporter), incident.synthetic,
-                    *analytics.area_columns(incident), analytics.cell_of(incident))
+                    *analytics.area_columns(incident), analytics.cell_of(incident),
+                    *analytics.local_columns(incident.created_at))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise
@@ -170,6 +172,9 @@ class PgIncidents:
                        for k, column in enumerate(marks))
         if event.kind == "escalated":
             sets += ", escalations = escalations + 1"
+        if "on_scene_at" in marks:  # en_route_at is the row's value before this statement
+            sets += (f", {analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
+                     "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
         count = await self._pool.fetchval(
             "WITH u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
             f"area_codes = $4, details = $5, version = version + 1, updated_at = $6{sets} "
@@ -224,14 +229,10 @@ class PgIncidents:
         keys = [analytics.POSTGRES_DIMENSIONS[d] for d in dims]
         clause, params = analytics.where(query, "$")
         settle = f"${len(params) + 1}"
-        over = ("(extract(epoch FROM on_scene_at - en_route_at) - eta_minutes * 60)"
-                "::float8")
-        figures = []
-        for column in analytics.STAGES.values():
-            value = f"extract(epoch FROM {column} - created_at)::float8"
-            figures.append(f"count({column}), "
-                           f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {value}), "
-                           f"percentile_disc(0.9) WITHIN GROUP (ORDER BY {value})")
+        over = analytics.ETA_OVER
+        # One sort per stage for both percentiles, over the durations stored at write time.
+        figures = [f"count({column}), percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP "
+                   f"(ORDER BY {column})" for column in analytics.SECONDS.values()]
         group = f" GROUP BY {', '.join(keys)}" if keys else ""
         rows = await self._pool.fetch(
             f"SELECT {''.join(k + ', ' for k in keys)}count(*), "
@@ -248,10 +249,10 @@ class PgIncidents:
             if not r[width]:
                 continue
             base = width + 5
-            stages = {stage: analytics.StageFigure(int(r[base + 3 * k]), r[base + 3 * k + 1],
-                                                   r[base + 3 * k + 2])
+            stages = {stage: analytics.StageFigure(int(r[base + 2 * k]),
+                                                   *(r[base + 2 * k + 1] or (None, None)))
                       for k, stage in enumerate(analytics.STAGES)}
-            tail = base + 3 * len(analytics.STAGES)
+            tail = base + 2 * len(analytics.STAGES)
             out.append(analytics.ResponseRow(
                 tuple(str(v) for v in r[:width]), int(r[width]), int(r[width + 1]),
                 int(r[width + 2]), int(r[width + 3]), int(r[width + 4]), stages,

@@ -264,9 +264,11 @@ class SQLiteIncidents:
                 raise StorageError("could not find a free incident reference")
             await conn.execute(
                 "UPDATE incidents SET reporter_key = ?, province = ?, district = ?, "
-                "station = ?, cell = ? WHERE id = ?",
+                "station = ?, cell = ?, local_day = ?, local_week = ?, local_month = ?, "
+                "hour_of_week = ? WHERE id = ?",
                 (self._sealer.digest(incident.reporter), *analytics.area_columns(incident),
-                 analytics.cell_of(incident), incident.id))
+                 analytics.cell_of(incident), *analytics.local_columns(incident.created_at),
+                 incident.id))
             await self._event(conn, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
@@ -329,13 +331,16 @@ class SQLiteIncidents:
                     event: TimelineEvent) -> None:
         marks = analytics.milestone_marks(incident, event)
         sets = [f"{column} = coalesce({column}, ?)" for column in marks]
+        params = [ts(v) if isinstance(v, datetime) else v for v in marks.values()]
         if event.kind == "escalated":
             sets.append("escalations = escalations + 1")
+        if "on_scene_at" in marks:
+            sets.append(f"{analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
+                        "(? - en_route_at) - eta_minutes * 60)")
+            params.append(ts(event.at))
         if sets:
             await conn.execute(
-                f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?",
-                [*(ts(v) if isinstance(v, datetime) else v for v in marks.values()),
-                 incident.id])
+                f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", [*params, incident.id])
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
@@ -373,10 +378,10 @@ class SQLiteIncidents:
         analytics.check_dimensions(dims)
         keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
         clause, params = analytics.where(query, "?", ts)
-        stages = list(analytics.STAGES.values())
+        seconds = list(analytics.SECONDS.values())
         rows = await self._db.all(
-            f"SELECT {''.join(k + ', ' for k in keys)}synthetic, created_at, "
-            f"{', '.join(stages)}, en_route_at, eta_minutes, escalations "
+            f"SELECT {''.join(k + ', ' for k in keys)}synthetic, created_at, acked_at, "
+            f"{', '.join(seconds)}, {analytics.ETA_OVER}, escalations "
             f"FROM incidents WHERE {clause}", params)
         return analytics.rank_responses(rows, len(keys), ts(now - analytics.SETTLE))
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),

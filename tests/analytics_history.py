@@ -4,6 +4,7 @@ through a store's own create/update, with every figure the analytics must find i
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.incident import Incident, TimelineEvent, new_reference
@@ -23,6 +24,17 @@ SINCE, UNTIL = T0 - timedelta(days=4), T0 + timedelta(days=4)
 STATIONS = {"65": ("6501", "st6501", 16.82481, 100.25858),
             "10": ("1001", "st1001", 13.75398, 100.50144),
             "63": ("6301", "st6301", 16.86968, 99.12898)}
+MIGRATIONS = Path(__file__).resolve().parents[1] / "storage" / "migrations"
+PRECOMPUTED = ("local_day", "local_week", "local_month", "hour_of_week", "delivered_s",
+               "acked_s", "on_scene_s", "closed_s", "eta_over_s")
+
+
+def precompute_sql(backend: str) -> str:
+    """Migration 0151's backfill: the per-row analytics values from the stored times."""
+    text = (MIGRATIONS / backend / "0151_analytics_precomputed.sql").read_text()
+    return text[text.index("UPDATE incidents SET"):]
+
+
 OUTCOMES = ["resolved"] * 6 + ["referred", "referred", "unfounded", "duplicate"]
 
 

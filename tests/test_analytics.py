@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
+import asyncpg
 import pytest
 
+from config.settings import Settings
 from routing.analytics import (
     AnalyticsError,
     Period,
@@ -21,7 +25,14 @@ from routing.analytics import (
 from routing.directory import load_directory
 from routing.gazetteer import Gazetteer
 from storage.ports import Storage
-from tests.analytics_history import SINCE, T0, UNTIL, write_history
+from tests.analytics_history import (
+    PRECOMPUTED,
+    SINCE,
+    T0,
+    UNTIL,
+    precompute_sql,
+    write_history,
+)
 from tests.test_storage_contract import backend_settings, store  # noqa: F401
 
 PLACES = Places(Gazetteer.load(),
@@ -165,3 +176,35 @@ def test_merge_and_hot_spots() -> None:
     # The two small ones went up together; the total is kept.
     assert sum(b.count for b in bins.values()) == 39
     assert all(b.count >= 5 or b.resolution == 3 for b in bins.values())
+
+
+async def test_migration_0151_backfills_what_the_stores_store_at_write_time(
+        history: Storage, backend_settings: Settings) -> None:  # noqa: F811
+    # A database from before 0151 gets, from its stored times, the very values the stores
+    # now write with each row: local day, week, month, hour of week, stage durations.
+    select = f"SELECT id, {', '.join(PRECOMPUTED)} FROM incidents ORDER BY id"
+    wipe = f"UPDATE incidents SET {', '.join(c + ' = NULL' for c in PRECOMPUTED)}"
+
+    def norm(rows: list[Any]) -> list[tuple[object, ...]]:
+        return [tuple(round(v, 3) if isinstance(v, float) else v for v in r) for r in rows]
+
+    if backend_settings.database_url:
+        conn = await asyncpg.connect(backend_settings.database_url)
+        try:
+            written = norm(await conn.fetch(select))
+            await conn.execute(wipe)
+            await conn.execute(precompute_sql("postgres"))
+            backfilled = norm(await conn.fetch(select))
+        finally:
+            await conn.close()
+    else:
+        async with aiosqlite.connect(backend_settings.sqlite_path) as db:
+            written = norm(list(await db.execute_fetchall(select)))
+            await db.execute(wipe)
+            await db.execute(precompute_sql("sqlite"))
+            backfilled = norm(list(await db.execute_fetchall(select)))
+            await db.rollback()
+    assert len(written) == 39 and any(r[9] is not None for r in written)  # eta_over_s
+    # Mon 10:00, Tue 09:59 and 10:00 (the week before; Bangkok), Wed 22:00 (Tak), local time
+    assert {r[4] for r in written} == {10, 33, 34, 70}
+    assert backfilled == written
