@@ -102,12 +102,24 @@ async def test_the_page_in_chromium(browser: Any, live: tuple[str, Any],  # noqa
     assert "Includes 2 synthetic incidents" in await banner.inner_text()
     # Each chart has its table beside it, with the exact figures of the history.
     for section in ("day", "type", "area", "hour", "channel", "response", "hex"):
-        assert await page.locator(f"#{section} svg").count() == 1, section
+        chart = "svg.map" if section == "hex" else "svg"  # Leaflet draws in SVG too
+        assert await page.locator(f"#{section} {chart}").count() == 1, section
         assert await page.locator(f"#{section} table").count() == 1, section
     types = page.locator("#type table tbody tr")
     assert await types.nth(0).inner_text() == "threat\t12\t40\t6\t100"
     assert "<5" in await page.locator("#type table").inner_text()  # gathering: 3
     assert "Phitsanulok" in await page.locator("#area table").inner_text()
+    # The map on the board's Leaflet: only hexagons of at least 5 reports (Tak's 3 are not).
+    cells = page.locator("#analytics-map path.cell")
+    await cells.first.wait_for(timeout=10_000)
+    counts = sorted([int(await cells.nth(k).get_attribute("data-count") or 0)
+                     for k in range(await cells.count())])
+    assert counts == [7, 20]
+    assert await page.locator("#hex svg.map").is_hidden()  # the no-script fallback
+    await page.locator('#analytics-map path[data-count="20"]').hover(force=True)
+    assert "20 reports in this hexagon — a repeat location" in await page.locator(
+        ".leaflet-tooltip").inner_text()
+    await page.locator("#hex").screenshot(path=shot("analytics-map-en.png"))
     await page.screenshot(path=shot("analytics-en.png"), full_page=True)
     # Drill down by the area link: Phitsanulok's districts.
     await page.locator("#area table a", has_text="65").click()

@@ -116,7 +116,8 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
         router.add_get("/board/static/{name}", self.static)
-        analytics = AnalyticsPages(lambda: self.ctx.services, self._html)
+        analytics = AnalyticsPages(lambda: self.ctx.services, self._html, self.tile_url,
+                                   self.attribution)
         router.add_get("/board/analytics", self._page(analytics.page))
         router.add_get("/board/analytics/export", self._page(analytics.export, redirect=False))
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)

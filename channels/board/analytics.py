@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import h3
 import structlog
 import yaml
 from aiohttp import web
@@ -154,9 +155,11 @@ class Links:
 class AnalyticsPages:
     """The page and its exports, for the board's signed-in staff (`BoardChannel.routes`)."""
 
-    def __init__(self, services: Callable[[], Services], html: Html):
+    def __init__(self, services: Callable[[], Services], html: Html, tile_url: str = "",
+                 attribution: str = ""):
         self._services = services
         self._html = html
+        self.tile_url, self.attribution = tile_url, attribution
         self._ready: tuple[Places, Links, int] | None = None
 
     @property
@@ -268,7 +271,28 @@ class AnalyticsPages:
                      f' · {escape(say(lang, "suppressed_note", threshold=self.threshold))}</p>')
         for by, view in views.items():
             parts.append(self._section(viewer, ask, by, view, now))
+        parts.append(self._map_script(views["hex"], lang))
         return "\n".join(parts)
+
+    def _map_script(self, view: View, lang: str) -> str:
+        """The hexagons for the board's Leaflet (analytics.js): only cells whose count is a
+        number, that is at least the threshold; a "<5" cell is never drawn on the map."""
+        count, hot = view.columns.index("count"), view.columns.index("hot_spot")
+        cells = []
+        for r in view.rows:
+            n = r[count]
+            if not isinstance(n, int) or isinstance(n, bool) or n < self.threshold:
+                continue
+            cells.append({"cell": str(r[0]), "count": n, "hot": r[hot] == "yes",
+                          "label": say(lang, "map_hot" if r[hot] == "yes" else "map_cell",
+                                       count=n),
+                          "boundary": [[round(a, 5), round(b, 5)]
+                                       for a, b in h3.cell_to_boundary(str(r[0]))]})
+        config = {"cells": cells, "tileUrl": self.tile_url, "attribution": self.attribution}
+        data = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+        return (f'<script id="analytics-config" type="application/json">{data}</script>'
+                '<script src="/board/static/leaflet/leaflet.js" defer></script>'
+                '<script src="/board/static/analytics.js" defer></script>')
 
     def _form(self, ask: Ask) -> str:
         lang = ask.lang
@@ -303,6 +327,9 @@ class AnalyticsPages:
             f'<a class="export" href="/board/analytics/export?'
             f'{urlencode({"token": self.links.make(viewer, by, ask, hxl, now)})}">'
             f'{escape(say(lang, "hxl" if hxl else "csv"))}</a>' for hxl in (False, True))
+        if by == "hex":  # the Leaflet map where script runs; the SVG stays the fallback
+            chart = (f'<div id="analytics-map" role="region" aria-label="{escape(title)}" '
+                     f'hidden></div>{chart}')
         return (f'<section id="{by}" aria-labelledby="h-{by}"><h2 id="h-{by}">'
                 f'{escape(title)}</h2><p>{escape(say(lang, "total", total=view.total))} · '
                 f'{links}</p><div class="pair"><div class="figure">{chart}</div>'
