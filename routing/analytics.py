@@ -104,9 +104,31 @@ def check_threshold(value: int) -> int:
     return value
 
 
+WITHHELD = "x"  # a count at or above the threshold, withheld to protect a smaller one
+
+
 def suppress(n: int, threshold: int) -> Cell:
     """A count as shown: "<5" for 1 … threshold-1 (0 and absences are not identifying)."""
     return f"<{threshold}" if 0 < n < threshold else n
+
+
+def withhold(counts: Sequence[int], threshold: int) -> list[Cell]:
+    """Counts as shown, with complementary suppression. A total is published (this view's,
+    or another view's of the same incidents), so the cells it shows would give away the sum
+    of those it hides: when the hidden ones are fewer than two, or add up to less than the
+    threshold, the smallest shown counts are withheld as well (WITHHELD) until they are not."""
+    shown: list[Cell] = [suppress(n, threshold) for n in counts]
+    small = [k for k, n in enumerate(counts) if 0 < n < threshold]
+    if not small:
+        return shown
+    hidden, cells = sum(counts[k] for k in small), len(small)
+    for k in sorted((k for k, n in enumerate(counts) if n >= threshold),
+                    key=lambda k: (counts[k], k)):
+        if hidden >= threshold and cells >= 2:
+            break
+        shown[k] = WITHHELD
+        hidden, cells = hidden + counts[k], cells + 1
+    return shown
 
 
 def _share(part: int, whole: int, threshold: int) -> Cell:
@@ -190,12 +212,18 @@ def count_view(name: str, dim: str, now: Sequence[CountRow], before: Sequence[Co
     total = sum(r.count for r in now)
     columns = (dim, *(("name",) if label else ()), "count", "share", "previous", "trend")
     rows = []
-    for r in sorted(now, key=lambda r: (-r.count, r.keys)):
+    ordered = sorted(now, key=lambda r: (-r.count, r.keys))
+    before_counts = [previous[r.keys].count if r.keys in previous else 0 for r in ordered]
+    counts = withhold([r.count for r in ordered], threshold)
+    befores = withhold(before_counts, threshold)
+    for r, was, shown, shown_before in zip(ordered, before_counts, counts, befores,
+                                           strict=True):
         key = r.keys[0]
-        was = previous[r.keys].count if r.keys in previous else 0
-        rows.append((key, *((label(key),) if label else ()), suppress(r.count, threshold),
-                     _share(r.count, total, threshold), suppress(was, threshold),
-                     _trend(r.count, was, threshold)))
+        # A withheld count has no share or trend either: each would give the count back.
+        open_ = shown != WITHHELD and shown_before != WITHHELD
+        rows.append((key, *((label(key),) if label else ()), shown,
+                     _share(r.count, total, threshold) if shown != WITHHELD else None,
+                     shown_before, _trend(r.count, was, threshold) if open_ else None))
     return View(name, columns, tuple(rows), suppress(total, threshold),
                 sum(r.synthetic for r in now), threshold, period)
 
@@ -203,8 +231,9 @@ def count_view(name: str, dim: str, now: Sequence[CountRow], before: Sequence[Co
 def series_view(dim: str, rows: Sequence[CountRow], period: Period, threshold: int) -> View:
     """Counts per day, week or month, in time order."""
     ordered = sorted(rows, key=lambda r: r.keys)
-    return View(dim, (dim, "count"), tuple((r.keys[0], suppress(r.count, threshold))
-                                           for r in ordered),
+    shown = withhold([r.count for r in ordered], threshold)
+    return View(dim, (dim, "count"), tuple((r.keys[0], c)
+                                           for r, c in zip(ordered, shown, strict=True)),
                 suppress(sum(r.count for r in rows), threshold),
                 sum(r.synthetic for r in rows), threshold, period)
 
@@ -215,8 +244,8 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 def hour_grid(rows: Sequence[CountRow], period: Period, threshold: int) -> View:
     """The hour-of-week heat grid: one row per weekday (Monday first), 24 hour columns."""
     counts = {int(r.keys[0]): r.count for r in rows}
-    grid = tuple((day, *(suppress(counts.get(d * 24 + h, 0), threshold) for h in range(24)))
-                 for d, day in enumerate(WEEKDAYS))
+    shown = withhold([counts.get(k, 0) for k in range(7 * 24)], threshold)
+    grid = tuple((day, *shown[d * 24:(d + 1) * 24]) for d, day in enumerate(WEEKDAYS))
     return View("hour", ("weekday", *(f"{h:02d}" for h in range(24))), grid,
                 suppress(sum(counts.values()), threshold), sum(r.synthetic for r in rows),
                 threshold, period)
@@ -242,12 +271,14 @@ def response_view(dim: str, rows: Sequence[ResponseRow], period: Period, thresho
     columns += ["never_acknowledged_pct", "escalated_pct", "eta_n", "eta_late_pct",
                 "eta_over_p50_s"]
     out = []
-    for r in sorted(rows, key=lambda r: (-r.reports, r.keys)):
+    ordered = sorted(rows, key=lambda r: (-r.reports, r.keys))
+    reports = withhold([r.reports for r in ordered], threshold)
+    for r, shown in zip(ordered, reports, strict=True):
         key = r.keys[0] if r.keys else "all"
         cells: list[Cell] = [key]
         if label:
             cells.append(label(key))
-        cells.append(suppress(r.reports, threshold))
+        cells.append(shown)
         for stage in STAGES:
             f = r.stages[stage]
             cells += [suppress(f.n, threshold), _seconds(f.p50, f.n, threshold),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import h3
 
-from routing.analytics import Period, View, suppress
+from routing.analytics import WITHHELD, Period, View, suppress, withhold
 from storage.analytics import CELL_RESOLUTION, NO_VALUE, CountRow
 
 COARSEST = 3
@@ -64,11 +64,14 @@ def hex_view(rows: Sequence[CountRow], period: Period, threshold: int) -> View:
     counts = {r.keys[0]: r.count for r in rows if r.keys[0] != NO_VALUE}
     unplaced = sum(r.count for r in rows if r.keys[0] == NO_VALUE)
     out = []
-    for b in merge(counts, threshold):
+    bins = merge(counts, threshold)
+    # The reports without a point are one more cell of the sum (they are in the total).
+    *shown, unplaced_shown = withhold([*(b.count for b in bins), unplaced], threshold)
+    for b, count in zip(bins, shown, strict=True):
         lat, lon = h3.cell_to_latlng(b.cell)
-        out.append((b.cell, b.resolution, round(lat, 3), round(lon, 3),
-                    suppress(b.count, threshold), "yes" if b.hot else "no"))
-    notes = (f"reports without a point: {suppress(unplaced, threshold)}",) if unplaced else ()
+        out.append((b.cell, b.resolution, round(lat, 3), round(lon, 3), count,
+                    "yes" if b.hot and count != WITHHELD else "no"))
+    notes = (f"reports without a point: {unplaced_shown}",) if unplaced else ()
     return View("hex", ("cell", "resolution", "lat", "lon", "count", "hot_spot"), tuple(out),
                 suppress(sum(r.count for r in rows), threshold),
                 sum(r.synthetic for r in rows), threshold, period, notes)

@@ -21,6 +21,7 @@ from routing.analytics import (
     load,
     scope,
     suppress,
+    withhold,
 )
 from routing.directory import load_directory
 from routing.gazetteer import Gazetteer
@@ -60,8 +61,10 @@ async def view(storage: Storage, by: str, threshold: int = 5, viewer: Viewer = N
 async def test_counts_by_type_with_trend_and_suppression(history: Storage) -> None:
     v = await view(history, "type")
     # count, share %, previous period, trend % (suppressed below 5 on both sides)
+    # deranged's 7 is withheld too ("x", no share): the total of 30 less the shown counts
+    # would otherwise give gathering's 3 away (complementary suppression).
     assert rows(v) == {"threat": (12, 40.0, 6, 100.0), "sexual_risk": (8, 26.7, 0, None),
-                       "deranged": (7, 23.3, 0, None), "gathering": ("<5", None, 0, None)}
+                       "deranged": ("x", None, 0, None), "gathering": ("<5", None, 0, None)}
     assert v.total == 30 and v.synthetic == 2  # type: ignore[attr-defined]
     assert v.as_dict()["synthetic_included"] is True  # type: ignore[attr-defined]
     v2 = await view(history, "type", threshold=2)
@@ -71,7 +74,7 @@ async def test_counts_by_type_with_trend_and_suppression(history: Storage) -> No
 async def test_area_drill_down_and_channels(history: Storage) -> None:
     v = await view(history, "area")
     assert {k: r[:2] for k, r in rows(v).items()} == {
-        "65": ("Phitsanulok", 20), "10": ("Bangkok", 7), "63": ("Tak", "<5")}
+        "65": ("Phitsanulok", 20), "10": ("Bangkok", "x"), "63": ("Tak", "<5")}
     assert {k: r[1] for k, r in rows(await view(history, "area", area="65")).items()} == \
         {"6501": 20}
     assert list(rows(await view(history, "area", area="6501"))) == ["st6501"]
@@ -82,16 +85,17 @@ async def test_area_drill_down_and_channels(history: Storage) -> None:
     drills = await view(history, "area", include_drills=True)
     assert rows(drills)["65"][1] == 23
     real = await view(history, "type", include_synthetic=False)
-    assert rows(real)["deranged"][0] == 5 and real.synthetic == 0  # type: ignore[attr-defined]
+    assert real.total == 28 and real.synthetic == 0  # type: ignore[attr-defined]
 
 
 async def test_hour_of_week_and_days(history: Storage) -> None:
     grid = rows(await view(history, "hour"))
-    assert grid["Mon"][10] == 20 and grid["Tue"][10] == 7 and grid["Wed"][22] == "<5"
-    assert sum(c for r in grid.values() for c in r if isinstance(c, int)) == 27
+    assert grid["Mon"][10] == 20 and grid["Tue"][10] == "x" and grid["Wed"][22] == "<5"
+    assert sum(c for r in grid.values() for c in r if isinstance(c, int)) == 20
     days = [f"{T0 + timedelta(days=d):%Y-%m-%d}" for d in range(3)]
-    assert rows(await view(history, "day")) == {days[0]: (20,), days[1]: (7,),
+    assert rows(await view(history, "day")) == {days[0]: (20,), days[1]: ("x",),
                                                 days[2]: ("<5",)}
+    assert rows(await view(history, "day", threshold=3))[days[1]] == (7,)
 
 
 async def test_response_percentiles_per_stage(history: Storage) -> None:
@@ -120,10 +124,10 @@ async def test_agency_level_and_outcomes(history: Storage) -> None:
     agency = {r[0]: r[1] for r in (await view(history, "agency", threshold=2)).rows}  # type: ignore[attr-defined]
     assert agency == {"police": 14, "welfare": 4, "-": 12}
     level = {r[0]: r[1] for r in (await view(history, "level", threshold=2)).rows}  # type: ignore[attr-defined]
-    assert level == {"0": 17, "1": "<2", "-": 12}  # one is one too few
+    assert level == {"0": 17, "1": "<2", "-": "x"}  # one is one too few; 12 would tell it
     outcomes = rows(await view(history, "outcome"))
     assert {k: r[0] for k, r in outcomes.items()} == {
-        "resolved": 6, "referred": "<5", "unfounded": "<5", "duplicate": "<5"}
+        "resolved": "x", "referred": "<5", "unfounded": "<5", "duplicate": "<5"}
 
 
 async def test_scope_follows_the_viewers_areas(history: Storage) -> None:
@@ -145,6 +149,11 @@ def test_threshold_and_suppression() -> None:
         with pytest.raises(AnalyticsError):
             check_threshold(bad)
     assert [suppress(n, 5) for n in (0, 1, 4, 5)] == [0, "<5", "<5", 5]
+    # Complementary: the hidden cells are at least two and add up to at least the threshold.
+    assert withhold([12, 8, 7, 3], 5) == [12, 8, "x", "<5"]
+    assert withhold([12, 8, 4, 3], 5) == [12, 8, "<5", "<5"]
+    assert withhold([12, 6, 5, 1, 1], 5) == [12, 6, "x", "<5", "<5"]
+    assert withhold([9, 9], 5) == [9, 9] and withhold([3, 1], 5) == ["<5", "<5"]
     with pytest.raises(AnalyticsError):
         Period.last(3650, UNTIL)
 
@@ -154,8 +163,9 @@ async def test_hexagons_merge_small_cells_upward(history: Storage) -> None:
 
     v = await view(history, "hex")
     by_res = {(r[1], r[4]) for r in v.rows}  # type: ignore[attr-defined]
-    assert (7, 20) in by_res and (7, 7) in by_res and (3, "<5") in by_res
-    assert all(r[5] == "yes" for r in v.rows if r[1] == 7)  # type: ignore[attr-defined]
+    # Bangkok's 7 is withheld: the total less 20 and 7 would give Tak's 3 away.
+    assert by_res == {(7, 20), (7, "x"), (3, "<5")}
+    assert [r[5] for r in v.rows] == ["yes", "no", "no"]  # type: ignore[attr-defined]
     tak = next(r for r in v.rows if r[1] == 3)  # type: ignore[attr-defined]
     assert h3.cell_to_parent(h3.latlng_to_cell(16.86968, 99.12898, 7), 3) == tak[0]
     assert {(r[1], r[4]) for r in (await view(history, "hex", threshold=2)).rows} == \
