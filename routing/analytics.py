@@ -272,8 +272,12 @@ def response_view(dim: str, rows: Sequence[ResponseRow], period: Period, thresho
                 "eta_over_p50_s"]
     out = []
     ordered = sorted(rows, key=lambda r: (-r.reports, r.keys))
+    # Every count column adds up to a total another view publishes: each is withheld apart.
     reports = withhold([r.reports for r in ordered], threshold)
-    for r, shown in zip(ordered, reports, strict=True):
+    stage_n = {stage: withhold([r.stages[stage].n for r in ordered], threshold)
+               for stage in STAGES}
+    eta_n = withhold([r.eta_n for r in ordered], threshold)
+    for k, (r, shown) in enumerate(zip(ordered, reports, strict=True)):
         key = r.keys[0] if r.keys else "all"
         cells: list[Cell] = [key]
         if label:
@@ -281,10 +285,10 @@ def response_view(dim: str, rows: Sequence[ResponseRow], period: Period, thresho
         cells.append(shown)
         for stage in STAGES:
             f = r.stages[stage]
-            cells += [suppress(f.n, threshold), _seconds(f.p50, f.n, threshold),
+            cells += [stage_n[stage][k], _seconds(f.p50, f.n, threshold),
                       _seconds(f.p90, f.n, threshold)]
         cells += [_share(r.never_acked, r.settled, threshold),
-                  _share(r.escalated, r.reports, threshold), suppress(r.eta_n, threshold),
+                  _share(r.escalated, r.reports, threshold), eta_n[k],
                   _share(r.eta_late, r.eta_n, threshold),
                   _seconds(r.eta_over_p50, r.eta_n, threshold)]
         out.append(tuple(cells))

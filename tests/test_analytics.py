@@ -123,6 +123,14 @@ async def test_response_percentiles_per_stage(history: Storage) -> None:
 async def test_agency_level_and_outcomes(history: Storage) -> None:
     agency = {r[0]: r[1] for r in (await view(history, "agency", threshold=2)).rows}  # type: ignore[attr-defined]
     assert agency == {"police": 14, "welfare": 4, "-": 12}
+    # At 5, welfare's 4 is hidden, and the 12 with no agency withheld with it; so are the
+    # small ones of each stage's count column (the two never acknowledged were delivered).
+    agency5 = await view(history, "agency")
+    cols = agency5.columns  # type: ignore[attr-defined]
+    by = {r[0]: dict(zip(cols, r, strict=True)) for r in agency5.rows}  # type: ignore[attr-defined]
+    assert {k: r["reports"] for k, r in by.items()} == {"police": 14, "-": "x", "welfare": "<5"}
+    assert {k: r["delivered_n"] for k, r in by.items()} == {
+        "police": 14, "-": "<5", "welfare": "<5"}
     level = {r[0]: r[1] for r in (await view(history, "level", threshold=2)).rows}  # type: ignore[attr-defined]
     assert level == {"0": 17, "1": "<2", "-": "x"}  # one is one too few; 12 would tell it
     outcomes = rows(await view(history, "outcome"))
