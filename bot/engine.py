@@ -23,7 +23,7 @@ import structlog
 from bot.i18n import Catalogs
 from bot.metrics import Metrics, standard
 from bot.session import Session
-from bot.types import Inbound, Kind, Reply, Text, utcnow
+from bot.types import RESUME_ON_DUPLICATE, Inbound, Kind, Reply, Text, utcnow
 from config.settings import Settings
 from flows.runtime import FlowRunner
 from storage.ports import StaleSession, Storage
@@ -91,6 +91,9 @@ class Engine:
                     log.info("engine.duplicate", kind=inbound.kind.value)
                     self.metrics.inc("ess_inbound_total", channel=inbound.channel,
                                      outcome="duplicate")
+                    again = loaded.session
+                    if inbound.hints.get(RESUME_ON_DUPLICATE) and again and again.active:
+                        return self.runner.resume(again)
                     return []
                 session = loaded.session or self._new_session(inbound)
                 lang = session.lang

@@ -83,6 +83,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# A channel whose replies are stored once per key (the web chat's transcript) sets this hint:
+# a duplicate event is then answered with the conversation's current prompt instead of
+# nothing, the channel storing it under the key of the first handling's last reply. If that
+# handling's replies were lost, all or the last of them (a crash after the session was saved,
+# before they were stored), the page is asked again; if they were stored, the key is taken
+# and nothing is shown twice.
+RESUME_ON_DUPLICATE = "resume_on_duplicate"
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """One event from a person, in channel-neutral form.
@@ -99,7 +108,7 @@ class Inbound:
     at: datetime = field(default_factory=utcnow)
     # Hints from the channel: {"flow": "silent"} for a web page opened with ?silent=1,
     # {"lang": "en"} from a browser's language, {"actor": "line:U…"} for the person who
-    # wrote in a group, ...
+    # wrote in a group, {RESUME_ON_DUPLICATE: "1"} (below), ...
     hints: Mapping[str, str] = field(default_factory=dict)
     chat: ChatKind = ChatKind.PRIVATE
 

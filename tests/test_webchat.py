@@ -109,6 +109,40 @@ async def test_token_survives_reconnect_and_missed_messages_replay(
     await ws.close()
 
 
+async def test_a_resent_frame_whose_answer_was_lost_is_asked_again(
+        client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    ws, _ = await hello(client)
+    await ws.send_json({"type": "start", "id": "m1", "flow": "report"})
+    await until_prompt(ws)
+    assert await ws.receive_json() == {"type": "ack", "id": "m1"}
+    # The session is saved, then the transcript cannot be written: the answer is lost, as
+    # when the process dies between the two.
+    web_channel = client.app[CHANNELS].get("web")
+    live = web_channel.live  # type: ignore[union-attr]
+    store_up = asyncio.Event()
+    publish = live.publish
+
+    async def flaky(conversation: str, frame: dict[str, Any], key: str | None = None) -> bool:
+        if not store_up.is_set():
+            raise OSError("the transcript store went away")
+        return await publish(conversation, frame, key)
+
+    monkeypatch.setattr(live, "publish", flaky)
+    choice = {"type": "choice", "id": "m2", "value": "threat"}
+    await ws.send_json(choice)
+    assert await ws.receive_json() == {"type": "error", "code": "unavailable", "id": "m2"}
+    store_up.set()
+    # The page resends it (never acked): handled once, and asked where it stands.
+    await ws.send_json(choice)
+    frames = await asyncio.wait_for(until_prompt(ws), 30)  # a guard, not a timing
+    assert frames[-1]["ask"] == "location"
+    assert await ws.receive_json() == {"type": "ack", "id": "m2"}
+    # Resent once more (an ack lost on the way): the answer is not shown twice.
+    await ws.send_json(choice)
+    assert await ws.receive_json() == {"type": "ack", "id": "m2"}
+    await ws.close()
+
+
 async def test_forged_token_gets_a_new_conversation(client: TestClient[Any, Any]) -> None:
     _, welcome = await hello(client)
     conversation, _, _ = welcome["token"].partition(".")

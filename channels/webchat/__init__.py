@@ -8,7 +8,9 @@ token of the same conversation, `renewed`, when it is getting old: see `tokens`)
 every message after `after`. Then the
 client sends `start`, `choice`, `text` or `location` frames, each with a client message id
 `id` (the event id: a frame resent after a reconnect is handled once), and the server acks
-each with `{"type": "ack", "id"}`; bot messages arrive as
+each with `{"type": "ack", "id"}` once its replies are stored (a resent frame that was
+handled already is answered with the current question if its replies never were:
+docs/inbound.md); bot messages arrive as
 `{"type": "message", "seq", "text", "choices": [{"value", "label"}], "ask", "silent"}`.
 Anything malformed gets `{"type": "error", "code"}` and the socket stays open. A frame
 over the rate limits (channels/limits.py) gets `{"type": "error", "code": "slow_down", "id",
@@ -41,7 +43,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.i18n import Catalogs
 from bot.outbound import Outbound, ResponderCard, SendResult
 from bot.render import Abilities, card_alert, card_facts, card_lines, card_title
-from bot.types import Inbound, Kind, Location, LocationSource, Text, utcnow
+from bot.types import RESUME_ON_DUPLICATE, Inbound, Kind, Location, LocationSource, Text, utcnow
 from channels.base import (
     Channel,
     ChannelContext,
@@ -256,9 +258,15 @@ class WebChatChannel(Channel):
                 replies = await self.ctx.services.inbound.handle(inbound)
                 # Stored before anything is sent: if the socket drops now, a reconnect
                 # replays the replies, and the unacked frame is resent and deduplicated.
+                # Each under a key of the event, the last under ":end": if the process died
+                # before the last was stored, the resent frame's answer (the current prompt,
+                # also ending in ":end") takes its place; if it was stored, nothing is
+                # stored twice.
                 try:
-                    for reply in replies:
-                        await self.live.publish(conversation.conversation, self._frame(reply))
+                    for n, reply in enumerate(replies):
+                        place = "end" if n == len(replies) - 1 else n
+                        await self.live.publish(conversation.conversation, self._frame(reply),
+                                                key=f"reply:{inbound.event_id}:{place}")
                 except Exception as exc:  # the store, whichever backend's error it is
                     log.warning("webchat.store_failed", error=type(exc).__name__)
                     await ws.send_json({"type": "error", "code": "unavailable",
@@ -344,7 +352,10 @@ class WebChatChannel(Channel):
             raise BadFrame("bad_id")
 
         def make(kind: Kind, payload: str | Location | None) -> Inbound:
-            return Inbound(CHANNEL, sender, kind, event_id, payload, hints=hints)
+            # Replies are stored under keys of the event (below): a resent frame may be
+            # answered with where the conversation stands (bot.types.RESUME_ON_DUPLICATE).
+            return Inbound(CHANNEL, sender, kind, event_id, payload,
+                           hints={**hints, RESUME_ON_DUPLICATE: "1"})
 
         if kind == "start":
             flow = frame.get("flow")
