@@ -10,6 +10,9 @@ whose handler only verifies the same signature. The same request bodies go to bo
 figures are printed as ratios to the bare handler measured in the same run. A second figure
 is end to end: until every reply reached the LINE stand-in (the webhook answers before the
 engine runs). Every loop is bounded; nothing leaves the machine.
+
+Open loop: its users send their five steps without waiting for replies, and it counts the
+dispatcher's pushes as replies. For what a reporter feels, use `bench.closed_loop`.
 """
 
 from __future__ import annotations

@@ -38,6 +38,12 @@ def add_commands(sub: Any) -> None:
     listing.add_argument("--area", action="append", help="only these areas (repeatable)")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true")
+    zero = cases.add_parser("zero-dropout", help="the area's children out of school or at "
+                                                 "risk of dropping out, for follow-up (audited)")
+    zero.add_argument("--area", required=True, action="append",
+                      help="province (65) or district (6501) code, or TH (repeatable)")
+    zero.add_argument("--limit", type=int, default=200)
+    zero.add_argument("--json", action="store_true")
     show = cases.add_parser("show", help="one case with its timeline (audited)")
     show.add_argument("reference")
     show.add_argument("--json", action="store_true")
@@ -55,7 +61,8 @@ def add_commands(sub: Any) -> None:
         dest="programmes_command", required=True)
     check = programmes.add_parser("check", help="validate programme rule files")
     check.add_argument("files", nargs="*", type=Path,
-                       help="default: config/programmes/*.yaml")
+                       help="default: ESS_PROGRAMMES_DIR's *.yaml, or the sample rules in "
+                            "config/programmes")
 
 
 def summary(case: Case) -> dict[str, Any]:
@@ -67,7 +74,9 @@ def summary(case: Case) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "programmes":
-        return check_programmes(args.files)
+        from bot.wiring import programme_paths
+
+        return check_programmes(args.files or programme_paths(settings))
     if args.command == "volunteers" and args.volunteers_command == "code":
         return await _code(settings, args.area, args.ttl)
     from bot.wiring import open_services
@@ -120,6 +129,8 @@ async def _cases(services: Any, args: argparse.Namespace) -> int:
             print(f"{i['reference']}  {i['created_at'][:19]}  {i['status']:<11} "
                   f"{i['area']:<5} {' '.join(i['flags'])}")
         return 0
+    if args.cases_command == "zero-dropout":
+        return await _zero_dropout(services, args)
     reference = normalize_case_reference(args.reference)
     if args.cases_command == "move":
         done = await services.casework.move(reference, args.trigger, "cli",
@@ -153,6 +164,49 @@ async def _cases(services: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _zero_dropout(services: Any, args: argparse.Namespace) -> int:
+    """Zero Dropout follow-up: each flagged case of the areas, what schooling hardship, how
+    many children, and its open referrals (the education group's among them)."""
+    from bot.case import SCHOOLING, ZERO_DROPOUT
+    from bot.types import utcnow
+    from routing.case_lifecycle import OPEN_REFERRAL
+
+    areas = [a.strip() for a in args.area]
+    known = {a for s in services.directory.stations for a in s.areas} | {"TH"}
+    unknown = [a for a in areas if a not in known]
+    if unknown:
+        raise CaseCliError(f"--area {unknown[0]!r} is not an area of the directory: use a "
+                           "province code (65), a district code (6501) or TH")
+    storage = services.storage
+    found = await storage.cases.recent(args.limit, areas, flag=ZERO_DROPOUT)
+    await storage.incidents.record_access("cli", "case.zero_dropout", ",".join(areas))
+    now = utcnow()
+    today = now.year
+    items = []
+    for case in found:
+        children = [p for p in case.everyone
+                    if p.birth_year is not None and today - p.birth_year < 18]
+        open_referrals = [r for r in case.referrals if r.state in OPEN_REFERRAL]
+        items.append({
+            "reference": case.reference, "status": case.status, "area": case.area,
+            "created_at": case.created_at.isoformat(),
+            "schooling": [h for h in case.hardships if h in SCHOOLING],
+            "children": len(children),
+            "open_referrals": [r.to for r in open_referrals],
+            "overdue": sum(1 for r in open_referrals if r.due_at <= now)})
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return 0
+    if not items:
+        print(f"ess: no Zero Dropout case in {', '.join(areas)}")
+    for i in items:
+        print(f"{i['reference']}  {i['created_at'][:10]}  {i['status']:<11} {i['area']:<5} "
+              f"{','.join(i['schooling']) or '-':<27} children={i['children']} "
+              f"referrals={','.join(i['open_referrals']) or '-'}"
+              f"{'  OVERDUE' if i['overdue'] else ''}")
+    return 0
+
+
 def _person(person: Any) -> dict[str, Any]:
     from bot.thai_id import display_thai_id
 
@@ -172,11 +226,10 @@ def _changed(done: Any, reference: str, what: str) -> int:
 
 
 def check_programmes(files: list[Path]) -> int:
-    from routing.programmes import ProgrammeError, load_programmes, programme_files
+    from routing.programmes import ProgrammeError, load_programmes
 
-    paths = files or programme_files()
     try:
-        found = load_programmes(paths)
+        found = load_programmes(files)
     except ProgrammeError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

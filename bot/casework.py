@@ -183,8 +183,7 @@ class Casework:
             case.referrals.append(referral)
             if case.status in (cl.ASSESSED, cl.REJECTED):
                 case.status = cl.move_case(case.status, "refer")
-            timer = Timer(f"case:{referral.id}", TIMER_FOLLOW_UP, case.id, referral.due_at,
-                          case.version + 1, {"referral": referral.id})
+            timer = self._follow_up(case, referral, case.version + 1)
             event = TimelineEvent("referral", actor, channel, self.clock(),
                                   {"to": to, "referral": referral.id,
                                    "due_at": referral.due_at.isoformat()})
@@ -196,6 +195,11 @@ class Casework:
                 continue
             return Changed(case)
         return Changed(None, "busy")
+
+    @staticmethod
+    def _follow_up(case: Case, referral: Referral, version: int | None = None) -> Timer:
+        return Timer(f"case:{referral.id}", TIMER_FOLLOW_UP, case.id, referral.due_at,
+                     case.version if version is None else version, {"referral": referral.id})
 
     async def move_referral(self, reference: str, referral_id: str, trigger: str, actor: str,
                             *, reason: str = "", channel: str = "cli") -> Changed:
@@ -220,7 +224,12 @@ class Casework:
             except StaleSession:
                 continue
             if referral.state not in cl.OPEN_REFERRAL:
+                # The port cancels by subject and kind: every follow-up of the case goes,
+                # so the ones still open are put back (schedule replaces by id).
                 await self.storage.timers.cancel(case.id, TIMER_FOLLOW_UP)
+                for other in case.referrals:
+                    if other.state in cl.OPEN_REFERRAL:
+                        await self.storage.timers.schedule(self._follow_up(case, other))
             return Changed(case)
         return Changed(None, "busy")
 

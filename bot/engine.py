@@ -23,7 +23,7 @@ import structlog
 from bot.i18n import Catalogs
 from bot.metrics import Metrics, standard
 from bot.session import Session
-from bot.types import RESUME_ON_DUPLICATE, Inbound, Kind, Reply, Text, utcnow
+from bot.types import RESUME_ON_DUPLICATE, RETRIED_IF_FAILED, Inbound, Kind, Reply, Text, utcnow
 from config.settings import Settings
 from flows.runtime import FlowRunner
 from storage.ports import StaleSession, Storage
@@ -76,6 +76,8 @@ class Engine:
             except Exception as exc:
                 # A shared lock lives in Redis: when it cannot be had (the server is lost, or
                 # another process holds the conversation too long) the message fails cleanly.
+                if RETRIED_IF_FAILED.get():
+                    raise  # the journal tries it again: nothing to tell the person yet
                 return self._failed(None, inbound, self.settings.default_lang, exc)
             return await self._locked(inbound)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -107,6 +109,9 @@ class Engine:
                 log.warning("engine.stale_session", attempt=attempt)
                 continue
             except Exception as exc:
+                if RETRIED_IF_FAILED.get():
+                    log.warning("engine.failed_will_retry", error=type(exc).__name__)
+                    raise
                 return self._failed(session, inbound, lang, exc)
             self.metrics.inc("ess_inbound_total", channel=inbound.channel, outcome="handled")
             self._remember_silent(session)

@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from bot.metrics import Metrics, standard
-from bot.types import Inbound, Kind, Location, utcnow
+from bot.types import RETRIED_IF_FAILED, Inbound, Kind, Location, utcnow
 from storage.crypto import Sealer
 from storage.ports import JournalEntry, Storage
 from storage.spool import Spool
@@ -41,7 +41,7 @@ T = TypeVar("T")
 LEASE_SECONDS = 30.0
 LANES = 8  # conversations in hand at once per process (more only queue on the store)
 POLL_SECONDS = 0.5  # for entries other processes (or a spool replay) added
-GIVE_UP_ATTEMPTS = 5  # an entry whose handling keeps raising is logged and dropped
+GIVE_UP_ATTEMPTS = 5  # then the person is told to try again, or a raising entry is dropped
 
 
 class InboxUnavailable(Exception):
@@ -189,15 +189,20 @@ class Inbox:
         renewer = asyncio.create_task(self._renew_forever(), name="ess-inbox-renew")
         try:
             while True:  # until cancelled
-                claimed = 0
+                # Cleared before the claim, not after: an arrival (or a lane finishing)
+                # while the claim is under way keeps its wake, so it is not left for the
+                # next poll.
+                self._wake.clear()
                 try:
                     if self._spooling:
                         await self.replay()
-                    claimed = await self.drain_once()
+                    await self.drain_once()
                 except Exception as exc:
                     log.error("inbox.drain_failed", error=type(exc).__name__)
-                if not claimed:
                     self._wake.clear()
+                if len(self._lanes) < self.lanes:
+                    # Room left after a claim: nothing else was free. Claiming again at once
+                    # would only find nothing; wait for an arrival, a lane done, or the poll.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
         finally:
@@ -267,7 +272,13 @@ class Inbox:
         handler = self.handlers.get(entry.channel)
         if handler is None:
             raise LookupError(f"no channel {entry.channel!r} to handle the entry")
-        await handler(arrival_of(entry.data))
+        # Before the last attempt, a failure leaves the entry to come back; on the last, the
+        # engine answers the person as it would without a journal ("try again").
+        retried = RETRIED_IF_FAILED.set(entry.attempts < GIVE_UP_ATTEMPTS)
+        try:
+            await handler(arrival_of(entry.data))
+        finally:
+            RETRIED_IF_FAILED.reset(retried)
         self.metrics.inc("ess_journal_total", outcome="handled")
 
     async def _renew_forever(self) -> None:

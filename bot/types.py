@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -90,6 +91,13 @@ def utcnow() -> datetime:
 # before they were stored), the page is asked again; if they were stored, the key is taken
 # and nothing is shown twice.
 RESUME_ON_DUPLICATE = "resume_on_duplicate"
+
+# True while the inbox (bot/inbox.py) handles a journal entry it will try again if handling
+# raises. The engine then lets a failure it would answer with "unavailable" (a store or a lock
+# that cannot be had) raise instead: the event answered 200 stays in the journal, and only
+# the last attempt tells the person to try again. A context variable, not a hint, because the
+# channels rebuild their events from the stored raw form.
+RETRIED_IF_FAILED: ContextVar[bool] = ContextVar("ess_retried_if_failed", default=False)
 
 
 @dataclass(frozen=True, slots=True)

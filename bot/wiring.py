@@ -23,7 +23,7 @@ from bot.services import Services
 from bot.sweeper import Sweeper
 from bot.types import utcnow
 from channels.base import number_setting
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from flows.actions import ActionRegistry
 from flows.case_inputs import register_case_inputs
 from flows.compiler import CompiledFlow
@@ -64,6 +64,21 @@ def default_registries() -> tuple[InputRegistry, ActionRegistry]:
 
 def directory_path(settings: Settings) -> Path:
     return Path(settings.directory_dir) if settings.directory_dir else SHIPPED_DIR
+
+
+def programme_paths(settings: Settings) -> list[Path]:
+    """The programme rules files: `ESS_PROGRAMMES_DIR`'s (instead of the shipped sample
+    rules), or SettingsError when that folder holds none."""
+    if not settings.programmes_dir:
+        return programme_files()
+    folder = Path(settings.programmes_dir)
+    if not folder.is_dir():
+        raise SettingsError(f"ESS_PROGRAMMES_DIR={folder}: not a folder")
+    found = programme_files(folder)
+    if not found:
+        raise SettingsError(f"ESS_PROGRAMMES_DIR={folder}: no programme rules (*.yaml) in "
+                            "that folder; see config/programmes/README.md")
+    return found
 
 
 @lru_cache(maxsize=4)
@@ -115,7 +130,7 @@ async def open_services(settings: Settings, router: Router | None = None,
     responders = Responders(storage, router, rules, clock, typed_words(catalogs))
     sender = sender or RoutingSender({"console": ConsoleSender(catalogs)})
     dispatcher = Dispatcher(storage, sender, responders, clock=clock)
-    programmes = load_programmes(programme_files())
+    programmes = load_programmes(programme_paths(settings))
     casework = Casework(storage, directory, catalogs, clock, screen=lambda case: [
         f.to_dict() for f in screen(case, programmes, clock().date())])
     dispatcher.cases = casework

@@ -155,6 +155,7 @@ SPECS: dict[str, _Spec] = {
     "catalogs_dir": _Spec(_text, "a folder of extra catalog files"),
     "max_body_bytes": _Spec(_positive_int, "a number of bytes"),
     "directory_dir": _Spec(_text, "a folder with stations.csv and groups.csv"),
+    "programmes_dir": _Spec(_text, "a folder of welfare programme rules (*.yaml)"),
     "escalate_after": _Spec(_duration, "a duration such as 5m or 300s"),
     "remind_after": _Spec(_duration, "a duration such as 10m"),
     "max_station_km": _Spec(_positive_int, "a whole number of kilometres"),
@@ -204,6 +205,7 @@ class Settings:
     catalogs_dir: str = ""
     max_body_bytes: int = 256 * 1024
     directory_dir: str = ""  # empty: the sample directory shipped in config/directory
+    programmes_dir: str = ""  # empty: the sample rules shipped in config/programmes
     escalate_after: float = 5 * 60  # no acknowledgement this long after delivery: escalate
     remind_after: float = 10 * 60  # acknowledged but not on the way: remind the holder
     max_station_km: int = 60  # farther from every station: the national fallback, flagged

@@ -36,7 +36,7 @@ STEP_KEYS = {
     "summary", "collect",
 }
 FLOW_KEYS = {"flow", "description", "start", "steps", "commands", "idle_timeout", "silent",
-             "groups", "sections"}
+             "groups", "sections", "media"}
 GROUP_KEYS = {"first", "steps", "max", "after", "full"}
 SECTION_KEYS = {"first", "steps", "after", "skip"}
 # However a flow is written, no group grows past this (a household of 200 is a typo).
@@ -174,6 +174,9 @@ def parse_flow(text: str, path: str, *, inputs: Collection[str], actions: Collec
     if start not in raw_steps:
         c.problem(c.line_of(doc, "start", doc.line), f"start step {start!r} is not defined",
                   f"one of: {', '.join(raw_steps) or '(no steps)'}")
+    media = ""
+    if "media" in doc:  # what a photo, sticker or file gets in this flow, before the prompt
+        media = c.key(c.line_of(doc, "media", doc.line), doc["media"], "media") or ""
     groups = _groups(c, doc, steps)
     sections = _sections(c, doc, steps)
     _check_graph(c, steps, str(start), groups, sections)
@@ -182,7 +185,7 @@ def parse_flow(text: str, path: str, *, inputs: Collection[str], actions: Collec
     return Flow(name=name, path=path, start=str(start), steps=steps, commands=commands,
                 idle_timeout=idle, silent=bool(doc.get("silent", False)),
                 description=str(doc.get("description", "")), groups=groups,
-                sections=sections)
+                sections=sections, media=media)
 
 
 def _part(c: _Checker, kind: str, name: str, raw: Any, line: int, keys: set[str],

@@ -132,6 +132,9 @@ class Flow:
     description: str = ""
     groups: Mapping[str, Group] = field(default_factory=dict)
     sections: Mapping[str, Section] = field(default_factory=dict)
+    # A catalog key said when a photo, sticker or file arrives (a channel's media message),
+    # before the step's prompt again; empty: the step's usual re-prompt.
+    media: str = ""
 
     def group_starting(self, step: str) -> Group | None:
         return next((g for g in self.groups.values() if g.first == step), None)

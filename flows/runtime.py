@@ -96,6 +96,9 @@ class FlowRunner:
             # "restart" is not an address).
             return [self._say(session, Text("common.command_unavailable")),
                     self._prompt(session, step)]
+        media = self._compiled(session).flow.media
+        if inbound.kind is Kind.MEDIA and media:
+            return [self._say(session, Text(media)), self._prompt(session, step)]
         outcome = self.inputs.parse(inbound, step, self.input_context)
         if not isinstance(outcome, Accepted) and self._relays(session, step, inbound):
             return await self._relay(session, step, inbound, services)

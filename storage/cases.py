@@ -18,6 +18,7 @@ import asyncpg
 
 from bot.case import Case, Person, duplicate_texts, new_case_reference
 from bot.incident import Notification, TimelineEvent
+from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location, LocationSource
 from storage.crypto import Sealer, open_fields, seal_fields
@@ -157,16 +158,33 @@ class SQLiteCases:
             "ORDER BY created_at DESC LIMIT ?", (self._keys.volunteer(volunteer), limit))
         return [self._case(r) for r in rows]
 
-    async def recent(self, limit: int = 50, areas: Sequence[str] | None = None) -> list[Case]:
-        if areas is None:
-            rows = await self._db.all(
-                f"SELECT {_COLUMNS} FROM cases ORDER BY created_at DESC LIMIT ?", (limit,))
-        else:
+    @staticmethod
+    def _where(areas: Sequence[str] | None, flag: str | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["1 = 1"]
+        args: list[Any] = []
+        if areas is not None and NATIONAL not in areas:
             marks = ", ".join("?" * len(areas)) or "NULL"
-            rows = await self._db.all(
-                f"SELECT {_COLUMNS} FROM cases WHERE area IN ({marks}) "
-                "ORDER BY created_at DESC LIMIT ?", (*areas, limit))
+            clauses.append(f"(area IN ({marks}) OR substr(area, 1, 2) IN ({marks}))")
+            args += [*areas, *areas]
+        if flag is not None:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(cases.flags) WHERE value = ?)")
+            args.append(flag)
+        return " AND ".join(clauses), args
+
+    async def recent(self, limit: int = 50, areas: Sequence[str] | None = None,
+                     flag: str | None = None) -> list[Case]:
+        where, args = self._where(areas, flag)
+        rows = await self._db.all(
+            f"SELECT {_COLUMNS} FROM cases WHERE {where} ORDER BY created_at DESC LIMIT ?",
+            (*args, limit))
         return [self._case(r) for r in rows]
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Case | None:
+        where, args = self._where(areas, None)
+        row = await self._db.one(
+            f"SELECT {_COLUMNS} FROM cases WHERE reference = ? AND {where}",
+            (reference, *args))
+        return self._case(row) if row else None
 
     async def for_incident(self, incident_id: str) -> list[Case]:
         rows = await self._db.all(
@@ -292,15 +310,33 @@ class PgCases:
             "ORDER BY created_at DESC LIMIT $2", self._keys.volunteer(volunteer), limit)
         return [self._case(r) for r in rows]
 
-    async def recent(self, limit: int = 50, areas: Sequence[str] | None = None) -> list[Case]:
-        if areas is None:
-            rows = await self._pool.fetch(
-                f"SELECT {_COLUMNS} FROM cases ORDER BY created_at DESC LIMIT $1", limit)
-        else:
-            rows = await self._pool.fetch(
-                f"SELECT {_COLUMNS} FROM cases WHERE area = ANY($1::text[]) "
-                "ORDER BY created_at DESC LIMIT $2", list(areas), limit)
+    @staticmethod
+    def _where(areas: Sequence[str] | None, flag: str | None,
+               first: int) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["TRUE"]
+        args: list[Any] = []
+        if areas is not None and NATIONAL not in areas:
+            args.append(list(areas))
+            n = first + len(args) - 1
+            clauses.append(f"(area = ANY(${n}::text[]) OR left(area, 2) = ANY(${n}::text[]))")
+        if flag is not None:
+            args.append(flag)
+            clauses.append(f"flags::jsonb ? ${first + len(args) - 1}")
+        return " AND ".join(clauses), args
+
+    async def recent(self, limit: int = 50, areas: Sequence[str] | None = None,
+                     flag: str | None = None) -> list[Case]:
+        where, args = self._where(areas, flag, 2)
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM cases WHERE {where} ORDER BY created_at DESC LIMIT $1",
+            limit, *args)
         return [self._case(r) for r in rows]
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Case | None:
+        where, args = self._where(areas, None, 2)
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM cases WHERE reference = $1 AND {where}", reference, *args)
+        return self._case(row) if row else None
 
     async def for_incident(self, incident_id: str) -> list[Case]:
         rows = await self._pool.fetch(

@@ -115,16 +115,11 @@ class PgJournal:
 
     async def claim(self, owner: str, conversations: int, lease_seconds: float,
                     now: datetime) -> list[JournalEntry]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            # Under the lock the next statement's snapshot sees every earlier claim.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
-            rows = await conn.fetch(
-                "UPDATE inbound_journal j SET lease_owner = $1, lease_until = $2, "
-                "attempts = j.attempts + 1 FROM (SELECT lane FROM inbound_journal "
-                "GROUP BY lane HAVING bool_and(lease_until IS NULL OR lease_until < $3) "
-                "ORDER BY min(seq) LIMIT $4) AS free WHERE j.lane = free.lane "
-                "RETURNING j.id, j.channel, j.data, j.received_at, j.attempts, j.seq",
-                owner, now + timedelta(seconds=lease_seconds), now, conversations)
+        # One round trip (migration 0100): the claim lock, then the UPDATE under it.
+        rows = await self._pool.fetch(
+            "SELECT id, channel, data, received_at, attempts, seq "
+            "FROM ess_journal_claim($1, $2, $3, $4, $5)", _CLAIM_LOCK, owner,
+            now + timedelta(seconds=lease_seconds), now, conversations)
         return [_entry(self._sealer, r[0], r[1], r[2], r[3], r[4])
                 for r in sorted(rows, key=lambda r: r[5])]
 

@@ -193,8 +193,14 @@ class CaseStore(Protocol):
     async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
         """The cases opened from conversation `volunteer`, newest first."""
 
-    async def recent(self, limit: int = 50,
-                     areas: Sequence[str] | None = None) -> list[Case]: ...
+    async def recent(self, limit: int = 50, areas: Sequence[str] | None = None,
+                     flag: str | None = None) -> list[Case]:
+        """The newest cases; with `areas`, only those a viewer of these areas may see (a
+        case's area or its province is one of them; `TH` sees all), filtered in SQL; with
+        `flag`, only the cases carrying it (`zero_dropout`)."""
+
+    async def get_in(self, reference: str, areas: Sequence[str]) -> Case | None:
+        """The case if it is within `areas` (as `recent`): another area's reads as none."""
 
     async def for_incident(self, incident_id: str) -> list[Case]: ...
 

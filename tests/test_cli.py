@@ -117,6 +117,13 @@ def test_a_volunteer_registers_and_opens_a_case_through_ess_chat(tmp_path: Path)
     [item] = json.loads(listing.stdout)
     assert item["reference"] == match.group(1)
     assert item["flags"] == ["zero_dropout"] and item["area"] == "6501"
+    zero = ess(tmp_path, "cases", "zero-dropout", "--area", "65", "--json")
+    assert zero.returncode == 0, zero.stderr
+    [child] = json.loads(zero.stdout)
+    assert child["reference"] == match.group(1) and child["schooling"] == ["out_of_school"]
+    elsewhere = ess(tmp_path, "cases", "zero-dropout", "--area", "50")
+    assert elsewhere.returncode == 0 and "no Zero Dropout case in 50" in elsewhere.stdout
+    assert "not an area" in ess(tmp_path, "cases", "zero-dropout", "--area", "99").stderr
     shown = ess(tmp_path, "cases", "show", match.group(1).lower(), "--json")
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)

@@ -10,13 +10,13 @@ import pytest
 
 from bot.i18n import Catalogs
 from bot.session import Session
-from bot.types import Reply
+from bot.types import Kind, Reply
 from bot.wiring import default_registries
 from flows.compiler import compile_flow
 from flows.inputs import InputContext
 from flows.loader import MAX_GROUP_ITEMS, FlowError, parse_flow
 from flows.runtime import FlowRunner
-from tests.helpers import choice, start, text
+from tests.helpers import choice, event, start, text
 
 INPUTS, ACTIONS = default_registries()
 CATALOGS = Catalogs.load()
@@ -182,3 +182,26 @@ def test_ess_flows_check_names_the_line_of_a_group_mistake(tmp_path: Path) -> No
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert f"{bad}:8: group 'members' goes on to 'nowhere'" in done.stdout + done.stderr
+
+
+async def test_a_flows_media_line_is_said_before_the_prompt_and_loses_nothing() -> None:
+    with_media = HOUSEHOLD.replace("start: name\n",
+                                   "start: name\nmedia: case.photos_not_received\n")
+    run = FlowRunner({"household": compile_flow(parse(with_media))}, INPUTS, ACTIONS,
+                     CATALOGS, InputContext(CATALOGS, None))
+    s = Session(conversation="test:a", lang="en")
+    await run.start(s, "household", start("a"), None)
+    await run.handle(s, text("a", "Somchai"), None)
+    replies = await run.handle(s, event("a", Kind.MEDIA), None)
+    assert keys(replies) == ["case.photos_not_received", "report.phone.prompt"]
+    assert s.state == "phone" and s.slots["name"] == "Somchai"
+    # Without the setting a photo gets the step's usual re-prompt.
+    plain, s2 = runner(), Session(conversation="test:b", lang="en")
+    await plain.start(s2, "household", start("b"), None)
+    assert keys(await plain.handle(s2, event("b", Kind.MEDIA), None)) == [
+        "common.invalid.text", "report.location.prompt"]
+
+
+def test_a_media_line_that_is_not_in_the_catalogs_is_refused_with_its_line() -> None:
+    found = problems(HOUSEHOLD.replace("start: name\n", "start: name\nmedia: case.fotos\n"))
+    assert any("t.yaml:3: media 'case.fotos' is not in the catalogs" in p for p in found), found

@@ -6,15 +6,16 @@ import asyncio
 import os
 import stat
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import SERVICES
-from bot.inbox import Arrival, Inbox, InboxUnavailable, arrival_data, arrival_of
-from bot.types import Inbound, Kind, Location, LocationSource, utcnow
+from bot.app import CHANNELS, SERVICES
+from bot.inbox import GIVE_UP_ATTEMPTS, Arrival, Inbox, InboxUnavailable, arrival_data, arrival_of
+from bot.types import Inbound, Kind, Location, LocationSource, Text, utcnow
 from config.settings import Settings
 from storage.crypto import Sealer
 from storage.factory import open_storage
@@ -192,3 +193,73 @@ async def test_a_line_event_replayed_after_its_reply_token_went_stale_is_pushed(
     assert greeting.kind == "push" and greeting.headers.get("X-Line-Retry-Key")
     assert location_step.kind == "reply"  # a fresh token is still used
     assert await services.storage.journal.pending() == 0
+
+
+async def one_attempt(app: Any) -> None:
+    """Claim what is free and wait for its handling (the entry stays when it failed)."""
+    inbox = app[SERVICES].inbox
+    await app[CHANNELS].tasks.join()
+    await inbox.drain_once()
+    if inbox._lanes:
+        await asyncio.wait(set(inbox._lanes), timeout=30)  # a guard
+
+
+async def test_a_store_failure_while_handling_is_retried_not_answered_unavailable(
+        line_client: TestClient[Any, Any], line_api: LineStandIn,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails under the engine (a PostgreSQL restart's dead connections): the entry
+    stays in the journal and is handled when it comes back; only the last of the attempts
+    would tell the person to try again."""
+    services = line_client.app[SERVICES]
+    sessions = services.storage.sessions
+    load, failures = sessions.load, [0]
+
+    async def dead_connection(conversation: str, event_key: str) -> Any:
+        if failures[0] < GIVE_UP_ATTEMPTS - 1:
+            failures[0] += 1
+            raise ConnectionResetError("the connection was closed by the server")
+        return await load(conversation, event_key)
+
+    monkeypatch.setattr(sessions, "load", dead_connection)
+    later = [utcnow()]
+    services.inbox.clock = lambda: later[0]
+    raw = ev.body(ev.follow(ev.user("U" + "a" * 32)))
+    response = await line_client.post("/webhooks/line", data=raw,
+                                      headers={"X-Line-Signature": ev.sign(raw)})
+    assert response.status == 200
+    for attempt in range(1, GIVE_UP_ATTEMPTS):
+        await one_attempt(line_client.app)
+        assert failures[0] == attempt and line_api.ok() == []  # nothing said yet
+        assert await services.storage.journal.pending() == 1
+        later[0] += timedelta(seconds=services.inbox.lease_seconds + 1)  # the lease runs out
+    await settle_app(line_client.app)
+    assert await services.storage.journal.pending() == 0
+    (greeting,) = line_api.ok()
+    texts = " ".join(m.get("text", "") for m in greeting.raw["messages"])
+    assert "ESS Help Me" in texts
+    unavailable = services.catalogs.render("th", Text("common.unavailable"))
+    assert unavailable not in texts
+
+
+async def test_the_last_attempt_tells_the_person_to_try_again(
+        line_client: TestClient[Any, Any], line_api: LineStandIn,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    services = line_client.app[SERVICES]
+
+    async def down(conversation: str, event_key: str) -> Any:
+        raise ConnectionResetError("the connection was closed by the server")
+
+    monkeypatch.setattr(services.storage.sessions, "load", down)
+    later = [utcnow()]
+    services.inbox.clock = lambda: later[0]
+    raw = ev.body(ev.follow(ev.user("U" + "b" * 32)))
+    response = await line_client.post("/webhooks/line", data=raw,
+                                      headers={"X-Line-Signature": ev.sign(raw)})
+    assert response.status == 200
+    for _ in range(GIVE_UP_ATTEMPTS):
+        await one_attempt(line_client.app)
+        later[0] += timedelta(seconds=services.inbox.lease_seconds + 1)
+    assert await services.storage.journal.pending() == 0
+    (told,) = line_api.ok()
+    assert told.raw["messages"][0]["text"] == services.catalogs.render(
+        "th", Text("common.unavailable"))

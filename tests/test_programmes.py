@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import subprocess
 import sys
 from datetime import date
@@ -123,3 +126,47 @@ def test_ess_programmes_check(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "bot.cli", "programmes", "check", str(bad)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1 and "unknown op 'less'" in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ess(tmp_path: Path, *args: str, rules: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", ""), "ESS_DATA_DIR": str(tmp_path / "var"),
+           "ESS_PROGRAMMES_DIR": str(rules), "ESS_PORT": str(_free_port())}
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+
+
+def test_another_rules_folder_replaces_the_sample_and_is_checked_at_start_up(
+        tmp_path: Path) -> None:
+    from bot.wiring import programme_paths
+    from config.settings import Settings, SettingsError
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "elderly.yaml").write_text(
+        (programme_files()[0].parent / "elderly_allowance.yaml").read_text(encoding="utf-8"),
+        encoding="utf-8")
+    assert programme_paths(Settings(programmes_dir=str(rules))) == [rules / "elderly.yaml"]
+    checked = _ess(tmp_path, "programmes", "check", rules=rules)
+    assert checked.returncode == 0 and checked.stdout.count(": ok (") == 1, checked.stderr
+    write(rules, GOOD.replace("op: \"<\"", "op: less"))
+    checked = _ess(tmp_path, "programmes", "check", rules=rules)
+    assert checked.returncode == 1
+    assert re.search(rf"{re.escape(str(rules / 'broken.yaml'))}:\d+: .*unknown op 'less'",
+                     checked.stderr), checked.stderr
+    # `ess serve` refuses to start on it, with the same file:line, before listening.
+    served = _ess(tmp_path, "serve", rules=rules)
+    assert served.returncode != 0 and "listening" not in served.stdout
+    assert "broken.yaml:" in served.stderr and "unknown op 'less'" in served.stderr
+    (tmp_path / "empty").mkdir()
+    for folder, why in ((tmp_path / "nowhere", "not a folder"),
+                        (tmp_path / "empty", "no programme rules")):
+        served = _ess(tmp_path, "serve", rules=folder)
+        assert served.returncode != 0 and why in served.stderr, served.stderr
+        with pytest.raises(SettingsError, match=why):
+            programme_paths(Settings(programmes_dir=str(folder)))

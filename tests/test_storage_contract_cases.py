@@ -128,3 +128,33 @@ async def test_nothing_personal_of_a_case_is_in_clear(store: Storage, dump: Dump
     for secret in (THAI_ID.encode(), VOLUNTEER.encode(), b"+66898765432", b"16.82113",
                    b"wheelchair", b"I agree to share", b"first visit", b"out_of_school"):
         assert secret not in raw, secret
+
+
+async def test_the_area_scope_is_in_the_read_by_province_district_and_national(
+        store: Storage) -> None:
+    district = await store.cases.create(a_case(area="6501"), opened())
+    province = await store.cases.create(a_case(reference="CASE-BBBBB", flags=[]), opened())
+    other = await store.cases.create(a_case(reference="CASE-CCCCC", area="5001"), opened())
+    # A province's officer sees its districts; a district's officer only the district.
+    assert {c.id for c in await store.cases.recent(areas=["65"])} == {district.id, province.id}
+    assert [c.id for c in await store.cases.recent(areas=["6501"])] == [district.id]
+    assert len(await store.cases.recent(areas=["TH"])) == 3
+    assert [c.id for c in await store.cases.recent(areas=["50", "10"])] == [other.id]
+    got = await store.cases.get_in(district.reference, ["65"])
+    assert got is not None and got.id == district.id
+    assert await store.cases.get_in(district.reference, ["50"]) is None
+    assert await store.cases.get_in(province.reference, ["6501"]) is None
+    assert await store.cases.get_in(other.reference, []) is None
+    assert await store.cases.get_in(other.reference, ["TH"]) is not None
+    assert await store.cases.get_in("CASE-ZZZZZ", ["TH"]) is None
+
+
+async def test_the_zero_dropout_list_is_filtered_by_flag_in_the_read(store: Storage) -> None:
+    child = await store.cases.create(a_case(area="6501"), opened())
+    await store.cases.create(a_case(reference="CASE-BBBBB", flags=["possible_duplicate"]),
+                             opened())
+    await store.cases.create(a_case(reference="CASE-CCCCC", area="5001"), opened())
+    assert [c.id for c in await store.cases.recent(areas=["65"], flag="zero_dropout")] == [
+        child.id]
+    assert len(await store.cases.recent(flag="zero_dropout")) == 2
+    assert await store.cases.recent(areas=["65"], flag="drop") == []

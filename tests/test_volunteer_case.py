@@ -134,6 +134,26 @@ async def test_an_overdue_referral_reminds_the_office_from_a_durable_timer(
     assert await services.storage.timers.cancel(case.id, TIMER_FOLLOW_UP) == 0  # fired: gone
 
 
+async def test_settling_one_referral_keeps_the_others_reminder(services: Services) -> None:
+    await register(services)
+    reference = (await intake(services))[1].text.params["case_reference"]
+    for trigger in ("screen", "assess"):
+        await services.casework.move(reference, trigger, "officer")
+    first = await services.casework.refer(reference, "elderly_allowance", "officer",
+                                          due=timedelta(days=-1))
+    await services.casework.refer(reference, "p65-education", "officer",
+                                  due=timedelta(days=-1))
+    assert first.case is not None
+    settled = await services.casework.move_referral(
+        reference, first.case.referrals[0].id, "revoke", "officer")
+    assert settled.error == ""
+    assert await services.dispatcher.fire_timers_once() == 1  # the education follow-up
+    case = await services.storage.cases.get(reference)
+    assert case is not None
+    last = (await services.storage.cases.timeline(case.id))[-1]
+    assert last.kind == "overdue" and last.data["to"] == "p65-education"
+
+
 async def test_the_same_thai_id_is_flagged_never_merged(services: Services) -> None:
     await register(services)
     first = (await intake(services))[1].text.params["case_reference"]

@@ -115,6 +115,9 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/act", self._post(self._act(self.act)))
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
+        from channels.board.cases import CaseDesk  # here: it builds on this module
+
+        CaseDesk(self).routes(router)
         router.add_get("/board/static/{name}", self.static)
         analytics = AnalyticsPages(lambda: self.ctx.services, self._html, self.tile_url,
                                    self.attribution)

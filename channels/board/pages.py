@@ -34,11 +34,13 @@ def _json(data: Any) -> str:
 
 
 def layout(lang: str, title: str, body: str, *, member: StaffMember | None = None,
-           csrf: str = "", config: Mapping[str, Any] | None = None) -> str:
+           csrf: str = "", config: Mapping[str, Any] | None = None,
+           styles: Sequence[str] = ()) -> str:
     top = ""
     if member is not None:
         other = "en" if lang == "th" else "th"
         top = (f'<header><a class="brand" href="/board">{e(say(lang, "title"))}</a>'
+               f'<a class="nav" href="/board/cases">{e(say(lang, "cases_nav"))}</a>'
                f'<span class="who">{e(member.name)} · '
                f'{e(say(lang, "areas", areas=", ".join(member.areas)))}</span>'
                f'<a class="lang" href="?lang={other}" lang="{other}">{other.upper()}</a>'
@@ -57,7 +59,8 @@ def layout(lang: str, title: str, body: str, *, member: StaffMember | None = Non
             '<link rel="stylesheet" href="/board/static/leaflet/leaflet.css">'
             '<link rel="stylesheet" href="/board/static/markercluster/MarkerCluster.css">'
             '<link rel="stylesheet" href="/board/static/board.css">'
-            f'</head><body>{top}<main>{body}</main>{script}</body></html>')
+            + "".join(f'<link rel="stylesheet" href="{e(href)}">' for href in styles)
+            + f'</head><body>{top}<main>{body}</main>{script}</body></html>')
 
 
 def message_page(lang: str, key: str, *, link: str = "/board") -> str:

@@ -18,8 +18,14 @@ LANGS = ("th", "en")
 def board_catalogs() -> Catalogs:
     tables: dict[str, dict[str, str | tuple[str, ...]]] = {}
     for lang in LANGS:
-        data = yaml.safe_load((FOLDER / f"{lang}.yaml").read_text(encoding="utf-8")) or {}
-        tables[lang] = {f"board.{k}": str(v) for k, v in data.items()}
+        # `th.yaml`, then each tab's own file (`cases.th.yaml`): a tab keeps its words apart.
+        tables[lang] = {}
+        for path in [FOLDER / f"{lang}.yaml", *sorted(FOLDER.glob(f"*.{lang}.yaml"))]:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            for k, v in data.items():
+                if f"board.{k}" in tables[lang]:
+                    raise ValueError(f"{path}: board word {k!r} is defined twice")
+                tables[lang][f"board.{k}"] = str(v)
     return Catalogs(tables, "th")
 
 

@@ -170,7 +170,8 @@ class LineChannel(Channel):
         answered by push (`_reply_token`)."""
         event = Event.from_dict(dict(arrival.event))
         if event is not None:
-            await self._handle_all([event])
+            # Raises when it could not be handled: the journal tries the entry again.
+            await self._handle(event)
 
     @staticmethod
     def _parse_event(raw: dict[str, Any]) -> Event | None:
@@ -203,15 +204,6 @@ class LineChannel(Channel):
             log.info("line.webhook.skipped_event", type=str(raw.get("type"))[:40])
             return None
         return event
-
-    async def _handle_all(self, events: list[Event]) -> None:
-        # One task per body keeps a person's events in the order LINE sent them.
-        for event in events:
-            try:
-                await self._handle(event)
-            except Exception as exc:
-                log.error("line.event_failed", type=getattr(event, "type", "?"),
-                          error=type(exc).__name__, exc_info=exc)
 
     async def _handle(self, event: Event) -> None:
         source = getattr(event, "source", None)

@@ -1,4 +1,10 @@
-"""Calls to the LINE Messaging API through the SDK's async client, with LINE's error rules.
+"""Calls to the LINE Messaging API, with LINE's error rules.
+
+Replies and pushes (every message a reporter gets) go through one aiohttp session of our
+own, opened with `trust_env=False` (the SDK's client looks up proxy settings and `~/.netrc`
+in the thread pool for every call) and with a body serialised once from the SDK's message
+models, which `channels.line.render` builds and validates. The SDK's client stays for the
+rest (profiles, rich menus): rare calls.
 
 - 429: wait for `Retry-After` (the dispatcher does, or a bounded in-process retry does);
 - 5xx and network errors: retry with the same `X-Line-Retry-Key`, so a push the server did
@@ -10,9 +16,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -21,8 +29,6 @@ from linebot.v3.messaging import (
     AsyncApiClient,
     AsyncMessagingApi,
     Configuration,
-    PushMessageRequest,
-    ReplyMessageRequest,
 )
 
 from bot.outbound import SendResult
@@ -51,6 +57,11 @@ def _retry_after(exc: ApiException) -> float:
         return max(0.0, float(raw)) if raw is not None else DEFAULT_RETRY_AFTER
     except ValueError:
         return DEFAULT_RETRY_AFTER
+
+
+def _dict(message: Any) -> Any:
+    """An SDK message model as LINE's JSON (camelCase, no nulls); a dict stays a dict."""
+    return message if isinstance(message, dict) else message.to_dict()
 
 
 _KEY_NAMESPACE = uuid.UUID("0f8f3a4e-5a57-4e55-9d5e-4c5f0c1e8b27")
@@ -98,30 +109,68 @@ class LineApi:
 
     def __init__(self, access_token: str, api_url: str = DEFAULT_API_URL) -> None:
         self._config = Configuration(host=api_url.rstrip("/"), access_token=access_token)
+        self._base = api_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {access_token}",
+                         "Content-Type": "application/json",
+                         "User-Agent": "ess-line/1 (aiohttp)"}
         self._client: AsyncApiClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self.api: AsyncMessagingApi | None = None
 
     async def open(self) -> None:
         self._client = AsyncApiClient(self._config)
         self.api = AsyncMessagingApi(self._client)
+        self._session = aiohttp.ClientSession(
+            trust_env=False, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
 
     async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self._client is not None:
             await self._client.close()
             self._client = None
             self.api = None
 
-    def _api(self) -> AsyncMessagingApi:
-        if self.api is None:
+    async def _post(self, path: str, body: dict[str, Any],
+                    headers: dict[str, str] | None = None) -> None:
+        """One POST; a non-2xx answer raises the SDK's ApiException, as its client would."""
+        if self._session is None:
             raise RuntimeError("the LINE client is not open")
-        return self.api
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        async with self._session.post(self._base + path, data=data, headers=(
+                {**self._headers, **headers} if headers else self._headers)) as response:
+            answer = await response.read()
+            if response.status < 300:
+                return
+            exc = ApiException(status=response.status, reason=response.reason)
+            exc.headers = response.headers
+            exc.body = answer
+            raise exc
+
+    async def profile_language(self, user_id: str, seconds: float) -> str | None:
+        """The `language` of a user's profile (nothing else of it is read); raises on any
+        failure, as the SDK's `get_profile` would."""
+        if self._session is None:
+            raise RuntimeError("the LINE client is not open")
+        url = f"{self._base}/v2/bot/profile/{quote(user_id, safe='')}"
+        async with self._session.get(url, headers=self._headers,
+                                     timeout=aiohttp.ClientTimeout(total=seconds)) as response:
+            answer = await response.read()
+            if response.status >= 300:
+                exc = ApiException(status=response.status, reason=response.reason)
+                exc.headers = response.headers
+                raise exc
+        data = json.loads(answer)
+        language = data.get("language") if isinstance(data, dict) else None
+        return language if isinstance(language, str) and language else None
 
     async def reply(self, token: str, messages: Sequence[Any], silent: bool) -> SendResult:
         """Use a reply token (once). Any failure is FAILED: the caller pushes instead."""
-        request = ReplyMessageRequest(reply_token=token, messages=list(messages),
-                                      notification_disabled=silent)
         try:
-            await self._api().reply_message(request, _request_timeout=REQUEST_TIMEOUT)
+            await self._post("/v2/bot/message/reply", {
+                "replyToken": token, "messages": [_dict(m) for m in messages],
+                "notificationDisabled": silent})
         except Exception as exc:
             result = classify(exc, "reply")
             return result if result.ok else SendResult.failed(result.error or "reply failed")
@@ -130,11 +179,10 @@ class LineApi:
     async def push(self, to: str, messages: Sequence[Any], *, key: str,
                    silent: bool) -> SendResult:
         """One push attempt with the idempotency key."""
-        request = PushMessageRequest(to=to, messages=list(messages),
-                                     notification_disabled=silent)
         try:
-            await self._api().push_message(request, x_line_retry_key=retry_key(key),
-                                           _request_timeout=REQUEST_TIMEOUT)
+            await self._post("/v2/bot/message/push", {
+                "to": to, "messages": [_dict(m) for m in messages],
+                "notificationDisabled": silent}, {"X-Line-Retry-Key": retry_key(key)})
         except Exception as exc:
             return classify(exc, "push")
         return SendResult.sent()

@@ -51,16 +51,15 @@ class ProfileLanguages:
         return tag
 
     async def _fetch(self, user_id: str) -> tuple[str | None, bool]:
-        api = self._api.api
-        if api is None:
+        if self._api.api is None:
             return None, False
         try:
-            profile = await asyncio.wait_for(
-                api.get_profile(user_id, _request_timeout=PROFILE_TIMEOUT), PROFILE_TIMEOUT)
+            language = await asyncio.wait_for(
+                self._api.profile_language(user_id, PROFILE_TIMEOUT), PROFILE_TIMEOUT)
         except Exception as exc:  # a hint only: never let it stop a report
             log.info("line.profile_unavailable", error=type(exc).__name__)
             return None, False
-        return (profile.language or None), True
+        return language, True
 
     async def hinted(self, inbound: Inbound, catalogs: Catalogs) -> Inbound:
         """`inbound` with the profile's language as its `lang` hint, when we have a catalog."""

@@ -49,8 +49,35 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Prompts without parameters (most of a report's replies) are rendered and validated once
+# per catalog set (the key holds the Catalogs itself, so a freed one's id is never reused):
+# the SDK's models cost more than anything else in a reply. A reply with parameters (a
+# summary, a reference) may hold personal data and is never kept.
+_PROMPTS: dict[tuple[Any, ...], TextMessage] = {}
+MAX_CACHED_PROMPTS = 2048
+
+
+def _prompt_key(reply: Reply, catalogs: Catalogs) -> tuple[Any, ...] | None:
+    if reply.text.params or any(c.label.params for c in reply.choices):
+        return None
+    return (catalogs, reply.text.key, reply.lang, reply.ask, reply.silent,
+            tuple((c.value, c.label.key) for c in reply.choices))
+
+
 def reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
     """One reply as a text message with its quick replies."""
+    key = _prompt_key(reply, catalogs)
+    if key is None:
+        return _reply_message(reply, catalogs)
+    cached = _PROMPTS.get(key)
+    if cached is None:
+        if len(_PROMPTS) >= MAX_CACHED_PROMPTS:
+            _PROMPTS.clear()
+        cached = _PROMPTS[key] = _reply_message(reply, catalogs)
+    return cached
+
+
+def _reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
     body = catalogs.render(reply.lang, reply.text)
     labels = [catalogs.render(reply.lang, c.label) for c in reply.choices]
     slots = MAX_QUICK_REPLIES - (1 if reply.ask is Ask.LOCATION else 0)
