@@ -18,6 +18,7 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location
+from storage import analytics
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, seal_fields
 from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
 
@@ -29,7 +30,7 @@ def changed(status: str) -> int:
 
 _COLUMNS = ("id, reference, source_event, type, status, channel, reporter, lang, silent, "
             "do_not_call, drill, phone, location, location_source, area_codes, details, "
-            "version, created_at, updated_at")
+            "version, created_at, updated_at, synthetic")
 
 # Outbox rows travel as parallel arrays: one statement inserts any number of them.
 _OUTBOX_INSERT = (
@@ -78,15 +79,17 @@ class PgIncidents:
             location=Location.from_dict(self._sealer.open_json(row[12])),
             area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
             version=row[16],
-            created_at=row[17], updated_at=row[18])
+            created_at=row[17], updated_at=row[18], synthetic=row[19])
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
                      event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
         # One statement: the incident, its first event and its outbox rows commit together;
         # a repeated source event inserts nothing and we return the first incident instead.
         sql = (
-            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key) VALUES "
-            f"({', '.join(f'${k}' for k in range(1, 20))}, $42) "
+            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, province, district, "
+            f"station, cell, local_day, local_week, local_month, hour_of_week) VALUES "
+            f"({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $44, $45, $46, $47, "
+            "$48, $49, $50, $51) "
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
@@ -118,7 +121,9 @@ class PgIncidents:
                     [t.subject for t in timers], [t.due_at for t in timers],
                     [t.subject_version for t in timers],
                     [dump_json(t.data) for t in timers],
-                    self._sealer.digest(incident.reporter))
+                    self._sealer.digest(incident.reporter), incident.synthetic,
+                    *analytics.area_columns(incident), analytics.cell_of(incident),
+                    *analytics.local_columns(incident.created_at))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise
@@ -161,9 +166,18 @@ class PgIncidents:
                      notifications: Sequence[Notification] = ()) -> Incident:
         for n in notifications:
             n.incident_id = incident.id
+        # The analytics columns change in the same statement: a milestone is never lost.
+        marks = analytics.milestone_marks(incident, event)
+        sets = "".join(f", {column} = coalesce({column}, ${24 + k})"
+                       for k, column in enumerate(marks))
+        if event.kind == "escalated":
+            sets += ", escalations = escalations + 1"
+        if "on_scene_at" in marks:  # en_route_at is the row's value before this statement
+            sets += (f", {analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
+                     "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
         count = await self._pool.fetchval(
             "WITH u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
-            "area_codes = $4, details = $5, version = version + 1, updated_at = $6 "
+            f"area_codes = $4, details = $5, version = version + 1, updated_at = $6{sets} "
             "WHERE id = $7 AND version = $8 RETURNING id), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $6, $9, $10, $11, $12 FROM u), "
@@ -174,7 +188,7 @@ class PgIncidents:
             seal_fields(self._sealer, incident.details, CLEAR_DETAILS), event.at, incident.id,
             incident.version, event.kind, event.actor, event.channel,
             seal_fields(self._sealer, event.data),
-            *self._notification_arrays(notifications))
+            *self._notification_arrays(notifications), *marks.values())
         if count != 1:
             raise StaleSession(incident.reference)
         incident.version += 1
@@ -192,11 +206,58 @@ class PgIncidents:
         rows = await self._pool.fetch(
             "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
             "LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind = ANY($1::text[]) "
-            "WHERE i.created_at >= $2 AND NOT i.drill GROUP BY i.id, t.kind",
+            "WHERE i.created_at >= $2 AND NOT i.drill AND NOT i.synthetic GROUP BY i.id, t.kind",
             list(kinds), since)
         return [Milestone(r[0], r[1], tuple(json.loads(r[2])), r[3],
                           r[4] if r[3] is not None else None) for r in rows]
 
+    async def counts(self, query: analytics.Query,
+                     dims: Sequence[str]) -> list[analytics.CountRow]:
+        analytics.check_dimensions(dims)
+        keys = [analytics.POSTGRES_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "$")
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        rows = await self._pool.fetch(
+            f"SELECT {''.join(k + ', ' for k in keys)}count(*), "
+            f"count(*) FILTER (WHERE synthetic) FROM incidents WHERE {clause}{group}", *params)
+        return [analytics.CountRow(tuple(str(v) for v in r[:-2]), int(r[-2]), int(r[-1]))
+                for r in rows if r[-2]]
+
+    async def responses(self, query: analytics.Query, dims: Sequence[str],
+                        now: datetime) -> list[analytics.ResponseRow]:
+        analytics.check_dimensions(dims)
+        keys = [analytics.POSTGRES_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "$")
+        settle = f"${len(params) + 1}"
+        over = analytics.ETA_OVER
+        # One sort per stage for both percentiles, over the durations stored at write time.
+        figures = [f"count({column}), percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP "
+                   f"(ORDER BY {column})" for column in analytics.SECONDS.values()]
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        rows = await self._pool.fetch(
+            f"SELECT {''.join(k + ', ' for k in keys)}count(*), "
+            "count(*) FILTER (WHERE synthetic), "
+            f"count(*) FILTER (WHERE acked_at IS NOT NULL OR created_at <= {settle}), "
+            f"count(*) FILTER (WHERE acked_at IS NULL AND created_at <= {settle}), "
+            f"count(*) FILTER (WHERE escalations > 0), {', '.join(figures)}, "
+            f"count({over}), count(*) FILTER (WHERE {over} > 0), "
+            f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {over}) "
+            f"FROM incidents WHERE {clause}{group}", *params, now - analytics.SETTLE)
+        out: list[analytics.ResponseRow] = []
+        width = len(keys)
+        for r in rows:
+            if not r[width]:
+                continue
+            base = width + 5
+            stages = {stage: analytics.StageFigure(int(r[base + 2 * k]),
+                                                   *(r[base + 2 * k + 1] or (None, None)))
+                      for k, stage in enumerate(analytics.STAGES)}
+            tail = base + 2 * len(analytics.STAGES)
+            out.append(analytics.ResponseRow(
+                tuple(str(v) for v in r[:width]), int(r[width]), int(r[width + 1]),
+                int(r[width + 2]), int(r[width + 3]), int(r[width + 4]), stages,
+                int(r[tail]), int(r[tail + 1]), r[tail + 2]))
+        return out
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         rows = await self._pool.fetch(

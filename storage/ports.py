@@ -17,6 +17,7 @@ from bot.case import Case
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
 from bot.staff import BoardEvent, StaffMember
+from storage import analytics
 
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
 TRANSCRIPT_KEEP = timedelta(days=7)  # a web conversation idle this long is forgotten
@@ -141,13 +142,23 @@ class IncidentStore(Protocol):
     async def timeline(self, incident_id: str) -> list[TimelineEvent]: ...
 
     async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
-        """For every incident created at or after `since`, drills excluded: the first time
+        """For every incident created at or after `since`, drills and synthetic ones
+        excluded: the first time
         it reached each of `kinds`; one row per (incident, kind reached), and one row with
         kind None for an incident that reached none of them."""
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         """Audit one read of personal data by a person (invariant 4)."""
 
+    async def counts(self, query: analytics.Query,
+                     dims: Sequence[str]) -> list[analytics.CountRow]:
+        """Incidents counted per combination of `dims` (storage.analytics.DIMENSIONS),
+        aggregated by the database; combinations with no incident are absent."""
+
+    async def responses(self, query: analytics.Query, dims: Sequence[str],
+                        now: datetime) -> list[analytics.ResponseRow]:
+        """Response figures per combination of `dims`: stage percentiles (nearest rank),
+        never acknowledged, escalations, promised ETA against arrival."""
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         """The incidents routed to any of `areas` (every one for `TH`), newest first: the

@@ -26,6 +26,7 @@ from bot.session import Session
 from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location
+from storage import analytics
 from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
@@ -179,7 +180,7 @@ class SQLiteSessions:
 _INCIDENT_COLUMNS = (
     "id, reference, source_event, type, status, channel, reporter, lang, silent, do_not_call, "
     "drill, phone, location, location_source, area_codes, details, version, created_at, "
-    "updated_at"
+    "updated_at, synthetic"
 )
 
 
@@ -209,6 +210,7 @@ class SQLiteIncidents:
             json.dumps(incident.area_codes),
             seal_fields(self._sealer, incident.details, CLEAR_DETAILS),
             incident.version, ts(incident.created_at), ts(incident.updated_at),
+            int(incident.synthetic),
         )
 
     def _incident(self, row: Sequence[Any]) -> Incident:
@@ -221,7 +223,7 @@ class SQLiteIncidents:
             location=Location.from_dict(self._sealer.open_json(row[12])),
             area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
             version=row[16],
-            created_at=_dt(row[17]), updated_at=_dt(row[18]),
+            created_at=_dt(row[17]), updated_at=_dt(row[18]), synthetic=bool(row[19]),
         )
 
     async def _queue(self, conn: aiosqlite.Connection,
@@ -254,14 +256,19 @@ class SQLiteIncidents:
                 try:
                     await conn.execute(
                         f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-                        f"VALUES ({', '.join('?' * 19)})", self._row(incident))
+                        f"VALUES ({', '.join('?' * 20)})", self._row(incident))
                     break
                 except sqlite3.IntegrityError:
                     incident.reference = new_reference()
             else:
                 raise StorageError("could not find a free incident reference")
-            await conn.execute("UPDATE incidents SET reporter_key = ? WHERE id = ?",
-                               (self._sealer.digest(incident.reporter), incident.id))
+            await conn.execute(
+                "UPDATE incidents SET reporter_key = ?, province = ?, district = ?, "
+                "station = ?, cell = ?, local_day = ?, local_week = ?, local_month = ?, "
+                "hour_of_week = ? WHERE id = ?",
+                (self._sealer.digest(incident.reporter), *analytics.area_columns(incident),
+                 analytics.cell_of(incident), *analytics.local_columns(incident.created_at),
+                 incident.id))
             await self._event(conn, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
@@ -312,12 +319,28 @@ class SQLiteIncidents:
             if cur.rowcount != 1:
                 raise StaleSession(incident.reference)
             await self._event(conn, incident.id, event)
+            await self._mark(conn, incident, event)
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, notifications)
         incident.version += 1
         incident.updated_at = event.at
         return incident
+
+    async def _mark(self, conn: aiosqlite.Connection, incident: Incident,
+                    event: TimelineEvent) -> None:
+        marks = analytics.milestone_marks(incident, event)
+        sets = [f"{column} = coalesce({column}, ?)" for column in marks]
+        params = [ts(v) if isinstance(v, datetime) else v for v in marks.values()]
+        if event.kind == "escalated":
+            sets.append("escalations = escalations + 1")
+        if "on_scene_at" in marks:
+            sets.append(f"{analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
+                        "(? - en_route_at) - eta_minutes * 60)")
+            params.append(ts(event.at))
+        if sets:
+            await conn.execute(
+                f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", [*params, incident.id])
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
@@ -331,11 +354,36 @@ class SQLiteIncidents:
         rows = await self._db.all(
             "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
             f"LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind IN ({marks}) "
-            "WHERE i.created_at >= ? AND i.drill = 0 GROUP BY i.id, t.kind",
+            "WHERE i.created_at >= ? AND i.drill = 0 AND i.synthetic = 0 GROUP BY i.id, t.kind",
             [*kinds, ts(since)])
         return [Milestone(r[0], _dt(r[1]), tuple(json.loads(r[2])), r[3],
                           dt(r[4]) if r[3] is not None else None) for r in rows]
 
+    async def counts(self, query: analytics.Query,
+                     dims: Sequence[str]) -> list[analytics.CountRow]:
+        analytics.check_dimensions(dims)
+        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "?", ts)
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        rows = await self._db.all(
+            f"SELECT {''.join(k + ', ' for k in keys)}count(*), total(synthetic) "
+            f"FROM incidents WHERE {clause}{group}", params)
+        return [analytics.CountRow(tuple(str(v) for v in r[:-2]), int(r[-2]), int(r[-1]))
+                for r in rows if r[-2]]
+
+    async def responses(self, query: analytics.Query, dims: Sequence[str],
+                        now: datetime) -> list[analytics.ResponseRow]:
+        # SQLite has no percentile aggregate: the durations come back per incident (one
+        # scan, no personal data) and are ranked here, as percentile_disc would.
+        analytics.check_dimensions(dims)
+        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "?", ts)
+        seconds = list(analytics.SECONDS.values())
+        rows = await self._db.all(
+            f"SELECT {''.join(k + ', ' for k in keys)}synthetic, created_at, acked_at, "
+            f"{', '.join(seconds)}, {analytics.ETA_OVER}, escalations "
+            f"FROM incidents WHERE {clause}", params)
+        return analytics.rank_responses(rows, len(keys), ts(now - analytics.SETTLE))
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         where, params = _scope(areas)

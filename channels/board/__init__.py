@@ -33,6 +33,7 @@ from bot.staff import ROLES, StaffMember, in_scope
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
 from channels.board import pages
+from channels.board.analytics import AnalyticsPages
 from channels.board.auth import (
     COOKIE,
     SESSION_HOURS,
@@ -129,6 +130,10 @@ class BoardChannel(Channel):
 
         StaffAdmin(self).routes(router)
         router.add_get("/board/export.csv", self._page(export(self)))
+        analytics = AnalyticsPages(lambda: self.ctx.services, self._html, self.tile_url,
+                                   self.attribution)
+        router.add_get("/board/analytics", self._page(analytics.page))
+        router.add_get("/board/analytics/export", self._page(analytics.export, redirect=False))
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
     async def start(self, ctx: ChannelContext) -> None:
