@@ -299,6 +299,17 @@ class PgOutbox:
             next_attempt_at=r[8], last_error=r[9], created_at=r[10]) for r in rows]
         return sorted(claimed, key=lambda n: n.next_attempt_at)
 
+    async def for_incident(self, incident_id: str) -> list[Notification]:
+        rows = await self._pool.fetch(
+            "SELECT id, incident_id, recipient, kind, payload, idempotency_key, status, "
+            "attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox "
+            "WHERE incident_id = $1 ORDER BY created_at, id", incident_id)
+        return [Notification(
+            id=r[0], incident_id=r[1], recipient=self._sealer.open(r[2]).decode(), kind=r[3],
+            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7],
+            next_attempt_at=r[8], last_error=r[9], created_at=r[10], sent_at=r[11])
+            for r in rows]
+
     async def _finish(self, sql: str, *args: Any) -> bool:
         return changed(await self._pool.execute(sql, *args)) == 1
 

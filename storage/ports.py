@@ -223,6 +223,10 @@ class Outbox(Protocol):
 
     async def pending(self) -> int: ...
 
+    async def for_incident(self, incident_id: str) -> list[Notification]:
+        """Every notification of one incident, oldest first, whatever its state (the
+        incident page's record of who was told what, and when it was delivered)."""
+
 
 class Timers(Protocol):
     async def schedule(self, timer: Timer) -> None:
@@ -389,6 +393,20 @@ class StaffStore(Protocol):
         """The enabled member whose unexpired session `token` is; None otherwise."""
 
     async def end_session(self, token: str) -> None: ...
+
+    async def update(self, member: StaffMember) -> bool:
+        """Change an account's name, language, roles, areas and agencies (not its state)."""
+
+    async def set_totp(self, login: str, secret: bytes | None) -> bool:
+        """Enrol (or, with None, remove) the TOTP secret, stored sealed; the accepted step
+        starts again."""
+
+    async def totp_secret(self, login: str) -> bytes | None:
+        """The enrolled TOTP secret of an enabled account; None otherwise."""
+
+    async def use_totp_step(self, login: str, step: int) -> bool:
+        """Accept a code of time step `step` once: True only when no code of this step or a
+        later one was accepted before (atomic: two processes never both accept one code)."""
 
 
 class BoardLog(Protocol):

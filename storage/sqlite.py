@@ -432,6 +432,17 @@ class SQLiteOutbox:
             next_attempt_at=_dt(r[8]), last_error=r[9], created_at=_dt(r[10]))
             for r in rows]
 
+    async def for_incident(self, incident_id: str) -> list[Notification]:
+        rows = await self._db.all(
+            "SELECT id, incident_id, recipient, kind, payload, idempotency_key, status, "
+            "attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox "
+            "WHERE incident_id = ? ORDER BY created_at, rowid", (incident_id,))
+        return [Notification(
+            id=r[0], incident_id=r[1], recipient=open_text(self._sealer, r[2]), kind=r[3],
+            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7],
+            next_attempt_at=_dt(r[8]), last_error=r[9], created_at=_dt(r[10]),
+            sent_at=_dt(r[11]) if r[11] is not None else None) for r in rows]
+
     async def _finish(self, sql: str, params: tuple[Any, ...]) -> bool:
         async with self._db.transaction() as conn:
             cur = await conn.execute(sql, params)
