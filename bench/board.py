@@ -113,7 +113,7 @@ async def main(viewers: int, rate: float, seconds: float) -> None:
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
     services: Services = app[SERVICES]
-    await services.storage.staff.add(StaffMember("bench", "Bench", "en", ("supervisor",),
+    await services.storage.staff.add(StaffMember("bench", "Bench", "en", ("responder",),
                                                  ("TH",)), hash_password(PASSWORD))
     try:
         baseline = await flat_out(services, 0, seconds / 2)

@@ -72,9 +72,31 @@ def _parser() -> argparse.ArgumentParser:
     dcheck = directory.add_parser("check", help="validate a directory folder")
     dcheck.add_argument("folder", type=Path, nargs="?", default=None,
                         help="default: ESS_DIRECTORY_DIR, else the shipped sample")
-    stats = sub.add_parser("stats", help="response-time percentiles per area")
+    stats = sub.add_parser("stats", help="prevention analytics: counts and response times "
+                                         "(counts below the threshold shown as <5)")
     stats.add_argument("--days", type=float, default=30.0, help="reports from the last N days")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--by", default="response",
+                       help="type, area, hour, channel, silent, day, week, month, outcome, "
+                            "agency, level or response (default)")
+    stats.add_argument("--area", default=None,
+                       help="drill down: a province (65), a district (6501) or a station")
+    stats.add_argument("--type", default=None, help="only incidents of this type")
+    stats.add_argument("--channel", default=None, help="only incidents from this channel")
+    stats.add_argument("--min-count", type=int, default=None,
+                       help="suppression threshold (default ESS_ANALYTICS_MIN_COUNT, 5)")
+    stats.add_argument("--include-drills", action="store_true")
+    stats.add_argument("--exclude-synthetic", action="store_true")
+    form = stats.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true")
+    form.add_argument("--csv", action="store_true")
+    form.add_argument("--hxl", action="store_true", help="CSV with an HXL hashtag row")
+    demo = sub.add_parser("demo", help="synthetic data for a demonstration").add_subparsers(
+        dest="demo_command", required=True)
+    seed = demo.add_parser("seed", help="a synthetic history (marked synthetic, never "
+                                        "dispatched)")
+    seed.add_argument("--incidents", type=int, required=True)
+    seed.add_argument("--days", type=float, default=90.0)
+    seed.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
     privacy_cli.add_commands(sub)
     cases_cli.add_commands(sub)
     for channel in channel_classes():
@@ -124,8 +146,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_groups_code(settings, args.area, args.agency, args.ttl))
     if args.command == "directory":
         return _check_directory(settings, args.folder)
+    if args.command == "demo":
+        return asyncio.run(_demo_seed(settings, args.incidents, args.days, args.seed))
     if args.command == "stats":
-        return asyncio.run(_stats(settings, args.days, args.json))
+        from bot.stats_cli import stats
+
+        return asyncio.run(stats(settings, args))
     if args.command in privacy_cli.COMMANDS:
         return asyncio.run(privacy_cli.run(settings, args))
     raise CliError(f"unknown command {args.command}")
@@ -238,48 +264,28 @@ def _check_directory(settings: Settings, folder: Path | None) -> int:
     return 0
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
-
-
-async def _stats(settings: Settings, days: float, as_json: bool) -> int:
-    from datetime import timedelta
+async def _demo_seed(settings: Settings, incidents: int, days: float,
+                     seed: int | None) -> int:
+    import random
 
     from bot.types import utcnow
-    from routing.gazetteer import Gazetteer
-    from routing.stats import ALL, KINDS, response_stats
+    from bot.wiring import open_directory
+    from routing.demo import SeedError
+    from routing.demo import seed as run_seed
     from storage.factory import make_sealer, open_storage
 
+    directory = open_directory(settings)
     storage = await open_storage(settings, make_sealer(settings))
     try:
-        now = utcnow()
-        rows = await storage.incidents.milestones(now - timedelta(days=days), KINDS)
+        result = await run_seed(
+            storage, directory, incidents, days, utcnow(), random.Random(seed),
+            lambda n: print(f"ess: {n} synthetic incidents written", file=sys.stderr))
+    except SeedError as exc:
+        raise CliError(str(exc)) from None
     finally:
         await storage.close()
-    stats = response_stats(rows, now)
-    order = sorted(stats, key=lambda a: (a == ALL, a))
-    if as_json:
-        print(json.dumps({a: stats[a].summary() for a in order}, indent=2))
-        return 0
-    gazetteer = Gazetteer.load()
-    print(f"reports of the last {days:g} days, drills excluded; p50/p90/p99")
-    print(f"{'area':<24} {'reports':>7}  {'report→delivered':>22}  {'report→ack':>22}  "
-          f"{'ack→on scene':>22}  never acked")
-    for area in order:
-        s = stats[area].summary()
-        place = gazetteer.province(area)
-        name = f"{area} {place.name_en}" if place else area
-        cells = []
-        for key in ("report_to_first_delivered_s", "report_to_first_ack_s",
-                    "ack_to_on_scene_s"):
-            p = s[key]
-            assert isinstance(p, dict)
-            cells.append("/".join(_seconds(p[f"p{n}"]) for n in (50, 90, 99)))
-        share = stats[area].never_acked_share
-        print(f"{name[:24]:<24} {s['reports']:>7}  {cells[0]:>22}  {cells[1]:>22}  "
-              f"{cells[2]:>22}  {'-' if share is None else f'{share:.0%}'}")
+    print(f"ess: {result.incidents} synthetic incidents over the last {days:g} days "
+          "(marked synthetic; nothing was dispatched)")
     return 0
 
 
@@ -288,7 +294,8 @@ def _summary(incident: Incident) -> dict[str, Any]:
         "reference": incident.reference, "type": incident.type, "status": incident.status,
         "created_at": incident.created_at.isoformat(), "channel": incident.channel,
         "silent": incident.silent, "do_not_call": incident.do_not_call,
-        "drill": incident.drill, "area_codes": incident.area_codes,
+        "drill": incident.drill, "synthetic": incident.synthetic,
+        "area_codes": incident.area_codes,
     }
 
 
@@ -304,7 +311,8 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(items, ensure_ascii=False, indent=2))
             else:
                 for i in items:
-                    flags = " ".join(f for f in ("silent", "do_not_call", "drill") if i[f])
+                    flags = " ".join(f for f in ("silent", "do_not_call", "drill", "synthetic")
+                                     if i[f])
                     print(f"{i['reference']}  {i['created_at'][:19]}  {i['status']:<12} "
                           f"{i['type']:<12} {flags}")
             return 0

@@ -59,6 +59,7 @@ class Incident:
     do_not_call: bool = False
     silent: bool = False
     drill: bool = False
+    synthetic: bool = False  # made by `ess demo seed`: never dispatched, flagged in analytics
     status: str = "new"
     area_codes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)

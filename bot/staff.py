@@ -32,6 +32,20 @@ class StaffMember:
         return role in self.roles or "admin" in self.roles
 
 
+def valid_login(login: str) -> bool:
+    """1-64 letters, digits, '.', '-' or '_'."""
+    return 0 < len(login) <= 64 and login.replace(".", "").replace("-", "") \
+        .replace("_", "").isalnum()
+
+
+def within(area: str, scope: Sequence[str]) -> bool:
+    """Whether `area` lies inside `scope`: the national centre's holds every area, a code
+    holds itself, and a numeric code holds the longer ones it begins (province 65 holds
+    district 6501); a station id is inside only the scope that names it."""
+    return NATIONAL in scope or any(
+        area == s or (s.isdigit() and area.isdigit() and area.startswith(s)) for s in scope)
+
+
 def in_scope(areas: Sequence[str], area_codes: Iterable[str]) -> bool:
     """Whether an incident routed to `area_codes` is within a viewer's `areas`."""
     return NATIONAL in areas or bool(set(areas) & set(area_codes))

@@ -115,6 +115,14 @@ def _shown(name: str, value: Any) -> str:
     return mask_url(repr(value))
 
 
+def _min_count(value: Any) -> int:
+    # 1 would publish single incidents: a threshold below 2 is no suppression at all.
+    number = _positive_int(value)
+    if number < 2:
+        raise ValueError(value)
+    return number
+
+
 @dataclass(frozen=True)
 class _Spec:
     parse: Callable[[Any], Any]
@@ -159,6 +167,8 @@ SPECS: dict[str, _Spec] = {
     "limit_sms": _Spec(_positive_int, "SMS per sending number per minute"),
     "limit_sms_total": _Spec(_positive_int, "SMS per minute, in all"),
     "trust_forwarded": _Spec(_bool, "true or false"),
+    "analytics_min_count": _Spec(_min_count, "a whole number of at least 2 (counts below it "
+                                 "are shown as <N)"),
 }
 
 
@@ -208,6 +218,7 @@ class Settings:
     limit_sms: int = 20
     limit_sms_total: int = 1200
     trust_forwarded: bool = False  # take the client address from X-Forwarded-For (a proxy's)
+    analytics_min_count: int = 5  # analytics show a count below this as "<5" (anonymity)
     extra: Mapping[str, str] = field(default_factory=dict)  # other ESS_* (channel settings)
 
     @property

@@ -461,6 +461,7 @@ class Responders:
                     or level != state["level"]:
                 return None
             state["armed"] = level
+            state["armed_at"] = self.clock().isoformat()  # the board counts down from it
             notes: list[Notification] = []
             if incident.status == lc.NEW:
                 FIRST_DELIVERY.observe(_since(incident, self.clock()))

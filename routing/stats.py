@@ -6,11 +6,11 @@ acknowledgement → on scene, and the share of reports never acknowledged. Pure 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from storage.analytics import nearest_rank
 from storage.ports import Milestone
 
 DELIVERED_KINDS = ("dispatched", "delivered")
@@ -21,13 +21,8 @@ PERCENTILES = (50, 90, 99)
 ALL = "all"
 
 
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile (a value that occurred, never an interpolation)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+# Nearest rank (a value that occurred, never an interpolation): the analytics' own.
+percentile = nearest_rank
 
 
 @dataclass

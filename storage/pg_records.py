@@ -17,6 +17,7 @@ import asyncpg
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.staff import NATIONAL
 from bot.text import dump_json
+from storage import analytics
 from storage.audit import AuditEntry, PgAudit
 from storage.crypto import CLEAR_DETAILS, Sealer, seal_fields
 from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
@@ -39,7 +40,7 @@ def changed(status: str) -> int:
 
 _COLUMNS = ("id, reference, source_event, type, status, channel, reporter, lang, silent, "
             "do_not_call, drill, phone, location, location_source, area_codes, details, "
-            "version, created_at, updated_at")
+            "version, created_at, updated_at, synthetic")
 
 # Outbox rows travel as parallel arrays: one statement inserts any number of them.
 _OUTBOX_INSERT = (
@@ -88,9 +89,10 @@ class PgIncidents:
         ]
 
     def _incident(self, row: Sequence[Any]) -> Incident:
-        data = dict(zip(_NAMES, row[:19], strict=True))
+        n = len(_NAMES)
+        data = dict(zip(_NAMES, row[:n], strict=True))
         data["area_codes"] = json.loads(data["area_codes"])
-        return incident_from(data, self._keys.opened(row[0], row[19] is not None, row[20]))
+        return incident_from(data, self._keys.opened(row[0], row[n] is not None, row[n + 1]))
 
     async def _own(self, incident_id: str) -> Sealer:
         own = self._keys.cached(incident_id)
@@ -105,11 +107,13 @@ class PgIncidents:
         # One statement: the incident, its first event and its outbox rows commit together;
         # a repeated source event inserts nothing and we return the first incident instead.
         sql = (
-            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, phone_key) VALUES "
-            f"({', '.join(f'${k}' for k in range(1, 20))}, $42, $44) "
+            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, phone_key, "
+            "province, district, station, cell, local_day, local_week, local_month, "
+            f"hour_of_week) VALUES ({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $53, "
+            "$44, $45, $46, $47, $48, $49, $50, $51) "
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
             "dk AS (INSERT INTO vault.data_keys (record, kind, subject, wrapped, made_at) "
-            f"SELECT id, '{KIND_INCIDENT}', $42, $43, $18 FROM ins), "
+            f"SELECT id, '{KIND_INCIDENT}', $42, $52, $18 FROM ins), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
             f"ob AS ({_outbox_sql('ins', 25)}), "
@@ -141,7 +145,9 @@ class PgIncidents:
                     [t.subject for t in timers], [t.due_at for t in timers],
                     [t.subject_version for t in timers],
                     [dump_json(t.data) for t in timers],
-                    self._sealer.digest(incident.reporter), wrapped,
+                    self._sealer.digest(incident.reporter), incident.synthetic,
+                    *analytics.area_columns(incident), analytics.cell_of(incident),
+                    *analytics.local_columns(incident.created_at), wrapped,
                     phone_key(self._sealer, incident))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
@@ -185,10 +191,19 @@ class PgIncidents:
         for n in notifications:
             n.incident_id = incident.id
         own = await self._own(incident.id)
+        # The analytics columns change in the same statement: a milestone is never lost.
+        marks = analytics.milestone_marks(incident, event)
+        sets = "".join(f", {column} = coalesce({column}, ${25 + k})"
+                       for k, column in enumerate(marks))
+        if event.kind == "escalated":
+            sets += ", escalations = escalations + 1"
+        if "on_scene_at" in marks:  # en_route_at is the row's value before this statement
+            sets += (f", {analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
+                     "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
         count = await self._pool.fetchval(
             "WITH u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
-            "area_codes = $4, details = $5, version = version + 1, updated_at = $6, "
-            "phone_key = $24 WHERE id = $7 AND version = $8 RETURNING id), "
+            f"area_codes = $4, details = $5, version = version + 1, updated_at = $6, "
+            f"phone_key = $24{sets} WHERE id = $7 AND version = $8 RETURNING id), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $6, $9, $10, $11, $12 FROM u), "
             f"ob AS ({_outbox_sql('u', 13)}) SELECT count(*) FROM u",
@@ -199,7 +214,7 @@ class PgIncidents:
             incident.id, incident.version, event.kind, event.actor, event.channel,
             seal_fields(own, event.data),
             *self._notification_arrays(own, notifications),
-            phone_key(self._sealer, incident))
+            phone_key(self._sealer, incident), *marks.values())
         if count != 1:
             raise StaleSession(incident.reference)
         incident.version += 1
@@ -221,11 +236,58 @@ class PgIncidents:
         rows = await self._pool.fetch(
             "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
             "LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind = ANY($1::text[]) "
-            "WHERE i.created_at >= $2 AND NOT i.drill GROUP BY i.id, t.kind",
+            "WHERE i.created_at >= $2 AND NOT i.drill AND NOT i.synthetic GROUP BY i.id, t.kind",
             list(kinds), since)
         return [Milestone(r[0], r[1], tuple(json.loads(r[2])), r[3],
                           r[4] if r[3] is not None else None) for r in rows]
 
+    async def counts(self, query: analytics.Query,
+                     dims: Sequence[str]) -> list[analytics.CountRow]:
+        analytics.check_dimensions(dims)
+        keys = [analytics.POSTGRES_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "$")
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        rows = await self._pool.fetch(
+            f"SELECT {''.join(k + ', ' for k in keys)}count(*), "
+            f"count(*) FILTER (WHERE synthetic) FROM incidents WHERE {clause}{group}", *params)
+        return [analytics.CountRow(tuple(str(v) for v in r[:-2]), int(r[-2]), int(r[-1]))
+                for r in rows if r[-2]]
+
+    async def responses(self, query: analytics.Query, dims: Sequence[str],
+                        now: datetime) -> list[analytics.ResponseRow]:
+        analytics.check_dimensions(dims)
+        keys = [analytics.POSTGRES_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "$")
+        settle = f"${len(params) + 1}"
+        over = analytics.ETA_OVER
+        # One sort per stage for both percentiles, over the durations stored at write time.
+        figures = [f"count({column}), percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP "
+                   f"(ORDER BY {column})" for column in analytics.SECONDS.values()]
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        rows = await self._pool.fetch(
+            f"SELECT {''.join(k + ', ' for k in keys)}count(*), "
+            "count(*) FILTER (WHERE synthetic), "
+            f"count(*) FILTER (WHERE acked_at IS NOT NULL OR created_at <= {settle}), "
+            f"count(*) FILTER (WHERE acked_at IS NULL AND created_at <= {settle}), "
+            f"count(*) FILTER (WHERE escalations > 0), {', '.join(figures)}, "
+            f"count({over}), count(*) FILTER (WHERE {over} > 0), "
+            f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {over}) "
+            f"FROM incidents WHERE {clause}{group}", *params, now - analytics.SETTLE)
+        out: list[analytics.ResponseRow] = []
+        width = len(keys)
+        for r in rows:
+            if not r[width]:
+                continue
+            base = width + 5
+            stages = {stage: analytics.StageFigure(int(r[base + 2 * k]),
+                                                   *(r[base + 2 * k + 1] or (None, None)))
+                      for k, stage in enumerate(analytics.STAGES)}
+            tail = base + 2 * len(analytics.STAGES)
+            out.append(analytics.ResponseRow(
+                tuple(str(v) for v in r[:width]), int(r[width]), int(r[width + 1]),
+                int(r[width + 2]), int(r[width + 3]), int(r[width + 4]), stages,
+                int(r[tail]), int(r[tail + 1]), r[tail + 2]))
+        return out
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         rows = await self._pool.fetch(
@@ -307,6 +369,21 @@ class PgOutbox:
                 "UPDATE outbox SET status = 'dead', last_error = 'erased', lease_owner = NULL, "
                 "lease_until = NULL WHERE id = ANY($1::text[])", erased)
         return sorted(claimed, key=lambda n: n.next_attempt_at)
+
+    async def for_incident(self, incident_id: str) -> list[Notification]:
+        # Opened with the incident's own key; none once it is destroyed (storage/vault.py).
+        rows = await self._pool.fetch(
+            "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at, "
+            "k.record, k.wrapped FROM outbox o LEFT JOIN vault.data_keys k "
+            "ON k.record = o.incident_id WHERE o.incident_id = $1 ORDER BY o.created_at, o.id",
+            incident_id)
+        found, _ = opened_notifications(
+            self._keys, list(rows), lambda r: r[12] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4], key=r[5],
+                status=r[6], attempts=r[7], next_attempt_at=r[8], last_error=r[9],
+                created_at=r[10], sent_at=r[11]), 13)
+        return found
 
     async def _finish(self, sql: str, *args: Any) -> bool:
         return changed(await self._pool.execute(sql, *args)) == 1

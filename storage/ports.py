@@ -17,6 +17,7 @@ from bot.case import Case
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
 from bot.staff import BoardEvent, StaffMember
+from storage import analytics
 
 if TYPE_CHECKING:
     from storage.audit import AuditEntry, AuditRecord, Verdict
@@ -149,7 +150,8 @@ class IncidentStore(Protocol):
     async def timeline(self, incident_id: str) -> list[TimelineEvent]: ...
 
     async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
-        """For every incident created at or after `since`, drills excluded: the first time
+        """For every incident created at or after `since`, drills and synthetic ones
+        excluded: the first time
         it reached each of `kinds`; one row per (incident, kind reached), and one row with
         kind None for an incident that reached none of them."""
 
@@ -172,6 +174,15 @@ class IncidentStore(Protocol):
         """Closed incidents last changed before `before` whose data key still exists
         (what retention erases next), oldest first."""
 
+    async def counts(self, query: analytics.Query,
+                     dims: Sequence[str]) -> list[analytics.CountRow]:
+        """Incidents counted per combination of `dims` (storage.analytics.DIMENSIONS),
+        aggregated by the database; combinations with no incident are absent."""
+
+    async def responses(self, query: analytics.Query, dims: Sequence[str],
+                        now: datetime) -> list[analytics.ResponseRow]:
+        """Response figures per combination of `dims`: stage percentiles (nearest rank),
+        never acknowledged, escalations, promised ETA against arrival."""
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         """The incidents routed to any of `areas` (every one for `TH`), newest first: the
@@ -247,6 +258,10 @@ class Outbox(Protocol):
     async def forget_payloads(self, kind_prefix: str, before: datetime) -> int:
         """Retention: empty the payload of delivered or dead rows of these kinds created
         before `before` (relay messages); idempotent; how many were emptied."""
+
+    async def for_incident(self, incident_id: str) -> list[Notification]:
+        """Every notification of one incident, oldest first, whatever its state (the
+        incident page's record of who was told what, and when it was delivered)."""
 
 
 class Timers(Protocol):
@@ -470,6 +485,20 @@ class StaffStore(Protocol):
         """The enabled member whose unexpired session `token` is; None otherwise."""
 
     async def end_session(self, token: str) -> None: ...
+
+    async def update(self, member: StaffMember) -> bool:
+        """Change an account's name, language, roles, areas and agencies (not its state)."""
+
+    async def set_totp(self, login: str, secret: bytes | None) -> bool:
+        """Enrol (or, with None, remove) the TOTP secret, stored sealed; the accepted step
+        starts again."""
+
+    async def totp_secret(self, login: str) -> bytes | None:
+        """The enrolled TOTP secret of an enabled account; None otherwise."""
+
+    async def use_totp_step(self, login: str, step: int) -> bool:
+        """Accept a code of time step `step` once: True only when no code of this step or a
+        later one was accepted before (atomic: two processes never both accept one code)."""
 
 
 class BoardLog(Protocol):

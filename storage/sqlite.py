@@ -25,13 +25,14 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.staff import NATIONAL
 from bot.text import dump_json
+from storage import analytics
 from storage.audit import AuditEntry, SQLiteAudit
 from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
 from storage.menus import SQLiteMenus
-from storage.migrations import check_version, migrations
+from storage.migrations import check_version, missing
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
 from storage.privacy import SqlPrivacy
 from storage.revocations import SQLiteRevocations
@@ -191,7 +192,7 @@ class SQLiteSessions:
 _INCIDENT_COLUMNS = (
     "id, reference, source_event, type, status, channel, reporter, lang, silent, do_not_call, "
     "drill, phone, location, location_source, area_codes, details, version, created_at, "
-    "updated_at"
+    "updated_at, synthetic"
 )
 _NAMES = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
 # Every read takes the record's wrapped data key in the same statement (storage/vault.py).
@@ -226,13 +227,15 @@ class SQLiteIncidents:
             json.dumps(incident.area_codes),
             seal_fields(own, incident.details, CLEAR_DETAILS),
             incident.version, ts(incident.created_at), ts(incident.updated_at),
+            int(incident.synthetic),
         )
 
     def _incident(self, row: Sequence[Any]) -> Incident:
-        data = dict(zip(_NAMES, row[:19], strict=True))
+        n = len(_NAMES)
+        data = dict(zip(_NAMES, row[:n], strict=True))
         data.update(area_codes=json.loads(data["area_codes"]),
                     created_at=_dt(data["created_at"]), updated_at=_dt(data["updated_at"]))
-        return incident_from(data, self._keys.opened(row[0], row[19] is not None, row[20]))
+        return incident_from(data, self._keys.opened(row[0], row[n] is not None, row[n + 1]))
 
     async def _own(self, conn: aiosqlite.Connection, incident_id: str) -> Sealer:
         own = self._keys.cached(incident_id)
@@ -285,16 +288,19 @@ class SQLiteIncidents:
                 try:
                     await conn.execute(
                         f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-                        f"VALUES ({', '.join('?' * 19)})", self._row(incident, own))
+                        f"VALUES ({', '.join('?' * 20)})", self._row(incident, own))
                     break
                 except sqlite3.IntegrityError:
                     incident.reference = new_reference()
             else:
                 raise StorageError("could not find a free incident reference")
             await conn.execute(
-                "UPDATE incidents SET reporter_key = ?, phone_key = ? WHERE id = ?",
+                "UPDATE incidents SET reporter_key = ?, phone_key = ?, province = ?, "
+                "district = ?, station = ?, cell = ?, local_day = ?, local_week = ?, "
+                "local_month = ?, hour_of_week = ? WHERE id = ?",
                 (self._sealer.digest(incident.reporter), phone_key(self._sealer, incident),
-                 incident.id))
+                 *analytics.area_columns(incident), analytics.cell_of(incident),
+                 *analytics.local_columns(incident.created_at), incident.id))
             await self._event(conn, own, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
@@ -347,12 +353,28 @@ class SQLiteIncidents:
             if cur.rowcount != 1:
                 raise StaleSession(incident.reference)
             await self._event(conn, own, incident.id, event)
+            await self._mark(conn, incident, event)
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, own, notifications)
         incident.version += 1
         incident.updated_at = event.at
         return incident
+
+    async def _mark(self, conn: aiosqlite.Connection, incident: Incident,
+                    event: TimelineEvent) -> None:
+        marks = analytics.milestone_marks(incident, event)
+        sets = [f"{column} = coalesce({column}, ?)" for column in marks]
+        params = [ts(v) if isinstance(v, datetime) else v for v in marks.values()]
+        if event.kind == "escalated":
+            sets.append("escalations = escalations + 1")
+        if "on_scene_at" in marks:
+            sets.append(f"{analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
+                        "(? - en_route_at) - eta_minutes * 60)")
+            params.append(ts(event.at))
+        if sets:
+            await conn.execute(
+                f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", [*params, incident.id])
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
@@ -370,11 +392,36 @@ class SQLiteIncidents:
         rows = await self._db.all(
             "SELECT i.id, i.created_at, i.area_codes, t.kind, min(t.at) FROM incidents i "
             f"LEFT JOIN timeline t ON t.incident_id = i.id AND t.kind IN ({marks}) "
-            "WHERE i.created_at >= ? AND i.drill = 0 GROUP BY i.id, t.kind",
+            "WHERE i.created_at >= ? AND i.drill = 0 AND i.synthetic = 0 GROUP BY i.id, t.kind",
             [*kinds, ts(since)])
         return [Milestone(r[0], _dt(r[1]), tuple(json.loads(r[2])), r[3],
                           dt(r[4]) if r[3] is not None else None) for r in rows]
 
+    async def counts(self, query: analytics.Query,
+                     dims: Sequence[str]) -> list[analytics.CountRow]:
+        analytics.check_dimensions(dims)
+        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "?", ts)
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        rows = await self._db.all(
+            f"SELECT {''.join(k + ', ' for k in keys)}count(*), total(synthetic) "
+            f"FROM incidents WHERE {clause}{group}", params)
+        return [analytics.CountRow(tuple(str(v) for v in r[:-2]), int(r[-2]), int(r[-1]))
+                for r in rows if r[-2]]
+
+    async def responses(self, query: analytics.Query, dims: Sequence[str],
+                        now: datetime) -> list[analytics.ResponseRow]:
+        # SQLite has no percentile aggregate: the durations come back per incident (one
+        # scan, no personal data) and are ranked here, as percentile_disc would.
+        analytics.check_dimensions(dims)
+        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
+        clause, params = analytics.where(query, "?", ts)
+        seconds = list(analytics.SECONDS.values())
+        rows = await self._db.all(
+            f"SELECT {''.join(k + ', ' for k in keys)}synthetic, created_at, acked_at, "
+            f"{', '.join(seconds)}, {analytics.ETA_OVER}, escalations "
+            f"FROM incidents WHERE {clause}", params)
+        return analytics.rank_responses(rows, len(keys), ts(now - analytics.SETTLE))
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         where, params = _scope(areas)
@@ -469,6 +516,21 @@ class SQLiteOutbox:
                 "UPDATE outbox SET status = 'dead', last_error = 'erased' WHERE id = ?",
                 [(i,) for i in erased])
         return claimed
+
+    async def for_incident(self, incident_id: str) -> list[Notification]:
+        # Opened with the incident's own key; none once it is destroyed (storage/vault.py).
+        rows = await self._db.all(
+            "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at, "
+            "k.record, k.wrapped FROM outbox o LEFT JOIN vault.data_keys k "
+            "ON k.record = o.incident_id WHERE o.incident_id = ? ORDER BY o.created_at, o.rowid",
+            (incident_id,))
+        found, _ = opened_notifications(
+            self._keys, rows, lambda r: r[12] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4], key=r[5],
+                status=r[6], attempts=r[7], next_attempt_at=_dt(r[8]), last_error=r[9],
+                created_at=_dt(r[10]), sent_at=_dt(r[11]) if r[11] is not None else None), 13)
+        return found
 
     async def _finish(self, sql: str, params: tuple[Any, ...]) -> bool:
         async with self._db.transaction() as conn:
@@ -654,12 +716,11 @@ async def _migrate(db: _Db) -> None:
     """Bring the embedded database to the code's schema (the default needs no separate step)."""
     await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                      "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
-    row = await db.one("SELECT coalesce(max(version), 0) FROM schema_migrations")
-    current = int(row[0])
-    check_version(BACKEND, current)
-    for migration in migrations(BACKEND):
-        if migration.version <= current:
-            continue
+    applied = {int(r[0]) for r in await db.all("SELECT version FROM schema_migrations")}
+    check_version(BACKEND, max(applied, default=0))
+    # Every shipped number not recorded, lower ones too (storage/migrations: features land
+    # in any order).
+    for migration in missing(BACKEND, applied):
         # The migration and its record in one transaction; executescript accepts triggers,
         # whose bodies hold semicolons. Name and version come from the file name pattern.
         script = (f"BEGIN IMMEDIATE;\n{migration.sql}\n"

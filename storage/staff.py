@@ -122,6 +122,28 @@ class SQLiteStaff:
         await self._db.execute("DELETE FROM staff_sessions WHERE token = ?",
                                (_session_key(self._sealer, token),))
 
+    async def update(self, member: StaffMember) -> bool:
+        roles, areas, agencies = _lists(member)
+        return await self._db.execute(
+            "UPDATE staff SET name = ?, lang = ?, roles = ?, areas = ?, agencies = ? "
+            "WHERE login = ?", (member.name, member.lang, roles, areas, agencies,
+                                member.login)) == 1
+
+    async def set_totp(self, login: str, secret: bytes | None) -> bool:
+        sealed = self._sealer.seal(secret) if secret is not None else None
+        return await self._db.execute(
+            "UPDATE staff SET totp = ?, totp_step = 0 WHERE login = ?", (sealed, login)) == 1
+
+    async def totp_secret(self, login: str) -> bytes | None:
+        row = await self._db.one("SELECT totp FROM staff WHERE login = ? AND disabled = 0",
+                                 (login,))
+        return self._sealer.open(bytes(row[0])) if row and row[0] is not None else None
+
+    async def use_totp_step(self, login: str, step: int) -> bool:
+        return await self._db.execute(
+            "UPDATE staff SET totp_step = ? WHERE login = ? AND totp_step < ? "
+            "AND totp IS NOT NULL", (step, login, step)) == 1
+
 
 class SQLiteBoardLog:
     def __init__(self, db: _Db):
@@ -209,6 +231,28 @@ class PgStaff:
     async def end_session(self, token: str) -> None:
         await self._pool.execute("DELETE FROM staff_sessions WHERE token = $1",
                                  _session_key(self._sealer, token))
+
+    async def update(self, member: StaffMember) -> bool:
+        return changed(await self._pool.execute(
+            "UPDATE staff SET name = $2, lang = $3, roles = $4, areas = $5, agencies = $6 "
+            "WHERE login = $1", member.login, member.name, member.lang,
+            *_lists(member))) == 1
+
+    async def set_totp(self, login: str, secret: bytes | None) -> bool:
+        sealed = self._sealer.seal(secret) if secret is not None else None
+        return changed(await self._pool.execute(
+            "UPDATE staff SET totp = $2, totp_step = 0 WHERE login = $1", login, sealed)) == 1
+
+    async def totp_secret(self, login: str) -> bytes | None:
+        value = await self._pool.fetchval(
+            "SELECT totp FROM staff WHERE login = $1 AND NOT disabled", login)
+        return self._sealer.open(bytes(value)) if value is not None else None
+
+    async def use_totp_step(self, login: str, step: int) -> bool:
+        # One row update: of two processes given the same code, one changes the row.
+        return changed(await self._pool.execute(
+            "UPDATE staff SET totp_step = $2 WHERE login = $1 AND totp_step < $2 "
+            "AND totp IS NOT NULL", login, step)) == 1
 
 
 class PgBoardLog:

@@ -181,7 +181,8 @@ def incident_from(row: dict[str, Any], own: Sealer | None) -> Incident:
         location=location if location is not None else erased_location(row["location_source"]),
         area_codes=row["area_codes"],
         details=open_details(None if gone else own, row["details"]),
-        version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"])
+        version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"],
+        synthetic=bool(row.get("synthetic", False)))
 
 
 def is_erased(incident: Incident) -> bool:

@@ -18,6 +18,8 @@ from bot.app import SERVICES, create_app
 from bot.incident import Incident
 from bot.services import Services
 from bot.staff import StaffMember
+from bot.types import utcnow
+from channels.board import TOTP_ROLES, totp
 from channels.board.auth import hash_password
 from channels.registry import ChannelRegistry
 from config.settings import Settings
@@ -46,14 +48,38 @@ def services_of(client: TestClient[Any, Any]) -> Services:
     return client.server.app[SERVICES]  # type: ignore[no-any-return]
 
 
+SECRETS: dict[str, bytes] = {}  # login → TOTP secret of the accounts `add` enrolled
+_USED: dict[bytes, int] = {}  # secret → the last time step a helper signed in with
+
+
 async def add(client: TestClient[Any, Any], member: StaffMember) -> None:
-    assert await services_of(client).storage.staff.add(member, hash_password(PASSWORD))
+    """Add an account with PASSWORD; the roles that need a second factor get one enrolled."""
+    staff = services_of(client).storage.staff
+    assert await staff.add(member, hash_password(PASSWORD))
+    if set(member.roles) & set(TOTP_ROLES):
+        SECRETS[member.login] = totp.new_secret()
+        assert await staff.set_totp(member.login, SECRETS[member.login])
 
 
-async def sign_in(client: TestClient[Any, Any], login: str,
-                  password: str = PASSWORD) -> ClientResponse:
+async def fresh_code(secret: bytes) -> str:
+    """A code the store has not accepted yet (each step's code is good once)."""
+    while True:
+        now = totp.step_of(utcnow())
+        step = max(now - totp.DRIFT_STEPS, _USED.get(secret, -1) + 1)
+        if step <= now + totp.DRIFT_STEPS:
+            _USED[secret] = step
+            return totp.code_at(secret, step)
+        await asyncio.sleep(1)
+
+
+async def sign_in(client: TestClient[Any, Any], login: str, password: str = PASSWORD,
+                  code: str | None = None) -> ClientResponse:
+    """Sign in; an enrolled account sends a fresh one-time code unless `code` is given."""
+    if code is None:
+        code = await fresh_code(SECRETS[login]) if login in SECRETS else ""
     return await client.post("/board/login", allow_redirects=False,
-                             data={"login": login, "password": password, "lang": "en"})
+                             data={"login": login, "password": password, "code": code,
+                                   "lang": "en"})
 
 
 def csrf_of(html: str) -> str:

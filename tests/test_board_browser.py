@@ -21,11 +21,13 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import SERVICES, create_app
 from bot.staff import StaffMember
+from channels.board import totp
 from channels.board.auth import hash_password
 from channels.registry import ChannelRegistry
 from config.settings import Settings
 from tests import line_events as ev
 from tests.line_standin import LineStandIn
+from tests.test_board import fresh_code
 from tests.test_webchat import browser, phone_context, shot
 
 __all__ = ["browser"]  # the fixture, shared with the web chat's browser tests
@@ -54,12 +56,14 @@ async def line_post(base: str, event: dict[str, Any]) -> None:
         assert r.status == 200
 
 
-async def sign_in(context: Any, login: str) -> Any:
+async def sign_in(context: Any, login: str, secret: bytes) -> Any:
     page = await context.new_page()
     await page.goto("/board")
     assert page.url.endswith("/board/login")
     await page.get_by_label("ชื่อผู้ใช้").fill(login)
     await page.get_by_label("รหัสผ่าน").fill(PASSWORD)
+    # A supervisor signs in with the code of their authenticator app (the second factor).
+    await page.get_by_label("รหัสจากแอป").fill(await fresh_code(secret))
     await page.get_by_role("button", name="เข้าสู่ระบบ").click()
     await page.wait_for_url("**/board")
     await page.locator("#live.on").wait_for(timeout=10_000)
@@ -84,16 +88,19 @@ async def test_a_web_report_reaches_the_board_live_and_is_taken_from_it(
                     hash_password(PASSWORD))
     await staff.add(StaffMember("anong", "อนงค์ ก.", "th", ("supervisor",), ("50",)),
                     hash_password(PASSWORD))
+    secrets = {login: totp.new_secret() for login in ("somchai", "anong")}
+    for login, secret in secrets.items():
+        await staff.set_totp(login, secret)
     code = await services.storage.bindings.create_code("65", "police", 3600,
                                                        datetime.now(UTC))
     await line_post(base, ev.text(ev.group(GROUP, RESPONDER), f"/register {code}"))
 
     wall = await browser.new_context(viewport={"width": 1440, "height": 900},
                                      locale="th-TH", base_url=base)
-    board = await sign_in(wall, "somchai")
+    board = await sign_in(wall, "somchai", secrets["somchai"])
     other = await browser.new_context(viewport={"width": 1440, "height": 900},
                                       locale="th-TH", base_url=base)
-    elsewhere = await sign_in(other, "anong")
+    elsewhere = await sign_in(other, "anong", secrets["anong"])
 
     phone = await phone_context(browser, base)
     chat = await phone.new_page()
@@ -151,7 +158,7 @@ async def test_a_web_report_reaches_the_board_live_and_is_taken_from_it(
     # The same board on a phone: nothing wider than the screen.
     narrow = await browser.new_context(viewport={"width": 360, "height": 740},
                                        locale="th-TH", base_url=base, has_touch=True)
-    small = await sign_in(narrow, "somchai")
+    small = await sign_in(narrow, "somchai", secrets["somchai"])
     await small.locator(f"#row-{reference}").wait_for()
     assert await small.evaluate("document.documentElement.scrollWidth") <= 360
     await small.screenshot(path=shot("board-360-th.png"), full_page=True)

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import SERVICES, create_app
 from bot.staff import StaffMember
+from channels.board import totp
 from channels.board.auth import hash_password
 from channels.registry import ChannelRegistry
 from config.settings import Settings
@@ -52,6 +53,8 @@ async def test_a_supervisor_works_a_case_on_a_phone_in_thai(
     await services.storage.staff.add(
         StaffMember("somchai", "สมชาย พ.", "th", ("supervisor",), ("65",)),
         hash_password(PASSWORD))
+    secret = totp.new_secret()  # a supervisor signs in with a one-time code too
+    await services.storage.staff.set_totp("somchai", secret)
     await register(services)
     reference = (await intake(services))[-1].text.params["case_reference"]
     await register(services, "vol2")
@@ -60,7 +63,7 @@ async def test_a_supervisor_works_a_case_on_a_phone_in_thai(
 
     phone = await browser.new_context(viewport={"width": 360, "height": 740},
                                       locale="th-TH", base_url=base, has_touch=True)
-    page = await sign_in(phone, "somchai")
+    page = await sign_in(phone, "somchai", secret)
     await page.get_by_role("link", name="เคสสวัสดิการ").click()
     await page.wait_for_url("**/board/cases")
     await page.get_by_role("heading", name="เคสสวัสดิการ").wait_for()

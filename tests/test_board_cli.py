@@ -16,6 +16,7 @@ import pytest
 
 from bot.cli import main
 from bot.types import utcnow
+from channels.board import totp
 from config.settings import Settings
 from storage.factory import make_sealer, open_storage
 from tests.test_cli import ess
@@ -79,3 +80,38 @@ def test_staff_add_list_reset_disable(tmp_path: Path, run: object) -> None:
         ess_(tmp_path, "staff", "list").stdout
     assert ess_(tmp_path, "staff", "disable", "nobody").returncode == 2
     assert ess_(tmp_path, "staff", "reset", "somchai").returncode == 2
+
+
+def test_staff_totp_prints_the_secret_once_and_keeps_it_sealed(tmp_path: Path,
+                                                              run: object) -> None:
+    ess_: Any = run
+    assert ess_(tmp_path, "staff", "add", "somchai", "--role", "supervisor", "--area",
+                "65").returncode == 0
+    enrolled = ess_(tmp_path, "staff", "totp", "somchai")
+    assert "ess staff totp dao" in ess_(tmp_path, "staff", "add", "dao", "--role",
+                                        "supervisor", "--area", "65").stdout
+    assert "one-time code" not in ess_(tmp_path, "staff", "add", "nok", "--role",
+                                       "responder", "--area", "65").stdout
+    assert enrolled.returncode == 0, enrolled.stderr
+    uri = re.search(r"^otpauth://totp/ESS%20Board%3Asomchai\?secret=([A-Z2-7]+)&",
+                    enrolled.stdout, re.M)
+    assert uri and f"secret: {uri.group(1)}" in enrolled.stdout
+    assert uri.group(1) not in ess_(tmp_path, "staff", "list").stdout
+
+    async def stored() -> bytes | None:
+        settings = Settings(data_dir=str(tmp_path / "var"))
+        storage = await open_storage(settings, make_sealer(settings))
+        try:
+            return await storage.staff.totp_secret("somchai")
+        finally:
+            await storage.close()
+
+    secret = asyncio.run(stored())
+    assert secret is not None and totp.secret_text(secret) == uri.group(1)
+    assert uri.group(1).encode() not in b"".join(
+        p.read_bytes() for p in (tmp_path / "var").rglob("*") if p.is_file())
+    assert secret not in b"".join(
+        p.read_bytes() for p in (tmp_path / "var").rglob("*") if p.is_file())
+    removed = ess_(tmp_path, "staff", "totp", "somchai", "--remove")
+    assert removed.returncode == 0 and asyncio.run(stored()) is None
+    assert ess_(tmp_path, "staff", "totp", "nobody").returncode == 2

@@ -29,7 +29,7 @@ async def add_staff(pg_url: str) -> None:
     try:
         await conn.execute(
             "INSERT INTO staff (login, name, lang, roles, areas, agencies, disabled, "
-            "created_at, password) VALUES ('somchai', 'Somchai P.', 'en', '[\"supervisor\"]', "
+            "created_at, password) VALUES ('somchai', 'Somchai P.', 'en', '[\"responder\"]', "
             "'[\"65\"]', '[]', false, now(), $1)", hash_password(PASSWORD))
     finally:
         await conn.close()

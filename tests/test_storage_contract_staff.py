@@ -119,3 +119,63 @@ async def test_board_log_wakes_a_listener_on_postgres(store: Storage) -> None:
             await asyncio.wait_for(woken.wait(), 5)
     finally:
         await stop()
+
+
+async def test_staff_update_changes_roles_and_areas_only(store: Storage) -> None:
+    await store.staff.add(SUPERVISOR, "$argon2id$hash")
+    changed = replace(SUPERVISOR, name="Somchai", lang="en", roles=("responder", "analyst"),
+                      areas=("TH-65", "TH-6501"), agencies=(), disabled=True)
+    assert await store.staff.update(changed)
+    got = await store.staff.get("somchai")
+    assert got is not None and got.roles == ("responder", "analyst") and got.lang == "en"
+    assert got.areas == ("TH-65", "TH-6501") and got.agencies == () and got.name == "Somchai"
+    assert not got.disabled  # a disable goes through disable(), which ends the sessions
+    assert await store.staff.password_hash("somchai") == "$argon2id$hash"
+    assert not await store.staff.update(replace(SUPERVISOR, login="nobody"))
+
+
+async def test_totp_secret_is_sealed_and_each_step_is_accepted_once(
+        store: Storage, dump: Dump) -> None:
+    await store.staff.add(SUPERVISOR, None)
+    assert await store.staff.totp_secret("somchai") is None
+    assert not await store.staff.use_totp_step("somchai", 5)  # nothing enrolled
+    secret = b"totp-secret-0123456789"
+    assert await store.staff.set_totp("somchai", secret)
+    assert not await store.staff.set_totp("nobody", secret)
+    assert await store.staff.totp_secret("somchai") == secret
+    assert await store.staff.use_totp_step("somchai", 1000)
+    assert not await store.staff.use_totp_step("somchai", 1000)  # replayed
+    assert not await store.staff.use_totp_step("somchai", 999)  # older
+    results = await asyncio.gather(*(store.staff.use_totp_step("somchai", 1001)
+                                     for _ in range(4)))
+    assert sorted(results) == [False, False, False, True]  # one code, one sign-in
+    raw = await dump()
+    assert secret not in raw
+    assert await store.staff.set_totp("somchai", secret)  # re-enrolled: the steps start again
+    assert await store.staff.use_totp_step("somchai", 1000)
+    assert await store.staff.set_totp("somchai", None)
+    assert await store.staff.totp_secret("somchai") is None
+    await store.staff.set_totp("somchai", secret)
+    await store.staff.disable("somchai")
+    assert await store.staff.totp_secret("somchai") is None  # disabled: no sign-in at all
+
+
+async def test_outbox_reads_one_incidents_notifications_in_every_state(store: Storage) -> None:
+    first, other = incident(), incident("test:ev-2")
+    cards = notifications(3)
+    await store.incidents.create(first, cards, TimelineEvent("reported", "r", "sms"))
+    await store.incidents.create(other, notifications(1), TimelineEvent("reported", "r", "sms"))
+    now = utcnow()
+    claimed = await store.outbox.claim("A", 10, 30, now)
+    mine = [n for n in claimed if n.incident_id == first.id]
+    await store.outbox.complete(mine[0].id, "A", now)
+    await store.outbox.bury(mine[1].id, "A", "HTTP 400")
+    got = await store.outbox.for_incident(first.id)
+    assert sorted(n.recipient for n in got) == sorted(n.recipient for n in cards)
+    assert all(n.incident_id == first.id and n.payload["phone"] == contract.PHONE
+               for n in got)
+    by_id = {n.id: n for n in got}
+    assert by_id[mine[0].id].status == "sent" and by_id[mine[0].id].sent_at is not None
+    assert abs((by_id[mine[0].id].sent_at - now).total_seconds()) < 1  # type: ignore[operator]
+    assert by_id[mine[1].id].status == "dead" and by_id[mine[2].id].status == "pending"
+    assert await store.outbox.for_incident("no-such-incident") == []

@@ -30,10 +30,11 @@ from aiohttp import web
 from bot.incident import normalize_reference
 from bot.outbound import Outbound, SendResult
 from bot.render import Abilities
-from bot.staff import StaffMember
+from bot.staff import ROLES, StaffMember, in_scope
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
 from channels.board import pages, pdpa
+from channels.board.analytics import AnalyticsPages
 from channels.board.auth import (
     COOKIE,
     SESSION_HOURS,
@@ -45,11 +46,13 @@ from channels.board.auth import (
 )
 from channels.board.live import Change, Feed
 from channels.board.metrics import BOARD_LAG, BOARD_VIEWERS
+from channels.board.record import record_html, relay_chat, told
 from channels.board.views import BoardRow, row, urgency
 from channels.board.words import LANGS
 from channels.limits import client_address
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from routing import lifecycle as lc
+from routing.directory import Station
 from routing.responders import Actor, ActResult
 
 log = structlog.get_logger(__name__)
@@ -57,6 +60,7 @@ log = structlog.get_logger(__name__)
 CHANNEL = "board"
 MAX_FORM = 8 * 1024  # a form of the board is a few hundred bytes; a 1 MB one is refused
 PING_SECONDS = 15.0
+MAX_STATIONS = 500  # station markers on the map: a province has tens, the country ~1,500
 RECHECK_SECONDS = 30.0  # a live stream re-reads its session: a disable ends it this soon
 STATIC = Path(__file__).parent / "static"
 VENDORED = {"leaflet": Path(xleaflet.BASE_DIR), "markercluster": Path(xcluster.BASE_DIR)}
@@ -65,6 +69,7 @@ TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin",
            "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
 ABILITIES = Abilities()
+TOTP_ROLES = ("supervisor", "admin")  # roles that sign in with a one-time code by default
 
 FORM = web.RequestKey("board_form", dict)
 Handler = Callable[[web.Request, StaffMember, str], Awaitable[web.StreamResponse]]
@@ -81,10 +86,12 @@ class BoardChannel(Channel):
     abilities = ABILITIES
 
     def __init__(self, tile_url: str = "", attribution: str = "",
-                 trust_forwarded: bool = False):
+                 trust_forwarded: bool = False,
+                 totp_roles: tuple[str, ...] = TOTP_ROLES):
         self.tile_url = tile_url
         self.attribution = attribution
         self.trust_forwarded = trust_forwarded
+        self.totp_roles = totp_roles
         self._feed: Feed | None = None
 
     @classmethod
@@ -94,7 +101,7 @@ class BoardChannel(Channel):
             raise ChannelOff("board: ESS_BOARD_ENABLED is false")
         return cls(optional_setting(settings, "ESS_BOARD_TILE_URL"),
                    optional_setting(settings, "ESS_BOARD_TILE_ATTRIBUTION"),
-                   settings.trust_forwarded)
+                   settings.trust_forwarded, totp_roles_setting(settings))
 
     @classmethod
     def add_commands(cls, commands: argparse._SubParsersAction[Any]) -> None:
@@ -120,6 +127,15 @@ class BoardChannel(Channel):
 
         CaseDesk(self).routes(router)
         router.add_get("/board/static/{name}", self.static)
+        from channels.board.export import export  # these build on this module
+        from channels.board.staff_admin import StaffAdmin
+
+        StaffAdmin(self).routes(router)
+        router.add_get("/board/export.csv", self._page(export(self)))
+        analytics = AnalyticsPages(lambda: self.ctx.services, self._html, self.tile_url,
+                                   self.attribution)
+        router.add_get("/board/analytics", self._page(analytics.page))
+        router.add_get("/board/analytics/export", self._page(analytics.export, redirect=False))
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
 
     async def start(self, ctx: ChannelContext) -> None:
@@ -275,9 +291,11 @@ class BoardChannel(Channel):
         services = self.ctx.services
         result = await log_in(services.storage.staff, services.storage.limits,
                               form.get("login", ""), form.get("password", ""),
-                              client_address(request, self.trust_forwarded), utcnow())
+                              client_address(request, self.trust_forwarded), utcnow(),
+                              code=form.get("code", ""), totp_roles=self.totp_roles)
         if result.member is None:
-            status = 429 if result.problem == "board.locked_out" else 401
+            status = 429 if result.problem == "board.locked_out" else \
+                403 if result.problem == "board.totp_not_enrolled" else 401
             log.info("board.login_refused", reason=result.problem)
             return self._html(pages.login_page(lang, result.problem.removeprefix("board.")),
                               status)
@@ -329,20 +347,32 @@ class BoardChannel(Channel):
     async def board(self, request: web.Request, member: StaffMember,
                     token: str) -> web.StreamResponse:
         lang = self._lang(request, member)
+        after = await self.ctx.services.storage.board.last()
+        filters, rows = await self.listed(request, member, lang)
+        return self._html(pages.board_page(lang, member, csrf_for(token), rows,
+                                           self.ctx.services.catalogs, filters, after,
+                                           self.tile_url, self.attribution,
+                                           exports=can_export(member),
+                                           stations=self.stations_of(member)))
+
+    def stations_of(self, member: StaffMember) -> list[Station]:
+        """The directory's stations of the member's areas, for the map (at most 500)."""
+        return [s for s in self.ctx.services.directory.stations
+                if in_scope(member.areas, s.areas)][:MAX_STATIONS]
+
+    async def listed(self, request: web.Request, member: StaffMember,
+                     lang: str) -> tuple[dict[str, str], list[BoardRow]]:
+        """The filters in the URL and the open incidents of the member's areas they keep."""
         filters = {k: request.query.get(k, "")[:40] for k in ("area", "agency", "status",
                                                                "type")}
         filters = {k: v for k, v in filters.items() if v}
         areas = member.areas
         if filters.get("area"):
             areas = (filters["area"],) if filters["area"] in member.areas else ()
-        after = await self.ctx.services.storage.board.last()
         incidents = await self.ctx.services.storage.incidents.in_areas(
             areas, exclude_status=sorted(lc.CLOSED))
-        rows = sorted((r for r in self._rows(incidents, lang) if matches(r, filters)),
-                      key=urgency)
-        return self._html(pages.board_page(lang, member, csrf_for(token), rows,
-                                           self.ctx.services.catalogs, filters, after,
-                                           self.tile_url, self.attribution))
+        return filters, sorted((r for r in self._rows(incidents, lang) if matches(r, filters)),
+                               key=urgency)
 
     async def find(self, request: web.Request, member: StaffMember,
                    token: str) -> web.StreamResponse:
@@ -368,13 +398,15 @@ class BoardChannel(Channel):
         services = self.ctx.services
         await self._audit(member, "board.incident.view", incident.reference)
         events = await services.storage.incidents.timeline(incident.id)
+        outbox = await services.storage.outbox.for_incident(incident.id)
         r = row(incident, services.catalogs, lang, services.settings.escalate_after)
         return self._html(pages.incident_page(
             lang, member, csrf_for(token), incident, r, events, services.catalogs,
             phone=phone, answer=answer, event_id=secrets.token_hex(8), problem=problem,
             can_act=can_act(member),
             after=await services.storage.board.last(), tile_url=self.tile_url,
-            attribution=self.attribution))
+            attribution=self.attribution, record=record_html(
+                lang, told(incident, outbox, lang), relay_chat(incident, outbox, lang))))
 
     def _actor(self, member: StaffMember) -> Actor:
         return Actor(f"{CHANNEL}:{member.login}", "", member.name, vouched=True)
@@ -516,6 +548,24 @@ class BoardChannel(Channel):
         return web.Response(body=path.read_bytes(), content_type=TYPES[path.suffix],
                             headers={"Cache-Control": "max-age=86400",
                                      "X-Content-Type-Options": "nosniff"})
+
+
+def totp_roles_setting(settings: Settings) -> tuple[str, ...]:
+    """`ESS_BOARD_TOTP_ROLES`: the roles that must sign in with a one-time code (`none`: no
+    role must; an enrolled account always does)."""
+    raw = optional_setting(settings, "ESS_BOARD_TOTP_ROLES", ",".join(TOTP_ROLES))
+    if raw.lower() == "none":
+        return ()
+    roles = tuple(r.strip() for r in raw.replace(" ", ",").split(",") if r.strip())
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise SettingsError(f"ESS_BOARD_TOTP_ROLES={raw!r}: unknown roles {unknown}; "
+                            f"expected some of {', '.join(ROLES)} or 'none'")
+    return roles
+
+
+def can_export(member: StaffMember) -> bool:
+    return any(role in member.roles for role in ("supervisor", "admin", "analyst"))
 
 
 def can_act(member: StaffMember) -> bool:

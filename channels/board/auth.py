@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bot.staff import StaffMember
+from channels.board import totp
 from storage.ports import Limit, RateLimits, StaffStore
 
 COOKIE = "ess_board"
@@ -85,7 +87,10 @@ class LoginResult:
 
 
 async def log_in(staff: StaffStore, limits: RateLimits, login: str, password: str,
-                 address: str, now: datetime) -> LoginResult:
+                 address: str, now: datetime, *, code: str = "",
+                 totp_roles: Sequence[str] = ()) -> LoginResult:
+    """Password, then (when enrolled, or required for one of the member's roles) a one-time
+    code; every try of either takes from the same per-account and per-address buckets."""
     login = login.strip()[:64]
     if await limits.take(login_limits(login, address), now) is not None:
         return LoginResult(problem="board.locked_out")
@@ -93,6 +98,14 @@ async def log_in(staff: StaffStore, limits: RateLimits, login: str, password: st
     stored = await staff.password_hash(login) if member and not member.disabled else None
     if not await verify_password(stored, password) or member is None:
         return LoginResult(problem="board.login_failed")
+    # Past the password only: these answers say nothing about which logins exist.
+    secret = await staff.totp_secret(member.login)
+    if secret is None and any(role in member.roles for role in totp_roles):
+        return LoginResult(problem="board.totp_not_enrolled")
+    if secret is not None:
+        step = totp.matching_step(secret, code[:16], now)
+        if step is None or not await staff.use_totp_step(member.login, step):
+            return LoginResult(problem="board.totp_failed")  # wrong, stale or replayed
     token = new_token()
     await staff.open_session(token, member.login, now, now + timedelta(hours=SESSION_HOURS))
     return LoginResult(member, token)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 from bot.i18n import Catalogs
 from bot.incident import Incident, TimelineEvent
@@ -18,6 +19,7 @@ from bot.types import Text
 from channels.board.views import BoardRow, where_words
 from channels.board.words import LANGS, board_catalogs, say
 from routing import lifecycle as lc
+from routing.directory import Station
 
 STATUSES = lc.STATES
 OUTCOMES = ("resolve", "refer_protection", "refer_welfare", "unfounded", "duplicate")
@@ -44,6 +46,8 @@ def layout(lang: str, title: str, body: str, *, member: StaffMember | None = Non
                f'<span class="who">{e(member.name)} · '
                f'{e(say(lang, "areas", areas=", ".join(member.areas)))}</span>'
                f'<a class="lang" href="?lang={other}" lang="{other}">{other.upper()}</a>'
+               + (f'<a href="/board/admin/staff">{e(say(lang, "staff_link"))}</a>'
+                  if "admin" in member.roles else "") +
                f'<form method="post" action="/board/logout" class="inline">'
                f'<input type="hidden" name="csrf" value="{e(csrf)}">'
                f'<button type="submit">{e(say(lang, "sign_out"))}</button></form></header>')
@@ -80,6 +84,8 @@ def login_page(lang: str, problem: str = "", setup: bool = False) -> str:
             'required maxlength="64" autofocus></label>'
             f'<label>{e(say(lang, "password_field"))}<input name="password" type="password" '
             'autocomplete="current-password" required maxlength="256"></label>'
+            f'<label>{e(say(lang, "code_field"))}<input name="code" inputmode="numeric" '
+            'autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="8"></label>'
             f'<button type="submit" class="primary">{e(say(lang, "sign_in"))}</button></form>'
             f'<p class="langs">{langs}</p>')
     return layout(lang, say(lang, "login_title"), body)
@@ -123,7 +129,8 @@ def row_html(r: BoardRow, lang: str) -> str:
 
 def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRow],
                catalogs: Catalogs, filters: Mapping[str, str], after: int,
-               tile_url: str, attribution: str) -> str:
+               tile_url: str, attribution: str, exports: bool = False,
+               stations: Sequence[Station] = ()) -> str:
     types = sorted({r.type for r in rows} | {filters.get("type", "")} - {""})
     statuses = [(s, say(lang, f"status_{s}")) for s in STATUSES]
     areas = [(a, a) for a in member.areas]
@@ -139,6 +146,8 @@ def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRo
                       filters.get("type", ""), lang)
             + f'<input type="hidden" name="lang" value="{e(lang)}">'
             f'<button type="submit">{e(say(lang, "filter_apply"))}</button></form>'
+            + (f'<a class="export" href="/board/export.csv?{e(urlencode(dict(filters)))}" '
+               f'download>{e(say(lang, "export_csv"))}</a>' if exports else "") +
             '<form method="get" action="/board/find" class="find">'
             f'<label>{e(say(lang, "search"))}<input name="ref" placeholder="ESS-7K3F9" '
             f'maxlength="20"></label><button type="submit">{e(say(lang, "search_go"))}'
@@ -148,20 +157,25 @@ def board_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[BoardRo
     empty = "" if rows else f'<p class="empty" id="empty">{e(say(lang, "empty"))}</p>'
     body = (f'<div class="bar"><span id="live" class="live" aria-live="polite">'
             f'{e(say(lang, "offline"))}</span><span id="alarm" class="alarm" role="alert" '
-            f'hidden></span></div>{form}<div class="split"><section class="list">'
+            f'hidden></span><button type="button" id="sound" class="sound" '
+            f'aria-pressed="false" hidden>{e(say(lang, "sound_off"))}</button></div>'
+            f'{form}<div class="split"><section class="list">'
             f'<table><thead><tr>{head}</tr></thead><tbody id="rows">'
             f'{"".join(row_html(r, lang) for r in rows)}</tbody></table>{empty}</section>'
             f'<section class="map" aria-label="{e(say(lang, "map"))}"><div id="map"></div>'
             f'<p class="hint" id="no-tiles" hidden>{e(say(lang, "map_no_tiles"))}</p>'
             '</section></div>')
     words = {k: say(lang, k) for k in ("live", "offline", "nobody", "do_not_call", "drill",
-                                       "escalation_due", "empty")}
+                                       "escalation_due", "empty", "undelivered", "sound_on",
+                                       "sound_off")}
     templates = {k: say(lang, k, minutes="{minutes}", countdown="{countdown}",
                         elapsed="{elapsed}", count="{count}")
                  for k in ("since", "escalates_in", "eta", "eta_late", "on_scene_for", "alarm")}
     config = {"mode": "board", "lang": lang, "after": after, "filters": dict(filters),
               "tileUrl": tile_url, "attribution": attribution, "words": words,
-              "templates": templates}
+              "templates": templates, "stations": [
+                  {"name": s.name_en if lang == "en" else s.name_th, "lat": s.lat,
+                   "lon": s.lon} for s in stations]}
     return layout(lang, say(lang, "title"), body, member=member, csrf=csrf, config=config)
 
 
@@ -190,7 +204,7 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
                   events: Sequence[TimelineEvent], catalogs: Catalogs, *, phone: str = "",
                   answer: str = "", event_id: str = "", problem: str = "",
                   after: int = 0, tile_url: str = "", attribution: str = "",
-                  can_act: bool = True) -> str:
+                  can_act: bool = True, record: str = "") -> str:
     ref = e(incident.reference)
     hidden = (f'<input type="hidden" name="csrf" value="{e(csrf)}">'
               f'<input type="hidden" name="event" value="{e(event_id)}">')
@@ -264,9 +278,9 @@ def incident_page(lang: str, member: StaffMember, csrf: str, incident: Incident,
             f'<h2>{e(say(lang, "phone"))}</h2><div>{number}</div>'
             f'<h2>{e(say(lang, "actions"))}</h2><div class="actions">{"".join(forms)}</div>'
             f'<h2>{e(say(lang, "notes"))}</h2><ul class="notes">{notes_html}</ul>'
-            f'<h2>{e(say(lang, "timeline"))}</h2>{_timeline(events, lang)}</div>')
+            f'{record}<h2>{e(say(lang, "timeline"))}</h2>{_timeline(events, lang)}</div>')
     words = {k: say(lang, k) for k in ("live", "offline", "nobody", "do_not_call", "drill",
-                                       "escalation_due", "empty")}
+                                       "escalation_due", "empty", "undelivered")}
     templates = {k: say(lang, k, minutes="{minutes}", countdown="{countdown}",
                         elapsed="{elapsed}", count="{count}")
                  for k in ("since", "escalates_in", "eta", "eta_late", "on_scene_for", "alarm")}

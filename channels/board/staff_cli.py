@@ -6,9 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from bot.staff import NATIONAL, ROLES, StaffMember
+from bot.staff import NATIONAL, ROLES, StaffMember, valid_login
 from bot.types import utcnow
 from channels.base import CommandContext, CommandError, optional_setting
+from channels.board import totp, totp_roles_setting
 from channels.board.auth import hash_password, password_problem, set_password_link
 from storage.factory import make_sealer, open_storage
 from storage.ports import StaffStore
@@ -40,6 +41,11 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         one = staff.add_parser(name, help=text)
         one.add_argument("login")
         one.set_defaults(run=staff_command)
+    enrol = staff.add_parser("totp", help="set up the one-time-code second factor (prints "
+                                          "its secret once)")
+    enrol.add_argument("login")
+    enrol.add_argument("--remove", action="store_true", help="remove the second factor")
+    enrol.set_defaults(run=staff_command)
 
 
 async def staff_command(args: argparse.Namespace, ctx: CommandContext) -> int:
@@ -59,21 +65,23 @@ async def staff_command(args: argparse.Namespace, ctx: CommandContext) -> int:
                 raise CommandError(f"no board account {args.login!r}")
             print(f"{args.login}: disabled; every session ended")
             return 0
+        if args.staff_command == "totp":
+            return await _totp(args, store)
         if args.staff_command == "reset":
             member = await store.get(args.login)
             if member is None or member.disabled:
                 raise CommandError(f"no active board account {args.login!r}")
             print(await set_password_link(store, args.login, utcnow(), base))
             return 0
-        return await _add(args, store, base)
+        return await _add(args, store, base, totp_roles_setting(ctx.settings))
     finally:
         await storage.close()
 
 
-async def _add(args: argparse.Namespace, store: StaffStore, base: str) -> int:
+async def _add(args: argparse.Namespace, store: StaffStore, base: str,
+               totp_roles: tuple[str, ...]) -> int:
     login = args.login.strip()
-    if not login or len(login) > 64 or not login.replace(".", "").replace("-", "") \
-            .replace("_", "").isalnum():
+    if not valid_login(login):
         raise CommandError("a login is 1-64 letters, digits, '.', '-' or '_'")
     roles = tuple(dict.fromkeys([*args.role, *(["admin"] if args.admin else [])]))
     areas = tuple(dict.fromkeys([a.strip().upper() for a in args.area if a.strip()]
@@ -95,6 +103,27 @@ async def _add(args: argparse.Namespace, store: StaffStore, base: str) -> int:
     if not await store.add(member, password_hash):
         raise CommandError(f"the login {login!r} is taken")
     print(f"{login}: added ({', '.join(roles)}; {', '.join(areas)})")
+    if set(roles) & set(totp_roles):
+        print(f"{login} signs in with a one-time code too: set it up with "
+              f"`ess staff totp {login}`")
     if password_hash is None:
         print(await set_password_link(store, login, utcnow(), base))
+    return 0
+
+
+async def _totp(args: argparse.Namespace, store: StaffStore) -> int:
+    member = await store.get(args.login)
+    if member is None or member.disabled:
+        raise CommandError(f"no active board account {args.login!r}")
+    if args.remove:
+        await store.set_totp(member.login, None)
+        print(f"{member.login}: one-time codes removed")
+        return 0
+    secret = totp.new_secret()
+    await store.set_totp(member.login, secret)
+    # Shown this once: the store keeps it sealed and nothing prints it again.
+    print(f"{member.login}: add this to an authenticator app (shown once; running this "
+          "again replaces it)")
+    print(totp.provisioning_uri(secret, member.login))
+    print(f"secret: {totp.secret_text(secret)}")
     return 0

@@ -71,14 +71,27 @@ def holder_name(incident: Incident, lang: str) -> str:
     return str(name or agency)
 
 
+def escalation_due(state: dict[str, Any], reported: datetime,
+                   escalate_after: float) -> str | None:
+    """When the waiting incident escalates: the escalation clock of each level starts when
+    its card is delivered (`armed_at`), so before that delivery nothing is due yet."""
+    level = state.get("level", 0)
+    armed_at = _parse(state.get("armed_at"))
+    if state.get("armed", -1) == level and armed_at is not None:
+        return datetime.fromtimestamp(armed_at.timestamp() + escalate_after,
+                                      armed_at.tzinfo).isoformat()
+    if state.get("armed", -1) == level:
+        # Armed before deliveries were timed: from the report, at most early, never late.
+        due = reported.timestamp() + escalate_after * (level + 1)
+        return datetime.fromtimestamp(due, reported.tzinfo).isoformat()
+    return None
+
+
 def row(incident: Incident, catalogs: Catalogs, lang: str, escalate_after: float) -> BoardRow:
     state = dispatch_state(incident)
     escalate_at = None
     if incident.status in WAITING:
-        # The escalation clock runs per level from delivery; counted from the report it is
-        # at most a little early, never late.
-        due = incident.created_at.timestamp() + escalate_after * (state.get("level", 0) + 1)
-        escalate_at = datetime.fromtimestamp(due, incident.created_at.tzinfo).isoformat()
+        escalate_at = escalation_due(state, incident.created_at, escalate_after)
     agencies = tuple(sorted({str(t.get("agency", "")) for t in state["targets"].values()
                              if t.get("agency")}))
     lat = round(incident.location.lat, 3) if incident.location.lat is not None else None

@@ -26,6 +26,8 @@
         var mm = Math.floor(left / 60), ss = left % 60;
         out.push(fill(templates.escalates_in, { countdown: mm + ":" + (ss < 10 ? "0" : "") + ss }));
       } else { out.push(words.escalation_due); late = true; }
+    } else if (WAITING[row.status]) {
+      out.push(words.undelivered);  // the escalation clock starts at delivery
     }
     if (row.status === "en_route" && row.en_route_at && row.eta_minutes) {
       var elapsed = minutesSince(row.en_route_at, now);
@@ -51,6 +53,54 @@
     if (alarm && config.mode === "board") {
       alarm.hidden = waiting === 0;
       alarm.textContent = fill(templates.alarm, { count: waiting });
+      ring(waiting, now);
+    }
+  }
+
+  // -- alarm sound: off unless this browser's viewer turned it on (remembered here) ------------
+  var SOUND_KEY = "ess-board-sound", RING_EVERY = 60000;
+  var audio = null, lastWaiting = null, lastRing = 0;
+  function soundOn() {
+    try { return window.localStorage.getItem(SOUND_KEY) === "on"; } catch (e) { return false; }
+  }
+  function showSound(button) {
+    var on = soundOn();
+    button.textContent = on ? words.sound_on : words.sound_off;
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.classList.toggle("on", on);
+  }
+  function setupSound() {
+    var button = document.getElementById("sound");
+    if (!button) { return; }
+    button.hidden = false;
+    showSound(button);
+    button.addEventListener("click", function () {
+      try { window.localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on"); } catch (e) { return; }
+      showSound(button);
+      if (soundOn()) { beep(); }  // a click is the gesture a browser needs to allow sound
+    });
+  }
+  function beep() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) { return; }
+    try {
+      audio = audio || new Context();
+      var osc = audio.createOscillator(), gain = audio.createGain(), t = audio.currentTime;
+      osc.type = "square"; osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, t); gain.gain.setValueAtTime(0, t + 0.25);
+      gain.gain.setValueAtTime(0.15, t + 0.4); gain.gain.setValueAtTime(0, t + 0.65);
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(t); osc.stop(t + 0.7);
+    } catch (e) { /* no sound device: the visual alarm stays */ }
+  }
+  function ring(waiting, now) {
+    var rose = lastWaiting !== null && waiting > lastWaiting;
+    lastWaiting = waiting;
+    if (!soundOn() || waiting === 0) { return; }
+    if (rose || now - lastRing > RING_EVERY) {
+      lastRing = now;
+      document.body.setAttribute("data-rang", String(now));  // what a test can see
+      beep();
     }
   }
 
@@ -67,6 +117,13 @@
       var hint = document.getElementById("no-tiles");
       if (hint) { hint.hidden = false; }
     }
+    var stations = L.layerGroup().addTo(map);
+    (config.stations || []).forEach(function (s) {
+      L.circleMarker([s.lat, s.lon], {
+        radius: 5, color: "#12263f", weight: 2, fillColor: "#ffffff", fillOpacity: 1,
+        className: "station"
+      }).bindTooltip(s.name).addTo(stations);
+    });
     layer = L.markerClusterGroup ? L.markerClusterGroup({ maxClusterRadius: 40 }) : L.layerGroup();
     layer.addTo(map);
     document.querySelectorAll("[data-row]").forEach(function (el) {
@@ -89,6 +146,9 @@
   }
   function fit() {
     var points = Object.keys(markers).map(function (k) { return markers[k].getLatLng(); });
+    if (!points.length) {  // no incident: show the viewer's stations
+      points = (config.stations || []).map(function (s) { return L.latLng(s.lat, s.lon); });
+    }
     if (map && points.length) { map.fitBounds(L.latLngBounds(points).pad(0.3), { maxZoom: 14 }); }
   }
 
@@ -162,6 +222,7 @@
   }
 
   setupMap();
+  if (config.mode === "board") { setupSound(); }
   tick();
   setInterval(tick, 1000);
   connect();

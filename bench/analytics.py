@@ -1,0 +1,203 @@
+"""Benchmark every analytics view (on demand, not in CI): PostgreSQL at 1,000,000 synthetic
+incidents, SQLite at 100,000, p50/p99 per view over a year, beside a bare
+`SELECT province, count(*) FROM incidents GROUP BY province` on the same table in the same run.
+
+    .venv/bin/python -m bench.analytics [--pg-rows 1000000] [--sqlite-rows 100000] [--runs 15]
+
+Rows are written straight into the table by SQL (the seeder's path through create/update
+is far too slow for a million), with the same columns the stores fill: every one synthetic,
+areas drawn from the shipped directory, milestones at plausible delays. It starts its own
+PostgreSQL (tests/servers.py) on a loopback port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+import aiosqlite  # noqa: E402
+import asyncpg  # noqa: E402
+import h3  # noqa: E402
+
+from bot.stats_cli import STATS_BY  # noqa: E402
+from config.settings import Settings  # noqa: E402
+from routing.analytics import CLI_VIEWER, Period, Places, load, scope  # noqa: E402
+from routing.directory import load_directory  # noqa: E402
+from routing.gazetteer import Gazetteer  # noqa: E402
+from storage.crypto import Sealer  # noqa: E402
+from storage.factory import open_storage  # noqa: E402
+from storage.ports import Storage  # noqa: E402
+from tests.analytics_history import precompute_sql  # noqa: E402
+from tests.servers import PostgresServer  # noqa: E402
+
+TYPES = ["threat", "confinement", "sexual_risk", "deranged", "gathering"]
+CHANNELS = ["line", "line", "line", "web", "sms"]
+STATUSES = ["resolved", "resolved", "referred", "unfounded", "duplicate", "acknowledged"]
+AGENCIES = ["police", "police", "welfare", "shelter"]
+DIRECTORY = load_directory(ROOT / "config" / "directory")
+PLACES = Places(Gazetteer.load(), DIRECTORY)
+STATIONS = [(s.province_code, s.district_code, s.id,
+             str(h3.latlng_to_cell(s.lat, s.lon, 7))) for s in DIRECTORY.stations]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def fill_postgres(url: str, rows: int, now: datetime) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        # One INSERT … SELECT per batch; random() per row through a LATERAL that names g.
+        batch = 200_000
+        for start in range(0, rows, batch):
+            await conn.execute(
+                """
+INSERT INTO incidents (id, reference, type, status, channel, reporter, lang, silent,
+    do_not_call, drill, location, location_source, area_codes, details, version, created_at,
+    updated_at, synthetic, province, district, station, cell, delivered_at, acked_at,
+    en_route_at, on_scene_at, closed_at, help_level, help_agency, eta_minutes, escalations)
+SELECT 'b' || g, 'B-' || g, ($1::text[])[1 + (g % 5)], ($2::text[])[1 + (g % 6)],
+    ($3::text[])[1 + (g % 5)], '\\x00'::bytea, 'th', g % 7 = 0, g % 7 = 0, false,
+    '\\x00'::bytea, 'reporter_pin', '[]'::jsonb, '{}'::jsonb, 1, x.c, x.c, true,
+    ($4::text[])[x.s], ($5::text[])[x.s], ($6::text[])[x.s], ($7::text[])[x.s],
+    x.c + make_interval(secs => 2 + x.r * 10),
+    CASE WHEN x.r < 0.95 THEN x.c + make_interval(secs => 30 + x.r * 900) END,
+    CASE WHEN x.r < 0.8 THEN x.c + make_interval(secs => 90 + x.r * 900) END,
+    CASE WHEN x.r < 0.8 THEN x.c + make_interval(secs => 700 + x.r * 1800) END,
+    CASE WHEN x.r < 0.75 THEN x.c + make_interval(secs => 3000 + x.r * 6000) END,
+    CASE WHEN x.r < 0.95 THEN (g % 3 = 0)::int END,
+    CASE WHEN x.r < 0.95 THEN ($8::text[])[1 + (g % 4)] END,
+    CASE WHEN x.r < 0.8 THEN 10 + (g % 3) * 5 END, (g % 5 = 0)::int
+FROM generate_series($9::int, $10::int) g,
+    LATERAL (SELECT $11::timestamptz - make_interval(secs => random() * 365 * 86400) AS c,
+                    1 + floor(random() * $12::int)::int AS s, random() AS r
+             WHERE g = g) x
+""", TYPES, STATUSES, CHANNELS, [s[0] for s in STATIONS], [s[1] for s in STATIONS],
+                [s[2] for s in STATIONS], [s[3] for s in STATIONS], AGENCIES, start + 1,
+                min(rows, start + batch), now, len(STATIONS))
+        # What the stores compute per row at write time (local day and hour, durations),
+        # filled by the migration's own backfill: the bench reads the same stored columns.
+        await conn.execute(precompute_sql("postgres"))
+        await conn.execute("VACUUM ANALYZE incidents")
+    finally:
+        await conn.close()
+
+
+async def fill_sqlite(path: Path, rows: int, now: datetime) -> None:
+    rng = random.Random(1)
+    end = now.timestamp()
+    async with aiosqlite.connect(path) as db:
+        data = []
+        for g in range(rows):
+            c = end - rng.random() * 365 * 86400
+            r = rng.random()
+            p, d, st, cell = STATIONS[rng.randrange(len(STATIONS))]
+            data.append((
+                f"b{g}", f"B-{g}", TYPES[g % 5], STATUSES[g % 6], CHANNELS[g % 5], b"\x00",
+                "th", g % 7 == 0, g % 7 == 0, 0, b"\x00", "reporter_pin", "[]", "{}", 1, c, c,
+                1, p, d, st, cell, c + 2 + r * 10, c + 30 + r * 900 if r < .95 else None,
+                c + 90 + r * 900 if r < .8 else None, c + 700 + r * 1800 if r < .8 else None,
+                c + 3000 + r * 6000 if r < .75 else None, int(g % 3 == 0) if r < .95 else None,
+                AGENCIES[g % 4] if r < .95 else None, 10 + (g % 3) * 5 if r < .8 else None,
+                int(g % 5 == 0)))
+        await db.executemany(
+            "INSERT INTO incidents (id, reference, type, status, channel, reporter, lang, "
+            "silent, do_not_call, drill, location, location_source, area_codes, details, "
+            "version, created_at, updated_at, synthetic, province, district, station, cell, "
+            "delivered_at, acked_at, en_route_at, on_scene_at, closed_at, help_level, "
+            "help_agency, eta_minutes, escalations) VALUES "
+            f"({', '.join('?' * 31)})", data)
+        await db.execute(precompute_sql("sqlite"))
+        await db.commit()
+        await db.execute("ANALYZE")
+
+
+async def timed(runs: int, call: Callable[[], Awaitable[object]]) -> list[float]:
+    await call()  # warm the caches once
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await call()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+async def measure(name: str, storage: Storage, baseline: Callable[[], Awaitable[object]],
+                  runs: int, now: datetime) -> None:
+    period = Period.last(365, now + timedelta(seconds=1))
+    query = scope(CLI_VIEWER, period, PLACES)
+    drill = scope(CLI_VIEWER, period, PLACES, area="65")
+    base = await timed(runs, baseline)
+    print(f"{name:<22}{'baseline count(*)':<24}{pct(base, .5):>9.1f}{pct(base, .99):>9.1f}")
+    for by in STATS_BY:
+        for label, q in (("", query), (" --area 65", drill)):
+            if label and by not in ("area", "response"):
+                continue
+            lat = await timed(runs, lambda q=q, by=by: load(  # type: ignore[misc]
+                storage.incidents, by, q, period, 5, PLACES, now=now))
+            print(f"{'':<22}{by + label:<24}{pct(lat, .5):>9.1f}{pct(lat, .99):>9.1f}"
+                  f"{statistics.median(lat) / statistics.median(base):>8.1f}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    now = datetime.now(UTC)
+    print(f"{'backend, rows':<22}{'view':<24}{'p50 ms':>9}{'p99 ms':>9}{'x base':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=tmp, log_format="console")
+        storage = await open_storage(settings, Sealer([b"b" * 32]))
+        try:
+            await fill_sqlite(settings.sqlite_path, args.sqlite_rows, now)
+            async with aiosqlite.connect(settings.sqlite_path) as db:
+                async def base() -> object:
+                    return await db.execute_fetchall(
+                        "SELECT province, count(*) FROM incidents GROUP BY province")
+                await measure(f"sqlite {args.sqlite_rows:,}", storage, base, args.runs, now)
+        finally:
+            await storage.close()
+    if not args.pg_rows:
+        return
+    pg = PostgresServer()
+    pg.start()
+    try:
+        url = pg.new_database()
+        settings = Settings(data_dir=tempfile.mkdtemp(), log_format="console",
+                            database_url=url)
+        storage = await open_storage(settings, Sealer([b"b" * 32]))
+        try:
+            t = time.perf_counter()
+            await fill_postgres(url, args.pg_rows, now)
+            print(f"(postgres: {args.pg_rows:,} rows written in {time.perf_counter() - t:.0f} s)")
+            conn = await asyncpg.connect(url)
+            try:
+                async def base() -> object:
+                    return await conn.fetch(
+                        "SELECT province, count(*) FROM incidents GROUP BY province")
+                await measure(f"postgres {args.pg_rows:,}", storage, base, args.runs, now)
+            finally:
+                await conn.close()
+        finally:
+            await storage.close()
+    finally:
+        pg.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pg-rows", type=int, default=1_000_000)
+    parser.add_argument("--sqlite-rows", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=15)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
