@@ -23,7 +23,7 @@ from storage.crypto import Sealer
 from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
 from storage.menus import PgMenus
-from storage.migrations import check_version, latest, migrations
+from storage.migrations import check_version, missing
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 from storage.revocations import PgRevocations
@@ -240,23 +240,28 @@ class PostgresStorage:
 
 
 async def schema_version(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    return max(await applied_versions(conn), default=0)
+
+
+async def applied_versions(conn: asyncpg.Connection | asyncpg.Pool) -> set[int]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
-        return 0
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+        return set()
+    return {int(r[0]) for r in await conn.fetch("SELECT version FROM schema_migrations")}
 
 
 async def check_schema(pool: asyncpg.Pool) -> None:
     """Refuse a database that is behind (not migrated) or ahead (a newer release) of the code."""
     try:
-        current = await schema_version(pool)
+        applied = await applied_versions(pool)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StorageError(f"cannot read the schema version: {type(exc).__name__}") from None
-    check_version(BACKEND, current)
-    if current < latest(BACKEND):
+    check_version(BACKEND, max(applied, default=0))
+    lacking = missing(BACKEND, applied)
+    if lacking:
         raise SchemaMismatch(
-            f"the database is at schema version {current}, but this code needs "
-            f"{latest(BACKEND)}: run `ess db migrate` first")
+            f"the database lacks schema version(s) {', '.join(str(m.version) for m in lacking)}"
+            ": run `ess db migrate` first")
 
 
 async def migrate(settings: Settings) -> tuple[int, int]:
@@ -269,11 +274,11 @@ async def migrate(settings: Settings) -> tuple[int, int]:
                                "PRIMARY KEY, name text NOT NULL, applied_at timestamptz)")
         before = await schema_version(pool)
         check_version(BACKEND, before)
-        for migration in migrations(BACKEND):
+        for migration in missing(BACKEND, await applied_versions(pool)):
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
                 # Checked again under the lock: another migrator may have applied it.
-                if await schema_version(conn) >= migration.version:
+                if migration.version in await applied_versions(conn):
                     continue
                 try:
                     await conn.execute(migration.sql)

@@ -32,7 +32,7 @@ from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, s
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
 from storage.menus import SQLiteMenus
-from storage.migrations import check_version, migrations
+from storage.migrations import check_version, missing
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
 from storage.revocations import SQLiteRevocations
 from storage.shared_sqlite import (
@@ -611,12 +611,11 @@ async def _migrate(db: _Db) -> None:
     """Bring the embedded database to the code's schema (the default needs no separate step)."""
     await db.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                      "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
-    row = await db.one("SELECT coalesce(max(version), 0) FROM schema_migrations")
-    current = int(row[0])
-    check_version(BACKEND, current)
-    for migration in migrations(BACKEND):
-        if migration.version <= current:
-            continue
+    applied = {int(r[0]) for r in await db.all("SELECT version FROM schema_migrations")}
+    check_version(BACKEND, max(applied, default=0))
+    # Every shipped number not recorded, lower ones too (storage/migrations: features land
+    # in any order).
+    for migration in missing(BACKEND, applied):
         # The migration and its record in one transaction; executescript accepts triggers,
         # whose bodies hold semicolons. Name and version come from the file name pattern.
         script = (f"BEGIN IMMEDIATE;\n{migration.sql}\n"

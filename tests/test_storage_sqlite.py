@@ -53,6 +53,25 @@ async def test_a_database_ahead_of_the_code_is_refused(tmp_path: Path) -> None:
         await SQLiteStorage.open(tmp_path / "a.db", Sealer([b"k" * 32]))
 
 
+async def test_a_migration_numbered_below_the_newest_is_applied_on_open(tmp_path: Path) -> None:
+    """Features land in any order: a database at 0120 gets 0110 when it next opens."""
+    store = await SQLiteStorage.open(tmp_path / "a.db", Sealer([b"k" * 32]))
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    conn.execute("DROP TABLE menus")  # as migrated by a release that had 0120 but not 0110
+    conn.execute("DELETE FROM schema_migrations WHERE version = 110")
+    conn.commit()
+    conn.close()
+    store = await SQLiteStorage.open(tmp_path / "a.db", Sealer([b"k" * 32]))
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'menus'").fetchone() \
+        == (1,)
+    assert conn.execute("SELECT name FROM schema_migrations WHERE version = 110").fetchone() \
+        == ("menus",)
+    conn.close()
+
+
 async def test_a_wrong_key_does_not_open_sealed_data(settings: Settings) -> None:
     services = await open_services(settings)
     await services.engine.handle(start("u"))

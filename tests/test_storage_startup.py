@@ -28,9 +28,33 @@ def test_serve_refuses_a_database_behind_the_code(tmp_path: Path,
     url = pg_server.new_database(migrated=False)
     run = ess(tmp_path, "serve", env={"ESS_DATABASE_URL": url, "ESS_PORT": str(free_port())})
     assert run.returncode == 2
-    assert f"schema version 0, but this code needs {LATEST}: run `ess db migrate`" \
-        in run.stderr
-    assert "Traceback" not in run.stderr
+    assert "the database lacks schema version(s) 1, 20," in run.stderr
+    assert ": run `ess db migrate` first" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_migration_numbered_below_the_newest_is_applied_on_upgrade(
+        tmp_path: Path, pg_server: PostgresServer) -> None:
+    """Features land in any order: a database at 0110 gets 0100 from the next release."""
+    url = pg_server.new_database(migrated=False)
+    assert ess(tmp_path, "db", "migrate", env={"ESS_DATABASE_URL": url}).returncode == 0
+
+    async def sql(statement: str) -> object:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval(statement)
+        finally:
+            await conn.close()
+
+    # As a database migrated by a release that had 0110 but not 0100.
+    asyncio.run(sql("DROP FUNCTION ess_journal_claim"))
+    asyncio.run(sql("DELETE FROM schema_migrations WHERE version = 100"))
+    run = ess(tmp_path, "serve", env={"ESS_DATABASE_URL": url, "ESS_PORT": str(free_port())})
+    assert run.returncode == 2
+    assert "the database lacks schema version(s) 100: run `ess db migrate` first" in run.stderr
+    assert ess(tmp_path, "db", "migrate", env={"ESS_DATABASE_URL": url}).returncode == 0
+    assert asyncio.run(sql("SELECT count(*) FROM pg_proc WHERE proname = 'ess_journal_claim'")) \
+        == 1
+    assert asyncio.run(sql("SELECT count(*) FROM schema_migrations WHERE version = 100")) == 1
 
 
 def test_serve_refuses_a_database_ahead_of_the_code(tmp_path: Path, pg_url: str) -> None:

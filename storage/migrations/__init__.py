@@ -1,4 +1,10 @@
-"""Versioned SQL migrations: `<backend>/NNNN_name.sql`, applied in order, recorded by number."""
+"""Versioned SQL migrations: `<backend>/NNNN_name.sql`, applied in order, recorded by number.
+
+Each feature takes its own block of numbers (0020, 0030, ... with gaps), and features land in
+any order: a release may bring 0100 to a database that already has 0110. So a database is up
+to date when every shipped number is recorded, not when its highest number is the code's; the
+migrators apply each missing one, in number order.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,11 @@ def migrations(backend: str) -> list[Migration]:
         dupes = sorted({v for v in versions if versions.count(v) > 1})
         raise SchemaMismatch(f"{backend} migrations share version numbers: {dupes}")
     return found
+
+
+def missing(backend: str, applied: set[int]) -> list[Migration]:
+    """The shipped migrations not in `applied`, in order."""
+    return [m for m in migrations(backend) if m.version not in applied]
 
 
 def latest(backend: str) -> int:
