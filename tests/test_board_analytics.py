@@ -18,13 +18,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import SERVICES
 from bot.staff import StaffMember
+from channels.board import totp
 from channels.board.analytics import LINK_SECONDS, Ask, Links, analytics_catalogs, viewer_of
 from channels.board.auth import hash_password
 from config.settings import Settings
 from routing.analytics import Viewer
 from storage.factory import open_storage
 from tests.analytics_history import T0, write_history
-from tests.test_board import PASSWORD, board_app, sign_in
+from tests.test_board import PASSWORD, SECRETS, TOTP_ROLES, board_app, sign_in
 from tests.test_webchat import browser, shot  # noqa: F401
 
 NATIONAL = StaffMember("nida", "Nida A.", "en", ("analyst",), ("TH",))
@@ -49,6 +50,9 @@ async def seeded(settings: Settings) -> Settings:
         await write_history(storage)
         for member in (NATIONAL, TAK, TAK_SUPERVISOR, RESPONDER):
             assert await storage.staff.add(member, hash_password(PASSWORD))
+            if set(member.roles) & set(TOTP_ROLES):  # as tests.test_board.add enrols them
+                SECRETS[member.login] = totp.new_secret()
+                assert await storage.staff.set_totp(member.login, SECRETS[member.login])
     finally:
         await storage.close()
     return settings
