@@ -85,6 +85,14 @@ def _vault_wrapped(tmp: Path) -> list[bytes]:
         db.close()
 
 
+def figures(stats_json: str) -> dict[str, object]:
+    """`ess stats --json` without its period, which moves with the clock between two calls."""
+    figures = json.loads(stats_json)
+    figures.pop("since")
+    figures.pop("until")
+    return dict(figures)
+
+
 def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -> None:
     import base64
     import shutil
@@ -94,7 +102,7 @@ def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -
 
     reference = report(tmp_path)
     other = report(tmp_path)  # the same phone: the same subject
-    stats = json.loads(ess(tmp_path, "stats", "--json").stdout)
+    stats = figures(ess(tmp_path, "stats", "--json").stdout)
     found = ess(tmp_path, "subject", "find", "--phone", "081 234 5678", "--json")
     assert found.returncode == 0, found.stderr
     listed = json.loads(found.stdout)
@@ -159,7 +167,7 @@ def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -
     again = json.loads(ess(tmp_path, "subject", "find", "--phone", "0812345678",
                            "--json").stdout)
     assert again["records"] == []
-    assert json.loads(ess(tmp_path, "stats", "--json").stdout) == stats
+    assert figures(ess(tmp_path, "stats", "--json").stdout) == stats
 
     # Nothing of the old keys is left in the vault file, and the backup opens nothing.
     vault_bytes = b"".join(p.read_bytes() for p in (tmp_path / "var").glob("ess-keys.db*"))
