@@ -57,6 +57,9 @@ def add_commands(sub: Any) -> None:
     refer.add_argument("reference")
     refer.add_argument("to")
     refer.add_argument("--days", type=float, default=14.0, help="follow-up due in N days")
+    refer.add_argument("--override", metavar="REASON", default="",
+                       help="as a supervisor: refer without the person's consent, saying why "
+                            "(vital interest; kept in the consent store and the audit trail)")
     programmes = sub.add_parser("programmes", help="welfare programme rules").add_subparsers(
         dest="programmes_command", required=True)
     check = programmes.add_parser("check", help="validate programme rule files")
@@ -137,6 +140,11 @@ async def _cases(services: Any, args: argparse.Namespace) -> int:
                                             reason=args.reason, supervisor=args.supervisor)
         return _changed(done, reference, args.trigger)
     if args.cases_command == "refer":
+        if args.override:
+            overridden = await services.casework.override_consent(reference, "cli",
+                                                                  args.override)
+            if overridden.error or overridden.case is None:
+                return _changed(overridden, reference, "the consent override")
         done = await services.casework.refer(reference, args.to, "cli",
                                              due=timedelta(days=args.days))
         return _changed(done, reference, f"refer to {args.to}")

@@ -6,6 +6,12 @@ tells the area's social-welfare office (and its education-side group for a child
 school) through the outbox in the same transaction, moves the case and its referrals along
 `routing.case_lifecycle`, tells the volunteer at every change, and reminds the case officer
 when a referral's follow-up is due (a durable timer, like escalation).
+
+Consent (PDPA): the person's consent given in the volunteer flow is recorded as a receipt
+in the consent store (`bot.privacy.consent`: the words shown and their version); a referral
+passes the `may_refer` gate, so a case without a live consent (vital interest, a case
+opened from a report, a consent revoked) is referred only after a supervisor records an
+override with its reason.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from bot.case import (
 )
 from bot.i18n import Catalogs
 from bot.incident import Incident, Notification, TimelineEvent
+from bot.privacy.consent import ConsentError, Consents
+from bot.privacy.subjects import case_subject
 from bot.types import Location, Text
 from flows.actions import ActionContext, ActionRegistry, ActionResult
 from routing import case_lifecycle as cl
@@ -48,6 +56,11 @@ DUPLICATE_WINDOW = timedelta(days=90)
 FOLLOW_UP = timedelta(days=14)
 CONSENT_TEXT = "case.consent.prompt"
 CONSENT_VERSION = "case.consent.version"
+# What a case's consent covers (the words of `case.consent.prompt`), and what a referral needs.
+PURPOSE_RECORD = "case.record"
+PURPOSE_REFERRAL = "case.referral"
+CONSENT_PURPOSES = (PURPOSE_RECORD, PURPOSE_REFERRAL)
+NO_CONSENT = "no consent: a supervisor must record an override with a reason"
 # What the volunteer is told, per trigger (catalog `case.update.<trigger>`).
 TOLD = frozenset({"assess", "refer", "accept", "reject", "start_service", "close", "reopen",
                   "referral_accept", "referral_reject", "referral_done", "referral_revoke"})
@@ -118,9 +131,37 @@ class Casework:
             "offices": [agency for _, agency in self.offices(case)]})
         stored = await self.storage.cases.create(case, event, self._tell_offices(case,
                                                                                  "case.office"))
+        await self._receipt(stored, actor)
         log.info("case.opened", reference=stored.reference, area=stored.area,
                  flags=stored.flags, duplicates=len(duplicates))
         return stored
+
+    async def _receipt(self, case: Case, actor: str) -> None:
+        """The consent receipt of a new case, once (a redelivered report finds it)."""
+        consent = case.consent
+        if consent is None or consent.ground != "consent":
+            return  # vital interest: no consent to record; referrals need an override
+        subject = case_subject(case)
+        if await self.storage.privacy.consents(subject):
+            return
+        await Consents(self.storage).give(
+            subject, list(CONSENT_PURPOSES), case.channel, actor, consent.at,
+            catalog_key=consent.text_key, catalog_version=consent.version,
+            text=consent.text, reference=case.reference)
+
+    async def override_consent(self, reference: str, supervisor: str, reason: str) -> Changed:
+        """A supervisor lets this case be referred without consent, saying why (audited;
+        PDPA s.24(2)/s.26(1): vital interest)."""
+        case = await self.storage.cases.get(normalize_case_reference(reference))
+        if case is None:
+            return Changed(None, "unknown")
+        try:
+            await Consents(self.storage).override(case_subject(case), PURPOSE_REFERRAL,
+                                                  supervisor, reason, self.clock(),
+                                                  case.reference)
+        except ConsentError as exc:
+            return Changed(case, str(exc))
+        return Changed(case)
 
     async def from_incident(self, incident: Incident, actor: str, channel: str) -> Case:
         """A responder's "refer to a welfare case": a case linked to the incident, and the
@@ -179,6 +220,10 @@ class Casework:
             case = await self.storage.cases.get(normalize_case_reference(reference))
             if case is None:
                 return Changed(None, "unknown")
+            gate = await Consents(self.storage).may_refer(case_subject(case), PURPOSE_REFERRAL,
+                                                          case.reference)
+            if not gate.allowed:
+                return Changed(case, NO_CONSENT)
             referral = Referral(to=to, due_at=self.clock() + due, created_at=self.clock())
             case.referrals.append(referral)
             if case.status in (cl.ASSESSED, cl.REJECTED):
@@ -186,7 +231,8 @@ class Casework:
             timer = self._follow_up(case, referral, case.version + 1)
             event = TimelineEvent("referral", actor, channel, self.clock(),
                                   {"to": to, "referral": referral.id,
-                                   "due_at": referral.due_at.isoformat()})
+                                   "due_at": referral.due_at.isoformat(),
+                                   "lawful_basis": gate.why})
             try:
                 await self.storage.cases.update(case, event,
                                                 self._tell_volunteer(case, "refer", to=to),

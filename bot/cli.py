@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import cases_cli
+from bot import cases_cli, privacy_cli
 from bot.i18n import CatalogError
 from bot.incident import Incident, normalize_reference
 from bot.logs import configure_logging
@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--incidents", type=int, required=True)
     seed.add_argument("--days", type=float, default=90.0)
     seed.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
+    privacy_cli.add_commands(sub)
     cases_cli.add_commands(sub)
     for channel in channel_classes():
         channel.add_commands(sub)
@@ -151,6 +152,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.stats_cli import stats
 
         return asyncio.run(stats(settings, args))
+    if args.command in privacy_cli.COMMANDS:
+        return asyncio.run(privacy_cli.run(settings, args))
     raise CliError(f"unknown command {args.command}")
 
 
@@ -298,6 +301,7 @@ def _summary(incident: Incident) -> dict[str, Any]:
 
 async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
     from storage.factory import make_sealer, open_storage
+    from storage.vault import ERASED, is_erased
 
     storage = await open_storage(settings, make_sealer(settings))
     try:
@@ -317,10 +321,13 @@ async def _incidents(settings: Settings, args: argparse.Namespace) -> int:
         if incident is None:
             raise CliError(f"no incident {reference}")
         # A person is reading personal data: that read is audited (invariant 4).
-        await storage.incidents.record_access("cli", "incident.show", incident.reference)
+        await storage.incidents.record_access(privacy_cli.operator(), "incident.show",
+                                              incident.reference)
+        erased = is_erased(incident)  # its key is destroyed: nothing personal opens
         data = _summary(incident) | {
-            "phone": incident.phone, "location": incident.location.to_dict(),
-            "details": incident.details,
+            "phone": ERASED if erased else incident.phone,
+            "location": ERASED if erased else incident.location.to_dict(),
+            "details": ERASED if erased else incident.details,
             "timeline": [{"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor,
                           "channel": e.channel, "data": e.data}
                          for e in await storage.incidents.timeline(incident.id)],

@@ -7,8 +7,8 @@ shared by several processes (each sweep is a conditional update; two sweepers do
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -18,16 +18,20 @@ from storage.ports import DEDUPE_WINDOW, TRANSCRIPT_KEEP, Storage
 log = structlog.get_logger(__name__)
 
 DEDUPE_KEEP = DEDUPE_WINDOW
+RETENTION_EVERY = timedelta(hours=1)  # retention periods are days: hourly is on time
+Retention = Callable[[datetime], Awaitable[int]]
 
 
 class Sweeper:
     """Runs `sweep_once` every `interval` seconds until stopped."""
 
     def __init__(self, storage: Storage, interval: float = 15.0,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, retention: Retention | None = None):
         self.storage = storage
         self.interval = interval
         self.clock = clock
+        self.retention = retention  # bot.privacy.retention.run, bound to its policy
+        self._retained_at: datetime | None = None
 
     async def sweep_once(self) -> int:
         now = self.clock()
@@ -37,6 +41,12 @@ class Sweeper:
         forgotten += await self.storage.dedupe.forget(now)
         transcripts = await self.storage.transcripts.forget(now - TRANSCRIPT_KEEP)
         await self.storage.limits.forget(now)
+        if self.retention is not None and (self._retained_at is None
+                                           or now - self._retained_at >= RETENTION_EVERY):
+            self._retained_at = now
+            erased = await self.retention(now)
+            if erased:
+                log.info("sweep.retention", erased=erased)
         if ended or forgotten or transcripts:
             log.info("sweep", sessions_ended=ended, events_forgotten=forgotten,
                      transcripts_forgotten=transcripts)

@@ -18,9 +18,11 @@ from bot.inbound import InboundRouter
 from bot.inbox import LEASE_SECONDS, Inbox
 from bot.logs import configure_logging
 from bot.my_reports import register_my_reports_actions
+from bot.privacy.processing import load_processing
+from bot.privacy.retention import run as run_retention
 from bot.reports import Reports, register_report_actions
 from bot.services import Services
-from bot.sweeper import Sweeper
+from bot.sweeper import Retention, Sweeper
 from bot.types import utcnow
 from channels.base import number_setting
 from config.settings import Settings, SettingsError
@@ -139,7 +141,9 @@ async def open_services(settings: Settings, router: Router | None = None,
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
                         engine=None,  # type: ignore[arg-type]
-                        sweeper=Sweeper(storage, clock=clock), directory=directory,
+                        sweeper=Sweeper(storage, clock=clock,
+                                        retention=retention_for(storage)),
+                        directory=directory,
                         responders=responders, dispatcher=dispatcher,
                         inbound=None,  # type: ignore[arg-type]
                         inbox=None,  # type: ignore[arg-type]
@@ -151,6 +155,17 @@ async def open_services(settings: Settings, router: Router | None = None,
     services.inbox = Inbox.open(storage, settings.data_path, sealer, metrics=reports.metrics,
                                 lease_seconds=journal_lease(settings))
     return services
+
+
+def retention_for(storage: Storage) -> Retention:
+    """The sweeper's retention step: processing.yaml's periods, enforced (a broken file
+    stops start-up, like a broken flow)."""
+    processing = load_processing()
+
+    async def retain(now: datetime) -> int:
+        return await run_retention(storage, processing, now)
+
+    return retain
 
 
 def journal_lease(settings: Settings) -> float:

@@ -4,6 +4,11 @@ A case row keeps in clear only what lists and routing need (reference, status, a
 the linked incident); everything personal is one sealed JSON body. Duplicate detection works
 on keyed hashes in `case_keys` (`bot.case.duplicate_texts`), so a Thai ID is never stored or
 compared in clear. Outbox rows and timers of a change commit with it, as for incidents.
+
+The body and the timeline data are sealed with the case's own data key (storage/vault.py,
+kind `case`), read in the same statement as the row: destroying the key (`ess subject erase
+--case`, retention) erases every copy, backups included; the clear columns stay. A case's
+outbox rows (short-lived notices to the office and the volunteer) use the service keys.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from bot.incident import Notification, TimelineEvent
 from bot.staff import NATIONAL
 from bot.text import dump_json
 from bot.types import Location, LocationSource
-from storage.crypto import Sealer, open_fields, seal_fields
+from storage.crypto import Sealer, SealError, seal_fields
 from storage.ports import StaleSession, StorageError, Timer
+from storage.vault import ERASED, ERASED_FLAG, Keyring, open_details
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -31,16 +37,35 @@ if TYPE_CHECKING:
 
 _COLUMNS = ("id, reference, source_event, status, channel, lang, area, volunteer_key, "
             "incident_id, flags, body, version, created_at, updated_at")
+KIND_CASE = "case"
+# Every read takes the case's wrapped data key in the same statement.
+_SELECT = (f"SELECT {_COLUMNS}, k.record, k.wrapped FROM cases "
+           "LEFT JOIN vault.data_keys k ON k.record = cases.id")
+_TIMELINE = ("SELECT t.kind, t.actor, t.channel, t.at, t.data, k.record, k.wrapped "
+             "FROM case_timeline t LEFT JOIN vault.data_keys k ON k.record = t.case_id ")
 
 
-def _blank(row: Sequence[Any], sealer: Sealer, created: datetime, updated: datetime) -> Case:
+def _blank(row: Sequence[Any], keys: Keyring, created: datetime, updated: datetime) -> Case:
+    """The case of a row; its personal body left empty and flagged erased when its key is
+    destroyed (the clear columns stay)."""
     case = Case(reference=row[1], volunteer="", channel=row[4], lang=row[5], area=row[6],
                 location=Location(None, None, LocationSource.TEXT), person=Person(),
                 flags=json.loads(row[9]), status=row[3], incident_id=row[8],
                 source_event=row[2], id=row[0], version=row[11], created_at=created,
                 updated_at=updated)
-    case.open_body(sealer.open_json(row[10]))
+    own = keys.opened(row[0], row[14] is not None, row[15])
+    try:
+        if own is None:
+            raise SealError("erased")
+        case.open_body(own.open_json(row[10]))
+    except SealError:
+        case.needs = ERASED
+        case.flags = [*case.flags, ERASED_FLAG]
     return case
+
+
+def is_erased_case(case: Case) -> bool:
+    return ERASED_FLAG in case.flags
 
 
 class _Keys:
@@ -62,24 +87,36 @@ class _Keys:
 
 
 class SQLiteCases:
-    def __init__(self, db: _Db, sealer: Sealer):
+    def __init__(self, db: _Db, sealer: Sealer, keyring: Keyring | None = None):
         self._db = db
         self._sealer = sealer
         self._keys = _Keys(sealer)
+        self._ring = keyring or Keyring(sealer)
 
     def _case(self, row: Sequence[Any]) -> Case:
-        return _blank(row, self._sealer, datetime.fromtimestamp(row[12], UTC),
+        return _blank(row, self._ring, datetime.fromtimestamp(row[12], UTC),
                       datetime.fromtimestamp(row[13], UTC))
 
-    async def _extras(self, conn: aiosqlite.Connection, case: Case, event: TimelineEvent,
-                      notifications: Sequence[Notification], timers: Sequence[Timer]) -> None:
+    async def _own(self, conn: aiosqlite.Connection, case_id: str) -> Sealer:
+        own = self._ring.cached(case_id)
+        if own is not None:
+            return own
+        rows = list(await conn.execute_fetchall(
+            "SELECT record, wrapped FROM vault.data_keys WHERE record = ?", (case_id,)))
+        return self._ring.for_write(case_id, bool(rows), rows[0][1] if rows else None)
+
+    async def _extras(self, conn: aiosqlite.Connection, own: Sealer, case: Case,
+                      event: TimelineEvent, notifications: Sequence[Notification],
+                      timers: Sequence[Timer]) -> None:
         await conn.execute(
             "INSERT INTO case_timeline (case_id, at, kind, actor, channel, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (case.id, event.at.timestamp(), event.kind, event.actor, event.channel,
-             seal_fields(self._sealer, event.data)))
+             seal_fields(own, event.data)))
         await conn.executemany(
-            "INSERT INTO outbox VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL)",
+            "INSERT INTO outbox (id, incident_id, recipient, kind, payload, idempotency_key, "
+            "status, attempts, next_attempt_at, last_error, created_at) "
+            "VALUES (?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(n.id, self._sealer.seal_text(n.recipient), n.kind,
               self._sealer.seal_json(n.payload), n.key, n.status, n.attempts,
               n.next_attempt_at.timestamp(), n.last_error, n.created_at.timestamp())
@@ -95,10 +132,21 @@ class SQLiteCases:
     async def create(self, case: Case, event: TimelineEvent,
                      notifications: Sequence[Notification] = (),
                      timers: Sequence[Timer] = ()) -> Case:
+        if case.source_event:
+            row = await self._db.one(f"{_SELECT} WHERE source_event = ?", (case.source_event,))
+            if row:
+                return self._case(row)
+        own, wrapped = self._ring.create(case.id)
+        # The key commits first, in its own file: a crash in between leaves an unused key,
+        # never a case whose key is missing.
+        await self._db.execute(
+            "INSERT OR IGNORE INTO vault.data_keys VALUES (?, ?, ?, ?, ?, NULL)",
+            (case.id, KIND_CASE, self._keys.volunteer(case.volunteer), wrapped,
+             case.created_at.timestamp()))
         async with self._db.transaction() as conn:
             if case.source_event:
                 rows = list(await conn.execute_fetchall(
-                    f"SELECT {_COLUMNS} FROM cases WHERE source_event = ?",
+                    f"{_SELECT} WHERE source_event = ?",
                     (case.source_event,)))
                 if rows:
                     return self._case(rows[0])
@@ -109,52 +157,52 @@ class SQLiteCases:
                         (case.id, case.reference, case.source_event, case.status, case.channel,
                          case.lang, case.area, self._keys.volunteer(case.volunteer),
                          case.incident_id, json.dumps(case.flags),
-                         self._sealer.seal_json(case.sealed_body()), case.version,
+                         own.seal_json(case.sealed_body()), case.version,
                          case.created_at.timestamp(), case.updated_at.timestamp()))
                     break
                 except sqlite3.IntegrityError:
                     case.reference = new_case_reference()
             else:
                 raise StorageError("could not find a free case reference")
-            await self._extras(conn, case, event, notifications, timers)
+            await self._extras(conn, own, case, event, notifications, timers)
         return case
 
     async def get(self, reference: str) -> Case | None:
-        row = await self._db.one(f"SELECT {_COLUMNS} FROM cases WHERE reference = ?",
+        row = await self._db.one(f"{_SELECT} WHERE reference = ?",
                                  (reference,))
         return self._case(row) if row else None
 
     async def get_by_id(self, case_id: str) -> Case | None:
-        row = await self._db.one(f"SELECT {_COLUMNS} FROM cases WHERE id = ?", (case_id,))
+        row = await self._db.one(f"{_SELECT} WHERE id = ?", (case_id,))
         return self._case(row) if row else None
 
     async def update(self, case: Case, event: TimelineEvent,
                      notifications: Sequence[Notification] = (),
                      timers: Sequence[Timer] = ()) -> Case:
         async with self._db.transaction() as conn:
+            own = await self._own(conn, case.id)
             cur = await conn.execute(
                 "UPDATE cases SET status = ?, area = ?, flags = ?, body = ?, incident_id = ?, "
                 "version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
-                (case.status, case.area, json.dumps(case.flags),
-                 self._sealer.seal_json(case.sealed_body()), case.incident_id,
+                (case.status, case.area, json.dumps(_kept(case.flags)),
+                 own.seal_json(case.sealed_body()), case.incident_id,
                  event.at.timestamp(), case.id, case.version))
             if cur.rowcount != 1:
                 raise StaleSession(case.reference)
-            await self._extras(conn, case, event, notifications, timers)
+            await self._extras(conn, own, case, event, notifications, timers)
         case.version += 1
         case.updated_at = event.at
         return case
 
     async def timeline(self, case_id: str) -> list[TimelineEvent]:
-        rows = await self._db.all(
-            "SELECT kind, actor, channel, at, data FROM case_timeline WHERE case_id = ? "
-            "ORDER BY seq", (case_id,))
+        rows = await self._db.all(f"{_TIMELINE} WHERE t.case_id = ? ORDER BY t.seq", (case_id,))
         return [TimelineEvent(r[0], r[1], r[2], datetime.fromtimestamp(r[3], UTC),
-                              open_fields(self._sealer, r[4])) for r in rows]
+                              open_details(self._ring.opened(case_id, r[5] is not None, r[6]),
+                                           r[4], frozenset())) for r in rows]
 
     async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
         rows = await self._db.all(
-            f"SELECT {_COLUMNS} FROM cases WHERE volunteer_key = ? "
+            f"{_SELECT} WHERE volunteer_key = ? "
             "ORDER BY created_at DESC LIMIT ?", (self._keys.volunteer(volunteer), limit))
         return [self._case(r) for r in rows]
 
@@ -175,20 +223,20 @@ class SQLiteCases:
                      flag: str | None = None) -> list[Case]:
         where, args = self._where(areas, flag)
         rows = await self._db.all(
-            f"SELECT {_COLUMNS} FROM cases WHERE {where} ORDER BY created_at DESC LIMIT ?",
+            f"{_SELECT} WHERE {where} ORDER BY created_at DESC LIMIT ?",
             (*args, limit))
         return [self._case(r) for r in rows]
 
     async def get_in(self, reference: str, areas: Sequence[str]) -> Case | None:
         where, args = self._where(areas, None)
         row = await self._db.one(
-            f"SELECT {_COLUMNS} FROM cases WHERE reference = ? AND {where}",
+            f"{_SELECT} WHERE reference = ? AND {where}",
             (reference, *args))
         return self._case(row) if row else None
 
     async def for_incident(self, incident_id: str) -> list[Case]:
         rows = await self._db.all(
-            f"SELECT {_COLUMNS} FROM cases WHERE incident_id = ? ORDER BY created_at",
+            f"{_SELECT} WHERE incident_id = ? ORDER BY created_at",
             (incident_id,))
         return [self._case(r) for r in rows]
 
@@ -202,23 +250,46 @@ class SQLiteCases:
             "ORDER BY c.reference", (case.id, *always, *windowed, since.timestamp()))
         return [r[0] for r in rows]
 
+    async def closed_before(self, before: datetime, limit: int = 500) -> list[Case]:
+        rows = await self._db.all(
+            f"{_SELECT} WHERE status = 'closed' AND updated_at < ? AND k.wrapped IS NOT NULL "
+            "ORDER BY updated_at LIMIT ?", (before.timestamp(), limit))
+        return [self._case(r) for r in rows]
+
+    async def scrub(self, case_ids: Sequence[str]) -> int:
+        if not case_ids:
+            return 0
+        return await self._db.execute(
+            f"DELETE FROM case_keys WHERE case_id IN ({', '.join('?' * len(case_ids))})",
+            list(case_ids))
+
 
 class PgCases:
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, keyring: Keyring | None = None):
         self._pool = pool
         self._sealer = sealer
         self._keys = _Keys(sealer)
+        self._ring = keyring or Keyring(sealer)
 
     def _case(self, row: Sequence[Any]) -> Case:
-        return _blank(row, self._sealer, row[12], row[13])
+        return _blank(row, self._ring, row[12], row[13])
 
-    async def _extras(self, conn: asyncpg.Connection, case: Case, event: TimelineEvent,
-                      notifications: Sequence[Notification], timers: Sequence[Timer]) -> None:
+    async def _own(self, conn: asyncpg.Connection, case_id: str) -> Sealer:
+        own = self._ring.cached(case_id)
+        if own is not None:
+            return own
+        row = await conn.fetchrow(
+            "SELECT record, wrapped FROM vault.data_keys WHERE record = $1", case_id)
+        return self._ring.for_write(case_id, row is not None, row[1] if row else None)
+
+    async def _extras(self, conn: asyncpg.Connection, own: Sealer, case: Case,
+                      event: TimelineEvent, notifications: Sequence[Notification],
+                      timers: Sequence[Timer]) -> None:
         await conn.execute(
             "INSERT INTO case_timeline (case_id, at, kind, actor, channel, data) "
             "VALUES ($1, $2, $3, $4, $5, $6)",
             case.id, event.at, event.kind, event.actor, event.channel,
-            seal_fields(self._sealer, event.data))
+            seal_fields(own, event.data))
         if notifications:
             await conn.executemany(
                 "INSERT INTO outbox (id, incident_id, recipient, kind, payload, "
@@ -244,13 +315,14 @@ class PgCases:
     async def create(self, case: Case, event: TimelineEvent,
                      notifications: Sequence[Notification] = (),
                      timers: Sequence[Timer] = ()) -> Case:
+        own, wrapped = self._ring.create(case.id)
         async with self._pool.acquire() as conn:
             for _ in range(8):
                 try:
                     async with conn.transaction():
                         if case.source_event:
                             row = await conn.fetchrow(
-                                f"SELECT {_COLUMNS} FROM cases WHERE source_event = $1",
+                                f"{_SELECT} WHERE source_event = $1",
                                 case.source_event)
                             if row:
                                 return self._case(row)
@@ -260,9 +332,15 @@ class PgCases:
                             case.id, case.reference, case.source_event, case.status,
                             case.channel, case.lang, case.area,
                             self._keys.volunteer(case.volunteer), case.incident_id,
-                            json.dumps(case.flags), self._sealer.seal_json(case.sealed_body()),
+                            json.dumps(case.flags), own.seal_json(case.sealed_body()),
                             case.version, case.created_at, case.updated_at)
-                        await self._extras(conn, case, event, notifications, timers)
+                        # The vault is a schema of the same database: one transaction.
+                        await conn.execute(
+                            "INSERT INTO vault.data_keys (record, kind, subject, wrapped, "
+                            "made_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                            case.id, KIND_CASE, self._keys.volunteer(case.volunteer), wrapped,
+                            case.created_at)
+                        await self._extras(conn, own, case, event, notifications, timers)
                         return case
                 except asyncpg.UniqueViolationError as exc:
                     if exc.constraint_name != "cases_reference_key":
@@ -271,42 +349,43 @@ class PgCases:
         raise StorageError("could not find a free case reference")
 
     async def get(self, reference: str) -> Case | None:
-        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM cases WHERE reference = $1",
+        row = await self._pool.fetchrow(f"{_SELECT} WHERE reference = $1",
                                         reference)
         return self._case(row) if row else None
 
     async def get_by_id(self, case_id: str) -> Case | None:
-        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM cases WHERE id = $1", case_id)
+        row = await self._pool.fetchrow(f"{_SELECT} WHERE id = $1", case_id)
         return self._case(row) if row else None
 
     async def update(self, case: Case, event: TimelineEvent,
                      notifications: Sequence[Notification] = (),
                      timers: Sequence[Timer] = ()) -> Case:
         async with self._pool.acquire() as conn, conn.transaction():
+            own = await self._own(conn, case.id)
             status = await conn.execute(
                 "UPDATE cases SET status = $1, area = $2, flags = $3, body = $4, "
                 "incident_id = $5, version = version + 1, updated_at = $6 "
                 "WHERE id = $7 AND version = $8",
-                case.status, case.area, json.dumps(case.flags),
-                self._sealer.seal_json(case.sealed_body()), case.incident_id, event.at,
+                case.status, case.area, json.dumps(_kept(case.flags)),
+                own.seal_json(case.sealed_body()), case.incident_id, event.at,
                 case.id, case.version)
             if status.rsplit(" ", 1)[-1] != "1":
                 raise StaleSession(case.reference)
-            await self._extras(conn, case, event, notifications, timers)
+            await self._extras(conn, own, case, event, notifications, timers)
         case.version += 1
         case.updated_at = event.at
         return case
 
     async def timeline(self, case_id: str) -> list[TimelineEvent]:
-        rows = await self._pool.fetch(
-            "SELECT kind, actor, channel, at, data FROM case_timeline WHERE case_id = $1 "
-            "ORDER BY seq", case_id)
-        return [TimelineEvent(r[0], r[1], r[2], r[3], open_fields(self._sealer, r[4]))
-                for r in rows]
+        rows = await self._pool.fetch(f"{_TIMELINE} WHERE t.case_id = $1 ORDER BY t.seq",
+                                      case_id)
+        return [TimelineEvent(r[0], r[1], r[2], r[3], open_details(
+            self._ring.opened(case_id, r[5] is not None, r[6]), r[4], frozenset()))
+            for r in rows]
 
     async def for_volunteer(self, volunteer: str, limit: int = 20) -> list[Case]:
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM cases WHERE volunteer_key = $1 "
+            f"{_SELECT} WHERE volunteer_key = $1 "
             "ORDER BY created_at DESC LIMIT $2", self._keys.volunteer(volunteer), limit)
         return [self._case(r) for r in rows]
 
@@ -328,19 +407,19 @@ class PgCases:
                      flag: str | None = None) -> list[Case]:
         where, args = self._where(areas, flag, 2)
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM cases WHERE {where} ORDER BY created_at DESC LIMIT $1",
+            f"{_SELECT} WHERE {where} ORDER BY created_at DESC LIMIT $1",
             limit, *args)
         return [self._case(r) for r in rows]
 
     async def get_in(self, reference: str, areas: Sequence[str]) -> Case | None:
         where, args = self._where(areas, None, 2)
         row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM cases WHERE reference = $1 AND {where}", reference, *args)
+            f"{_SELECT} WHERE reference = $1 AND {where}", reference, *args)
         return self._case(row) if row else None
 
     async def for_incident(self, incident_id: str) -> list[Case]:
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM cases WHERE incident_id = $1 ORDER BY created_at",
+            f"{_SELECT} WHERE incident_id = $1 ORDER BY created_at",
             incident_id)
         return [self._case(r) for r in rows]
 
@@ -352,3 +431,19 @@ class PgCases:
             "OR (k.key = ANY($3::text[]) AND k.at >= $4)) ORDER BY c.reference",
             case.id, always, windowed, since)
         return [r[0] for r in rows]
+
+    async def closed_before(self, before: datetime, limit: int = 500) -> list[Case]:
+        rows = await self._pool.fetch(
+            f"{_SELECT} WHERE status = 'closed' AND updated_at < $1 AND k.wrapped IS NOT NULL "
+            "ORDER BY updated_at LIMIT $2", before, limit)
+        return [self._case(r) for r in rows]
+
+    async def scrub(self, case_ids: Sequence[str]) -> int:
+        status = await self._pool.execute(
+            "DELETE FROM case_keys WHERE case_id = ANY($1::text[])", list(case_ids))
+        return int(status.rsplit(" ", 1)[-1])
+
+
+def _kept(flags: Sequence[str]) -> list[str]:
+    """The flags to store: `erased` is set by `scrub` only, never written back by a save."""
+    return [f for f in flags if f != ERASED_FLAG]

@@ -26,6 +26,9 @@ class CompositeStorage:
         self.dedupe = state.dedupe
         self.transcripts = state.transcripts
         self.limits = state.limits
+        self.vault = database.vault
+        self.privacy = database.privacy
+        self.audit = database.audit  # durable and chained in PostgreSQL
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
         self.staff = database.staff  # accounts and board sessions: durable and revocable
         self.board = database.board  # the log is written with the incident, in PostgreSQL

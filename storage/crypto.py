@@ -72,6 +72,27 @@ class Sealer:
             self._keys.setdefault(key_id(key), aead)
             self._legacy.setdefault(legacy_key_id(key), []).append(aead)
         self._hash_key = lookup_key if lookup_key is not None else legacy_lookup_key(keys[0])
+        self._service_keys = list(keys)
+
+    def derived_key(self, label: str) -> bytes:
+        """A key of its own for `label` (the audit chain), derived from the look-up key: it
+        survives rotations of the sealing keys, as every stored chain hash must."""
+        return hmac.new(self._hash_key, b"ess-derived:" + label.encode(),
+                        hashlib.sha256).digest()
+
+    def with_data_key(self, key: bytes) -> Sealer:
+        """A sealer that seals with a record's own data key (crypto-shredding) and opens
+        with it or with the service keys (rows sealed before records had keys)."""
+        return Sealer([key, *self._service_keys], self._hash_key)
+
+    def key_ids(self) -> list[str]:
+        """The service keys' ids (hex), newest first, as the vault reports them."""
+        return [key_id(k).hex() for k in self._service_keys]
+
+    def is_current(self, blob: bytes) -> bool:
+        """Whether `blob` is sealed with the newest service key (key rotation re-wraps the
+        others)."""
+        return blob[:1] == bytes([FORMAT]) and blob[1:1 + KEY_ID_BYTES] == self._current_id
 
     def seal(self, data: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)

@@ -17,10 +17,20 @@ import asyncpg
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.staff import NATIONAL
 from bot.text import dump_json
-from bot.types import Location
 from storage import analytics
-from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, seal_fields
+from storage.audit import AuditEntry, PgAudit
+from storage.crypto import CLEAR_DETAILS, Sealer, seal_fields
 from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
+from storage.vault import (
+    CLOSED_STATUSES,
+    KIND_INCIDENT,
+    Keyring,
+    incident_from,
+    kept_details,
+    open_details,
+    opened_notifications,
+    phone_key,
+)
 
 
 def changed(status: str) -> int:
@@ -50,17 +60,25 @@ def _outbox_sql(source: str, first: int) -> str:
     return _OUTBOX_INSERT.format(source=source, **{n: first + k for k, n in enumerate(names)})
 
 
+_NAMES = [c.strip() for c in _COLUMNS.split(",")]
+# Every read takes the record's wrapped data key in the same statement (storage/vault.py).
+_SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
+           "FROM incidents i LEFT JOIN vault.data_keys k ON k.record = i.id")
+
+
 class PgIncidents:
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, keyring: Keyring | None = None):
         self._pool = pool
         self._sealer = sealer
+        self._keys = keyring or Keyring(sealer)
 
-    def _notification_arrays(self, notifications: Sequence[Notification]) -> list[list[Any]]:
+    def _notification_arrays(self, own: Sealer,
+                             notifications: Sequence[Notification]) -> list[list[Any]]:
         return [
             [n.id for n in notifications],
-            [self._sealer.seal_text(n.recipient) for n in notifications],
+            [own.seal_text(n.recipient) for n in notifications],
             [n.kind for n in notifications],
-            [self._sealer.seal_json(n.payload) for n in notifications],
+            [own.seal_json(n.payload) for n in notifications],
             [n.key for n in notifications],
             [n.status for n in notifications],
             [n.attempts for n in notifications],
@@ -71,26 +89,31 @@ class PgIncidents:
         ]
 
     def _incident(self, row: Sequence[Any]) -> Incident:
-        return Incident(
-            id=row[0], reference=row[1], source_event=row[2], type=row[3], status=row[4],
-            channel=row[5], reporter=self._sealer.open(row[6]).decode(), lang=row[7],
-            silent=row[8], do_not_call=row[9], drill=row[10],
-            phone=self._sealer.open(row[11]).decode() if row[11] else None,
-            location=Location.from_dict(self._sealer.open_json(row[12])),
-            area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
-            version=row[16],
-            created_at=row[17], updated_at=row[18], synthetic=row[19])
+        n = len(_NAMES)
+        data = dict(zip(_NAMES, row[:n], strict=True))
+        data["area_codes"] = json.loads(data["area_codes"])
+        return incident_from(data, self._keys.opened(row[0], row[n] is not None, row[n + 1]))
+
+    async def _own(self, incident_id: str) -> Sealer:
+        own = self._keys.cached(incident_id)
+        if own is not None:
+            return own
+        row = await self._pool.fetchrow(
+            "SELECT record, wrapped FROM vault.data_keys WHERE record = $1", incident_id)
+        return self._keys.for_write(incident_id, row is not None, row[1] if row else None)
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
                      event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
         # One statement: the incident, its first event and its outbox rows commit together;
         # a repeated source event inserts nothing and we return the first incident instead.
         sql = (
-            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, province, district, "
-            f"station, cell, local_day, local_week, local_month, hour_of_week) VALUES "
-            f"({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $44, $45, $46, $47, "
-            "$48, $49, $50, $51) "
+            f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, phone_key, "
+            "province, district, station, cell, local_day, local_week, local_month, "
+            f"hour_of_week) VALUES ({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $53, "
+            "$44, $45, $46, $47, $48, $49, $50, $51) "
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
+            "dk AS (INSERT INTO vault.data_keys (record, kind, subject, wrapped, made_at) "
+            f"SELECT id, '{KIND_INCIDENT}', $42, $52, $18 FROM ins), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
             f"ob AS ({_outbox_sql('ins', 25)}), "
@@ -101,29 +124,31 @@ class PgIncidents:
             "SELECT count(*) FROM ins")
         for n in notifications:
             n.incident_id = incident.id
+        own, wrapped = self._keys.create(incident.id)
         for _ in range(8):
             row = (
                 incident.id, incident.reference, incident.source_event, incident.type,
                 incident.status, incident.channel,
-                self._sealer.seal_text(incident.reporter), incident.lang, incident.silent,
+                own.seal_text(incident.reporter), incident.lang, incident.silent,
                 incident.do_not_call, incident.drill,
-                self._sealer.seal_text(incident.phone) if incident.phone else None,
-                self._sealer.seal_json(incident.location.to_dict()),
+                own.seal_text(incident.phone) if incident.phone else None,
+                own.seal_json(incident.location.to_dict()),
                 incident.location.source.value, json.dumps(incident.area_codes),
-                seal_fields(self._sealer, incident.details, CLEAR_DETAILS), incident.version,
+                seal_fields(own, incident.details, CLEAR_DETAILS), incident.version,
                 incident.created_at, incident.updated_at)
             try:
                 inserted = await self._pool.fetchval(
                     sql, *row, event.at, event.kind, event.actor, event.channel,
-                    seal_fields(self._sealer, event.data),
-                    *self._notification_arrays(notifications),
+                    seal_fields(own, event.data),
+                    *self._notification_arrays(own, notifications),
                     [t.id for t in timers], [t.kind for t in timers],
                     [t.subject for t in timers], [t.due_at for t in timers],
                     [t.subject_version for t in timers],
                     [dump_json(t.data) for t in timers],
                     self._sealer.digest(incident.reporter), incident.synthetic,
                     *analytics.area_columns(incident), analytics.cell_of(incident),
-                    *analytics.local_columns(incident.created_at))
+                    *analytics.local_columns(incident.created_at), wrapped,
+                    phone_key(self._sealer, incident))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise
@@ -138,8 +163,7 @@ class PgIncidents:
         raise StorageError("could not find a free incident reference")
 
     async def _one(self, column: str, value: Any) -> Incident | None:
-        row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM incidents WHERE {column} = $1", value)
+        row = await self._pool.fetchrow(f"{_SELECT} WHERE i.{column} = $1", value)
         return self._incident(row) if row else None
 
     async def get(self, reference: str) -> Incident | None:
@@ -151,14 +175,14 @@ class PgIncidents:
     async def for_reporter(self, reporter: str, since: datetime,
                            limit: int = 20) -> list[Incident]:
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM incidents WHERE reporter_key = $1 AND created_at >= $2 "
-            "ORDER BY created_at DESC LIMIT $3", self._sealer.digest(reporter), since, limit)
+            f"{_SELECT} WHERE i.reporter_key = $1 AND i.created_at >= $2 "
+            "ORDER BY i.created_at DESC LIMIT $3", self._sealer.digest(reporter), since, limit)
         return [self._incident(r) for r in rows]
 
     async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]:
-        where = "" if include_drills else "WHERE NOT drill"
+        where = "" if include_drills else "WHERE NOT i.drill"
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM incidents {where} ORDER BY created_at DESC LIMIT $1",
+            f"{_SELECT} {where} ORDER BY i.created_at DESC LIMIT $1",
             limit)
         return [self._incident(r) for r in rows]
 
@@ -166,9 +190,10 @@ class PgIncidents:
                      notifications: Sequence[Notification] = ()) -> Incident:
         for n in notifications:
             n.incident_id = incident.id
+        own = await self._own(incident.id)
         # The analytics columns change in the same statement: a milestone is never lost.
         marks = analytics.milestone_marks(incident, event)
-        sets = "".join(f", {column} = coalesce({column}, ${24 + k})"
+        sets = "".join(f", {column} = coalesce({column}, ${25 + k})"
                        for k, column in enumerate(marks))
         if event.kind == "escalated":
             sets += ", escalations = escalations + 1"
@@ -177,18 +202,19 @@ class PgIncidents:
                      "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
         count = await self._pool.fetchval(
             "WITH u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
-            f"area_codes = $4, details = $5, version = version + 1, updated_at = $6{sets} "
-            "WHERE id = $7 AND version = $8 RETURNING id), "
+            f"area_codes = $4, details = $5, version = version + 1, updated_at = $6, "
+            f"phone_key = $24{sets} WHERE id = $7 AND version = $8 RETURNING id), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $6, $9, $10, $11, $12 FROM u), "
             f"ob AS ({_outbox_sql('u', 13)}) SELECT count(*) FROM u",
             incident.status,
-            self._sealer.seal_text(incident.phone) if incident.phone else None,
+            own.seal_text(incident.phone) if incident.phone else None,
             incident.do_not_call, json.dumps(incident.area_codes),
-            seal_fields(self._sealer, incident.details, CLEAR_DETAILS), event.at, incident.id,
-            incident.version, event.kind, event.actor, event.channel,
-            seal_fields(self._sealer, event.data),
-            *self._notification_arrays(notifications), *marks.values())
+            seal_fields(own, kept_details(incident.details), CLEAR_DETAILS), event.at,
+            incident.id, incident.version, event.kind, event.actor, event.channel,
+            seal_fields(own, event.data),
+            *self._notification_arrays(own, notifications),
+            phone_key(self._sealer, incident), *marks.values())
         if count != 1:
             raise StaleSession(incident.reference)
         incident.version += 1
@@ -197,9 +223,13 @@ class PgIncidents:
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._pool.fetch(
-            "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = $1 "
-            "ORDER BY seq", incident_id)
-        return [TimelineEvent(r[0], r[1], r[2], r[3], open_fields(self._sealer, r[4]))
+            "SELECT t.kind, t.actor, t.channel, t.at, t.data, k.record, k.wrapped "
+            "FROM timeline t LEFT JOIN vault.data_keys k ON k.record = t.incident_id "
+            "WHERE t.incident_id = $1 ORDER BY t.seq", incident_id)
+        if not rows:
+            return []
+        own = self._keys.opened(incident_id, rows[0][5] is not None, rows[0][6])
+        return [TimelineEvent(r[0], r[1], r[2], r[3], open_details(own, r[4], frozenset()))
                 for r in rows]
 
     async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
@@ -261,54 +291,99 @@ class PgIncidents:
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM incidents WHERE ($1 OR area_codes ?| $2::text[]) "
-            "AND NOT (status = ANY($3::text[])) ORDER BY created_at DESC LIMIT $4",
+            f"{_SELECT} WHERE ($1 OR i.area_codes ?| $2::text[]) "
+            "AND NOT (i.status = ANY($3::text[])) ORDER BY i.created_at DESC LIMIT $4",
             NATIONAL in areas, list(areas), list(exclude_status), limit)
         return [self._incident(r) for r in rows]
 
     async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
         row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM incidents WHERE reference = $1 "
-            "AND ($2 OR area_codes ?| $3::text[])", reference, NATIONAL in areas, list(areas))
+            f"{_SELECT} WHERE i.reference = $1 "
+            "AND ($2 OR i.area_codes ?| $3::text[])", reference, NATIONAL in areas, list(areas))
         return self._incident(row) if row else None
 
+    async def for_subject(self, digests: Sequence[str], limit: int = 500) -> list[Incident]:
+        rows = await self._pool.fetch(
+            f"{_SELECT} WHERE i.reporter_key = ANY($1::text[]) OR i.phone_key = ANY($1::text[]) "
+            "ORDER BY i.created_at DESC LIMIT $2", list(digests), limit)
+        return [self._incident(r) for r in rows]
+
+    async def messages(self, incident_id: str) -> list[Notification]:
+        rows = await self._pool.fetch(
+            "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, k.record, "
+            "k.wrapped FROM outbox o LEFT JOIN vault.data_keys k ON k.record = o.incident_id "
+            "WHERE o.incident_id = $1 ORDER BY o.created_at, o.id", incident_id)
+        found, _ = opened_notifications(
+            self._keys, list(rows), lambda r: r[11] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4], key=r[5],
+                status=r[6], attempts=r[7], next_attempt_at=r[8], last_error=r[9],
+                created_at=r[10]), 12)
+        return found
+
+    async def scrub(self, incident_ids: Sequence[str]) -> int:
+        return int(await self._pool.fetchval(
+            "WITH u AS (UPDATE incidents SET phone = NULL, phone_key = NULL, "
+            "reporter_key = NULL WHERE id = ANY($1::text[]) RETURNING id), "
+            "o AS (UPDATE outbox SET status = 'dead', last_error = 'erased' "
+            "WHERE status = 'pending' AND incident_id = ANY($1::text[])) "
+            "SELECT count(*) FROM u", list(incident_ids)))
+
+    async def resolved_before(self, before: datetime, limit: int = 500) -> list[Incident]:
+        rows = await self._pool.fetch(
+            f"{_SELECT} WHERE i.status = ANY($1::text[]) AND i.updated_at < $2 "
+            "AND k.wrapped IS NOT NULL ORDER BY i.updated_at LIMIT $3",
+            list(CLOSED_STATUSES), before, limit)
+        return [self._incident(r) for r in rows]
+
     async def record_access(self, actor: str, action: str, subject: str) -> None:
-        await self._pool.execute(
-            "INSERT INTO audit (at, actor, action, subject) VALUES (now(), $1, $2, $3)",
-            actor, action, subject)
+        await PgAudit(self._pool, self._sealer).append(
+            AuditEntry(actor, action, reference=subject))
 
 
 class PgOutbox:
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, keyring: Keyring | None = None):
         self._pool = pool
         self._sealer = sealer
+        self._keys = keyring or Keyring(sealer)
 
     async def claim(self, owner: str, limit: int, lease_seconds: float,
                     now: datetime) -> list[Notification]:
         rows = await self._pool.fetch(
             "UPDATE outbox o SET lease_owner = $1, lease_until = $2, attempts = o.attempts + 1 "
-            "FROM (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $3 "
-            "AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt_at "
-            "LIMIT $4 FOR UPDATE SKIP LOCKED) AS due WHERE o.id = due.id "
+            "FROM (SELECT id, incident_id FROM outbox WHERE status = 'pending' "
+            "AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) "
+            "ORDER BY next_attempt_at LIMIT $4 FOR UPDATE OF outbox SKIP LOCKED) AS due "
+            "LEFT JOIN vault.data_keys k ON k.record = due.incident_id WHERE o.id = due.id "
             "RETURNING o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
-            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at",
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, k.record, "
+            "k.wrapped",
             owner, now + timedelta(seconds=lease_seconds), now, limit)
-        claimed = [Notification(
-            id=r[0], incident_id=r[1], recipient=self._sealer.open(r[2]).decode(), kind=r[3],
-            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7],
-            next_attempt_at=r[8], last_error=r[9], created_at=r[10]) for r in rows]
+        claimed, erased = opened_notifications(
+            self._keys, list(rows), lambda r: r[11] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4],
+                key=r[5], status=r[6], attempts=r[7], next_attempt_at=r[8], last_error=r[9],
+                created_at=r[10]), 12)
+        if erased:  # their key is destroyed: they can never be delivered
+            await self._pool.execute(
+                "UPDATE outbox SET status = 'dead', last_error = 'erased', lease_owner = NULL, "
+                "lease_until = NULL WHERE id = ANY($1::text[])", erased)
         return sorted(claimed, key=lambda n: n.next_attempt_at)
 
     async def for_incident(self, incident_id: str) -> list[Notification]:
+        # Opened with the incident's own key; none once it is destroyed (storage/vault.py).
         rows = await self._pool.fetch(
-            "SELECT id, incident_id, recipient, kind, payload, idempotency_key, status, "
-            "attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox "
-            "WHERE incident_id = $1 ORDER BY created_at, id", incident_id)
-        return [Notification(
-            id=r[0], incident_id=r[1], recipient=self._sealer.open(r[2]).decode(), kind=r[3],
-            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7],
-            next_attempt_at=r[8], last_error=r[9], created_at=r[10], sent_at=r[11])
-            for r in rows]
+            "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at, "
+            "k.record, k.wrapped FROM outbox o LEFT JOIN vault.data_keys k "
+            "ON k.record = o.incident_id WHERE o.incident_id = $1 ORDER BY o.created_at, o.id",
+            incident_id)
+        found, _ = opened_notifications(
+            self._keys, list(rows), lambda r: r[12] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4], key=r[5],
+                status=r[6], attempts=r[7], next_attempt_at=r[8], last_error=r[9],
+                created_at=r[10], sent_at=r[11]), 13)
+        return found
 
     async def _finish(self, sql: str, *args: Any) -> bool:
         return changed(await self._pool.execute(sql, *args)) == 1
@@ -334,6 +409,12 @@ class PgOutbox:
     async def pending(self) -> int:
         return int(await self._pool.fetchval(
             "SELECT count(*) FROM outbox WHERE status = 'pending'"))
+
+    async def forget_payloads(self, kind_prefix: str, before: datetime) -> int:
+        return changed(await self._pool.execute(
+            "UPDATE outbox SET payload = $1, erased_at = now() WHERE kind LIKE $2 "
+            "AND status != 'pending' AND created_at < $3 AND erased_at IS NULL",
+            self._sealer.seal_json({}), kind_prefix + "%", before))
 
 
 class PgTimers:

@@ -11,13 +11,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.case import Case
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
 from bot.staff import BoardEvent, StaffMember
 from storage import analytics
+
+if TYPE_CHECKING:
+    from storage.audit import AuditEntry, AuditRecord, Verdict
+    from storage.privacy import Breach, ConsentEvent, SubjectRequest
+    from storage.vault import KeyStatus
 
 TRANSCRIPT_MESSAGES = 100  # kept per web conversation for replay
 TRANSCRIPT_KEEP = timedelta(days=7)  # a web conversation idle this long is forgotten
@@ -105,6 +110,9 @@ class SessionStore(Protocol):
     async def forget_events(self, before: datetime) -> int:
         """Drop dedupe records older than `before`."""
 
+    async def erase(self, conversation: str) -> int:
+        """Forget the conversation's session entirely (a data subject's erasure)."""
+
 
 class Locks(Protocol):
     def hold(self, conversation: str) -> AbstractAsyncContextManager[int]:
@@ -149,6 +157,22 @@ class IncidentStore(Protocol):
 
     async def record_access(self, actor: str, action: str, subject: str) -> None:
         """Audit one read of personal data by a person (invariant 4)."""
+
+    async def for_subject(self, digests: Sequence[str], limit: int = 500) -> list[Incident]:
+        """The incidents whose reporter key or phone key is one of `digests` (keyed
+        digests: `digest(conversation)`, `digest("phone:" + E.164)`), newest first."""
+
+    async def messages(self, incident_id: str) -> list[Notification]:
+        """The incident's outbox rows (pending, sent or dead), opened with its key, oldest
+        first; none once its key is destroyed (a subject's export lists them)."""
+
+    async def scrub(self, incident_ids: Sequence[str]) -> int:
+        """After their keys are destroyed: clear the look-up digests and phone of these
+        incidents and bury their undelivered outbox rows; how many incidents."""
+
+    async def resolved_before(self, before: datetime, limit: int = 500) -> list[Incident]:
+        """Closed incidents last changed before `before` whose data key still exists
+        (what retention erases next), oldest first."""
 
     async def counts(self, query: analytics.Query,
                      dims: Sequence[str]) -> list[analytics.CountRow]:
@@ -208,6 +232,14 @@ class CaseStore(Protocol):
         """References of other cases with one of this case's Thai IDs (any time), or the
         same person and place opened at or after `since`."""
 
+    async def closed_before(self, before: datetime, limit: int = 500) -> list[Case]:
+        """Closed cases last changed before `before` whose data key still exists (what
+        retention erases next), oldest first."""
+
+    async def scrub(self, case_ids: Sequence[str]) -> int:
+        """After their data keys are destroyed: drop the cases' duplicate-detection hashes
+        (keyed hashes of Thai IDs and of person and place); how many were dropped."""
+
 
 class Outbox(Protocol):
     async def claim(self, owner: str, limit: int, lease_seconds: float,
@@ -222,6 +254,10 @@ class Outbox(Protocol):
         """Move a row that will never be delivered to the dead-letter state."""
 
     async def pending(self) -> int: ...
+
+    async def forget_payloads(self, kind_prefix: str, before: datetime) -> int:
+        """Retention: empty the payload of delivered or dead rows of these kinds created
+        before `before` (relay messages); idempotent; how many were emptied."""
 
     async def for_incident(self, incident_id: str) -> list[Notification]:
         """Every notification of one incident, oldest first, whatever its state (the
@@ -344,6 +380,9 @@ class Transcripts(Protocol):
     async def forget(self, before: datetime) -> int:
         """Drop conversations with nothing appended since `before`; return how many."""
 
+    async def erase(self, conversation: str) -> int:
+        """Forget one conversation's transcript (a data subject's erasure)."""
+
 
 class RateLimits(Protocol):
     async def take(self, limits: Sequence[Limit], now: datetime) -> Limit | None:
@@ -359,6 +398,59 @@ class Revocations(Protocol):
         """Refuse `subject` (a web-chat conversation) until `until`, in every process."""
 
     async def revoked(self, subject: str, now: datetime) -> bool: ...
+
+
+class AuditTrail(Protocol):
+    """Append-only, hash-chained record of reads of personal data, exports, erasures,
+    overrides and logins (storage/audit.py)."""
+
+    async def append(self, entry: AuditEntry) -> AuditRecord: ...
+
+    async def records(self, after: int = 0, limit: int = 10_000) -> list[AuditRecord]:
+        """Rows after `seq`, oldest first."""
+
+    async def find(self, *, subject: str | None = None, staff: str | None = None,
+                   reference: str | None = None, limit: int = 200) -> list[AuditRecord]:
+        """The latest rows matching every filter given, newest first."""
+
+    async def verify(self) -> Verdict: ...
+
+
+class Vault(Protocol):
+    """Per-record data keys (storage/vault.py): destroy them to erase every copy."""
+
+    async def shred(self, records: list[str], now: datetime) -> int:
+        """Destroy the data keys of `records`; how many still existed."""
+
+    async def status(self, records: list[str]) -> list[KeyStatus]: ...
+
+    async def wrapped_by(self, key_ids: list[str]) -> list[KeyStatus]:
+        """The live data keys wrapped by any of these service keys (hex key ids)."""
+
+    async def rewrap(self) -> int:
+        """Re-wrap every live data key with the newest service key; how many changed."""
+
+
+class PrivacyLedger(Protocol):
+    """Subject requests, consent events and breaches (storage/privacy.py)."""
+
+    async def add_request(self, r: SubjectRequest) -> None: ...
+
+    async def close_request(self, request_id: str, status: str, at: datetime, reason: str,
+                            references: Sequence[str] = ()) -> bool: ...
+
+    async def request(self, request_id: str) -> SubjectRequest | None: ...
+
+    async def requests(self, *, open_only: bool = True) -> list[SubjectRequest]: ...
+
+    async def add_consent(self, e: ConsentEvent) -> None: ...
+
+    async def consents(self, subject: str) -> list[ConsentEvent]:
+        """Every consent event of `subject`, oldest first."""
+
+    async def add_breach(self, b: Breach) -> None: ...
+
+    async def breaches(self) -> list[Breach]: ...
 
 
 class StaffStore(Protocol):
@@ -421,6 +513,8 @@ class BoardLog(Protocol):
         """Call `wake` soon after any process appends (PostgreSQL: LISTEN/NOTIFY), or never
         (SQLite: the reader polls); returns the coroutine function that stops it. A wake-up
         is a hint: the log stays the truth."""
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One verified inbound event, kept from before its webhook is answered until handled.
@@ -503,6 +597,15 @@ class Storage(Protocol):
 
     @property
     def revocations(self) -> Revocations: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    @property
+    def vault(self) -> Vault: ...
+
+    @property
+    def privacy(self) -> PrivacyLedger: ...
 
     @property
     def staff(self) -> StaffStore: ...

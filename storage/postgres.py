@@ -18,6 +18,7 @@ import asyncpg
 
 from bot.session import Session
 from config.settings import Settings, mask_url
+from storage.audit import PgAudit
 from storage.cases import PgCases
 from storage.crypto import Sealer
 from storage.inbound_journal import PgJournal
@@ -26,9 +27,11 @@ from storage.menus import PgMenus
 from storage.migrations import check_version, missing
 from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
+from storage.privacy import SqlPrivacy
 from storage.revocations import PgRevocations
 from storage.shared_postgres import PgDedupe, PgOptOuts, PgRateLimits, PgTranscripts
 from storage.staff import PgBoardLog, PgStaff
+from storage.vault import Keyring, PgVault
 
 BACKEND = "postgres"
 Init = Callable[[asyncpg.Connection], Awaitable[None]]
@@ -145,6 +148,10 @@ class PgSessions:
             [u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates])
         return int(ended)
 
+    async def erase(self, conversation: str) -> int:
+        return changed(await self._pool.execute(
+            "DELETE FROM sessions WHERE conversation = $1", self._sealer.digest(conversation)))
+
     async def forget_events(self, before: datetime) -> int:
         return changed(await self._pool.execute(
             "DELETE FROM handled_events WHERE handled_at < $1", before))
@@ -194,9 +201,11 @@ class PostgresStorage:
         self._timeout = timeout
         self.sessions = PgSessions(pool, sealer)
         self.locks = PgLocks(lock_pool, sealer)
-        self.incidents = PgIncidents(pool, sealer)
-        self.cases = PgCases(pool, sealer)
-        self.outbox = PgOutbox(pool, sealer)
+        keyring = Keyring(sealer)
+        self.incidents = PgIncidents(pool, sealer, keyring)
+        self.cases = PgCases(pool, sealer, keyring)
+        self.outbox = PgOutbox(pool, sealer, keyring)
+        self.vault = PgVault(pool, sealer, keyring)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)
         self.dedupe = PgDedupe(pool, sealer)
@@ -205,6 +214,8 @@ class PostgresStorage:
         self.menus = PgMenus(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
+        self.audit = PgAudit(pool, sealer)
+        self.privacy = SqlPrivacy(pool, postgres=True)
         self.staff = PgStaff(pool, sealer)
         self.board = PgBoardLog(pool)
         self.journal = PgJournal(pool, sealer)

@@ -157,6 +157,10 @@ class RedisSessions:
     async def forget_events(self, before: datetime) -> int:
         return 0  # dedupe keys expire by themselves after DEDUPE_WINDOW
 
+    async def erase(self, conversation: str) -> int:
+        k = self._keys
+        return int(await self._client.delete(k.of("s", conversation), k.of("m", conversation)))
+
 
 class RedisLocks:
     """Per-conversation locks across processes that a crashed holder cannot keep.

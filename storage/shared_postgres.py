@@ -98,6 +98,13 @@ class PgTranscripts:
             "k AS (DELETE FROM transcript_keys WHERE conversation IN "
             "(SELECT conversation FROM t)) SELECT count(*) FROM t", before.timestamp()))
 
+    async def erase(self, conversation: str) -> int:
+        return int(await self._pool.fetchval(
+            "WITH t AS (DELETE FROM transcripts WHERE conversation = $1 RETURNING 1), "
+            "m AS (DELETE FROM transcript_messages WHERE conversation = $1), "
+            "k AS (DELETE FROM transcript_keys WHERE conversation = $1) "
+            "SELECT count(*) FROM t", self._sealer.digest(conversation)))
+
 
 class PgRateLimits:
     def __init__(self, pool: asyncpg.Pool, sealer: Sealer):

@@ -111,6 +111,12 @@ class RedisTranscripts:
     async def forget(self, before: datetime) -> int:
         return 0  # the keys expire TRANSCRIPT_KEEP after the last append
 
+    async def erase(self, conversation: str) -> int:
+        tag, p = self._tag(conversation), self._prefix
+        keys = [f"{p}:w:{tag}", f"{p}:wn:{tag}"]
+        keys += [k async for k in self._client.scan_iter(match=f"{p}:wk:{tag}:*")]
+        return 1 if await self._client.delete(*keys) else 0
+
 
 class RedisRateLimits:
     def __init__(self, client: aioredis.Redis, prefix: str, sealer: Sealer):

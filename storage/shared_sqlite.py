@@ -102,6 +102,15 @@ class SQLiteTranscripts:
         return int(cur.rowcount)
 
 
+    async def erase(self, conversation: str) -> int:
+        c = self._sealer.digest(conversation)
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM transcripts WHERE conversation = ?", (c,))
+            for table in ("transcript_messages", "transcript_keys"):
+                await conn.execute(f"DELETE FROM {table} WHERE conversation = ?", (c,))
+        return int(cur.rowcount)
+
+
 class SQLiteRateLimits:
     def __init__(self, db: _Db, sealer: Sealer):
         self._db = db

@@ -25,15 +25,16 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.staff import NATIONAL
 from bot.text import dump_json
-from bot.types import Location
 from storage import analytics
+from storage.audit import AuditEntry, SQLiteAudit
 from storage.cases import SQLiteCases
-from storage.crypto import CLEAR_DETAILS, Sealer, open_fields, private_folder, seal_fields
+from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
 from storage.menus import SQLiteMenus
 from storage.migrations import check_version, missing
 from storage.ports import Binding, Loaded, Milestone, StaleSession, StorageError, Timer
+from storage.privacy import SqlPrivacy
 from storage.revocations import SQLiteRevocations
 from storage.shared_sqlite import (
     SQLiteDedupe,
@@ -42,6 +43,18 @@ from storage.shared_sqlite import (
     SQLiteTranscripts,
 )
 from storage.staff import SQLiteBoardLog, SQLiteStaff
+from storage.vault import (
+    CLOSED_STATUSES,
+    KIND_INCIDENT,
+    Keyring,
+    SQLiteVault,
+    attach_vault,
+    incident_from,
+    open_details,
+    opened_notifications,
+    phone_key,
+)
+from storage.vault import kept_details as _kept
 
 BACKEND = "sqlite"
 
@@ -63,11 +76,6 @@ def private_database(path: Path) -> None:
         part = path.with_name(path.name + suffix)
         if part.exists() and part.stat().st_mode & 0o077:
             os.chmod(part, 0o600)  # a file from an older release, created 0644
-
-
-def open_text(sealer: Sealer, value: str | bytes) -> str:
-    """A sealed text column; rows written before it was sealed still read in clear."""
-    return value if isinstance(value, str) else sealer.open(value).decode()
 
 
 def _dt(value: float) -> datetime:
@@ -170,6 +178,10 @@ class SQLiteSessions:
                 ended += cur.rowcount
         return ended
 
+    async def erase(self, conversation: str) -> int:
+        return await self._db.execute("DELETE FROM sessions WHERE conversation = ?",
+                                      (self._sealer.digest(conversation),))
+
     async def forget_events(self, before: datetime) -> int:
         async with self._db.transaction() as conn:
             cur = await conn.execute("DELETE FROM handled_events WHERE handled_at < ?",
@@ -182,6 +194,10 @@ _INCIDENT_COLUMNS = (
     "drill, phone, location, location_source, area_codes, details, version, created_at, "
     "updated_at, synthetic"
 )
+_NAMES = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
+# Every read takes the record's wrapped data key in the same statement (storage/vault.py).
+_SELECT = (f"SELECT {_INCIDENT_COLUMNS}, k.record, k.wrapped FROM incidents "
+           "LEFT JOIN vault.data_keys k ON k.record = incidents.id")
 
 
 def _scope(areas: Sequence[str]) -> tuple[str, list[Any]]:
@@ -195,84 +211,100 @@ def _scope(areas: Sequence[str]) -> tuple[str, list[Any]]:
 
 
 class SQLiteIncidents:
-    def __init__(self, db: _Db, sealer: Sealer):
+    def __init__(self, db: _Db, sealer: Sealer, keyring: Keyring | None = None):
         self._db = db
         self._sealer = sealer
+        self._keys = keyring or Keyring(sealer)
 
-    def _row(self, incident: Incident) -> tuple[Any, ...]:
+    def _row(self, incident: Incident, own: Sealer) -> tuple[Any, ...]:
         return (
             incident.id, incident.reference, incident.source_event, incident.type,
-            incident.status, incident.channel, self._sealer.seal_text(incident.reporter),
+            incident.status, incident.channel, own.seal_text(incident.reporter),
             incident.lang,
             int(incident.silent), int(incident.do_not_call), int(incident.drill),
-            self._sealer.seal_text(incident.phone) if incident.phone else None,
-            self._sealer.seal_json(incident.location.to_dict()), incident.location.source.value,
+            own.seal_text(incident.phone) if incident.phone else None,
+            own.seal_json(incident.location.to_dict()), incident.location.source.value,
             json.dumps(incident.area_codes),
-            seal_fields(self._sealer, incident.details, CLEAR_DETAILS),
+            seal_fields(own, incident.details, CLEAR_DETAILS),
             incident.version, ts(incident.created_at), ts(incident.updated_at),
             int(incident.synthetic),
         )
 
     def _incident(self, row: Sequence[Any]) -> Incident:
-        return Incident(
-            id=row[0], reference=row[1], source_event=row[2], type=row[3], status=row[4],
-            channel=row[5], reporter=open_text(self._sealer, row[6]), lang=row[7],
-            silent=bool(row[8]),
-            do_not_call=bool(row[9]), drill=bool(row[10]),
-            phone=self._sealer.open(row[11]).decode() if row[11] else None,
-            location=Location.from_dict(self._sealer.open_json(row[12])),
-            area_codes=json.loads(row[14]), details=open_fields(self._sealer, row[15]),
-            version=row[16],
-            created_at=_dt(row[17]), updated_at=_dt(row[18]), synthetic=bool(row[19]),
-        )
+        n = len(_NAMES)
+        data = dict(zip(_NAMES, row[:n], strict=True))
+        data.update(area_codes=json.loads(data["area_codes"]),
+                    created_at=_dt(data["created_at"]), updated_at=_dt(data["updated_at"]))
+        return incident_from(data, self._keys.opened(row[0], row[n] is not None, row[n + 1]))
 
-    async def _queue(self, conn: aiosqlite.Connection,
+    async def _own(self, conn: aiosqlite.Connection, incident_id: str) -> Sealer:
+        own = self._keys.cached(incident_id)
+        if own is not None:
+            return own
+        rows = list(await conn.execute_fetchall(
+            "SELECT record, wrapped FROM vault.data_keys WHERE record = ?", (incident_id,)))
+        return self._keys.for_write(incident_id, bool(rows), rows[0][1] if rows else None)
+
+    async def _queue(self, conn: aiosqlite.Connection, own: Sealer,
                      notifications: Sequence[Notification]) -> None:
         await conn.executemany(
-            "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
-            [(n.id, n.incident_id, self._sealer.seal_text(n.recipient), n.kind,
-              self._sealer.seal_json(n.payload),
+            "INSERT INTO outbox (id, incident_id, recipient, kind, payload, idempotency_key, "
+            "status, attempts, next_attempt_at, lease_owner, lease_until, last_error, "
+            "created_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
+            [(n.id, n.incident_id, own.seal_text(n.recipient), n.kind,
+              own.seal_json(n.payload),
               n.key, n.status, n.attempts, ts(n.next_attempt_at), n.last_error,
               ts(n.created_at), ts(n.sent_at) if n.sent_at else None) for n in notifications])
 
-    async def _event(self, conn: aiosqlite.Connection, incident_id: str,
+    async def _event(self, conn: aiosqlite.Connection, own: Sealer, incident_id: str,
                      event: TimelineEvent) -> None:
         await conn.execute(
             "INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (incident_id, ts(event.at), event.kind, event.actor, event.channel,
-             seal_fields(self._sealer, event.data)))
+             seal_fields(own, event.data)))
 
     async def create(self, incident: Incident, notifications: Sequence[Notification],
                      event: TimelineEvent, timers: Sequence[Timer] = ()) -> Incident:
+        if incident.source_event:
+            row = await self._db.one(f"{_SELECT} WHERE source_event = ?",
+                                     (incident.source_event,))
+            if row:
+                return self._incident(row)
+        own, wrapped = self._keys.create(incident.id)
+        # The key commits first, in its own file: a crash in between leaves an unused key,
+        # never an incident whose key is missing.
+        await self._db.execute(
+            "INSERT OR IGNORE INTO vault.data_keys VALUES (?, ?, ?, ?, ?, NULL)",
+            (incident.id, KIND_INCIDENT, self._sealer.digest(incident.reporter), wrapped,
+             ts(incident.created_at)))
         async with self._db.transaction() as conn:
             if incident.source_event:
                 rows = list(await conn.execute_fetchall(
-                    f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE source_event = ?",
-                    (incident.source_event,)))
+                    f"{_SELECT} WHERE source_event = ?", (incident.source_event,)))
                 if rows:
                     return self._incident(rows[0])
             for _ in range(8):
                 try:
                     await conn.execute(
                         f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-                        f"VALUES ({', '.join('?' * 20)})", self._row(incident))
+                        f"VALUES ({', '.join('?' * 20)})", self._row(incident, own))
                     break
                 except sqlite3.IntegrityError:
                     incident.reference = new_reference()
             else:
                 raise StorageError("could not find a free incident reference")
             await conn.execute(
-                "UPDATE incidents SET reporter_key = ?, province = ?, district = ?, "
-                "station = ?, cell = ?, local_day = ?, local_week = ?, local_month = ?, "
-                "hour_of_week = ? WHERE id = ?",
-                (self._sealer.digest(incident.reporter), *analytics.area_columns(incident),
-                 analytics.cell_of(incident), *analytics.local_columns(incident.created_at),
-                 incident.id))
-            await self._event(conn, incident.id, event)
+                "UPDATE incidents SET reporter_key = ?, phone_key = ?, province = ?, "
+                "district = ?, station = ?, cell = ?, local_day = ?, local_week = ?, "
+                "local_month = ?, hour_of_week = ? WHERE id = ?",
+                (self._sealer.digest(incident.reporter), phone_key(self._sealer, incident),
+                 *analytics.area_columns(incident), analytics.cell_of(incident),
+                 *analytics.local_columns(incident.created_at), incident.id))
+            await self._event(conn, own, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
-            await self._queue(conn, notifications)
+            await self._queue(conn, own, notifications)
             await conn.executemany(
                 "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version,
@@ -281,18 +313,18 @@ class SQLiteIncidents:
 
     async def get(self, reference: str) -> Incident | None:
         row = await self._db.one(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reference = ?", (reference,))
+            f"{_SELECT} WHERE reference = ?", (reference,))
         return self._incident(row) if row else None
 
     async def get_by_id(self, incident_id: str) -> Incident | None:
         row = await self._db.one(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,))
+            f"{_SELECT} WHERE id = ?", (incident_id,))
         return self._incident(row) if row else None
 
     async def for_reporter(self, reporter: str, since: datetime,
                            limit: int = 20) -> list[Incident]:
         rows = await self._db.all(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reporter_key = ? "
+            f"{_SELECT} WHERE reporter_key = ? "
             "AND created_at >= ? ORDER BY created_at DESC LIMIT ?",
             (self._sealer.digest(reporter), ts(since), limit))
         return [self._incident(r) for r in rows]
@@ -300,29 +332,31 @@ class SQLiteIncidents:
     async def recent(self, limit: int = 50, *, include_drills: bool = True) -> list[Incident]:
         where = "" if include_drills else "WHERE drill = 0"
         rows = await self._db.all(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} "
+            f"{_SELECT} {where} "
             "ORDER BY created_at DESC LIMIT ?", (limit,))
         return [self._incident(r) for r in rows]
 
     async def update(self, incident: Incident, event: TimelineEvent,
                      notifications: Sequence[Notification] = ()) -> Incident:
         async with self._db.transaction() as conn:
+            own = await self._own(conn, incident.id)
             cur = await conn.execute(
-                "UPDATE incidents SET status = ?, phone = ?, do_not_call = ?, area_codes = ?, "
-                "details = ?, version = version + 1, updated_at = ? "
+                "UPDATE incidents SET status = ?, phone = ?, phone_key = ?, do_not_call = ?, "
+                "area_codes = ?, details = ?, version = version + 1, updated_at = ? "
                 "WHERE id = ? AND version = ?",
                 (incident.status,
-                 self._sealer.seal_text(incident.phone) if incident.phone else None,
+                 own.seal_text(incident.phone) if incident.phone else None,
+                 phone_key(self._sealer, incident),
                  int(incident.do_not_call), json.dumps(incident.area_codes),
-                 seal_fields(self._sealer, incident.details, CLEAR_DETAILS), ts(event.at),
+                 seal_fields(own, _kept(incident.details), CLEAR_DETAILS), ts(event.at),
                  incident.id, incident.version))
             if cur.rowcount != 1:
                 raise StaleSession(incident.reference)
-            await self._event(conn, incident.id, event)
+            await self._event(conn, own, incident.id, event)
             await self._mark(conn, incident, event)
             for n in notifications:
                 n.incident_id = incident.id
-            await self._queue(conn, notifications)
+            await self._queue(conn, own, notifications)
         incident.version += 1
         incident.updated_at = event.at
         return incident
@@ -344,9 +378,13 @@ class SQLiteIncidents:
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
-            "SELECT kind, actor, channel, at, data FROM timeline WHERE incident_id = ? "
-            "ORDER BY seq", (incident_id,))
-        return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), open_fields(self._sealer, r[4]))
+            "SELECT t.kind, t.actor, t.channel, t.at, t.data, k.record, k.wrapped "
+            "FROM timeline t LEFT JOIN vault.data_keys k ON k.record = t.incident_id "
+            "WHERE t.incident_id = ? ORDER BY t.seq", (incident_id,))
+        if not rows:
+            return []
+        own = self._keys.opened(incident_id, rows[0][5] is not None, rows[0][6])
+        return [TimelineEvent(r[0], r[1], r[2], _dt(r[3]), open_details(own, r[4], frozenset()))
                 for r in rows]
 
     async def milestones(self, since: datetime, kinds: Sequence[str]) -> list[Milestone]:
@@ -391,57 +429,108 @@ class SQLiteIncidents:
             where += f" AND status NOT IN ({', '.join('?' * len(exclude_status))})"
             params += list(exclude_status)
         rows = await self._db.all(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {where} "
+            f"{_SELECT} WHERE {where} "
             "ORDER BY created_at DESC LIMIT ?", [*params, limit])
         return [self._incident(r) for r in rows]
 
     async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
         where, params = _scope(areas)
         row = await self._db.one(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE reference = ? AND {where}",
+            f"{_SELECT} WHERE reference = ? AND {where}",
             [reference, *params])
         return self._incident(row) if row else None
 
-    async def record_access(self, actor: str, action: str, subject: str) -> None:
+    async def for_subject(self, digests: Sequence[str], limit: int = 500) -> list[Incident]:
+        if not digests:
+            return []
+        marks = ", ".join("?" * len(digests))
+        rows = await self._db.all(
+            f"{_SELECT} WHERE reporter_key IN ({marks}) OR phone_key IN ({marks}) "
+            "ORDER BY created_at DESC LIMIT ?", [*digests, *digests, limit])
+        return [self._incident(r) for r in rows]
+
+    async def messages(self, incident_id: str) -> list[Notification]:
+        rows = await self._db.all(
+            "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, k.record, "
+            "k.wrapped FROM outbox o LEFT JOIN vault.data_keys k ON k.record = o.incident_id "
+            "WHERE o.incident_id = ? ORDER BY o.created_at, o.id", (incident_id,))
+        found, _ = opened_notifications(
+            self._keys, rows, lambda r: r[11] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4], key=r[5],
+                status=r[6], attempts=r[7], next_attempt_at=_dt(r[8]), last_error=r[9],
+                created_at=_dt(r[10])), 12)
+        return found
+
+    async def scrub(self, incident_ids: Sequence[str]) -> int:
+        if not incident_ids:
+            return 0
+        marks = ", ".join("?" * len(incident_ids))
         async with self._db.transaction() as conn:
-            await conn.execute("INSERT INTO audit (at, actor, action, subject) VALUES "
-                               "(?, ?, ?, ?)", (datetime.now(UTC).timestamp(), actor, action,
-                                                subject))
+            cur = await conn.execute(
+                "UPDATE incidents SET phone = NULL, phone_key = NULL, reporter_key = NULL "
+                f"WHERE id IN ({marks})", list(incident_ids))
+            await conn.execute(
+                "UPDATE outbox SET status = 'dead', last_error = 'erased' "
+                f"WHERE status = 'pending' AND incident_id IN ({marks})", list(incident_ids))
+            return int(cur.rowcount)
+
+    async def resolved_before(self, before: datetime, limit: int = 500) -> list[Incident]:
+        rows = await self._db.all(
+            f"{_SELECT} WHERE status IN ({', '.join('?' * len(CLOSED_STATUSES))}) "
+            "AND updated_at < ? AND k.wrapped IS NOT NULL ORDER BY updated_at LIMIT ?",
+            [*CLOSED_STATUSES, ts(before), limit])
+        return [self._incident(r) for r in rows]
+
+    async def record_access(self, actor: str, action: str, subject: str) -> None:
+        await SQLiteAudit(self._db, self._sealer).append(
+            AuditEntry(actor, action, reference=subject))
 
 
 class SQLiteOutbox:
-    def __init__(self, db: _Db, sealer: Sealer):
+    def __init__(self, db: _Db, sealer: Sealer, keyring: Keyring | None = None):
         self._db = db
         self._sealer = sealer
+        self._keys = keyring or Keyring(sealer)
 
     async def claim(self, owner: str, limit: int, lease_seconds: float,
                     now: datetime) -> list[Notification]:
         async with self._db.transaction() as conn:
             rows = list(await conn.execute_fetchall(
-                "SELECT id, incident_id, recipient, kind, payload, idempotency_key, status, "
-                "attempts, next_attempt_at, last_error, created_at FROM outbox "
+                "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, "
+                "o.idempotency_key, o.status, o.attempts, o.next_attempt_at, o.last_error, "
+                "o.created_at, k.record, k.wrapped "
+                "FROM outbox o LEFT JOIN vault.data_keys k ON k.record = o.incident_id "
                 "WHERE status = 'pending' AND next_attempt_at <= ? "
                 "AND (lease_until IS NULL OR lease_until < ?) "
                 "ORDER BY next_attempt_at LIMIT ?", (ts(now), ts(now), limit)))
+            claimed, erased = opened_notifications(
+                self._keys, rows, lambda r: r[11] is not None, lambda r: Notification(
+                    id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4],
+                    key=r[5], status=r[6], attempts=r[7] + 1, next_attempt_at=_dt(r[8]),
+                    last_error=r[9], created_at=_dt(r[10])), 12)
             await conn.executemany(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 "
-                "WHERE id = ?", [(owner, ts(now) + lease_seconds, r[0]) for r in rows])
-        return [Notification(
-            id=r[0], incident_id=r[1], recipient=open_text(self._sealer, r[2]), kind=r[3],
-            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7] + 1,
-            next_attempt_at=_dt(r[8]), last_error=r[9], created_at=_dt(r[10]))
-            for r in rows]
+                "WHERE id = ?", [(owner, ts(now) + lease_seconds, n.id) for n in claimed])
+            await conn.executemany(
+                "UPDATE outbox SET status = 'dead', last_error = 'erased' WHERE id = ?",
+                [(i,) for i in erased])
+        return claimed
 
     async def for_incident(self, incident_id: str) -> list[Notification]:
+        # Opened with the incident's own key; none once it is destroyed (storage/vault.py).
         rows = await self._db.all(
-            "SELECT id, incident_id, recipient, kind, payload, idempotency_key, status, "
-            "attempts, next_attempt_at, last_error, created_at, sent_at FROM outbox "
-            "WHERE incident_id = ? ORDER BY created_at, rowid", (incident_id,))
-        return [Notification(
-            id=r[0], incident_id=r[1], recipient=open_text(self._sealer, r[2]), kind=r[3],
-            payload=self._sealer.open_json(r[4]), key=r[5], status=r[6], attempts=r[7],
-            next_attempt_at=_dt(r[8]), last_error=r[9], created_at=_dt(r[10]),
-            sent_at=_dt(r[11]) if r[11] is not None else None) for r in rows]
+            "SELECT o.id, o.incident_id, o.recipient, o.kind, o.payload, o.idempotency_key, "
+            "o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at, "
+            "k.record, k.wrapped FROM outbox o LEFT JOIN vault.data_keys k "
+            "ON k.record = o.incident_id WHERE o.incident_id = ? ORDER BY o.created_at, o.rowid",
+            (incident_id,))
+        found, _ = opened_notifications(
+            self._keys, rows, lambda r: r[12] is not None, lambda r: Notification(
+                id=r[0], incident_id=r[1], recipient=r[2], kind=r[3], payload=r[4], key=r[5],
+                status=r[6], attempts=r[7], next_attempt_at=_dt(r[8]), last_error=r[9],
+                created_at=_dt(r[10]), sent_at=_dt(r[11]) if r[11] is not None else None), 13)
+        return found
 
     async def _finish(self, sql: str, params: tuple[Any, ...]) -> bool:
         async with self._db.transaction() as conn:
@@ -469,6 +558,13 @@ class SQLiteOutbox:
     async def pending(self) -> int:
         row = await self._db.one("SELECT count(*) FROM outbox WHERE status = 'pending'")
         return int(row[0])
+
+    async def forget_payloads(self, kind_prefix: str, before: datetime) -> int:
+        return await self._db.execute(
+            "UPDATE outbox SET payload = ?, erased_at = ? WHERE kind LIKE ? "
+            "AND status != 'pending' AND created_at < ? AND erased_at IS NULL",
+            (self._sealer.seal_json({}), ts(datetime.now(UTC)), kind_prefix + "%",
+             ts(before)))
 
 
 class SQLiteTimers:
@@ -561,10 +657,12 @@ class SQLiteStorage:
     def __init__(self, db: _Db, sealer: Sealer, path: Path):
         self.path = path
         self._db = db
+        keyring = Keyring(sealer)
         self.sessions = SQLiteSessions(db, sealer)
-        self.incidents = SQLiteIncidents(db, sealer)
-        self.cases = SQLiteCases(db, sealer)
-        self.outbox = SQLiteOutbox(db, sealer)
+        self.incidents = SQLiteIncidents(db, sealer, keyring)
+        self.cases = SQLiteCases(db, sealer, keyring)
+        self.outbox = SQLiteOutbox(db, sealer, keyring)
+        self.vault = SQLiteVault(db, sealer, keyring)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
         self.revocations = SQLiteRevocations(db, sealer)
@@ -575,6 +673,8 @@ class SQLiteStorage:
         self.transcripts = SQLiteTranscripts(db, sealer)
         self.menus = SQLiteMenus(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
+        self.audit = SQLiteAudit(db, sealer)
+        self.privacy = SqlPrivacy(db, postgres=False)
         self.staff = SQLiteStaff(db, sealer)
         self.board = SQLiteBoardLog(db)
 
@@ -589,6 +689,11 @@ class SQLiteStorage:
         await conn.execute("PRAGMA synchronous = FULL")
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA busy_timeout = 5000")
+        try:
+            await attach_vault(conn, path)
+        except (sqlite3.Error, OSError) as exc:
+            await conn.close()
+            raise StorageError(f"cannot open the key vault next to {path}: {exc}") from None
         db = _Db(conn)
         try:
             await _migrate(db)

@@ -175,12 +175,13 @@ async def test_the_phone_is_masked_until_revealed_and_every_view_is_audited(
     assert response.status == 200 and "+66812345678" in await response.text()
     _, board = await page(client, "/board")
     assert "+66812345678" not in board
-    import aiosqlite
-
-    async with aiosqlite.connect(settings.sqlite_path) as db:
-        rows = list(await db.execute_fetchall("SELECT actor, action, subject FROM audit"))
+    # Through the hash-chained trail (storage/audit.py): the reference is its own column.
+    trail = services_of(client).storage.audit
+    rows = [(r.entry.actor, r.entry.action, r.entry.reference)
+            for r in await trail.find(reference=incident.reference)]
     assert ("staff:somchai", "board.incident.view", incident.reference) in rows
     assert ("staff:somchai", "board.phone.reveal:callback", incident.reference) in rows
+    assert (await trail.verify()).broken_at is None
 
 
 async def test_the_live_stream_replays_missed_events_in_order_once(

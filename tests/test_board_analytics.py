@@ -79,7 +79,7 @@ async def client(seeded: Settings) -> AsyncIterator[TestClient[Any, Any]]:
 
 async def audit_of(settings: Settings) -> list[tuple[str, str, str]]:
     async with aiosqlite.connect(settings.sqlite_path) as db:
-        rows = await db.execute_fetchall("SELECT actor, action, subject FROM audit")
+        rows = await db.execute_fetchall("SELECT actor, action, reference FROM audit")
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 

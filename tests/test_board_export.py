@@ -50,7 +50,7 @@ async def test_the_export_is_the_filtered_list_without_personal_data_and_audited
     assert list(csv.DictReader(io.StringIO((await empty.read()).decode("utf-8-sig")))) == []
     async with aiosqlite.connect(settings.sqlite_path) as db:
         audit = [tuple(r) for r in await db.execute_fetchall(
-            "SELECT actor, action, subject FROM audit WHERE action LIKE 'board.export%'")]
+            "SELECT actor, action, reference FROM audit WHERE action LIKE 'board.export%'")]
     assert audit == [("staff:nok", "board.export:area=65&type=threat", "1 incidents"),
                      ("staff:nok", "board.export:status=on_scene", "0 incidents")]
 

@@ -39,7 +39,7 @@ async def admin_page(client: TestClient[Any, Any]) -> str:
 async def audit(settings: Settings) -> list[tuple[str, str, str]]:
     async with aiosqlite.connect(settings.sqlite_path) as db:
         return [tuple(r) for r in await db.execute_fetchall(  # type: ignore[misc]
-            "SELECT actor, action, subject FROM audit WHERE action LIKE 'board.staff.%'")]
+            "SELECT actor, action, reference FROM audit WHERE action LIKE 'board.staff.%'")]
 
 
 async def test_only_an_administrator_manages_staff(client: TestClient[Any, Any]) -> None:

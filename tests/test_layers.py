@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("routing", ("routing",)),
     ("flows", ("flows",)),
     ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.casework", "bot.sweeper",
-              "bot.inbound", "bot.inbox", "bot.services")),
+              "bot.inbound", "bot.inbox", "bot.services", "bot.privacy")),
     ("channels", ("channels", "ess_jsonhook")),
     ("root", ("bot.app", "bot.wiring", "bot.cli", "bot.cases_cli", "bot")),
 )

@@ -12,7 +12,12 @@ import pytest
 
 from bot.case import Case, Consent, Person, Referral
 from bot.incident import Notification, TimelineEvent
+from bot.privacy import retention
+from bot.privacy.breach import open_breach
+from bot.privacy.processing import load_processing
 from bot.types import Location, LocationSource, utcnow
+from storage.cases import is_erased_case
+from storage.crypto import Sealer
 from storage.ports import StaleSession, Storage, Timer
 from tests import test_storage_contract as contract
 from tests.test_storage_contract import Dump
@@ -128,6 +133,67 @@ async def test_nothing_personal_of_a_case_is_in_clear(store: Storage, dump: Dump
     for secret in (THAI_ID.encode(), VOLUNTEER.encode(), b"+66898765432", b"16.82113",
                    b"wheelchair", b"I agree to share", b"first visit", b"out_of_school"):
         assert secret not in raw, secret
+
+
+async def test_a_case_has_its_own_key_and_shredding_it_erases_every_copy(
+        store: Storage, dump: Dump) -> None:
+    case = await store.cases.create(a_case(), opened())
+    copy = await dump()  # what a backup taken before the erase holds
+    [status] = await store.vault.status([case.id])
+    assert status.live and status.kind == "case"
+    again = a_case(reference="CASE-BBBBB", person=Person(birth_year=1990, thai_id=THAI_ID))
+    assert await store.cases.possible_duplicates(again, utcnow()) == [case.reference]
+    assert await store.vault.shred([case.id], utcnow()) == 1
+    assert await store.cases.scrub([case.id]) >= 1
+    got = await store.cases.get(case.reference)
+    assert got is not None and is_erased_case(got)
+    assert got.person == Person() and got.members == [] and got.consent is None
+    assert (got.status, got.area, got.reference) == ("new", "65", case.reference)
+    assert [e.kind for e in await store.cases.timeline(case.id)] == ["opened"]
+    assert (await store.cases.timeline(case.id))[0].data == {"erased": True}
+    assert await store.cases.possible_duplicates(again, utcnow()) == []
+    # A change after the erase keeps the case erased (its key is gone for good).
+    got.status = "closed"
+    await store.cases.update(got, TimelineEvent("close", "head", "cli", data={"n": "x"}))
+    closed = await store.cases.get(case.reference)
+    assert closed is not None and closed.status == "closed" and is_erased_case(closed)
+    assert THAI_ID.encode() not in copy and NEEDS.encode() not in copy
+
+
+async def test_retention_erases_a_closed_case_after_its_period(store: Storage) -> None:
+    processing = load_processing()
+    days = processing.kinds["case"].days("personal_after_resolution_days")
+    assert days
+    start = utcnow()
+    closed = await store.cases.create(a_case(created_at=start, updated_at=start), opened())
+    open_one = await store.cases.create(a_case(reference="CASE-EEEEE"), opened())
+    closed.status = "closed"
+    await store.cases.update(closed, TimelineEvent("close", "head", "cli", start))
+    soon = start + timedelta(days=days - 2)
+    due = await retention.due(store, processing, soon, timedelta(days=7))
+    assert [(d.kind, d.reference) for d in due] == [("case", closed.reference)]
+    assert await retention.due(store, processing, soon, timedelta(days=1)) == []
+    assert await retention.run(store, processing, start + timedelta(days=days - 1)) == 0
+    later = start + timedelta(days=days + 1)
+    assert await retention.run(store, processing, later) == 1
+    assert await retention.run(store, processing, later) == 0  # idempotent
+    got = await store.cases.get(closed.reference)
+    assert got is not None and is_erased_case(got) and got.status == "closed"
+    kept = await store.cases.get(open_one.reference)
+    assert kept is not None and not is_erased_case(kept) and kept.needs == NEEDS
+    assert await retention.due(store, processing, later, timedelta(days=7)) == []
+
+
+async def test_a_breach_of_a_service_key_lists_the_cases_it_wraps(store: Storage) -> None:
+    case = await store.cases.create(a_case(), opened())
+    [key_id] = Sealer([b"k" * 32]).key_ids()
+    now = utcnow()
+    breach = await open_breach(store, load_processing(), "cli:dpo", now, key_ids=[key_id])
+    assert breach.references == (case.reference,)
+    assert THAI_ID not in breach.notice and NEEDS not in breach.notice
+    since = await open_breach(store, load_processing(), "cli:dpo", now,
+                              since=now - timedelta(hours=1))
+    assert since.references == (case.reference,)
 
 
 async def test_the_area_scope_is_in_the_read_by_province_district_and_national(

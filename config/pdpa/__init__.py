@@ -1,0 +1,1 @@
+"""The PDPA data files: the record of processing (processing.yaml)."""
