@@ -14,7 +14,14 @@ from typing import Any
 
 import asyncpg
 
-from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
+from bot.incident import (
+    Incident,
+    Notification,
+    TimelineEvent,
+    dispatched_agencies,
+    new_binding_code,
+    new_reference,
+)
 from bot.staff import NATIONAL
 from bot.text import dump_json
 from storage import analytics
@@ -109,8 +116,9 @@ class PgIncidents:
         sql = (
             f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, phone_key, "
             "province, district, station, cell, local_day, local_week, local_month, "
-            f"hour_of_week) VALUES ({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $53, "
-            "$44, $45, $46, $47, $48, $49, $50, $51) "
+            "hour_of_week, agencies) "
+            f"VALUES ({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $53, "
+            "$44, $45, $46, $47, $48, $49, $50, $51, $54::text[]) "
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
             "dk AS (INSERT INTO vault.data_keys (record, kind, subject, wrapped, made_at) "
             f"SELECT id, '{KIND_INCIDENT}', $42, $52, $18 FROM ins), "
@@ -148,7 +156,7 @@ class PgIncidents:
                     self._sealer.digest(incident.reporter), incident.synthetic,
                     *analytics.area_columns(incident), analytics.cell_of(incident),
                     *analytics.local_columns(incident.created_at), wrapped,
-                    phone_key(self._sealer, incident))
+                    phone_key(self._sealer, incident), dispatched_agencies(incident.details))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise
@@ -200,6 +208,9 @@ class PgIncidents:
         if "on_scene_at" in marks:  # en_route_at is the row's value before this statement
             sets += (f", {analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
                      "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
+        # The dispatched agencies, indexed for the staff's scope (in_areas): the parameter
+        # after the milestones.
+        sets += f", agencies = ${25 + len(marks)}::text[]"
         count = await self._pool.fetchval(
             "WITH u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
             f"area_codes = $4, details = $5, version = version + 1, updated_at = $6, "
@@ -214,7 +225,8 @@ class PgIncidents:
             incident.id, incident.version, event.kind, event.actor, event.channel,
             seal_fields(own, event.data),
             *self._notification_arrays(own, notifications),
-            phone_key(self._sealer, incident), *marks.values())
+            phone_key(self._sealer, incident), *marks.values(),
+            dispatched_agencies(incident.details))
         if count != 1:
             raise StaleSession(incident.reference)
         incident.version += 1
@@ -288,18 +300,22 @@ class PgIncidents:
                 int(r[width + 2]), int(r[width + 3]), int(r[width + 4]), stages,
                 int(r[tail]), int(r[tail + 1]), r[tail + 2]))
         return out
-    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
-                       limit: int = 300) -> list[Incident]:
+    async def in_areas(self, areas: Sequence[str], *, agencies: Sequence[str] = (),
+                       exclude_status: Sequence[str] = (), limit: int = 300) -> list[Incident]:
         rows = await self._pool.fetch(
-            f"{_SELECT} WHERE ($1 OR i.area_codes ?| $2::text[]) "
+            f"{_SELECT} WHERE ($1 OR (i.area_codes ?| $2::text[] AND "
+            "(cardinality($5::text[]) = 0 OR i.agencies && $5::text[]))) "
             "AND NOT (i.status = ANY($3::text[])) ORDER BY i.created_at DESC LIMIT $4",
-            NATIONAL in areas, list(areas), list(exclude_status), limit)
+            NATIONAL in areas, list(areas), list(exclude_status), limit, list(agencies))
         return [self._incident(r) for r in rows]
 
-    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+    async def get_in(self, reference: str, areas: Sequence[str],
+                     agencies: Sequence[str] = ()) -> Incident | None:
         row = await self._pool.fetchrow(
             f"{_SELECT} WHERE i.reference = $1 "
-            "AND ($2 OR i.area_codes ?| $3::text[])", reference, NATIONAL in areas, list(areas))
+            "AND ($2 OR (i.area_codes ?| $3::text[] AND "
+            "(cardinality($4::text[]) = 0 OR i.agencies && $4::text[])))",
+            reference, NATIONAL in areas, list(areas), list(agencies))
         return self._incident(row) if row else None
 
     async def for_subject(self, digests: Sequence[str], limit: int = 500) -> list[Incident]:

@@ -368,7 +368,7 @@ class BoardChannel(Channel):
         if filters.get("area"):
             areas = (filters["area"],) if filters["area"] in member.areas else ()
         incidents = await self.ctx.services.storage.incidents.in_areas(
-            areas, exclude_status=sorted(lc.CLOSED))
+            areas, agencies=member.agencies, exclude_status=sorted(lc.CLOSED))
         return filters, sorted((r for r in self._rows(incidents, lang) if matches(r, filters)),
                                key=urgency)
 
@@ -379,7 +379,8 @@ class BoardChannel(Channel):
 
     async def _scoped(self, request: web.Request, member: StaffMember) -> Any:
         reference = normalize_reference(request.match_info["reference"][:20])
-        incident = await self.ctx.services.storage.incidents.get_in(reference, member.areas)
+        incident = await self.ctx.services.storage.incidents.get_in(reference, member.areas,
+                                                                     member.agencies)
         if incident is None:
             # Another area's reference reads exactly as one that does not exist.
             log.warning("board.out_of_scope", staff=member.login)
@@ -483,7 +484,7 @@ class BoardChannel(Channel):
         BOARD_VIEWERS.inc()
         staff = self.ctx.services.storage.staff
         checked = time.monotonic()
-        stream = self.feed.follow(member.areas, after).__aiter__()
+        stream = self.feed.follow(member.areas, after, member.agencies).__aiter__()
         try:
             while True:
                 try:
