@@ -183,3 +183,30 @@ async def test_leaflet_is_served_from_the_package_files_and_nothing_else(
     for outside in ("/chat/static/leaflet/%2e%2e/%2e%2e/chat.js",
                     "/chat/static/leaflet/nothing.js", "/chat/static/markercluster/x.js"):
         assert (await client.get(outside)).status == 404, outside
+
+
+@pytest.mark.browser
+async def test_a_pinch_zooms_the_map_and_the_keyboard_drops_the_pin(
+        browser: Any, live: tuple[str, Any]) -> None:  # noqa: F811
+    base, _ = live
+    context = await phone_context(browser, base, geolocation=False)
+    page = await context.new_page()
+    errors, _ = watch(page)
+    await to_the_map(page, "/chat?lang=en", "Confined or detained", "Use my location")
+    box = await page.locator("#map").bounding_box()
+    assert box is not None and await page.get_attribute("#map", "data-zoom") == "5"
+    # Two fingers spreading apart, through Chromium's own touch input pipeline.
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Input.synthesizePinchGesture", {
+        "x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2,
+        "scaleFactor": 4, "relativeSpeed": 400, "gestureSourceType": "touch"})
+    await until(page, "() => Number(document.querySelector('#map').dataset.zoom) > 5")
+    # Keyboard only: the arrows pan (Leaflet's own keys), Enter drops the pin mid-map.
+    await page.locator("#map").focus()
+    await page.keyboard.press("ArrowRight")
+    await page.keyboard.press("Enter")
+    await page.locator(".pin").wait_for()
+    assert (await page.locator("#map-coords").text_content() or "").count(",") == 1
+    assert not await page.is_disabled("#map-send")
+    assert errors == []
+    await context.close()
