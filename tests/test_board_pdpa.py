@@ -33,7 +33,7 @@ async def test_a_supervisor_is_refused_and_the_attempt_is_audited(
     status, html = await page(client, PATH)
     assert status == 403 and "for administrators only" in html
     trail = await services_of(client).storage.audit.find(staff="staff:somchai")
-    assert [r.entry.action for r in trail] == [VIEW + ".refused"]
+    assert [r.entry.action for r in trail] == [VIEW + ".refused", "staff.login"]
 
 
 async def test_an_admin_sees_requests_by_deadline_and_what_retention_erases_soon(
