@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import secrets
 import time
@@ -35,7 +34,7 @@ from bot.render import Abilities
 from bot.staff import ROLES, StaffMember, in_scope
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
-from channels.board import pages, pdpa
+from channels.board import pages
 from channels.board.analytics import AnalyticsPages
 from channels.board.auth import (
     COOKIE,
@@ -125,7 +124,9 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/act", self._post(self._act(self.act)))
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
-        router.add_get(pdpa.PATH, self._page(functools.partial(pdpa.pdpa_admin, self)))
+        from channels.board.pdpa_rights import SubjectDesk  # here: it builds on this module
+
+        SubjectDesk(self).routes(router)
         from channels.board.cases import CaseDesk  # here: it builds on this module
 
         CaseDesk(self).routes(router)
