@@ -163,6 +163,12 @@ async def test_unknown_subjects_and_bad_values_get_a_clear_message(
         for action in ("find", "export"):
             got, html = await post(client, action, csrf=csrf, by=by, value=value)
             assert (got, says in html) == (status, True), (action, by, value)
+    got, html = await post(client, "export", csrf=csrf, by="phone", value="0899999999",
+                           request="R-nothing")
+    assert got == 409 and "Request R-nothing cannot be acted on: there is no such" in html
+    # The header's language link on an answered page leads back to the page, not a 405.
+    back = await client.get(f"{PATH}/find?lang=th", allow_redirects=False)
+    assert (back.status, back.headers["Location"]) == (303, f"{PATH}?lang=th")
     got, html = await post(client, "find", csrf=csrf, by="phone", value="0899999999")
     assert got == 200 and "No record is held about this subject." in html
     assert "Export, sealed" not in html  # nothing to export or erase

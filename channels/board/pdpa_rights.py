@@ -41,6 +41,7 @@ from channels.board.pdpa import (
     when,
     word,
 )
+from channels.board.words import LANGS
 from storage.audit import AuditEntry
 from storage.privacy import ACCESS, ERASURE, SubjectRequest
 
@@ -210,8 +211,14 @@ class SubjectDesk:
                               ("erase", self.erase), ("refuse", self.refuse)):
             router.add_post(f"{PATH}/{name}",
                             b._post(admin_only(b, f"board.pdpa.{name}", handler)))
+            # The header's language link on a page an action answered: back to the page.
+            router.add_get(f"{PATH}/{name}", self.back)
         router.add_get(PATH + "/download/{token}",
                        b._page(admin_only(b, DOWNLOADED, self.download), redirect=False))
+
+    async def back(self, request: web.Request) -> web.StreamResponse:
+        lang = request.query.get("lang", "")
+        raise web.HTTPSeeOther(PATH + (f"?lang={lang}" if lang in LANGS else ""))
 
     def _rights(self, member: StaffMember) -> Rights:
         return Rights(self.board.ctx.services.storage, self.board.digest,
