@@ -56,9 +56,11 @@ async def test_find_then_export_shows_the_password_once_and_the_file_downloads_o
     assert "The law allows 30 days: due" in html and "The law allows 90 days: due" in html
     subject = re.search(r"Subject (S-\w+)", html)
     assert subject
-    status, html = await post(client, "export", csrf=csrf, by="phone", value=PHONE,
-                              request="")
-    assert status == 200 and "shown only now and never stored" in html
+    exported = await client.post(f"{PATH}/export", data={
+        "csrf": csrf, "by": "phone", "value": PHONE, "request": ""})
+    html = await exported.text()
+    assert exported.status == 200 and "shown only now and never stored" in html
+    assert exported.headers["Cache-Control"] == "no-store"  # the password is on this page
     password = re.search(r'id="password">([\w-]+)<', html)
     link = re.search(rf'href="({PATH}/download/[\w-]+)"', html)
     assert password and link
