@@ -22,6 +22,9 @@ CASE_PREFIX = "CASE"
 ZERO_DROPOUT = "zero_dropout"  # a flag: a child out of school or at risk of dropping out
 DUPLICATE = "possible_duplicate"  # a flag, never a merge
 SCHOOLING = frozenset({"out_of_school", "dropout_risk"})
+# Hardships a list never names (PDPA s.26: health and disability are sensitive data; violence
+# at home is a person's safety): the list says "sensitive", the case page (audited) names them.
+SENSITIVE_HARDSHIPS = frozenset({"violence", "health", "disability"})
 HARDSHIPS = ("income", "disability", "old_age", "child_care", "housing", "health",
              "out_of_school", "dropout_risk", "violence")
 
