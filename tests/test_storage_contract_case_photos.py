@@ -6,8 +6,14 @@ runs on SQLite, PostgreSQL and PostgreSQL + Redis.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.case import CasePhoto, photo_type
+from bot.incident import TimelineEvent
+from bot.privacy import retention
+from bot.privacy.processing import load_processing
 from bot.types import utcnow
+from storage.cases import is_erased_case
 from storage.ports import Storage
 from tests import test_storage_contract as contract
 from tests.test_storage_contract import Dump
@@ -57,3 +63,35 @@ async def test_a_photo_is_sealed_with_the_case_key_and_erasing_the_case_shreds_i
     assert await store.case_photos.drop([case.id]) == 1
     assert await store.case_photos.listed(case.id) == []
     assert await store.case_photos.drop([]) == 0
+
+
+async def test_retention_removes_a_closed_cases_photos_before_the_case(
+        store: Storage) -> None:
+    processing = load_processing()
+    days = processing.kinds["case"].days("photos_after_resolution_days")
+    case_days = processing.kinds["case"].days("personal_after_resolution_days")
+    assert days and case_days and days < case_days
+    start = utcnow()
+    closed = await store.cases.create(a_case(created_at=start, updated_at=start), opened())
+    open_one = await store.cases.create(a_case(reference="CASE-EEEEE"), opened())
+    for case in (closed, open_one):
+        assert await store.case_photos.add(a_photo(case.id, f"p-{case.reference}"))
+    closed.status = "closed"
+    await store.cases.update(closed, TimelineEvent("close", "head", "cli", start))
+    soon = start + timedelta(days=days - 2)
+    due = await retention.due(store, processing, soon, timedelta(days=7))
+    assert [(d.kind, d.reference, d.what) for d in due] == [
+        ("case photos", closed.reference, "1 photo(s) of documents")]
+    assert await retention.run(store, processing, start + timedelta(days=days - 1)) == 0
+    later = start + timedelta(days=days + 1)
+    assert await retention.run(store, processing, later) == 1
+    assert await retention.run(store, processing, later) == 0  # idempotent
+    assert await store.case_photos.listed(closed.id) == []
+    kept = await store.cases.get(closed.reference)
+    assert kept is not None and not is_erased_case(kept)  # the case stays its own period
+    assert len(await store.case_photos.listed(open_one.id)) == 1  # open: never
+    # When the case itself is erased by retention, whatever photo is left goes with it.
+    assert await store.case_photos.add(a_photo(closed.id, "late"))
+    assert await retention.run(store, processing,
+                               start + timedelta(days=case_days + 1)) >= 1
+    assert await store.case_photos.listed(closed.id) == []

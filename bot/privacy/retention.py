@@ -3,7 +3,8 @@
 Incidents: `personal_after_resolution_days` after they were closed, their data key is
 destroyed (phone, exact pin, answers, relay texts: every copy); the clear columns stay for
 statistics. Cases: `personal_after_resolution_days` of kind `case` after they were closed,
-the same (their key; their duplicate-detection hashes). Relay messages:
+the same (their key; their duplicate-detection hashes; their photos), and their photos of
+documents already `photos_after_resolution_days` after closing. Relay messages:
 `relay_messages_days` after they were sent, their payload is emptied in the live store
 (copies become unreadable when the record's key goes). Run by the sweeper; idempotent (a
 destroyed key is not destroyed twice); the clock is injected.
@@ -54,7 +55,37 @@ async def due(storage: Storage, processing: Processing, now: datetime,
                       "the person, household, Thai IDs, place, needs, consent")
                   for c in await storage.cases.closed_before(now + within - keep,
                                                              limit=10_000)]
+    found += await _photos_due(storage, processing, now, within)
     return sorted(found, key=lambda d: d.erase_at)
+
+
+async def _photos_due(storage: Storage, processing: Processing, now: datetime,
+                      within: timedelta) -> list[Due]:
+    days = _days(processing, "case", "photos_after_resolution_days")
+    if days is None:
+        return []
+    keep = timedelta(days=days)
+    return [Due("case photos", c.reference, c.id, max(now, c.updated_at + keep),
+                f"{len(photos)} photo(s) of documents")
+            for c in await storage.cases.closed_before(now + within - keep, limit=10_000)
+            if (photos := await storage.case_photos.listed(c.id))]
+
+
+async def _photos(storage: Storage, processing: Processing, now: datetime) -> int:
+    """Photos of documents of cases closed `photos_after_resolution_days` ago: removed
+    (the case itself stays until its own period)."""
+    days = _days(processing, "case", "photos_after_resolution_days")
+    if days is None:
+        return 0
+    dropped = 0
+    for case in await storage.cases.closed_before(now - timedelta(days=days), limit=10_000):
+        count = await storage.case_photos.drop([case.id])
+        if count:
+            dropped += count
+            await storage.audit.append(AuditEntry(
+                ACTOR, "retention.photos", reference=case.reference,
+                detail=f"{count} photo(s), {days} days after closing"))
+    return dropped
 
 
 async def run(storage: Storage, processing: Processing, now: datetime) -> int:
@@ -82,10 +113,12 @@ async def run(storage: Storage, processing: Processing, now: datetime) -> int:
             ids = [c.id for c in cases]
             erased += await storage.vault.shred(ids, now)
             await storage.cases.scrub(ids)
+            await storage.case_photos.drop(ids)
             for case in cases:
                 await storage.audit.append(AuditEntry(
                     ACTOR, "retention.erase", reference=case.reference,
                     detail=f"{days} days after closing"))
+    erased += await _photos(storage, processing, now)
     relay = _days(processing, "incident", "relay_messages_days")
     if relay is not None:
         emptied = await storage.outbox.forget_payloads(RELAY_KINDS, now - timedelta(days=relay))
