@@ -86,8 +86,8 @@ def utcnow() -> datetime:
 
 
 class MediaGone(Exception):
-    """The content of a media message cannot be had, now or later (expired, refused,
-    too large): the person is told; trying again would not help."""
+    """The content of a media message cannot be had, now or later (gone from the platform,
+    refused): the person is told; trying again would not help."""
 
 
 @dataclass(frozen=True, slots=True)
