@@ -11,30 +11,44 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.app import SERVICES
 from bot.case import CasePhoto, photo_type
 from bot.case_photos import photo_id
 from bot.staff import StaffMember
 from bot.types import utcnow
+from channels.board import totp
+from channels.board.auth import hash_password
+from channels.line.richmenu import plain_image
 from config.settings import Settings
+from storage.ports import Storage
 from tests.test_board import CHIANG_MAI, PHITSANULOK, add, client, csrf_of, page, sign_in
 from tests.test_board import services_of as services
+from tests.test_board_browser import PASSWORD
+from tests.test_board_browser import sign_in as sign_in_browser
 from tests.test_board_cases import a_case, audit_rows, post
+from tests.test_board_cases_browser import WIDEST, fits, live
+from tests.test_volunteer_case import intake, register
+from tests.test_webchat import browser, shot
 
-__all__ = ["client"]  # the board's fixture
+__all__ = ["browser", "client", "live"]  # the fixtures
 
 JPEG = b"\xff\xd8\xff\xe0" + b"PHOTO-7731 page 1 " * 80
 PNG = b"\x89PNG\r\n\x1a\n" + b"disability card " * 30
 
 
 async def with_photos(client: TestClient[Any, Any], reference: str) -> list[str]:
-    """Keep two photos with the case, as `keep_case_photo` does (the same object, ids)."""
-    storage = services(client).storage
+    return await kept(services(client).storage, reference, (JPEG, PNG))
+
+
+async def kept(storage: Storage, reference: str, photos: tuple[bytes, ...]) -> list[str]:
+    """Keep photos with the case, as `keep_case_photo` does (the same object, ids)."""
     case = await storage.cases.get(reference)
     assert case is not None
     ids = []
-    for n, data in enumerate((JPEG, PNG)):
+    for n, data in enumerate(photos):
         kind = photo_type(data)
         assert kind is not None
         photo = CasePhoto(photo_id("line", f"ev-{reference}-{n}"), case.id, kind, len(data),
@@ -140,3 +154,38 @@ async def test_the_list_names_no_hardship_the_case_page_does(
     assert violence in flagged and income not in flagged and "Zero Dropout" in flagged
     _, html = await page(client, f"/board/cases/{violence}")
     assert "Violence at home" in html and "Child out of school" in html
+
+
+@pytest.mark.browser
+async def test_a_photo_opens_in_its_own_tab_on_a_phone_in_thai(
+        browser: Any, live: tuple[str, Any]) -> None:
+    base, app = live
+    storage = app[SERVICES].storage
+    await storage.staff.add(StaffMember("somchai", "สมชาย พ.", "th", ("supervisor",), ("65",)),
+                            hash_password(PASSWORD))
+    secret = totp.new_secret()
+    await storage.staff.set_totp("somchai", secret)
+    await register(app[SERVICES])
+    reference = (await intake(app[SERVICES]))[-1].text.params["case_reference"]
+    await kept(storage, reference, (plain_image(), JPEG))  # a real PNG, then a JPEG's bytes
+    phone = await browser.new_context(viewport={"width": 360, "height": 740},
+                                      locale="th-TH", base_url=base, has_touch=True)
+    page = await sign_in_browser(phone, "somchai", secret)
+    await page.goto(f"/board/cases/{reference}")
+    await page.get_by_role("heading", name="รูปถ่ายเอกสาร: 2 รูป").wait_for()
+    await page.screenshot(path=shot("board-case-photos-360-th.png"), full_page=True)
+    assert await fits(page), await page.evaluate(WIDEST)
+    first = page.locator("ul.photos li").first
+    await first.get_by_label("เหตุผล").select_option("visit")
+    async with phone.expect_page() as opened:
+        await first.get_by_role("button", name="เปิดรูปที่ 1").click()
+    photo = await opened.value
+    await photo.wait_for_load_state()
+    assert await photo.evaluate("document.contentType") == "image/png"
+    width = await photo.evaluate("document.images[0] && document.images[0].naturalWidth")
+    assert width == 2500  # the photo itself, decoded by the browser
+    assert [(r.entry.actor, r.entry.action, r.entry.reference)
+            for r in await storage.audit.records()
+            if r.entry.action.startswith("board.case.photo")] == [
+        ("staff:somchai", "board.case.photo:visit", reference)]
+    await phone.close()
