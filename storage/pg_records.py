@@ -124,10 +124,13 @@ class PgIncidents:
             "SELECT t.id, t.kind, t.subject, t.due_at, t.v, t.data::jsonb FROM ins, "
             "unnest($36::text[], $37::text[], $38::text[], $39::timestamptz[], $40::bigint[], "
             "$41::text[]) AS t(id, kind, subject, due_at, v, data)), "
-            # The report counts in its day's rollups (storage/rollups.py), in key order.
+            # The report counts in its day's and month's rollups (storage/rollups.py), in
+            # key order.
             f"ru AS (INSERT INTO {rollups.TABLE} (local_day, province, agency, level, "
-            "synthetic, drill, reports) SELECT $48, v.p, v.a, v.l, $43, $11, 1 FROM ins, "
-            "(VALUES (1, '*', '-', '-'), (2, coalesce($44, '-'), '*', '*')) AS v(o, p, a, l) "
+            "synthetic, drill, reports) SELECT v.d, v.p, v.a, v.l, $43, $11, 1 FROM ins, "
+            "(VALUES (1, substr($48, 1, 7), '*', '-', '-'), "
+            "(2, substr($48, 1, 7), coalesce($44, '-'), '*', '*'), (3, $48, '*', '-', '-'), "
+            "(4, $48, coalesce($44, '-'), '*', '*')) AS v(o, d, p, a, l) "
             f"ORDER BY v.o ON CONFLICT ({', '.join(rollups.KEYS)}) "
             f"DO UPDATE SET reports = {rollups.TABLE}.reports + 1) "
             "SELECT count(*) FROM ins")

@@ -7,7 +7,10 @@ log-spaced histograms. Two key families share the table, because every further d
 multiplies the rows until there are as many as incidents:
 
 - the *area* family, one row per (day, province, synthetic, drill), `agency = level = '*'`;
-- the *help* family, one row per (day, agency, level, synthetic, drill), `province = '*'`.
+- the *help* family, one row per (day, agency, level, synthetic, drill), `province = '*'`;
+
+each also per month (`local_day` is then `YYYY-MM`), so a year is read from twelve month
+rows per key and the days at its ends, not from 365 day rows.
 
 A query that filters or groups by anything else (a district or station, a type, a channel)
 is answered from the incident rows, ranked through the same histograms so that every view
@@ -124,11 +127,12 @@ class Facts:
                    bool(row[4]), bool(row[5]), row[6] is not None, int(row[7] or 0),
                    tuple(row[8:8 + len(STAGES)]), row[8 + len(STAGES)])
 
-    def rollup_keys(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        area = (self.day, self.province or NONE, ALL, ALL, self.synthetic, self.drill)
+    def rollup_keys(self) -> list[tuple[Any, ...]]:
+        """Both families, each for the day and for its month (`YYYY-MM`)."""
         level = NONE if self.level is None else str(self.level)
-        help_ = (self.day, ALL, self.agency or NONE, level, self.synthetic, self.drill)
-        return area, help_
+        return [k for period in (self.day, self.day[:7]) for k in (
+            (period, self.province or NONE, ALL, ALL, self.synthetic, self.drill),
+            (period, ALL, self.agency or NONE, level, self.synthetic, self.drill))]
 
     def counts(self) -> dict[str, int]:
         out = {"reports": 1, "acked": int(self.acked), "escalated": int(self.escalations > 0)}
@@ -189,6 +193,24 @@ def whole_days(since: datetime, until: datetime) -> tuple[date, date] | None:
     return (first, end) if first < end else None
 
 
+def calendar(first: date, end: date) -> tuple[list[str], list[tuple[date, date]]]:
+    """The months (`YYYY-MM`) lying wholly in the days [first, end), and the spans of days
+    before and after them (all of it days when no whole month fits)."""
+    start = first if first.day == 1 else _next_month(first)
+    months = []
+    while _next_month(start) <= end:
+        months.append(f"{start:%Y-%m}")
+        start = _next_month(start)
+    if not months:
+        return [], [(first, end)]
+    head = date.fromisoformat(f"{months[0]}-01")
+    return months, [(a, b) for a, b in ((first, head), (start, end)) if a < b]
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
 def family(query: Query, dims: Sequence[str]) -> str | None:
     """Which key family answers `dims` under `query`, or None (the incident rows)."""
     if query.type is not None or query.channel is not None or query.area is not None:
@@ -226,7 +248,8 @@ def plan(query: Query, dims: Sequence[str], now: datetime, settle: timedelta) ->
 
 def read_sql(backend: str, query: Query, dims: Sequence[str], kind: str,
              days: tuple[date, date]) -> tuple[str, list[Any]]:
-    """Sum the rollup rows of the local days [first, end) for `dims` of family `kind`."""
+    """Sum the rollup rows of the local days [first, end) for `dims` of family `kind`: the
+    months lying wholly inside from the month rows, the days around them from day rows."""
     mark = "$" if backend == "postgres" else "?"
     params: list[Any] = []
 
@@ -236,8 +259,11 @@ def read_sql(backend: str, query: Query, dims: Sequence[str], kind: str,
 
     column = {"province": "province", "agency": "agency", "level": "level"}
     keys = [column[d] for d in dims]
-    first, end = p(days[0].isoformat()), p(days[1].isoformat())
-    clauses = [f"local_day >= {first} AND local_day < {end}",
+    months, spans = calendar(*days)
+    periods = [f"local_day IN ({', '.join(p(m) for m in months)})"] if months else []
+    periods += [f"(local_day >= {p(a.isoformat())} AND local_day < {p(b.isoformat())} "
+                "AND length(local_day) = 10)" for a, b in spans]
+    clauses = [f"({' OR '.join(periods)})",
                "agency = '*'" if kind == "area" else "province = '*'"]
     if not query.include_drills:
         clauses.append("NOT drill")
@@ -366,7 +392,8 @@ def _bucket_sql(expr: str, pg: bool) -> str:
 
 
 def contributions_sql(source: str, weight: str, pg: bool) -> list[str]:
-    """One SELECT per key family: the rollup rows (KEYS, COLUMNS) that the incident rows of
+    """One SELECT per key family and grain (day, month): the rollup rows (KEYS, COLUMNS) that
+    the incident rows of
     `source` (FACTS columns) add, each row counting `weight` (1, or −1 for a row's old
     values). As `Facts.counts` and `delta` do in Python."""
     seconds = dict(zip(STAGES, FACTS[8:8 + len(STAGES)], strict=True))
@@ -391,8 +418,9 @@ def contributions_sql(source: str, weight: str, pg: bool) -> list[str]:
     select = ",\n    ".join(sums)
     rows = ",\n        ".join(inner)
     out = []
-    for keys in ("local_day, province, '*', '*', synthetic, drill",
-                 "local_day, '*', agency, level, synthetic, drill"):
+    month = "substr(local_day, 1, 7)"
+    for keys in (f"{period}, {family}" for period in ("local_day", month) for family in (
+            "province, '*', '*', synthetic, drill", "'*', agency, level, synthetic, drill")):
         group = ", ".join(k for k in keys.split(", ") if k != "'*'")
         # OFFSET 0 keeps the subquery whole: each bucket is computed once per row, not
         # copied into every sum that reads it (which made planning take a third of a second).

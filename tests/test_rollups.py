@@ -113,9 +113,11 @@ async def test_backfill_equals_what_the_stores_write(
     written = await _table(backend_settings, wipe=False)
     # 39 incidents on three days; both families hold every one of them.
     reports = len(rollups.KEYS)  # the first column after the keys
-    assert sum(r[reports] for r in written if r[2] == rollups.ALL) == 39
-    assert sum(r[reports] for r in written if r[1] == rollups.ALL) == 39
-    assert any(r[1] == rollups.ALL and r[2] == "police" for r in written)
+    for grain in (10, 7):  # day rows and month rows
+        rows = [r for r in written if len(r[0]) == grain]
+        assert sum(r[reports] for r in rows if r[2] == rollups.ALL) == 39
+        assert sum(r[reports] for r in rows if r[1] == rollups.ALL) == 39
+        assert any(r[1] == rollups.ALL and r[2] == "police" for r in rows)
     assert await _table(backend_settings, wipe=True) == written
 
 
@@ -145,6 +147,38 @@ async def test_rollups_and_rows_give_the_same_figures(history: Storage) -> None:
     # The help family serves a national viewer only; three provinces read the rows.
     for by in ("agency", "level"):
         assert await _rows(history, by, whole) == await _rows(history, by, whole, THREE)
+
+
+async def test_whole_months_from_month_rows_give_the_figures_of_their_days(
+        history: Storage) -> None:
+    from datetime import date
+
+    local = (T0 + timedelta(hours=7)).date()
+    start = rollups.local_midnight(date(local.year, local.month, 1))
+    after = rollups.local_midnight(rollups._next_month(date(local.year, local.month, 1)))
+    now = after + timedelta(days=2)
+    whole = Period(start, after + timedelta(days=1))  # the month of T0, and a day
+    split = rollups.plan(scope(NATIONAL, whole, PLACES), ["province"], now, rollups.SETTLE)
+    assert split.days and rollups.calendar(*split.days)[0] == [f"{local:%Y-%m}"]
+    # A minute later the month is no longer whole: its days are read instead.
+    days = Period(start + timedelta(minutes=1), whole.until)
+    assert not rollups.calendar(*rollups.plan(scope(NATIONAL, days, PLACES), ["province"],
+                                              now, rollups.SETTLE).days or (local, local))[0]
+    for by in ("response", "agency", "level"):
+        view = [await load(history.incidents, by, scope(NATIONAL, p, PLACES), p, 2, PLACES,
+                           now=now) for p in (whole, days)]
+        assert view[0].rows == view[1].rows and view[0].rows, by  # type: ignore[attr-defined]
+
+
+def test_calendar_splits_months_and_days() -> None:
+    from datetime import date
+
+    assert rollups.calendar(date(2026, 1, 15), date(2026, 4, 3)) == (
+        ["2026-02", "2026-03"], [(date(2026, 1, 15), date(2026, 2, 1)),
+                                 (date(2026, 4, 1), date(2026, 4, 3))])
+    assert rollups.calendar(date(2026, 12, 1), date(2027, 1, 1)) == (["2026-12"], [])
+    assert rollups.calendar(date(2026, 1, 5), date(2026, 1, 20)) == (
+        [], [(date(2026, 1, 5), date(2026, 1, 20))])
 
 
 async def test_a_stale_update_changes_no_rollup(
