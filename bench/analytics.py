@@ -220,7 +220,9 @@ async def run(args: argparse.Namespace) -> None:
 async def measure_postgres(pg: PostgresServer, rows: int, args: argparse.Namespace,
                            now: datetime) -> None:
     url = pg.new_database()
-    settings = Settings(data_dir=tempfile.mkdtemp(), log_format="console", database_url=url)
+    # A generous statement timeout: a loaded shared machine must not end the run.
+    settings = Settings(data_dir=tempfile.mkdtemp(), log_format="console", database_url=url,
+                        store_timeout=60.0)
     storage = await open_storage(settings, Sealer([b"b" * 32]))
     try:
         t = time.perf_counter()
