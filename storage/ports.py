@@ -166,6 +166,9 @@ class IncidentStore(Protocol):
         """The incident's outbox rows (pending, sent or dead), opened with its key, oldest
         first; none once its key is destroyed (a subject's export lists them)."""
 
+    async def derived(self, incident_id: str) -> analytics.Derived | None:
+        """The incident's statistics columns as stored (they stay after an erasure)."""
+
     async def scrub(self, incident_ids: Sequence[str]) -> int:
         """After their keys are destroyed: clear the look-up digests and phone of these
         incidents and bury their undelivered outbox rows; how many incidents."""

@@ -471,6 +471,17 @@ class SQLiteIncidents:
                 created_at=_dt(r[10])), 12)
         return found
 
+    async def derived(self, incident_id: str) -> analytics.Derived | None:
+        row = await self._db.one(f"SELECT {', '.join(analytics.DERIVED)} FROM incidents "
+                                 "WHERE id = ?", (incident_id,))
+        if row is None:
+            return None
+        values = dict(zip(analytics.DERIVED, row, strict=True))
+        for name in analytics.DERIVED_TIMES:
+            values[name] = dt(values[name])
+        values["synthetic"] = bool(values["synthetic"])
+        return analytics.Derived(**values)
+
     async def scrub(self, incident_ids: Sequence[str]) -> int:
         if not incident_ids:
             return 0

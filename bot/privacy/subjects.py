@@ -22,6 +22,9 @@ from storage.ports import Storage
 from storage.vault import is_erased
 
 Digest = Callable[[str], str]
+# Where an incident's export lists its statistics columns (storage.analytics.Derived): computed
+# from what the export holds, coarse, and kept after an erasure.
+DERIVED_HEADING = "derived, kept for statistics"
 
 
 class SubjectError(ValueError):
@@ -179,7 +182,9 @@ class IncidentRecords:
             return {"reference": held.reference, "gone": True}
         timeline = await storage.incidents.timeline(incident.id)
         messages = await storage.incidents.messages(incident.id)
-        return _incident_data(incident) | {"timeline": [
+        derived = await storage.incidents.derived(incident.id)
+        return _incident_data(incident) | {DERIVED_HEADING: (
+            derived.to_dict() if derived is not None else {}), "timeline": [
             {"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "channel": e.channel,
              "data": e.data} for e in timeline], "messages": [
             {"at": n.created_at.isoformat(), "kind": n.kind, "recipient": n.recipient,
