@@ -27,6 +27,7 @@ from bot.staff import NATIONAL
 from bot.text import dump_json
 from storage import analytics, rollups
 from storage.audit import AuditEntry, SQLiteAudit
+from storage.case_photos import SQLiteCasePhotos
 from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
@@ -681,6 +682,7 @@ class SQLiteStorage:
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer, keyring)
         self.cases = SQLiteCases(db, sealer, keyring)
+        self.case_photos = SQLiteCasePhotos(db, keyring)
         self.outbox = SQLiteOutbox(db, sealer, keyring)
         self.vault = SQLiteVault(db, sealer, keyring)
         self.timers = SQLiteTimers(db)
