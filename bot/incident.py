@@ -70,6 +70,18 @@ class Incident:
     updated_at: datetime = field(default_factory=utcnow)
 
 
+def dispatched_agencies(details: dict[str, Any]) -> list[str]:
+    """The agencies an incident was dispatched to, sorted, from its dispatch details (each
+    target the dispatcher told keeps its agency: routing.responders): what the stores index
+    so a staff member's agencies scope their reads."""
+    dispatch = details.get("dispatch")
+    targets = dispatch.get("targets") if isinstance(dispatch, dict) else None
+    if not isinstance(targets, dict):
+        return []
+    return sorted({str(t["agency"]) for t in targets.values()
+                   if isinstance(t, dict) and t.get("agency")})
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineEvent:
     """One thing that happened to an incident: who, when, through which channel."""

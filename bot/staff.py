@@ -51,6 +51,14 @@ def in_scope(areas: Sequence[str], area_codes: Iterable[str]) -> bool:
     return NATIONAL in areas or bool(set(areas) & set(area_codes))
 
 
+def agencies_in_scope(areas: Sequence[str], agencies: Sequence[str],
+                      dispatched: Iterable[str]) -> bool:
+    """Whether an incident dispatched to `dispatched` is within a viewer's `agencies`: no
+    agencies means every agency of the viewer's areas; the national centre sees all. The
+    stores apply the same rule in their queries (`IncidentStore.in_areas`)."""
+    return NATIONAL in areas or not agencies or bool(set(agencies) & set(dispatched))
+
+
 @dataclass(frozen=True, slots=True)
 class BoardEvent:
     """One change of an incident, in the board's durable, ordered log (no personal data)."""

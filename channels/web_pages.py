@@ -5,18 +5,27 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import xstatic.pkg.leaflet as xleaflet
+import xstatic.pkg.leaflet_markercluster as xcluster
 from aiohttp import web
 
 from bot.i18n import Catalogs
 from bot.lang_pick import accept_language, best_language
 from bot.types import Text
+from routing.gazetteer import Place
 
 STATIC = Path(__file__).parent / "webchat" / "static"  # shared with the SMS locate page
 STATIC_NAMES = frozenset(p.name for p in STATIC.iterdir() if p.is_file())
+# Leaflet as the installed XStatic packages ship it: the board and the web chat serve these
+# same files from their own URL folders (no CDN, so the pages keep `script-src 'self'`).
+VENDORED = {"leaflet": Path(xleaflet.BASE_DIR), "markercluster": Path(xcluster.BASE_DIR)}
+VENDORED_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+                  ".svg": "image/svg+xml"}
 
 
 @cache
@@ -26,6 +35,20 @@ def static_file(name: str) -> bytes | None:
     if name not in STATIC_NAMES:
         return None
     return (STATIC / name).read_bytes()
+def vendored_response(pkg: str, name: str) -> web.Response:
+    """A file of a vendored package (`VENDORED`), or 404 for anything outside it."""
+    base = VENDORED.get(pkg)
+    if base is None or ".." in name.split("/"):
+        raise web.HTTPNotFound()
+    path = (base / name).resolve()
+    if not path.is_relative_to(base.resolve()) or not path.is_file() or \
+            path.suffix not in VENDORED_TYPES:
+        raise web.HTTPNotFound()
+    return web.Response(body=path.read_bytes(), content_type=VENDORED_TYPES[path.suffix],
+                        headers={"Cache-Control": "max-age=86400",
+                                 "X-Content-Type-Options": "nosniff"})
+
+
 UI_KEYS = (
     "title", "neutral_title", "exit", "exit_hint", "send", "message_label", "phone_label",
     "phone_hint", "use_location", "locating", "location_denied", "map_label", "map_send",
@@ -53,8 +76,9 @@ def _json_for_script(data: Any) -> str:
 
 
 def chat_page(catalogs: Catalogs, lang: str, *, silent: bool, tile_url: str,
-              exit_url: str) -> str:
-    """The chat page; `silent` gives it a neutral title and icon from the first byte."""
+              exit_url: str, attribution: str = "", places: Sequence[Place] = ()) -> str:
+    """The chat page; `silent` gives it a neutral title and icon from the first byte.
+    `places` (province centres) name the map when there is no tile server."""
     ui = ui_strings(catalogs, lang)
     e = {k: html.escape(v) for k, v in ui.items()}
     title = e["neutral_title"] if silent else e["title"]
@@ -62,8 +86,10 @@ def chat_page(catalogs: Catalogs, lang: str, *, silent: bool, tile_url: str,
     # Every language's labels, so the page can follow the conversation's language when the
     # reporter changes it (a few kB; no second request, nothing for the CSP to allow).
     uis = {other.code: ui_strings(catalogs, other.code) for other in catalogs.languages}
-    config = {"lang": lang, "silent": silent, "tileUrl": tile_url, "exitUrl": exit_url,
-              "ui": ui, "uis": uis}
+    named = [{"name": p.name_th if lang == "th" else p.name_en, "lat": p.lat, "lon": p.lon}
+             for p in places if p.lat is not None and p.lon is not None] if not tile_url else []
+    config = {"lang": lang, "silent": silent, "tileUrl": tile_url, "attribution": attribution,
+              "exitUrl": exit_url, "places": named, "ui": ui, "uis": uis}
     template = (static_file("chat.html") or b"").decode("utf-8")
     values = {
         "lang": html.escape(lang), "title": title, "icon": icon,

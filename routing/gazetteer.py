@@ -69,6 +69,10 @@ class Gazetteer:
                 ))
         return cls(places)
 
+    def provinces(self) -> list[Place]:
+        """Every province, each once (the map's place names when it has no tiles)."""
+        return list(self._provinces.values())
+
     def resolve(self, text: str) -> Place | None:
         """The most specific known place named in `text` that has coordinates, if any."""
         needle = _norm(text)

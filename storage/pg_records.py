@@ -14,7 +14,14 @@ from typing import Any
 
 import asyncpg
 
-from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
+from bot.incident import (
+    Incident,
+    Notification,
+    TimelineEvent,
+    dispatched_agencies,
+    new_binding_code,
+    new_reference,
+)
 from bot.staff import NATIONAL
 from bot.text import dump_json
 from storage import analytics, rollups
@@ -112,8 +119,9 @@ class PgIncidents:
         sql = (
             f"WITH ins AS (INSERT INTO incidents ({_COLUMNS}, reporter_key, phone_key, "
             "province, district, station, cell, local_day, local_week, local_month, "
-            f"hour_of_week) VALUES ({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $53, "
-            "$44, $45, $46, $47, $48, $49, $50, $51) "
+            "hour_of_week, agencies) "
+            f"VALUES ({', '.join(f'${k}' for k in range(1, 20))}, $43, $42, $53, "
+            "$44, $45, $46, $47, $48, $49, $50, $51, $54::text[]) "
             "ON CONFLICT (source_event) DO NOTHING RETURNING id), "
             "dk AS (INSERT INTO vault.data_keys (record, kind, subject, wrapped, made_at) "
             f"SELECT id, '{KIND_INCIDENT}', $42, $52, $18 FROM ins), "
@@ -160,7 +168,7 @@ class PgIncidents:
                     self._sealer.digest(incident.reporter), incident.synthetic,
                     *analytics.area_columns(incident), analytics.cell_of(incident),
                     *analytics.local_columns(incident.created_at), wrapped,
-                    phone_key(self._sealer, incident))
+                    phone_key(self._sealer, incident), dispatched_agencies(incident.details))
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise
@@ -215,6 +223,9 @@ class PgIncidents:
         # An event that moves a rollup figure (storage/rollups.py) takes the row's facts
         # before and after, and the rollups change in the same statement.
         moves = bool(sets)
+        # The dispatched agencies, indexed for the staff's scope (in_areas): the parameter
+        # after the milestones (set on every update; it moves no rollup figure).
+        sets += f", agencies = ${25 + len(marks)}::text[]"
         facts = ", ".join(rollups.FACTS)
         sql = (
             (f"WITH old AS (SELECT {facts} FROM incidents WHERE id = $7 AND version = $8), "
@@ -238,7 +249,8 @@ class PgIncidents:
             incident.id, incident.version, event.kind, event.actor, event.channel,
             seal_fields(own, event.data),
             *self._notification_arrays(own, notifications),
-            phone_key(self._sealer, incident), *marks.values())
+            phone_key(self._sealer, incident), *marks.values(),
+            dispatched_agencies(incident.details))
         count = await self._pool.fetchval(sql, *args)
         if count != 1:
             raise StaleSession(incident.reference)
@@ -284,18 +296,22 @@ class PgIncidents:
             return list(await self._pool.fetch(sql, *params))
 
         return await rollups.responses("postgres", fetch, query, dims, now, lambda d: d)
-    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
-                       limit: int = 300) -> list[Incident]:
+    async def in_areas(self, areas: Sequence[str], *, agencies: Sequence[str] = (),
+                       exclude_status: Sequence[str] = (), limit: int = 300) -> list[Incident]:
         rows = await self._pool.fetch(
-            f"{_SELECT} WHERE ($1 OR i.area_codes ?| $2::text[]) "
+            f"{_SELECT} WHERE ($1 OR (i.area_codes ?| $2::text[] AND "
+            "(cardinality($5::text[]) = 0 OR i.agencies && $5::text[]))) "
             "AND NOT (i.status = ANY($3::text[])) ORDER BY i.created_at DESC LIMIT $4",
-            NATIONAL in areas, list(areas), list(exclude_status), limit)
+            NATIONAL in areas, list(areas), list(exclude_status), limit, list(agencies))
         return [self._incident(r) for r in rows]
 
-    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
+    async def get_in(self, reference: str, areas: Sequence[str],
+                     agencies: Sequence[str] = ()) -> Incident | None:
         row = await self._pool.fetchrow(
             f"{_SELECT} WHERE i.reference = $1 "
-            "AND ($2 OR i.area_codes ?| $3::text[])", reference, NATIONAL in areas, list(areas))
+            "AND ($2 OR (i.area_codes ?| $3::text[] AND "
+            "(cardinality($4::text[]) = 0 OR i.agencies && $4::text[])))",
+            reference, NATIONAL in areas, list(areas), list(agencies))
         return self._incident(row) if row else None
 
     async def for_subject(self, digests: Sequence[str], limit: int = 500) -> list[Incident]:

@@ -186,14 +186,17 @@ class IncidentStore(Protocol):
                         now: datetime) -> list[analytics.ResponseRow]:
         """Response figures per combination of `dims`: stage percentiles (nearest rank),
         never acknowledged, escalations, promised ETA against arrival."""
-    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
-                       limit: int = 300) -> list[Incident]:
-        """The incidents routed to any of `areas` (every one for `TH`), newest first: the
-        area scope of a staff member is applied here, in the query, never after it."""
+    async def in_areas(self, areas: Sequence[str], *, agencies: Sequence[str] = (),
+                       exclude_status: Sequence[str] = (), limit: int = 300) -> list[Incident]:
+        """The incidents routed to any of `areas` (every one for `TH`) and, when `agencies`
+        are given, dispatched to one of them (`bot.incident.dispatched_agencies`, an indexed
+        column kept by `create`/`update`), newest first: a staff member's scope is applied
+        here, in the query, never after it. `TH` sees every agency's."""
 
-    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
-        """The incident, only when it is within `areas`: another area's reference reads as
-        unknown."""
+    async def get_in(self, reference: str, areas: Sequence[str],
+                     agencies: Sequence[str] = ()) -> Incident | None:
+        """The incident, only when it is within `areas` (and `agencies`, as `in_areas`):
+        another scope's reference reads as unknown."""
 
 
 class CaseStore(Protocol):

@@ -21,7 +21,14 @@ from typing import Any
 
 import aiosqlite
 
-from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
+from bot.incident import (
+    Incident,
+    Notification,
+    TimelineEvent,
+    dispatched_agencies,
+    new_binding_code,
+    new_reference,
+)
 from bot.session import Session
 from bot.staff import NATIONAL
 from bot.text import dump_json
@@ -201,14 +208,27 @@ _SELECT = (f"SELECT {_INCIDENT_COLUMNS}, k.record, k.wrapped FROM incidents "
            "LEFT JOIN vault.data_keys k ON k.record = incidents.id")
 
 
-def _scope(areas: Sequence[str]) -> tuple[str, list[Any]]:
-    """The SQL condition "routed to one of `areas`" (everything for the national centre)."""
+def _scope(areas: Sequence[str], agencies: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """The SQL condition "routed to one of `areas`" and, with `agencies`, "dispatched to one
+    of them" (everything for the national centre)."""
     if NATIONAL in areas:
         return "1 = 1", []
     if not areas:
         return "1 = 0", []
-    return (f"EXISTS (SELECT 1 FROM json_each(incidents.area_codes) WHERE value IN "
-            f"({', '.join('?' * len(areas))}))", list(areas))
+    where = (f"EXISTS (SELECT 1 FROM json_each(incidents.area_codes) WHERE value IN "
+             f"({', '.join('?' * len(areas))}))")
+    if agencies:
+        where += (" AND EXISTS (SELECT 1 FROM incident_agencies a WHERE a.incident_id = "
+                  f"incidents.id AND a.agency IN ({', '.join('?' * len(agencies))}))")
+    return where, [*areas, *agencies]
+
+
+async def _index_agencies(conn: aiosqlite.Connection, incident: Incident) -> None:
+    """Keep `incident_agencies` equal to the incident's dispatched agencies."""
+    await conn.execute("DELETE FROM incident_agencies WHERE incident_id = ?", (incident.id,))
+    await conn.executemany(
+        "INSERT INTO incident_agencies (agency, incident_id) VALUES (?, ?)",
+        [(agency, incident.id) for agency in dispatched_agencies(incident.details)])
 
 
 class SQLiteIncidents:
@@ -302,6 +322,7 @@ class SQLiteIncidents:
                 (self._sealer.digest(incident.reporter), phone_key(self._sealer, incident),
                  *analytics.area_columns(incident), analytics.cell_of(incident),
                  *analytics.local_columns(incident.created_at), incident.id))
+            await _index_agencies(conn, incident)
             await self._rollup(conn, rollups.delta(None, await self._facts(conn, incident.id)))
             await self._event(conn, own, incident.id, event)
             for n in notifications:
@@ -354,6 +375,7 @@ class SQLiteIncidents:
                  incident.id, incident.version))
             if cur.rowcount != 1:
                 raise StaleSession(incident.reference)
+            await _index_agencies(conn, incident)
             await self._event(conn, own, incident.id, event)
             await self._mark(conn, incident, event)
             for n in notifications:
@@ -432,9 +454,9 @@ class SQLiteIncidents:
             return list(await self._db.all(sql, params))
 
         return await rollups.responses("sqlite", fetch, query, dims, now, ts)
-    async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
-                       limit: int = 300) -> list[Incident]:
-        where, params = _scope(areas)
+    async def in_areas(self, areas: Sequence[str], *, agencies: Sequence[str] = (),
+                       exclude_status: Sequence[str] = (), limit: int = 300) -> list[Incident]:
+        where, params = _scope(areas, agencies)
         if exclude_status:
             where += f" AND status NOT IN ({', '.join('?' * len(exclude_status))})"
             params += list(exclude_status)
@@ -443,8 +465,9 @@ class SQLiteIncidents:
             "ORDER BY created_at DESC LIMIT ?", [*params, limit])
         return [self._incident(r) for r in rows]
 
-    async def get_in(self, reference: str, areas: Sequence[str]) -> Incident | None:
-        where, params = _scope(areas)
+    async def get_in(self, reference: str, areas: Sequence[str],
+                     agencies: Sequence[str] = ()) -> Incident | None:
+        where, params = _scope(areas, agencies)
         row = await self._db.one(
             f"{_SELECT} WHERE reference = ? AND {where}",
             [reference, *params])

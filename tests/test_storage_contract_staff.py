@@ -7,11 +7,18 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.incident import TimelineEvent
+import aiosqlite
+import asyncpg
+
+from bot.incident import Incident, TimelineEvent, dispatched_agencies
 from bot.staff import StaffMember
 from bot.types import utcnow
+from config.settings import Settings
+from routing.ports import Route, Target
+from routing.responders import plan_first_dispatch
 from storage.ports import Storage
 from tests import test_storage_contract as contract
+from tests.analytics_history import MIGRATIONS
 from tests.test_storage_contract import Dump, incident, notifications
 
 backend_settings, store, dump = contract.backend_settings, contract.store, contract.dump
@@ -179,3 +186,90 @@ async def test_outbox_reads_one_incidents_notifications_in_every_state(store: St
     assert abs((by_id[mine[0].id].sent_at - now).total_seconds()) < 1  # type: ignore[operator]
     assert by_id[mine[1].id].status == "dead" and by_id[mine[2].id].status == "pending"
     assert await store.outbox.for_incident("no-such-incident") == []
+
+
+def dispatched(source_event: str, area_codes: list[str], *agencies: str) -> Incident:
+    """An incident whose dispatch details are what the dispatcher records (the real
+    producer, `plan_first_dispatch`) for a route to one group of each of `agencies`."""
+    made = incident(source_event)
+    made.area_codes = area_codes
+    plan_first_dispatch(made, Route(tuple(f"line:C{a}{source_event}" for a in agencies),
+                                    tuple(area_codes), targets=tuple(
+        Target(f"line:C{a}{source_event}", a, f"{a} th", f"{a} en", area_codes[0])
+        for a in agencies)))
+    return made
+
+
+async def test_agencies_scope_the_incident_reads_with_the_areas(store: Storage) -> None:
+    police = dispatched("t:police", ["TH-65", "TH-6501"], "police")
+    welfare = dispatched("t:welfare", ["TH-65", "TH-6502"], "welfare")
+    both = dispatched("t:both", ["TH-65"], "police", "shelter")
+    elsewhere = dispatched("t:elsewhere", ["TH-50"], "welfare")
+    for i in (police, welfare, both, elsewhere):
+        await store.incidents.create(i, [], TimelineEvent("reported", "reporter", "sms"))
+
+    async def seen(areas: list[str], agencies: list[str]) -> set[str]:
+        return {i.reference for i in await store.incidents.in_areas(areas, agencies=agencies)}
+
+    assert await seen(["TH-65"], ["police"]) == {police.reference, both.reference}
+    assert await seen(["TH-65"], ["welfare"]) == {welfare.reference}
+    assert await seen(["TH-65"], ["welfare", "shelter"]) == {welfare.reference, both.reference}
+    assert await seen(["TH-65"], []) == {police.reference, welfare.reference, both.reference}
+    assert await seen(["TH-65"], ["education"]) == set()
+    assert await seen(["TH-50"], ["police"]) == set()  # the areas still hold
+    assert await seen(["TH"], ["police"]) == {i.reference for i in
+                                              (police, welfare, both, elsewhere)}
+    assert await store.incidents.get_in(welfare.reference, ["TH-65"], ["police"]) is None
+    assert await store.incidents.get_in(welfare.reference, ["TH-65"], ["welfare"]) is not None
+    assert await store.incidents.get_in(welfare.reference, ["TH-65"]) is not None
+    assert await store.incidents.get_in(welfare.reference, ["TH"], ["police"]) is not None
+    assert await store.incidents.get_in(elsewhere.reference, ["TH-65"], ["welfare"]) is None
+
+    # The dispatcher tells one more agency (an escalation): the index follows the update,
+    # and the closed filter still applies.
+    plan_first_dispatch(welfare, Route(("line:Cpolice-more",), ("TH-65",), targets=(
+        Target("line:Cpolice-more", "police", "p", "p", "TH-65", level=1),)))
+    await store.incidents.update(welfare, TimelineEvent("escalated", "system", "system"))
+    assert await seen(["TH-65"], ["police"]) == {police.reference, welfare.reference,
+                                                 both.reference}
+    assert dispatched_agencies(welfare.details) == ["police", "welfare"]
+    welfare.status = "resolved"
+    await store.incidents.update(welfare, TimelineEvent("resolved", "x", "board"))
+    assert {i.reference for i in await store.incidents.in_areas(
+        ["TH-65"], agencies=["welfare"], exclude_status=["resolved"])} == set()
+
+
+async def test_migration_0170_backfills_the_agencies_the_stores_index(
+        store: Storage, backend_settings: Settings) -> None:
+    # A database from before 0170 gets, from the dispatch details it holds, the very index
+    # the stores now keep with each write.
+    for i in (dispatched("t:p", ["TH-65"], "police"), dispatched("t:w", ["TH-65"], "welfare"),
+              dispatched("t:pw", ["TH-65"], "welfare", "police"), dispatched("t:n", ["TH-65"])):
+        await store.incidents.create(i, [], TimelineEvent("reported", "reporter", "sms"))
+    text = (MIGRATIONS / ("postgres" if backend_settings.database_url else "sqlite")
+            / "0170_incident_agencies.sql").read_text()
+    backfill = text[text.index("-- Backfill"):]
+    if backend_settings.database_url:
+        select = ("SELECT reference, agencies FROM incidents WHERE source_event LIKE 't:%' "
+                  "ORDER BY reference")
+        conn = await asyncpg.connect(backend_settings.database_url)
+        try:
+            written = [(r[0], list(r[1])) for r in await conn.fetch(select)]
+            await conn.execute("UPDATE incidents SET agencies = '{}'")
+            await conn.execute(backfill)
+            backfilled = [(r[0], list(r[1])) for r in await conn.fetch(select)]
+        finally:
+            await conn.close()
+    else:
+        select = ("SELECT i.reference, a.agency FROM incidents i LEFT JOIN incident_agencies a "
+                  "ON a.incident_id = i.id ORDER BY i.reference, a.agency")
+
+        async with aiosqlite.connect(backend_settings.sqlite_path) as db:
+            written = list(await db.execute_fetchall(select))
+            await db.execute("DELETE FROM incident_agencies")
+            await db.executescript(backfill)
+            backfilled = list(await db.execute_fetchall(select))
+    assert sorted(a for r in written for a in ([r[1]] if isinstance(r[1], str) else
+                                               r[1] or [])) == \
+        ["police", "police", "welfare", "welfare"]
+    assert backfilled == written

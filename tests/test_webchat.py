@@ -270,6 +270,16 @@ async def phone_context(browser: Any, base: str, geolocation: bool = True) -> An
         permissions=["geolocation"] if geolocation else [], base_url=base)
 
 
+async def until(page: Any, check: str, seconds: float = 20.0) -> None:
+    """Poll a function in the page (wait_for_function evaluates strings, which the page's
+    CSP rightly refuses)."""
+    for _ in range(int(seconds / 0.1)):
+        if await page.evaluate(check):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never true: {check}")
+
+
 def shot(name: str) -> str:
     ARTIFACTS.mkdir(exist_ok=True)
     return str(ARTIFACTS / name)
@@ -470,7 +480,8 @@ async def test_map_tiles_come_from_the_configured_server(browser: Any, tmp_path:
     await tile_server.start_server()
     settings = Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
         "ESS_WEBCHAT_TILE_URL": str(tile_server.make_url("/{z}/{x}/{y}.png")).replace(
-            "%7B", "{").replace("%7D", "}")})
+            "%7B", "{").replace("%7D", "}"),
+        "ESS_WEBCHAT_TILE_ATTRIBUTION": "© Test Tiles"})
     server = TestServer(web_app(settings), host="127.0.0.1")
     await server.start_server()
     try:
@@ -479,11 +490,14 @@ async def test_map_tiles_come_from_the_configured_server(browser: Any, tmp_path:
         page = await context.new_page()
         await page.goto("/chat?lang=en")
         await page.get_by_role("button", name="Confined or detained").click()
-        await page.locator("#tiles img").first.wait_for()
-        await page.wait_for_function(
-            "[...document.querySelectorAll('#tiles img')].some(i => i.naturalWidth === 256)")
+        await until(page, "() => [...document.querySelectorAll('#map img.leaflet-tile')]"
+                    ".some(i => i.naturalWidth === 256)")
         assert requested and all(p.startswith("/5/") for p in requested)
         assert not await page.is_visible("#map-note")
+        # The tile server's credit line from the settings, on the map.
+        assert "© Test Tiles" in await page.locator(".leaflet-control-attribution").inner_text()
+        # Tiles given: the map is theirs, no place names drawn over them.
+        assert await page.locator(".leaflet-tooltip.place").count() == 0
         await context.close()
     finally:
         await server.close()

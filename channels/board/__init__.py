@@ -22,8 +22,6 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import structlog
-import xstatic.pkg.leaflet as xleaflet
-import xstatic.pkg.leaflet_markercluster as xcluster
 from aiohttp import web
 
 from bot.incident import normalize_reference
@@ -51,6 +49,7 @@ from channels.board.record import record_html, relay_chat, told
 from channels.board.views import BoardRow, row, urgency
 from channels.board.words import LANGS
 from channels.limits import client_address
+from channels.web_pages import vendored_response
 from config.settings import Settings, SettingsError
 from routing import lifecycle as lc
 from routing.directory import Station
@@ -64,7 +63,6 @@ PING_SECONDS = 15.0
 MAX_STATIONS = 500  # station markers on the map: a province has tens, the country ~1,500
 RECHECK_SECONDS = 30.0  # a live stream re-reads its session: a disable ends it this soon
 STATIC = Path(__file__).parent / "static"
-VENDORED = {"leaflet": Path(xleaflet.BASE_DIR), "markercluster": Path(xcluster.BASE_DIR)}
 TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
          ".svg": "image/svg+xml"}
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin",
@@ -391,7 +389,7 @@ class BoardChannel(Channel):
         if filters.get("area"):
             areas = (filters["area"],) if filters["area"] in member.areas else ()
         incidents = await self.ctx.services.storage.incidents.in_areas(
-            areas, exclude_status=sorted(lc.CLOSED))
+            areas, agencies=member.agencies, exclude_status=sorted(lc.CLOSED))
         return filters, sorted((r for r in self._rows(incidents, lang) if matches(r, filters)),
                                key=urgency)
 
@@ -402,7 +400,8 @@ class BoardChannel(Channel):
 
     async def _scoped(self, request: web.Request, member: StaffMember) -> Any:
         reference = normalize_reference(request.match_info["reference"][:20])
-        incident = await self.ctx.services.storage.incidents.get_in(reference, member.areas)
+        incident = await self.ctx.services.storage.incidents.get_in(reference, member.areas,
+                                                                     member.agencies)
         if incident is None:
             # Another area's reference reads exactly as one that does not exist.
             log.warning("board.out_of_scope", staff=member.login)
@@ -506,7 +505,7 @@ class BoardChannel(Channel):
         BOARD_VIEWERS.inc()
         staff = self.ctx.services.storage.staff
         checked = time.monotonic()
-        stream = self.feed.follow(member.areas, after).__aiter__()
+        stream = self.feed.follow(member.areas, after, member.agencies).__aiter__()
         try:
             while True:
                 try:
@@ -558,17 +557,7 @@ class BoardChannel(Channel):
                                      "X-Content-Type-Options": "nosniff"})
 
     async def vendored(self, request: web.Request) -> web.Response:
-        base = VENDORED.get(request.match_info["pkg"])
-        name = request.match_info["name"]
-        if base is None or ".." in name.split("/"):
-            raise web.HTTPNotFound()
-        path = (base / name).resolve()
-        if not path.is_relative_to(base.resolve()) or not path.is_file() or \
-                path.suffix not in TYPES:
-            raise web.HTTPNotFound()
-        return web.Response(body=path.read_bytes(), content_type=TYPES[path.suffix],
-                            headers={"Cache-Control": "max-age=86400",
-                                     "X-Content-Type-Options": "nosniff"})
+        return vendored_response(request.match_info["pkg"], request.match_info["name"])
 
 
 def totp_roles_setting(settings: Settings) -> tuple[str, ...]:

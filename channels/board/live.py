@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bot.incident import Incident
-from bot.staff import BoardEvent, in_scope
+from bot.incident import Incident, dispatched_agencies
+from bot.staff import BoardEvent, agencies_in_scope, in_scope
 from storage.ports import Storage
 
 log = structlog.get_logger(__name__)
@@ -106,10 +106,18 @@ class Feed:
                 incidents[e.incident_id] = await self.storage.incidents.get_by_id(e.incident_id)
         return [Change(e, incidents[e.incident_id]) for e in events]
 
-    async def follow(self, areas: tuple[str, ...], after: int | None
-                     ) -> AsyncIterator[list[Change]]:
-        """The changes within `areas`, in batches (what is there at once goes out as one
-        write): first those after `after` (a reconnect), then live."""
+    async def follow(self, areas: tuple[str, ...], after: int | None,
+                     agencies: tuple[str, ...] = ()) -> AsyncIterator[list[Change]]:
+        """The changes within `areas` (and `agencies`: those of incidents dispatched to one
+        of them, as the stores' scoped reads), in batches (what is there at once goes out as
+        one write): first those after `after` (a reconnect), then live."""
+
+        def within(change: Change) -> bool:
+            if not in_scope(areas, change.event.area_codes):
+                return False
+            dispatched = dispatched_agencies(change.incident.details) if change.incident else []
+            return agencies_in_scope(areas, agencies, dispatched)
+
         queue: asyncio.Queue[Change | None] = asyncio.Queue()
         self.viewers.add(queue)  # before the replay: nothing can fall between the two
         try:
@@ -121,7 +129,7 @@ class Feed:
                         break
                     changes = await self.changes(missed)
                     sent = changes[-1].event.seq
-                    batch = [c for c in changes if in_scope(areas, c.event.area_codes)]
+                    batch = [c for c in changes if within(c)]
                     if batch:
                         yield batch
             while True:
@@ -137,7 +145,7 @@ class Feed:
                     if live.event.seq <= sent:
                         continue  # already replayed
                     sent = live.event.seq
-                    if in_scope(areas, live.event.area_codes):
+                    if within(live):
                         batch.append(live)
                 if batch:
                     yield batch

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.i18n import Catalogs
-from bot.incident import Incident
+from bot.incident import Incident, dispatched_agencies
 from bot.types import Text
 from channels.board.words import say
 from routing import lifecycle as lc
@@ -92,8 +92,7 @@ def row(incident: Incident, catalogs: Catalogs, lang: str, escalate_after: float
     escalate_at = None
     if incident.status in WAITING:
         escalate_at = escalation_due(state, incident.created_at, escalate_after)
-    agencies = tuple(sorted({str(t.get("agency", "")) for t in state["targets"].values()
-                             if t.get("agency")}))
+    agencies = tuple(dispatched_agencies(incident.details))
     lat = round(incident.location.lat, 3) if incident.location.lat is not None else None
     lon = round(incident.location.lon, 3) if incident.location.lon is not None else None
     return BoardRow(

@@ -24,7 +24,9 @@ so several processes need no sticky sessions: a socket on any of them is replaye
 
 Settings (all optional): `ESS_WEBCHAT_SECRET` (token key, or several separated by commas,
 newest first, to rotate; default a key file in the data folder), `ESS_WEBCHAT_TILE_URL`
-(`https://…/{z}/{x}/{y}.png`; empty: no map images), `ESS_WEBCHAT_EXIT_URL` (where quick
+(`https://…/{z}/{x}/{y}.png`; empty: no map images, the map is a grid with the province
+centres named), `ESS_WEBCHAT_TILE_ATTRIBUTION` (the tile server's credit line, shown on the
+map), `ESS_WEBCHAT_EXIT_URL` (where quick
 exit goes; default a neutral local page),
 `ESS_WEBCHAT_ENABLED=false` to turn it off.
 """
@@ -53,7 +55,13 @@ from channels.base import (
 )
 from channels.bodies import finite, load_json
 from channels.limits import Gate, client_address, retry_after
-from channels.web_pages import chat_page, exit_page, page_lang, static_file
+from channels.web_pages import (
+    chat_page,
+    exit_page,
+    page_lang,
+    static_file,
+    vendored_response,
+)
 from channels.webchat.live import Socket, Sockets
 from channels.webchat.tokens import Checked, TokenSigner
 from config.settings import Settings
@@ -112,10 +120,12 @@ class WebChatChannel(Channel):
     abilities = ABILITIES
 
     def __init__(self, signer: TokenSigner | None, *, tile_url: str = "",
-                 exit_url: str = "/chat/exit", data_dir: Path | None = None) -> None:
+                 attribution: str = "", exit_url: str = "/chat/exit",
+                 data_dir: Path | None = None) -> None:
         self._signer = signer
         self._data_dir = data_dir
         self.tile_url = tile_url
+        self.attribution = attribution
         self.exit_url = exit_url
         self._live: Sockets | None = None
         self._gate: Gate | None = None
@@ -128,6 +138,7 @@ class WebChatChannel(Channel):
         secret = optional_setting(settings, "ESS_WEBCHAT_SECRET")
         return cls(TokenSigner.from_setting(secret) if secret else None,
                    tile_url=optional_setting(settings, "ESS_WEBCHAT_TILE_URL"),
+                   attribution=optional_setting(settings, "ESS_WEBCHAT_TILE_ATTRIBUTION"),
                    exit_url=optional_setting(settings, "ESS_WEBCHAT_EXIT_URL", "/chat/exit"),
                    data_dir=settings.data_path)
 
@@ -136,6 +147,7 @@ class WebChatChannel(Channel):
         router.add_get("/chat/ws", self.websocket)
         router.add_get("/chat/exit", self.exit)
         router.add_get("/chat/static/{name}", self.static)
+        router.add_get("/chat/static/leaflet/{name:.+}", self.leaflet)
         router.add_get("/chat/widget.js", self.widget)
         router.add_post("/chat/revoke", self.revoke_request)
 
@@ -167,8 +179,10 @@ class WebChatChannel(Channel):
         catalogs = self.ctx.services.catalogs
         lang = page_lang(request, catalogs, self.ctx.services.settings.default_lang)
         silent = request.query.get("silent", "") in ("1", "true", "yes")
+        places = self.ctx.services.gazetteer.provinces()
         html = chat_page(catalogs, lang, silent=silent, tile_url=self.tile_url,
-                         exit_url=self.exit_url)
+                         attribution=self.attribution, exit_url=self.exit_url,
+                         places=places)
         return web.Response(text=html, content_type="text/html",
                             headers={**SECURITY_HEADERS, "Content-Security-Policy":
                                      self._csp()})
@@ -196,6 +210,11 @@ class WebChatChannel(Channel):
         return web.Response(body=body, content_type=STATIC_TYPES[suffix],
                             headers={"Cache-Control": "no-cache",
                                      "X-Content-Type-Options": "nosniff"})
+
+    async def leaflet(self, request: web.Request) -> web.Response:
+        """The board's vendored Leaflet, from the same package files (not the markers'
+        cluster plugin: the chat has one pin)."""
+        return vendored_response("leaflet", request.match_info["name"])
 
     async def widget(self, request: web.Request) -> web.Response:
         return web.Response(body=static_file("widget.js"), content_type="text/javascript",

@@ -176,79 +176,79 @@
       { enableHighAccuracy: true, timeout: 20000, maximumAge: 0 });
   });
 
-  const TILE = 256;
-  const map = { lat: 13.0, lon: 101.0, zoom: 5, pin: null };
-  const world = (z) => TILE * 2 ** z;
-  function project(lat, lon, z) {
-    const s = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
-    return { x: ((lon + 180) / 360) * world(z), y: (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * world(z) };
+  // The map: the board's vendored Leaflet (drag, pinch and wheel zoom, the tiles and their
+  // attribution from settings). With no tile URL it is still a map: a plain grid with the
+  // province centres named, a pin and its coordinates. Nothing on it names a service, so
+  // it says nothing in silent mode either.
+  const map = { view: null, pin: null };
+  function readout() {
+    const at = map.pin && map.pin.getLatLng();
+    $("map-coords").textContent = at ? at.lat.toFixed(5) + ", " + at.lng.toFixed(5) : "";
+    $("map-send").disabled = !at;
   }
-  function unproject(x, y, z) {
-    const lon = (x / world(z)) * 360 - 180;
-    const n = Math.PI - (2 * Math.PI * y) / world(z);
-    return { lat: (180 / Math.PI) * Math.atan(Math.sinh(n)), lon };
-  }
-  function drawMap() {
-    const el = $("map");
-    const w = el.clientWidth, h = el.clientHeight;
-    const c = project(map.lat, map.lon, map.zoom);
-    const tiles = $("tiles");
-    tiles.replaceChildren();
-    $("map-note").hidden = !!config.tileUrl;
-    if (config.tileUrl) {
-      const n = 2 ** map.zoom;
-      const x0 = Math.floor((c.x - w / 2) / TILE), x1 = Math.floor((c.x + w / 2) / TILE);
-      const y0 = Math.floor((c.y - h / 2) / TILE), y1 = Math.floor((c.y + h / 2) / TILE);
-      for (let tx = x0; tx <= x1; tx++) for (let ty = Math.max(0, y0); ty <= Math.min(n - 1, y1); ty++) {
-        const img = document.createElement("img");
-        img.alt = "";
-        img.src = config.tileUrl.replace("{z}", map.zoom).replace("{x}", ((tx % n) + n) % n).replace("{y}", ty).replace("{s}", "a");
-        img.style.left = tx * TILE - (c.x - w / 2) + "px";
-        img.style.top = ty * TILE - (c.y - h / 2) + "px";
-        img.onerror = () => { img.remove(); $("map-note").hidden = false; };
-        tiles.appendChild(img);
-      }
+  function placePin(latlng) {
+    if (map.pin) map.pin.setLatLng(latlng);
+    else {
+      const icon = L.divIcon({ className: "pin", html: '<span class="pin-head"></span>', iconSize: [22, 22], iconAnchor: [11, 27] });
+      map.pin = L.marker(latlng, { icon, draggable: true, keyboard: false, autoPan: true }).addTo(map.view);
+      map.pin.on("drag dragend", readout);
     }
-    const marker = $("marker");
-    if (map.pin) {
-      const p = project(map.pin.lat, map.pin.lon, map.zoom);
-      marker.style.left = p.x - (c.x - w / 2) + "px";
-      marker.style.top = p.y - (c.y - h / 2) + "px";
-      marker.hidden = false;
-    } else marker.hidden = true;
-    $("map-send").disabled = !map.pin;
+    readout();
   }
-  function resetMap() { map.pin = null; drawMap(); }
-  function placeAt(px, py) {
-    const el = $("map");
-    const c = project(map.lat, map.lon, map.zoom);
-    map.pin = unproject(c.x - el.clientWidth / 2 + px, c.y - el.clientHeight / 2 + py, map.zoom);
-    drawMap();
+  function provinces(view) {
+    const names = L.layerGroup().addTo(view);
+    for (const place of config.places || []) {
+      const label = document.createElement("span");
+      label.textContent = place.name;  // text, never HTML
+      L.circleMarker([place.lat, place.lon], { radius: 3, weight: 1, color: "#3b4a5a", fillOpacity: 0.6, interactive: false })
+        .bindTooltip(label, { permanent: true, direction: "right", className: "place", interactive: false })
+        .addTo(names);
+    }
+    // Names only once they fit: at the country's zoom they would cover one another.
+    const crowd = () => $("map").classList.toggle("crowded", view.getZoom() < 7);
+    view.on("zoomend", crowd);
+    crowd();
   }
-  $("map").addEventListener("click", (e) => {
-    const r = $("map").getBoundingClientRect();
-    placeAt(e.clientX - r.left, e.clientY - r.top);
-  });
+  // The zoom reached, on the element (what a test, or a stylesheet, can see of it).
+  const zoomed = (view) => { $("map").dataset.zoom = String(view.getZoom()); };
+  function makeMap() {
+    if (typeof L === "undefined") { $("map-note").hidden = false; return null; }
+    const view = L.map("map", { minZoom: 3, maxZoom: 18, zoomControl: false, tap: true })
+      .setView([13.0, 101.0], 5);
+    L.control.zoom({ zoomInTitle: ui.zoom_in, zoomOutTitle: ui.zoom_out }).addTo(view);
+    // Leaflet credited as text: a link out is one stray tap from leaving the conversation.
+    view.attributionControl.setPrefix("Leaflet");
+    if (config.tileUrl) {
+      L.tileLayer(config.tileUrl, { attribution: config.attribution || "", maxZoom: 19 })
+        .on("tileerror", () => { $("map-note").hidden = false; }).addTo(view);
+    } else {
+      $("map").classList.add("no-tiles");
+      $("map-note").hidden = false;
+      provinces(view);
+    }
+    view.on("click", (e) => placePin(e.latlng));
+    view.on("zoomend", () => zoomed(view));
+    zoomed(view);
+    return view;
+  }
+  function resetMap() {
+    if (!map.view) map.view = makeMap();
+    if (!map.view) return;
+    map.view.invalidateSize();  // the panel was hidden: Leaflet measures it now
+    if (map.pin) { map.pin.remove(); map.pin = null; }
+    readout();
+  }
+  // Leaflet's own keys pan (arrows) and zoom (+/-); Enter or space puts the pin in the middle.
   $("map").addEventListener("keydown", (e) => {
-    const el = $("map");
-    const step = 12;
-    let p = map.pin ? project(map.pin.lat, map.pin.lon, map.zoom) : null;
-    const c = project(map.lat, map.lon, map.zoom);
-    const at = p ? { x: p.x - (c.x - el.clientWidth / 2), y: p.y - (c.y - el.clientHeight / 2) }
-      : { x: el.clientWidth / 2, y: el.clientHeight / 2 };
-    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step], Enter: [0, 0], " ": [0, 0] };
-    if (!(e.key in moves)) return;
+    if (!map.view || (e.key !== "Enter" && e.key !== " ")) return;
     e.preventDefault();
-    placeAt(at.x + moves[e.key][0], at.y + moves[e.key][1]);
+    placePin(map.view.getCenter());
   });
-  function zoom(by) {
-    if (map.pin) { map.lat = map.pin.lat; map.lon = map.pin.lon; }
-    map.zoom = Math.max(3, Math.min(18, map.zoom + by));
-    drawMap();
-  }
-  $("zoom-in").addEventListener("click", () => zoom(1));
-  $("zoom-out").addEventListener("click", () => zoom(-1));
-  $("map-send").addEventListener("click", () => { if (map.pin) sendLocation(map.pin.lat, map.pin.lon, null, "map"); });
+  $("map-send").addEventListener("click", () => {
+    if (!map.pin) return;
+    const at = map.pin.getLatLng();
+    sendLocation(at.lat, at.lng, null, "map");
+  });
 
   function onSubmit(formId, inputId, type) {
     $(formId).addEventListener("submit", (e) => {
