@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +94,13 @@ class _Db:
     def __init__(self, conn: aiosqlite.Connection):
         self.conn = conn
         self.lock = asyncio.Lock()
+        # Who wants to know when this process committed a timeline event (the board's feed:
+        # one file has no NOTIFY, and waiting for its poll cost a viewer up to its interval).
+        self.on_timeline: list[Callable[[], None]] = []
+
+    def timeline_committed(self) -> None:
+        for wake in list(self.on_timeline):
+            wake()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -332,6 +339,7 @@ class SQLiteIncidents:
                 "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version,
                   dump_json(t.data)) for t in timers])
+        self._db.timeline_committed()
         return incident
 
     async def get(self, reference: str) -> Incident | None:
@@ -381,6 +389,7 @@ class SQLiteIncidents:
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, own, notifications)
+        self._db.timeline_committed()
         incident.version += 1
         incident.updated_at = event.at
         return incident

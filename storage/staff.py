@@ -7,6 +7,7 @@ so every path that changes an incident feeds it in its own transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -160,10 +161,15 @@ class SQLiteBoardLog:
         return int(row[0])
 
     async def wake_on_append(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-        async def stop() -> None:
-            return None
+        # One file has no notifications: what this process commits wakes the reader at once
+        # (the incident stores call `timeline_committed`); another process's, by the poll.
+        self._db.on_timeline.append(wake)
 
-        return stop  # one file, no notifications: the reader polls
+        async def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self._db.on_timeline.remove(wake)
+
+        return stop
 
 
 class PgStaff:

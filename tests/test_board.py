@@ -21,6 +21,7 @@ from bot.staff import StaffMember
 from bot.types import utcnow
 from channels.board import TOTP_ROLES, totp
 from channels.board.auth import hash_password
+from channels.board.live import Feed
 from channels.registry import ChannelRegistry
 from config.settings import Settings
 from tests.dispatch_kit import GULF_OF_THAILAND, report
@@ -225,6 +226,27 @@ async def test_the_live_stream_replays_missed_events_in_order_once(
                 break
     response.close()
     assert again[0] == last + 1 and again == sorted(set(again))
+
+
+async def test_a_report_committed_by_this_process_wakes_the_feed_at_once(
+        client: TestClient[Any, Any]) -> None:
+    """SQLite has no NOTIFY: the feed is woken by its own process's commits, so a viewer does
+    not wait for the poll (here an hour, so only the wake-up can deliver in time)."""
+    storage = services_of(client).storage
+    feed = Feed(storage, interval=3600)
+    await feed.start()
+    try:
+        await asyncio.sleep(0)  # the reader's first pass: nobody watching yet
+        changes = feed.follow(("TH",), None)
+        first = asyncio.ensure_future(anext(changes))
+        while not feed.viewers:
+            await asyncio.sleep(0.01)
+        incident = await phitsanulok_report(client)
+        batch = await asyncio.wait_for(first, 10)
+        assert batch[0].event.incident_id == incident.id
+        await changes.aclose()
+    finally:
+        await feed.stop()
 
 
 # -- attacks: each a clear 4xx, and nothing changed -------------------------------------------
