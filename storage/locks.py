@@ -26,7 +26,8 @@ class LocalLocks:
         self._tokens = itertools.count(1)
 
     @asynccontextmanager
-    async def hold(self, conversation: str) -> AsyncIterator[int]:
+    async def hold(self, conversation: str,
+                   event_key: str | None = None) -> AsyncIterator[int]:
         lock, users = self._locks.get(conversation, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
