@@ -11,8 +11,10 @@ destroyed key is not destroyed twice); the clock is injected.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from bot.privacy.processing import Processing
 from storage.audit import AuditEntry
@@ -31,6 +33,54 @@ class Due:
     what: str
 
 
+class _Record(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """A record kind whose personal fields go N days after it was closed."""
+
+    name: str
+    what: str       # what the board says will be erased
+    closed: str     # the audit detail: "N days after <closed>"
+    closed_before: Callable[[Storage, datetime, int], Awaitable[Sequence[_Record]]]
+    scrub: Callable[[Storage, list[str]], Awaitable[None]]
+
+
+async def _incidents_before(storage: Storage, at: datetime, limit: int) -> Sequence[_Record]:
+    return await storage.incidents.resolved_before(at, limit=limit)
+
+
+async def _cases_before(storage: Storage, at: datetime, limit: int) -> Sequence[_Record]:
+    return await storage.cases.closed_before(at, limit=limit)
+
+
+async def _scrub_incidents(storage: Storage, ids: list[str]) -> None:
+    await storage.incidents.scrub(ids)
+
+
+async def _scrub_cases(storage: Storage, ids: list[str]) -> None:
+    await storage.cases.scrub(ids)
+
+
+# One row per kind; adding a kind of record kept until it is closed is one more row.
+KINDS = (
+    _Kind("incident", "phone, exact location, answers, relay messages", "resolution",
+          _incidents_before, _scrub_incidents),
+    _Kind("case", "the person, household, Thai IDs, place, needs, consent", "closing",
+          _cases_before, _scrub_cases),
+)
+PERSONAL_DAYS = "personal_after_resolution_days"
+BATCH = 500
+LISTED = 10_000
+
+
 def _days(processing: Processing, kind: str, name: str) -> int | None:
     found = processing.kinds.get(kind)
     return found.days(name) if found else None
@@ -40,52 +90,32 @@ async def due(storage: Storage, processing: Processing, now: datetime,
               within: timedelta) -> list[Due]:
     """What retention will erase between now and `now + within`, soonest first."""
     found: list[Due] = []
-    days = _days(processing, "incident", "personal_after_resolution_days")
-    if days is not None:
+    for kind in KINDS:
+        days = _days(processing, kind.name, PERSONAL_DAYS)
+        if days is None:
+            continue
         keep = timedelta(days=days)
-        found += [Due("incident", i.reference, i.id, max(now, i.updated_at + keep),
-                      "phone, exact location, answers, relay messages")
-                  for i in await storage.incidents.resolved_before(now + within - keep,
-                                                                   limit=10_000)]
-    days = _days(processing, "case", "personal_after_resolution_days")
-    if days is not None:
-        keep = timedelta(days=days)
-        found += [Due("case", c.reference, c.id, max(now, c.updated_at + keep),
-                      "the person, household, Thai IDs, place, needs, consent")
-                  for c in await storage.cases.closed_before(now + within - keep,
-                                                             limit=10_000)]
+        found += [Due(kind.name, r.reference, r.id, max(now, r.updated_at + keep), kind.what)
+                  for r in await kind.closed_before(storage, now + within - keep, LISTED)]
     return sorted(found, key=lambda d: d.erase_at)
 
 
 async def run(storage: Storage, processing: Processing, now: datetime) -> int:
     """Erase what is due now; how many records and messages were erased."""
     erased = 0
-    days = _days(processing, "incident", "personal_after_resolution_days")
-    if days is not None:
-        while True:
-            batch = await storage.incidents.resolved_before(now - timedelta(days=days))
-            if not batch:
-                break
-            ids = [i.id for i in batch]
+    for kind in KINDS:
+        days = _days(processing, kind.name, PERSONAL_DAYS)
+        if days is None:
+            continue
+        # Each batch is scrubbed before the next is read, so the loop ends.
+        while batch := await kind.closed_before(storage, now - timedelta(days=days), BATCH):
+            ids = [r.id for r in batch]
             erased += await storage.vault.shred(ids, now)
-            await storage.incidents.scrub(ids)
-            for incident in batch:
+            await kind.scrub(storage, ids)
+            for record in batch:
                 await storage.audit.append(AuditEntry(
-                    ACTOR, "retention.erase", reference=incident.reference,
-                    detail=f"{days} days after resolution"))
-    days = _days(processing, "case", "personal_after_resolution_days")
-    if days is not None:
-        while True:
-            cases = await storage.cases.closed_before(now - timedelta(days=days))
-            if not cases:
-                break
-            ids = [c.id for c in cases]
-            erased += await storage.vault.shred(ids, now)
-            await storage.cases.scrub(ids)
-            for case in cases:
-                await storage.audit.append(AuditEntry(
-                    ACTOR, "retention.erase", reference=case.reference,
-                    detail=f"{days} days after closing"))
+                    ACTOR, "retention.erase", reference=record.reference,
+                    detail=f"{days} days after {kind.closed}"))
     relay = _days(processing, "incident", "relay_messages_days")
     if relay is not None:
         emptied = await storage.outbox.forget_payloads(RELAY_KINDS, now - timedelta(days=relay))
