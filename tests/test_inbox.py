@@ -282,8 +282,11 @@ async def test_a_lane_that_ends_with_nothing_new_is_followed_by_no_empty_claim(
     seen: list[str] = []
     blocking = {"generic:m1", "generic:m11", "generic:m5"}
 
+    progressed = asyncio.Event()
+
     async def handler(arrival: Arrival) -> None:
         seen.append(arrival.inbound.event_id)
+        progressed.set()
         if arrival.inbound.event_id in blocking:
             await release.wait()
 
@@ -294,7 +297,8 @@ async def test_a_lane_that_ends_with_nothing_new_is_followed_by_no_empty_claim(
     async def until(count: int) -> None:
         async with asyncio.timeout(10):
             while len(seen) < count:
-                await asyncio.sleep(0.01)
+                progressed.clear()
+                await progressed.wait()
         await asyncio.sleep(0.2)  # room for a claim that should not come
 
     try:
