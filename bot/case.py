@@ -22,6 +22,9 @@ CASE_PREFIX = "CASE"
 ZERO_DROPOUT = "zero_dropout"  # a flag: a child out of school or at risk of dropping out
 DUPLICATE = "possible_duplicate"  # a flag, never a merge
 SCHOOLING = frozenset({"out_of_school", "dropout_risk"})
+# Hardships a list never names (PDPA s.26: health and disability are sensitive data; violence
+# at home is a person's safety): the list says "sensitive", the case page (audited) names them.
+SENSITIVE_HARDSHIPS = frozenset({"violence", "health", "disability"})
 HARDSHIPS = ("income", "disability", "old_age", "child_care", "housing", "health",
              "out_of_school", "dropout_risk", "violence")
 
@@ -171,3 +174,27 @@ def duplicate_texts(case: Case) -> list[str]:
     if case.person.birth_year is not None:
         texts.append(f"match:{case.person.birth_year}|{case.person.sex}|{place}")
     return texts
+
+
+# Photos of documents: what a photo's first bytes must be (what a channel says the type is
+# is not trusted), JPEG or PNG only.
+PHOTO_SIGNATURES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
+
+
+def photo_type(data: bytes) -> str | None:
+    """`image/jpeg` or `image/png` from the content itself; None for anything else."""
+    return next((kind for kind, head in PHOTO_SIGNATURES.items() if data.startswith(head)),
+                None)
+
+
+@dataclass(frozen=True, slots=True)
+class CasePhoto:
+    """A photo of documents kept with a case; the stores seal `data` with the case's own
+    data key, so erasing the case makes every copy unreadable."""
+
+    id: str  # from the event that brought it: the same photo is kept once
+    case_id: str
+    content_type: str  # from `photo_type`
+    size: int
+    at: datetime
+    data: bytes = b""  # empty in listings

@@ -157,6 +157,8 @@ async def _cases(services: Any, args: argparse.Namespace) -> int:
         "location": case.location.to_dict(), "needs": case.needs,
         "consent": case.consent.to_dict() if case.consent else None,
         "screening": case.screening,
+        # How many photos of documents (the board opens them, audited one by one).
+        "photos": len(await storage.case_photos.listed(case.id)),
         "timeline": [{"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor,
                       "channel": e.channel, "data": e.data}
                      for e in await storage.cases.timeline(case.id)]}

@@ -34,6 +34,7 @@ from bot.case import (
     new_case_reference,
     normalize_case_reference,
 )
+from bot.case_photos import register_case_photo_actions
 from bot.i18n import Catalogs
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.privacy.consent import ConsentError, Consents
@@ -373,3 +374,4 @@ def my_cases(cases: Sequence[Case]) -> tuple[Text, ...]:
 
 def register_case_actions(actions: ActionRegistry) -> None:
     actions.add("submit_case", submit_case)
+    register_case_photo_actions(actions)

@@ -68,6 +68,9 @@ def _command(inbound: Inbound) -> str:
     return words[0].casefold() if words else ""
 
 
+ENGINE_DEDUPED = ("reporter", "volunteer")
+
+
 class InboundRouter:
     """Decides, from the chat kind and the bindings, who an inbound event is for."""
 
@@ -99,7 +102,9 @@ class InboundRouter:
         """The replies for one event, for the chat it came from. Never raises for input."""
         for route in self.routes:
             if await route.filter(inbound):
-                if route.name != "reporter" and await self._already_seen(inbound):
+                # The engine dedupes its own (reporter and volunteer) events in the session
+                # save: marking one seen here first would drop its retry after a failure.
+                if route.name not in ENGINE_DEDUPED and await self._already_seen(inbound):
                     return []
                 log.debug("inbound.routed", route=route.name, channel=inbound.channel)
                 return await route.handler(inbound)

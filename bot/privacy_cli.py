@@ -34,7 +34,9 @@ def add_commands(sub: Any) -> None:
     show = audit.add_parser("show", help="audit rows about a subject, a staff member or a "
                                          "reference")
     show.add_argument("--subject", help="a subject id (as `ess subject find` prints it)")
-    show.add_argument("--staff", help="an actor (staff id, cli:<user>)")
+    show.add_argument("--staff", help="an actor: a board login (its sign-ins, and the tries of "
+                                      "that name when no account has it), staff:<login>, "
+                                      "cli:<user>")
     show.add_argument("--reference", help="an incident or case reference")
     show.add_argument("--limit", type=int, default=200)
     show.add_argument("--json", action="store_true")
@@ -118,7 +120,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     storage = await open_storage(settings, sealer)
     try:
         if args.command == "audit":
-            return await _audit(storage, args)
+            return await _audit(storage, sealer.digest, args)
         if args.command == "subject":
             return await _subject(storage, sealer.digest, args)
         if args.command == "pdpa":
@@ -134,7 +136,17 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         await storage.close()
 
 
-async def _audit(storage: Any, args: argparse.Namespace) -> int:
+def _actors(digest: Any, staff: str | None) -> list[str | None]:
+    """The actors `--staff` names: as given when it has a kind (`staff:…`, `cli:…`); a bare
+    board login is its account and the keyed name of sign-in tries with it."""
+    from bot.privacy.access import staff_actor, unknown_login_actor
+
+    if staff is None or ":" in staff or staff.startswith("login?"):
+        return [staff]
+    return [staff_actor(staff), unknown_login_actor(digest, staff)]
+
+
+async def _audit(storage: Any, digest: Any, args: argparse.Namespace) -> int:
     from bot.incident import normalize_reference
 
     if args.audit_command == "verify":
@@ -152,8 +164,11 @@ async def _audit(storage: Any, args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CommandError("--limit must be at least 1")
     reference = normalize_reference(args.reference) if args.reference else None
-    rows = await storage.audit.find(subject=args.subject, staff=args.staff,
-                                    reference=reference, limit=args.limit)
+    rows = []
+    for actor in _actors(digest, args.staff):
+        rows += await storage.audit.find(subject=args.subject, staff=actor,
+                                         reference=reference, limit=args.limit)
+    rows = sorted(rows, key=lambda r: r.seq, reverse=True)[:args.limit]
     items = [{"seq": r.seq, "at": r.at.isoformat(), "actor": r.entry.actor,
               "action": r.entry.action, "subject": r.entry.subject,
               "reference": r.entry.reference, "detail": r.entry.detail} for r in rows]

@@ -7,7 +7,7 @@ in its own idiom (see `bot.render` for the shared text fallback).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,7 +24,8 @@ class Kind(enum.StrEnum):
     LOCATION = "location"  # payload is a Location
     PHONE = "phone"  # a phone number the channel itself vouches for (e.g. an SMS sender)
     START = "start"  # follow, page open, rich-menu entry: payload may name a flow
-    MEDIA = "media"  # sticker, image, audio, video, file: never understood, always re-prompted
+    MEDIA = "media"  # sticker, image, audio, video, file: payload a Media when the channel
+    # can name it; only a step that keeps photos (`photos:` in a flow) takes one
     LEAVE = "leave"  # the service was removed from a group chat
     OTHER = "other"
 
@@ -84,6 +85,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class MediaGone(Exception):
+    """The content of a media message cannot be had, now or later (gone from the platform,
+    refused): the person is told; trying again would not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaContent:
+    """The bytes of a media message and the type its channel gave (not trusted)."""
+
+    data: bytes
+    content_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A photo, sticker or file someone sent. `fetch` (set by a channel that can get the
+    content, in the journaled handling path) returns it, raises MediaGone for good, or any
+    other exception for a blip the journal tries again; it is never stored."""
+
+    kind: str  # image | sticker | video | audio | file | other
+    ref: str = ""  # the channel's id of the message (LINE message id)
+    fetch: Callable[[], Awaitable[MediaContent]] | None = field(
+        default=None, compare=False, repr=False)
+
+
 # A channel whose replies are stored once per key (the web chat's transcript) sets this hint:
 # a duplicate event is then answered with the conversation's current prompt instead of
 # nothing, the channel storing it under the key of the first handling's last reply. If that
@@ -99,6 +125,10 @@ RESUME_ON_DUPLICATE = "resume_on_duplicate"
 # channels rebuild their events from the stored raw form.
 RETRIED_IF_FAILED: ContextVar[bool] = ContextVar("ess_retried_if_failed", default=False)
 
+# A hint a channel sets when it can send photos and fetch their content (LINE 1:1): a flow
+# then offers to keep photos of documents; elsewhere it says to bring them.
+PHOTOS_HINT = "photos"
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -112,7 +142,7 @@ class Inbound:
     sender: str
     kind: Kind
     event_id: str
-    payload: str | Location | None = None
+    payload: str | Location | Media | None = None
     at: datetime = field(default_factory=utcnow)
     # Hints from the channel: {"flow": "silent"} for a web page opened with ?silent=1,
     # {"lang": "en"} from a browser's language, {"actor": "line:U…"} for the person who

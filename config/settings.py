@@ -154,6 +154,7 @@ SPECS: dict[str, _Spec] = {
     "flows_dir": _Spec(_text, "a folder of extra flow files"),
     "catalogs_dir": _Spec(_text, "a folder of extra catalog files"),
     "max_body_bytes": _Spec(_positive_int, "a number of bytes"),
+    "case_photo_max_bytes": _Spec(_positive_int, "a number of bytes"),
     "directory_dir": _Spec(_text, "a folder with stations.csv and groups.csv"),
     "programmes_dir": _Spec(_text, "a folder of welfare programme rules (*.yaml)"),
     "escalate_after": _Spec(_duration, "a duration such as 5m or 300s"),
@@ -204,6 +205,7 @@ class Settings:
     flows_dir: str = ""
     catalogs_dir: str = ""
     max_body_bytes: int = 256 * 1024
+    case_photo_max_bytes: int = 5 * 1024 * 1024  # a photo of documents larger is refused
     directory_dir: str = ""  # empty: the sample directory shipped in config/directory
     programmes_dir: str = ""  # empty: the sample rules shipped in config/programmes
     escalate_after: float = 5 * 60  # no acknowledgement this long after delivery: escalate

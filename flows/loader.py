@@ -33,7 +33,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 STEP_KEYS = {
     "say", "expect", "choices", "save", "validate", "invalid", "run", "next", "end", "commands",
-    "summary", "collect",
+    "summary", "collect", "photos",
 }
 FLOW_KEYS = {"flow", "description", "start", "steps", "commands", "idle_timeout", "silent",
              "groups", "sections", "media"}
@@ -329,6 +329,13 @@ def _step(c: _Checker, name: str, raw: Any, line: int,
     if run is not None and run not in c.actions:
         c.problem(c.line_of(raw, "run", at), f"unknown action {run!r}",
                   f"registered actions: {', '.join(sorted(c.actions)) or '(none)'}")
+    photos = raw.get("photos")
+    if photos is not None and photos not in c.actions:
+        c.problem(c.line_of(raw, "photos", at), f"unknown action {photos!r}",
+                  f"registered actions: {', '.join(sorted(c.actions)) or '(none)'}")
+    if photos is not None and expect is None:
+        c.problem(c.line_of(raw, "photos", at), f"step {name!r} keeps photos but asks "
+                  "nothing", "photos go on a step with expect: (a 'done' button)")
     save = raw.get("save")
     if save is not None and (not isinstance(save, str) or not _NAME.match(save)):
         c.problem(c.line_of(raw, "save", at), "save must be a slot name", "save: incident_type")
@@ -365,7 +372,8 @@ def _step(c: _Checker, name: str, raw: Any, line: int,
         collect = None
     return Step(name=name, line=at, say=say, expect=expect, choices=choices, save=save,
                 validate=validate, invalid=invalid, run=run, next=branches, end=end,
-                commands=commands, summary=bool(raw.get("summary", False)), collect=collect)
+                commands=commands, summary=bool(raw.get("summary", False)), collect=collect,
+                photos=str(photos) if photos is not None else None)
 
 
 def _choices(c: _Checker, raw: _Map, at: int, commands: tuple[str, ...]) -> tuple[ChoiceSpec, ...]:

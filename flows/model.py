@@ -70,6 +70,7 @@ class Step:
     commands: tuple[str, ...] | None = None  # None: the flow's commands
     summary: bool = False  # pass every saved slot to the prompt as a parameter
     collect: str | None = None  # a group name: close the group's current item here
+    photos: str | None = None  # an action run for each photo sent at this ask step
 
     @property
     def asks(self) -> bool:

@@ -96,6 +96,11 @@ class FlowRunner:
             # "restart" is not an address).
             return [self._say(session, Text("common.command_unavailable")),
                     self._prompt(session, step)]
+        if inbound.kind is Kind.MEDIA and step.photos:
+            # A step that keeps photos (documents): the action keeps or refuses this one,
+            # and the step stays, for more photos or its own answer.
+            _, answered = await self._run_named(session, step.photos, inbound, services)
+            return [*answered, self._prompt(session, step)]
         media = self._compiled(session).flow.media
         if inbound.kind is Kind.MEDIA and media:
             return [self._say(session, Text(media)), self._prompt(session, step)]
@@ -282,11 +287,17 @@ class FlowRunner:
     async def _run_action(self, session: Session, step: Step, inbound: Inbound,
                           services: Any) -> list[Reply]:
         assert step.run is not None
-        result = await self.actions.get(step.run)(ActionContext(session, inbound, services))
-        session.slots.update(result.slots)
+        outcome, said = await self._run_named(session, step.run, inbound, services)
         if step.save and not step.asks:
-            session.slots[step.save] = result.outcome
-        return [self._say(session, text) for text in result.say]
+            session.slots[step.save] = outcome
+        return said
+
+    async def _run_named(self, session: Session, action: str, inbound: Inbound,
+                         services: Any) -> tuple[str, list[Reply]]:
+        """Run `action`, merge its slots; its outcome and what it says."""
+        result = await self.actions.get(action)(ActionContext(session, inbound, services))
+        session.slots.update(result.slots)
+        return result.outcome, [self._say(session, text) for text in result.say]
 
     # -- commands -------------------------------------------------------------------------
 

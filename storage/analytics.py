@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,6 +75,47 @@ class ResponseRow:
     eta_n: int = 0  # arrivals with a promised ETA
     eta_late: int = 0  # ... that came later than promised
     eta_over_p50: float | None = None  # seconds later than promised (negative: early)
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """An incident's statistics columns as stored (migrations 0150, 0151): computed from its
+    areas, its pin (a ~5 km² cell), its report time and its timeline, coarse on purpose, and
+    kept when the incident is erased so the statistics do not change (docs/pdpa.md). A
+    subject's export lists them as derived."""
+
+    synthetic: bool
+    province: str | None
+    district: str | None
+    station: str | None
+    cell: str | None
+    delivered_at: datetime | None
+    acked_at: datetime | None
+    en_route_at: datetime | None
+    on_scene_at: datetime | None
+    closed_at: datetime | None
+    help_level: int | None
+    help_agency: str | None
+    eta_minutes: int | None
+    escalations: int
+    local_day: str | None
+    local_week: str | None
+    local_month: str | None
+    hour_of_week: int | None
+    delivered_s: float | None
+    acked_s: float | None
+    on_scene_s: float | None
+    closed_s: float | None
+    eta_over_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: times as ISO 8601."""
+        return {name: value.isoformat() if isinstance(value, datetime) else value
+                for name in DERIVED for value in (getattr(self, name),)}
+
+
+DERIVED = tuple(f.name for f in fields(Derived))  # the column names, in order
+DERIVED_TIMES = tuple(f.name for f in fields(Derived) if f.name.endswith("_at"))
 
 
 def nearest_rank(values: Sequence[float], p: float) -> float | None:

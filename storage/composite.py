@@ -18,6 +18,7 @@ class CompositeStorage:
         self.locks = state.locks
         self.incidents = database.incidents
         self.cases = database.cases
+        self.case_photos = database.case_photos
         self.outbox = database.outbox
         self.timers = database.timers
         self.bindings = database.bindings

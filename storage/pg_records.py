@@ -321,6 +321,11 @@ class PgIncidents:
                 created_at=r[10]), 12)
         return found
 
+    async def derived(self, incident_id: str) -> analytics.Derived | None:
+        row = await self._pool.fetchrow(f"SELECT {', '.join(analytics.DERIVED)} FROM incidents "
+                                        "WHERE id = $1", incident_id)
+        return None if row is None else analytics.Derived(**dict(row))
+
     async def scrub(self, incident_ids: Sequence[str]) -> int:
         return int(await self._pool.fetchval(
             "WITH u AS (UPDATE incidents SET phone = NULL, phone_key = NULL, "

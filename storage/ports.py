@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.case import Case
+from bot.case import Case, CasePhoto
 from bot.incident import Incident, Notification, TimelineEvent
 from bot.session import Session
 from bot.staff import BoardEvent, StaffMember
@@ -171,6 +171,9 @@ class IncidentStore(Protocol):
         """The incident's outbox rows (pending, sent or dead), opened with its key, oldest
         first; none once its key is destroyed (a subject's export lists them)."""
 
+    async def derived(self, incident_id: str) -> analytics.Derived | None:
+        """The incident's statistics columns as stored (they stay after an erasure)."""
+
     async def scrub(self, incident_ids: Sequence[str]) -> int:
         """After their keys are destroyed: clear the look-up digests and phone of these
         incidents and bury their undelivered outbox rows; how many incidents."""
@@ -244,6 +247,23 @@ class CaseStore(Protocol):
     async def scrub(self, case_ids: Sequence[str]) -> int:
         """After their data keys are destroyed: drop the cases' duplicate-detection hashes
         (keyed hashes of Thai IDs and of person and place); how many were dropped."""
+
+
+class CasePhotos(Protocol):
+    """Photos of documents kept with cases, sealed with each case's own data key."""
+
+    async def add(self, photo: CasePhoto) -> bool:
+        """Keep the photo (once per id: a second add changes nothing); False when the case
+        does not exist or its key is destroyed (erased: nothing is kept)."""
+
+    async def listed(self, case_id: str) -> list[CasePhoto]:
+        """The case's photos without their bytes, oldest first."""
+
+    async def get(self, case_id: str, photo_id: str) -> CasePhoto | None:
+        """One photo with its bytes; None when unknown, of another case, or erased."""
+
+    async def drop(self, case_ids: Sequence[str]) -> int:
+        """Remove the cases' photos (after their keys are destroyed); how many."""
 
 
 class Outbox(Protocol):
@@ -575,6 +595,9 @@ class Storage(Protocol):
 
     @property
     def cases(self) -> CaseStore: ...
+
+    @property
+    def case_photos(self) -> CasePhotos: ...
 
     @property
     def outbox(self) -> Outbox: ...

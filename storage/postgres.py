@@ -19,6 +19,7 @@ import asyncpg
 from bot.session import Session
 from config.settings import Settings, mask_url
 from storage.audit import PgAudit
+from storage.case_photos import PgCasePhotos
 from storage.cases import PgCases
 from storage.crypto import Sealer
 from storage.inbound_journal import PgJournal
@@ -205,6 +206,7 @@ class PostgresStorage:
         keyring = Keyring(sealer)
         self.incidents = PgIncidents(pool, sealer, keyring)
         self.cases = PgCases(pool, sealer, keyring)
+        self.case_photos = PgCasePhotos(pool, keyring)
         self.outbox = PgOutbox(pool, sealer, keyring)
         self.vault = PgVault(pool, sealer, keyring)
         self.timers = PgTimers(pool)

@@ -27,6 +27,7 @@ from bot.staff import NATIONAL
 from bot.text import dump_json
 from storage import analytics
 from storage.audit import AuditEntry, SQLiteAudit
+from storage.case_photos import SQLiteCasePhotos
 from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
 from storage.inbound_journal import SQLiteJournal
@@ -462,6 +463,17 @@ class SQLiteIncidents:
                 created_at=_dt(r[10])), 12)
         return found
 
+    async def derived(self, incident_id: str) -> analytics.Derived | None:
+        row = await self._db.one(f"SELECT {', '.join(analytics.DERIVED)} FROM incidents "
+                                 "WHERE id = ?", (incident_id,))
+        if row is None:
+            return None
+        values = dict(zip(analytics.DERIVED, row, strict=True))
+        for name in analytics.DERIVED_TIMES:
+            values[name] = dt(values[name])
+        values["synthetic"] = bool(values["synthetic"])
+        return analytics.Derived(**values)
+
     async def scrub(self, incident_ids: Sequence[str]) -> int:
         if not incident_ids:
             return 0
@@ -661,6 +673,7 @@ class SQLiteStorage:
         self.sessions = SQLiteSessions(db, sealer)
         self.incidents = SQLiteIncidents(db, sealer, keyring)
         self.cases = SQLiteCases(db, sealer, keyring)
+        self.case_photos = SQLiteCasePhotos(db, keyring)
         self.outbox = SQLiteOutbox(db, sealer, keyring)
         self.vault = SQLiteVault(db, sealer, keyring)
         self.timers = SQLiteTimers(db)

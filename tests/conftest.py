@@ -54,7 +54,7 @@ async def line_api() -> AsyncIterator[LineStandIn]:
 def line_settings(tmp_path: Path, line_api: LineStandIn) -> Settings:
     return Settings(data_dir=str(tmp_path / "var"), log_format="console", extra={
         "ESS_LINE_CHANNEL_SECRET": ev.SECRET, "ESS_LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
-        "ESS_LINE_API_URL": line_api.url})
+        "ESS_LINE_API_URL": line_api.url, "ESS_LINE_DATA_API_URL": line_api.url})
 
 
 @pytest.fixture

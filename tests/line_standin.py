@@ -10,6 +10,12 @@ queue failures (`fail_next(429, {"Retry-After": "2"})`).
 {"displayName": ..., "language": "my"}`), each checked with the SDK's `UserProfileResponse`
 before it is served; an unknown user gets 404, as LINE answers for a user who has not added
 the account. Profile reads are recorded apart (`profile_calls`), with their own failures.
+
+`GET /v2/bot/message/{messageId}/content` is the data API (the same server: tests point
+`ESS_LINE_DATA_API_URL` here): it serves the bytes a test registered (`contents[id] = b"…"`)
+as `application/octet-stream`, checks the token and that the id is a LINE message id (digits),
+answers 404 for one it does not hold, as LINE does for content gone or never there, and
+records each read in `content_calls`, with its own queued failures (`content_failures`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ class LineStandIn:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     profile_calls: list[str] = field(default_factory=list)
     profile_failures: list[int] = field(default_factory=list)
+    contents: dict[str, bytes] = field(default_factory=dict)
+    content_calls: list[tuple[str, int]] = field(default_factory=list)
+    content_failures: list[int] = field(default_factory=list)
     server: TestServer | None = None
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
@@ -90,6 +99,7 @@ class LineStandIn:
         app.router.add_post("/v2/bot/user/all/richmenu/{rich_menu_id}", self._plain("default"))
         app.router.add_post("/v2/bot/richmenu/{rich_menu_id}/content", self._plain("image"))
         app.router.add_get("/v2/bot/profile/{user_id}", self._profile)
+        app.router.add_get("/v2/bot/message/{message_id}/content", self._content)
         return app
 
     async def start(self) -> LineStandIn:
@@ -117,6 +127,24 @@ class LineStandIn:
         body = {"userId": user_id, **self.profiles[user_id]}
         UserProfileResponse.from_dict(body)  # what we serve is what LINE would: or fail here
         return web.json_response(body)
+
+    async def _content(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"message": "Authentication failed"}, status=401)
+        message_id = request.match_info["message_id"]
+        if not message_id.isdecimal():
+            self.invalid.append(("content", f"not a message id: {message_id[:40]}"))
+            status = 400
+        elif self.content_failures:
+            status = self.content_failures.pop(0)
+        else:
+            status = 200 if message_id in self.contents else 404
+        self.content_calls.append((message_id, status))
+        if status != 200:
+            return web.json_response({"message": "stand-in content"}, status=status,
+                                     headers={"x-line-request-id": uuid.uuid4().hex})
+        return web.Response(body=self.contents[message_id],
+                            content_type="application/octet-stream")
 
     def _plain(self, kind: str) -> Any:
         async def handle(request: web.Request) -> web.Response:

@@ -4,8 +4,10 @@ erase by destroying the case's own key)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
+from bot.case import CasePhoto
 from bot.casework import CONSENT_PURPOSES, NO_CONSENT, PURPOSE_REFERRAL
 from bot.privacy.consent import Consents
 from bot.privacy.rights import Rights
@@ -114,3 +116,24 @@ async def test_a_case_is_found_exported_and_erased_for_its_subject(
     assert (await rights.find(selector)).held == []
     # Its duplicate-detection hashes are gone too: a new case of the same ID is not flagged.
     assert await services.storage.cases.possible_duplicates(case, datetime.now(UTC)) == []
+
+
+async def test_a_cases_photos_are_in_its_export_and_erased_with_it(
+        services: Services, settings: Settings) -> None:
+    await register(services)
+    reference = await intake(services, "given")
+    case = await services.storage.cases.get(reference)
+    assert case is not None
+    jpeg = b"\xff\xd8\xff\xe0" + b"PHOTO-4411" * 30
+    assert await services.storage.case_photos.add(
+        CasePhoto("p1", case.id, "image/jpeg", len(jpeg), datetime.now(UTC), jpeg))
+    rights = Rights(services.storage, make_sealer(settings).digest, "cli:test")
+    selector = Selector.parse(None, None, None, reference)
+    _, data = await rights.export(selector, datetime.now(UTC))
+    [record] = data["records"]
+    [photo] = record["data"]["photos"]
+    assert (photo["type"], photo["size"]) == ("image/jpeg", len(jpeg))
+    assert base64.b64decode(photo["base64"]) == jpeg
+    await rights.erase(selector, "the person asked", datetime.now(UTC))
+    assert await services.storage.case_photos.get(case.id, "p1") is None
+    assert await services.storage.case_photos.listed(case.id) == []

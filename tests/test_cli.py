@@ -128,7 +128,7 @@ def test_a_volunteer_registers_and_opens_a_case_through_ess_chat(tmp_path: Path)
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     assert data["person"]["birth_year"] == 1956 and data["consent"]["ground"] == "consent"
-    assert data["timeline"][0]["kind"] == "opened"
+    assert data["timeline"][0]["kind"] == "opened" and data["photos"] == 0
     moved = ess(tmp_path, "cases", "move", match.group(1), "close")
     assert moved.returncode == 2 and "a supervisor must approve" in moved.stderr
     moved = ess(tmp_path, "cases", "move", match.group(1), "close", "--supervisor")

@@ -126,14 +126,25 @@ def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -
     internal = {"id", "source_event", "version", "reporter_key", "phone_key", "lang", "drill",
                 "location_source", "updated_at"}
     # The analytics columns (migrations 0150/0151) are computed from what is exported (the
-    # areas, the location, the report time, the timeline's stages), kept coarse for the
-    # statistics; they are not exported as such (docs/pdpa.md).
+    # areas, the location, the report time, the timeline's stages), coarse, kept after an
+    # erasure for the statistics; the export lists them under their own heading
+    # (docs/pdpa.md), with the values the raw row holds.
     derived = {"synthetic", "province", "district", "station", "cell", "delivered_at",
                "acked_at", "en_route_at", "on_scene_at", "closed_at", "help_level",
                "help_agency", "eta_minutes", "escalations", "local_day", "local_week",
                "local_month", "hour_of_week", "delivered_s", "acked_s", "on_scene_s",
                "closed_s", "eta_over_s"}
+    statistics = held["derived, kept for statistics"]
+    assert set(statistics) == derived
     assert columns - internal - derived <= set(held) | {"timeline"}
+    db = sqlite3.connect(tmp_path / "var" / "ess.db")
+    province, cell, day, escalations = db.execute(
+        "SELECT province, cell, local_day, escalations FROM incidents WHERE reference = ?",
+        (reference,)).fetchone()
+    db.close()
+    assert (statistics["province"], statistics["cell"], statistics["local_day"],
+            statistics["escalations"]) == (province, cell, day, escalations)
+    assert statistics["province"] and statistics["cell"] and statistics["synthetic"] is False
     assert held["phone"] == "+66812345678" and held["location"]["lat"] == 16.8211
     assert [e["kind"] for e in held["timeline"]] == ["reported"]
     db = sqlite3.connect(tmp_path / "var" / "ess.db")

@@ -10,8 +10,9 @@ import pytest
 
 from bot.i18n import Catalogs
 from bot.session import Session
-from bot.types import Kind, Reply
+from bot.types import Inbound, Kind, Media, Reply, Text
 from bot.wiring import default_registries
+from flows.actions import ActionContext, ActionRegistry, ActionResult
 from flows.compiler import compile_flow
 from flows.inputs import InputContext
 from flows.loader import MAX_GROUP_ITEMS, FlowError, parse_flow
@@ -205,3 +206,48 @@ async def test_a_flows_media_line_is_said_before_the_prompt_and_loses_nothing() 
 def test_a_media_line_that_is_not_in_the_catalogs_is_refused_with_its_line() -> None:
     found = problems(HOUSEHOLD.replace("start: name\n", "start: name\nmedia: case.fotos\n"))
     assert any("t.yaml:3: media 'case.fotos' is not in the catalogs" in p for p in found), found
+
+
+def test_a_photos_step_names_a_registered_action_and_asks_something() -> None:
+    unknown = problems(HOUSEHOLD.replace("    expect: text\n    save: notes\n",
+                                         "    expect: text\n    photos: keep_fotos\n"
+                                         "    save: notes\n"))
+    assert any("unknown action 'keep_fotos'" in p for p in unknown), unknown
+    telling = problems(HOUSEHOLD.replace("    say: report.after.thanks\n    end: true\n",
+                                         "    say: report.after.thanks\n"
+                                         "    photos: keep_case_photo\n    end: true\n"))
+    assert any("keeps photos but asks nothing" in p for p in telling), telling
+
+
+async def test_a_photo_at_a_photos_step_runs_its_action_and_the_step_stays() -> None:
+    kept: list[str] = []
+
+    async def keep(ctx: ActionContext) -> ActionResult:
+        assert isinstance(ctx.inbound.payload, Media)
+        kept.append(ctx.inbound.payload.ref)
+        return ActionResult("kept", {"photo_count": len(kept)},
+                            say=(Text("case.photos.kept", {"count": len(kept)}),))
+
+    actions = ActionRegistry()
+    for name in ACTIONS.names():
+        actions.add(name, ACTIONS.get(name))
+    actions.add("keep_test_photo", keep)
+    flow = parse_flow(HOUSEHOLD.replace("    expect: text\n    save: notes\n",
+                                        "    expect: text\n    photos: keep_test_photo\n"
+                                        "    save: notes\n"), "t.yaml",
+                      inputs=INPUTS.kinds, actions=actions.names(),
+                      validators=INPUTS.validators, catalog_keys=CATALOGS.keys("th"))
+    run = FlowRunner({"household": compile_flow(flow)}, INPUTS, actions, CATALOGS,
+                     InputContext(CATALOGS, None))
+    s = Session(conversation="test:p", lang="en")
+    await run.start(s, "household", start("p"), None)
+    s.state = "notes"
+    photo = Inbound("test", "p", Kind.MEDIA, "ev-photo", Media("image", "m-1"))
+    assert keys(await run.handle(s, photo, None)) == ["case.photos.kept",
+                                                     "report.waiting.prompt"]
+    assert s.state == "notes" and kept == ["m-1"] and s.slots["photo_count"] == 1
+    # Elsewhere a photo is the step's usual re-prompt: the action is not run.
+    s.state = "name"
+    assert keys(await run.handle(s, photo, None)) == ["common.invalid.text",
+                                                     "report.location.prompt"]
+    assert kept == ["m-1"]

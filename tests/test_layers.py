@@ -25,8 +25,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("storage", ("storage",)),
     ("routing", ("routing",)),
     ("flows", ("flows",)),
-    ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.casework", "bot.sweeper",
-              "bot.inbound", "bot.inbox", "bot.services", "bot.privacy")),
+    ("core", ("bot.engine", "bot.reports", "bot.my_reports", "bot.casework", "bot.case_photos",
+              "bot.sweeper", "bot.inbound", "bot.inbox", "bot.services", "bot.privacy")),
     ("channels", ("channels", "ess_jsonhook")),
     ("root", ("bot.app", "bot.wiring", "bot.cli", "bot.cases_cli", "bot")),
 )

@@ -192,3 +192,25 @@ async def test_rows_from_before_record_keys_still_open(store: Storage,
         assert got.details == {"injured": "no"} and json.dumps(got.location.to_dict())
     finally:
         await reopened.close()
+
+
+async def test_the_statistics_columns_read_back_as_stored_and_stay_after_an_erasure(
+        store: Storage) -> None:
+    from storage.analytics import DERIVED, local_columns
+
+    a = await store.incidents.create(incident("v:d"), [],
+                                     TimelineEvent("reported", "r", "sms"))
+    await store.incidents.update(a, TimelineEvent("escalated", "sweeper", "timer"))
+    await store.incidents.update(a, TimelineEvent("acknowledged", "police", "line"))
+    before = await store.incidents.derived(a.id)
+    assert before is not None
+    assert (before.province, before.district, before.escalations) == ("TH-65", None, 1)
+    assert before.acked_at is not None and before.acked_s is not None and before.acked_s >= 0
+    assert before.local_day == local_columns(a.created_at)[0] and before.synthetic is False
+    assert before.cell and before.delivered_at is None
+    assert set(before.to_dict()) == set(DERIVED)
+    assert before.to_dict()["acked_at"] == before.acked_at.isoformat()
+    await store.vault.shred([a.id], utcnow())
+    await store.incidents.scrub([a.id])
+    assert await store.incidents.derived(a.id) == before  # coarse: kept for the statistics
+    assert await store.incidents.derived("no-such-id") is None

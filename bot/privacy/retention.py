@@ -3,7 +3,9 @@
 Incidents: `personal_after_resolution_days` after they were closed, their data key is
 destroyed (phone, exact pin, answers, relay texts: every copy); the clear columns stay for
 statistics. Cases: `personal_after_resolution_days` of kind `case` after they were closed,
-the same (their key; their duplicate-detection hashes). Relay messages:
+the same (their key; their duplicate-detection hashes; their photos), and their photos of
+documents already `photos_after_resolution_days` after closing (the case key stays: the
+rows go). Relay messages:
 `relay_messages_days` after they were sent, their payload is emptied in the live store
 (copies become unreadable when the record's key goes). Run by the sweeper; idempotent (a
 destroyed key is not destroyed twice); the clock is injected.
@@ -67,6 +69,7 @@ async def _scrub_incidents(storage: Storage, ids: list[str]) -> None:
 
 async def _scrub_cases(storage: Storage, ids: list[str]) -> None:
     await storage.cases.scrub(ids)
+    await storage.case_photos.drop(ids)  # unreadable already: the key is gone
 
 
 # One row per kind; adding a kind of record kept until it is closed is one more row.
@@ -97,7 +100,41 @@ async def due(storage: Storage, processing: Processing, now: datetime,
         keep = timedelta(days=days)
         found += [Due(kind.name, r.reference, r.id, max(now, r.updated_at + keep), kind.what)
                   for r in await kind.closed_before(storage, now + within - keep, LISTED)]
+    found += await _photos_due(storage, processing, now, within)
     return sorted(found, key=lambda d: d.erase_at)
+
+
+# Photos of documents go before their case: not a row of KINDS, whose rows destroy the key.
+PHOTO_DAYS = "photos_after_resolution_days"
+
+
+async def _photos_due(storage: Storage, processing: Processing, now: datetime,
+                      within: timedelta) -> list[Due]:
+    days = _days(processing, "case", PHOTO_DAYS)
+    if days is None:
+        return []
+    keep = timedelta(days=days)
+    return [Due("case photos", c.reference, c.id, max(now, c.updated_at + keep),
+                f"{len(photos)} photo(s) of documents")
+            for c in await storage.cases.closed_before(now + within - keep, limit=LISTED)
+            if (photos := await storage.case_photos.listed(c.id))]
+
+
+async def _photos(storage: Storage, processing: Processing, now: datetime) -> int:
+    """Photos of documents of cases closed `photos_after_resolution_days` ago: removed
+    (the case itself stays until its own period)."""
+    days = _days(processing, "case", PHOTO_DAYS)
+    if days is None:
+        return 0
+    dropped = 0
+    for case in await storage.cases.closed_before(now - timedelta(days=days), limit=LISTED):
+        count = await storage.case_photos.drop([case.id])
+        if count:
+            dropped += count
+            await storage.audit.append(AuditEntry(
+                ACTOR, "retention.photos", reference=case.reference,
+                detail=f"{count} photo(s), {days} days after closing"))
+    return dropped
 
 
 async def run(storage: Storage, processing: Processing, now: datetime) -> int:
@@ -116,6 +153,7 @@ async def run(storage: Storage, processing: Processing, now: datetime) -> int:
                 await storage.audit.append(AuditEntry(
                     ACTOR, "retention.erase", reference=record.reference,
                     detail=f"{days} days after {kind.closed}"))
+    erased += await _photos(storage, processing, now)
     relay = _days(processing, "incident", "relay_messages_days")
     if relay is not None:
         emptied = await storage.outbox.forget_payloads(RELAY_KINDS, now - timedelta(days=relay))

@@ -9,6 +9,7 @@ kept anywhere in clear. Each record kind (incidents, conversations, cases: a `Re
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,9 @@ from storage.ports import Storage
 from storage.vault import is_erased
 
 Digest = Callable[[str], str]
+# Where an incident's export lists its statistics columns (storage.analytics.Derived): computed
+# from what the export holds, coarse, and kept after an erasure.
+DERIVED_HEADING = "derived, kept for statistics"
 
 
 class SubjectError(ValueError):
@@ -179,7 +183,9 @@ class IncidentRecords:
             return {"reference": held.reference, "gone": True}
         timeline = await storage.incidents.timeline(incident.id)
         messages = await storage.incidents.messages(incident.id)
-        return _incident_data(incident) | {"timeline": [
+        derived = await storage.incidents.derived(incident.id)
+        return _incident_data(incident) | {DERIVED_HEADING: (
+            derived.to_dict() if derived is not None else {}), "timeline": [
             {"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor, "channel": e.channel,
              "data": e.data} for e in timeline], "messages": [
             {"at": n.created_at.isoformat(), "kind": n.kind, "recipient": n.recipient,
@@ -251,7 +257,12 @@ class CaseRecords:
         if case is None:
             return {"reference": held.reference, "gone": True}
         consents = await storage.privacy.consents(case_subject(case))
+        photos = [await storage.case_photos.get(case.id, p.id)
+                  for p in await storage.case_photos.listed(case.id)]
         return _case_data(case) | {
+            "photos": [{"at": p.at.isoformat(), "type": p.content_type, "size": p.size,
+                        "base64": base64.b64encode(p.data).decode("ascii")}
+                       for p in photos if p is not None],
             "timeline": [{"at": e.at.isoformat(), "kind": e.kind, "actor": e.actor,
                           "channel": e.channel, "data": e.data}
                          for e in await storage.cases.timeline(case.id)],
@@ -264,6 +275,7 @@ class CaseRecords:
         ids = [h.record_id for h in held]
         shredded = await storage.vault.shred(ids, now)
         await storage.cases.scrub(ids)
+        await storage.case_photos.drop(ids)  # unreadable already: the key is gone
         return shredded
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import secrets
 import time
@@ -29,11 +28,13 @@ from aiohttp import web
 
 from bot.incident import normalize_reference
 from bot.outbound import Outbound, SendResult
+from bot.privacy.access import record_login, record_logout, staff_actor, unknown_login_actor
+from bot.privacy.subjects import Digest
 from bot.render import Abilities
 from bot.staff import ROLES, StaffMember, in_scope
 from bot.types import utcnow
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
-from channels.board import pages, pdpa
+from channels.board import pages
 from channels.board.analytics import AnalyticsPages
 from channels.board.auth import (
     COOKIE,
@@ -93,6 +94,7 @@ class BoardChannel(Channel):
         self.trust_forwarded = trust_forwarded
         self.totp_roles = totp_roles
         self._feed: Feed | None = None
+        self._digest: Digest | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BoardChannel:
@@ -122,7 +124,9 @@ class BoardChannel(Channel):
         router.add_post("/board/i/{reference}/act", self._post(self._act(self.act)))
         router.add_post("/board/i/{reference}/relay", self._post(self._act(self.relay)))
         router.add_post("/board/i/{reference}/reveal", self._post(self._act(self.reveal)))
-        router.add_get(pdpa.PATH, self._page(functools.partial(pdpa.pdpa_admin, self)))
+        from channels.board.pdpa_rights import SubjectDesk  # here: it builds on this module
+
+        SubjectDesk(self).routes(router)
         from channels.board.cases import CaseDesk  # here: it builds on this module
 
         CaseDesk(self).routes(router)
@@ -279,20 +283,39 @@ class BoardChannel(Channel):
         setup = not await self.ctx.services.storage.staff.all()
         return self._html(pages.login_page(lang, setup=setup))
 
+    async def _public_form(self, request: web.Request) -> tuple[str, dict[str, str]]:
+        """The prologue of a form posted without a session (sign-in, setting a password):
+        same origin, a bounded body, the language it asks for. Raises `FormProblem`."""
+        if not self._same_origin(request):
+            raise FormProblem(403, "csrf_failed")
+        form = await self._form(request)
+        return (form["lang"] if form.get("lang") in LANGS else self._lang(request)), form
+
+    @property
+    def digest(self) -> Digest:
+        """The service's keyed digest (built at first use: the settings exist only then)."""
+        if self._digest is None:
+            from storage.factory import make_sealer
+
+            self._digest = make_sealer(self.ctx.services.settings).digest
+        return self._digest
+
     async def login(self, request: web.Request) -> web.StreamResponse:
-        lang = self._lang(request)
         try:
-            if not self._same_origin(request):
-                raise FormProblem(403, "csrf_failed")
-            form = await self._form(request)
+            lang, form = await self._public_form(request)
         except FormProblem as problem:
-            return self._html(pages.login_page(lang, problem.key), problem.status)
-        lang = form.get("lang", lang) if form.get("lang") in LANGS else lang
+            return self._html(pages.login_page(self._lang(request), problem.key),
+                              problem.status)
         services = self.ctx.services
+        login = form.get("login", "")
         result = await log_in(services.storage.staff, services.storage.limits,
-                              form.get("login", ""), form.get("password", ""),
+                              login, form.get("password", ""),
                               client_address(request, self.trust_forwarded), utcnow(),
                               code=form.get("code", ""), totp_roles=self.totp_roles)
+        actor = staff_actor(result.account) if result.account else \
+            unknown_login_actor(self.digest, login)
+        await record_login(services.storage, actor, ok=result.member is not None,
+                           method=result.outcome)
         if result.member is None:
             status = 429 if result.problem == "board.locked_out" else \
                 403 if result.problem == "board.totp_not_enrolled" else 401
@@ -307,6 +330,7 @@ class BoardChannel(Channel):
     async def logout(self, request: web.Request, member: StaffMember,
                      token: str) -> web.StreamResponse:
         await self.ctx.services.storage.staff.end_session(token)
+        await record_logout(self.ctx.services.storage, staff_actor(member.login))
         response = web.HTTPSeeOther("/board/login")
         self._cookie(response, "", 0)
         raise response
@@ -316,14 +340,11 @@ class BoardChannel(Channel):
         return self._html(pages.password_page(lang, request.query.get("token", "")[:100]))
 
     async def password(self, request: web.Request) -> web.Response:
-        lang = self._lang(request)
         try:
-            if not self._same_origin(request):
-                raise FormProblem(403, "csrf_failed")
-            form = await self._form(request)
+            lang, form = await self._public_form(request)
         except FormProblem as problem:
-            return self._html(pages.message_page(lang, problem.key), problem.status)
-        lang = form.get("lang", lang) if form.get("lang") in LANGS else lang
+            return self._html(pages.message_page(self._lang(request), problem.key),
+                              problem.status)
         token, password = form.get("token", ""), form.get("password", "")
         refused = password_problem(password)
         if refused:

@@ -79,11 +79,21 @@ def login_limits(login: str, address: str) -> list[Limit]:
 
 @dataclass(frozen=True, slots=True)
 class LoginResult:
-    """`member` and `token` on success; otherwise `problem` (a catalog key)."""
+    """`member` and `token` on success; otherwise `problem` (a catalog key, the same for an
+    unknown login, a wrong password and a disabled account). `account` (the existing
+    account's login, "" for an unknown one) and `outcome` are for the audit trail only."""
 
     member: StaffMember | None = None
     token: str = ""
     problem: str = ""
+    account: str = ""
+    outcome: str = "ok"
+
+
+# What the audit trail says of a refused sign-in (never shown on the page).
+LOCKED_OUT, UNKNOWN, DISABLED, WRONG_PASSWORD = ("locked_out", "unknown_login", "disabled",
+                                                 "wrong_password")
+TOTP_NOT_ENROLLED, TOTP_FAILED = "totp_not_enrolled", "totp_failed"
 
 
 async def log_in(staff: StaffStore, limits: RateLimits, login: str, password: str,
@@ -92,23 +102,31 @@ async def log_in(staff: StaffStore, limits: RateLimits, login: str, password: st
     """Password, then (when enrolled, or required for one of the member's roles) a one-time
     code; every try of either takes from the same per-account and per-address buckets."""
     login = login.strip()[:64]
-    if await limits.take(login_limits(login, address), now) is not None:
-        return LoginResult(problem="board.locked_out")
+    locked = await limits.take(login_limits(login, address), now) is not None
     member = await staff.get(login) if login else None
+    account = member.login if member else ""
+    if locked:
+        return LoginResult(problem="board.locked_out", account=account, outcome=LOCKED_OUT)
     stored = await staff.password_hash(login) if member and not member.disabled else None
     if not await verify_password(stored, password) or member is None:
-        return LoginResult(problem="board.login_failed")
+        outcome = UNKNOWN if member is None else DISABLED if member.disabled else \
+            WRONG_PASSWORD
+        return LoginResult(problem="board.login_failed", account=account, outcome=outcome)
     # Past the password only: these answers say nothing about which logins exist.
     secret = await staff.totp_secret(member.login)
     if secret is None and any(role in member.roles for role in totp_roles):
-        return LoginResult(problem="board.totp_not_enrolled")
+        return LoginResult(problem="board.totp_not_enrolled", account=account,
+                           outcome=TOTP_NOT_ENROLLED)
     if secret is not None:
         step = totp.matching_step(secret, code[:16], now)
         if step is None or not await staff.use_totp_step(member.login, step):
-            return LoginResult(problem="board.totp_failed")  # wrong, stale or replayed
+            # wrong, stale or replayed
+            return LoginResult(problem="board.totp_failed", account=account,
+                               outcome=TOTP_FAILED)
     token = new_token()
     await staff.open_session(token, member.login, now, now + timedelta(hours=SESSION_HOURS))
-    return LoginResult(member, token)
+    return LoginResult(member, token, account=account,
+                       outcome="password+totp" if secret is not None else "password")
 
 
 async def set_password_link(staff: StaffStore, login: str, now: datetime,

@@ -2,7 +2,8 @@
 
 Reads go through the store's scoped reads (`CaseStore.recent(areas=…)`, `get_in`), so
 another area's case reads as one that does not exist (404) for every page and action.
-Every read is audited (`board.case.list`, `board.case.view`, `board.case.reveal:<reason>`);
+Every read is audited (`board.case.list`, `board.case.view`, `board.case.reveal:<reason>`,
+`board.case.photo:<reason>` for a photo of documents, served with its stored type only);
 every change goes through `Casework` as `board:<login>` (closing approved when the member
 is a supervisor), so the volunteer is told as from the command line. The forms are the
 board's: session, CSRF token and Origin checked by `BoardChannel._post`, an analyst 403.
@@ -50,6 +51,7 @@ class CaseDesk:
         for name, handler in (("move", self.move), ("refer", self.refer),
                               ("referral", self.referral), ("reveal", self.reveal)):
             router.add_post(f"/board/cases/{{reference}}/{name}", b._post(b._act(handler)))
+        router.add_post("/board/cases/{reference}/photos/{photo}", b._post(b._act(self.photo)))
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -113,7 +115,8 @@ class CaseDesk:
             services.casework.clock(), revealed=revealed, answer=answer, problem=problem,
             event_id=secrets.token_hex(8), can_act=can_act(member),
             incident_reference=incident_reference,
-            suggestions=list(dict.fromkeys(suggestions))))
+            suggestions=list(dict.fromkeys(suggestions)),
+            photos=await services.storage.case_photos.listed(case.id)))
 
     async def reveal(self, request: web.Request, member: StaffMember,
                      token: str) -> web.StreamResponse:
@@ -123,6 +126,23 @@ class CaseDesk:
             return await self._refused(request, member, token, case, "bad_request", 400)
         await self.board._audit(member, f"board.case.reveal:{reason}", case.reference)
         return await self.show(request, member, token, revealed=True, case=case)
+
+    async def photo(self, request: web.Request, member: StaffMember,
+                    token: str) -> web.StreamResponse:
+        """One photo of documents, with a reason, audited before it is served; its bytes
+        with the type stored (JPEG or PNG, read from the bytes when kept), never cached."""
+        case = await self._scoped(request, member)
+        reason = request[FORM].get("reason", "")
+        if reason not in cp.REVEAL_REASONS:
+            return await self._refused(request, member, token, case, "bad_request", 400)
+        photo = await self.board.ctx.services.storage.case_photos.get(
+            case.id, request.match_info["photo"][:64])
+        if photo is None:
+            return await self._refused(request, member, token, case, "photo_not_found", 404)
+        await self.board._audit(member, f"board.case.photo:{reason}", case.reference)
+        return web.Response(body=photo.data, content_type=photo.content_type, headers={
+            **HEADERS, "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+            "Content-Disposition": "inline"})
 
     # -- changes ----------------------------------------------------------------------------
 

@@ -3,8 +3,10 @@
 Every visible word comes from the board's catalogs (`cases.*.yaml`) or the bot's (statuses,
 hardships, programmes); every value is escaped. The person, the place, the needs and the
 consent record stay hidden until the viewer reveals them with a reason (audited), as an
-incident's phone number does; hardships, flags, screening and referrals are the officer's
-working view and are shown at once.
+incident's phone number does; photos of documents open one by one, with a reason, audited.
+Flags, screening and referrals are the officer's working view and are shown at once; the
+hardships are named on the case page (an audited view), the list shows only how many and
+whether one is sensitive.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.case import DUPLICATE, ZERO_DROPOUT, Case, Person, Referral
+from bot.case import (
+    DUPLICATE,
+    SENSITIVE_HARDSHIPS,
+    ZERO_DROPOUT,
+    Case,
+    CasePhoto,
+    Person,
+    Referral,
+)
 from bot.i18n import Catalogs
 from bot.incident import TimelineEvent
 from bot.staff import StaffMember
@@ -31,7 +41,8 @@ STYLES = ("/board/static/cases.css",)
 
 @dataclass(frozen=True, slots=True)
 class CaseRow:
-    """What the list shows of one case (nothing that identifies the person)."""
+    """What the list shows of one case (nothing that identifies the person, no hardship
+    by name)."""
 
     case: Case
     open_referrals: int
@@ -68,6 +79,15 @@ def _flags(case: Case, lang: str) -> str:
 
 def _hardships(case: Case, catalogs: Catalogs, lang: str) -> str:
     return ", ".join(_bot(catalogs, lang, f"case.hardship.{h}") for h in case.hardships)
+
+
+def _hardships_counted(case: Case, lang: str) -> str:
+    """What the list shows of the hardships: how many, and a neutral marker when one is
+    sensitive; their names are on the case page, an audited read."""
+    shown = say(lang, "hardships_count", count=len(case.hardships))
+    if set(case.hardships) & SENSITIVE_HARDSHIPS:
+        shown += f" · {say(lang, 'hardships_sensitive')}"
+    return shown
 
 
 def _when(at: datetime) -> str:
@@ -111,7 +131,7 @@ def list_page(lang: str, member: StaffMember, csrf: str, rows: Sequence[CaseRow]
             f'<td><a href="/board/cases/{e(c.reference)}">{e(c.reference)}</a>'
             f'{_flags(c, lang)}</td><td>{_when(c.created_at)}</td>'
             f'<td><span class="badge case-badge">{e(status_label(catalogs, lang, c.status))}'
-            f'</span></td><td>{e(c.area)}</td><td>{e(_hardships(c, catalogs, lang))}</td>'
+            f'</span></td><td>{e(c.area)}</td><td>{e(_hardships_counted(c, lang))}</td>'
             f'<td>{referrals}</td></tr>')
     empty = "" if rows else f'<p class="empty">{e(say(lang, "cases_empty"))}</p>'
     body = (f'<h1>{e(say(lang, "cases_title"))}</h1>{form}<section class="list"><table>'
@@ -252,6 +272,28 @@ def _refer_form(case: Case, lang: str, csrf: str, event_id: str,
             f'<button type="submit">{e(say(lang, "refer_submit"))}</button></form>')
 
 
+def _photos(case: Case, photos: Sequence[CasePhoto], lang: str, csrf: str,
+            can_open: bool) -> str:
+    """How many photos of documents, and one form per photo: each opens (in a new tab)
+    only with a reason, recorded, as the person is revealed."""
+    title = f'<h2>{e(say(lang, "photos_title", count=len(photos)))}</h2>'
+    if not photos or not can_open:
+        return title
+    reasons = "".join(f'<option value="{x}">{e(say(lang, f"reason_{x}"))}</option>'
+                      for x in REVEAL_REASONS)
+    items = []
+    for n, photo in enumerate(photos, 1):
+        items.append(
+            f'<li><form method="post" target="_blank" class="act" '
+            f'action="/board/cases/{e(case.reference)}/photos/{e(photo.id)}">'
+            f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+            f'<label>{e(say(lang, "reveal_reason"))}<select name="reason">{reasons}</select>'
+            f'</label><button type="submit">{e(say(lang, "photo_open", n=n))}</button> '
+            f'<span class="hint">{e(say(lang, "photo_about", kb=max(1, photo.size // 1024)))}'
+            f' · {_when(photo.at)}</span></form></li>')
+    return f'{title}<ul class="photos">{"".join(items)}</ul>'
+
+
 def _timeline(events: Sequence[TimelineEvent], lang: str) -> str:
     items = []
     for ev in events:
@@ -270,7 +312,7 @@ def case_page(lang: str, member: StaffMember, csrf: str, case: Case,
               events: Sequence[TimelineEvent], catalogs: Catalogs, now: datetime, *,
               revealed: bool = False, answer: str = "", problem: str = "",
               event_id: str = "", can_act: bool = True, incident_reference: str = "",
-              suggestions: Sequence[str] = ()) -> str:
+              suggestions: Sequence[str] = (), photos: Sequence[CasePhoto] = ()) -> str:
     ref = e(case.reference)
     if revealed:
         personal = _personal(case, catalogs, lang)
@@ -304,6 +346,7 @@ def case_page(lang: str, member: StaffMember, csrf: str, case: Case,
             f'<h2>{e(say(lang, "col_hardships"))}</h2>'
             f'<p>{e(_hardships(case, catalogs, lang) or "-")}</p>'
             f'<h2>{e(say(lang, "person"))}</h2>{personal}'
+            f'{_photos(case, photos, lang, csrf, can_act)}'
             f'<h2>{e(say(lang, "screening"))}</h2>{_screening(case, catalogs, lang)}'
             f'<h2>{e(say(lang, "referrals"))}</h2>'
             f'{_referrals(case, catalogs, lang, now, csrf, event_id, can_act)}'

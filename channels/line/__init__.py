@@ -11,7 +11,12 @@ is for (a reporter, a responder, `/register CODE`): a group or room says so in `
 group event without `userId` (a member who has not consented) is attributed to the group,
 never dropped. The replies come back here and are rendered as LINE messages.
 
-Settings: `ESS_LINE_CHANNEL_SECRET`, `ESS_LINE_CHANNEL_ACCESS_TOKEN`, `ESS_LINE_API_URL`.
+A photo in a 1:1 chat becomes a `Media` whose `fetch` reads its content from the data API
+(`channels.line.content`) only when a flow step keeps photos, in the journaled handling path;
+1:1 chats carry the hint `photos` (this channel can send them).
+
+Settings: `ESS_LINE_CHANNEL_SECRET`, `ESS_LINE_CHANNEL_ACCESS_TOKEN`, `ESS_LINE_API_URL`,
+`ESS_LINE_DATA_API_URL` (message content).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from linebot.v3.webhooks import (
     Event,
     FollowEvent,
     GroupSource,
+    ImageMessageContent,
     JoinEvent,
     LeaveEvent,
     LocationMessageContent,
@@ -44,7 +50,17 @@ from linebot.v3.webhooks import (
 
 from bot.inbox import Arrival, InboxUnavailable
 from bot.outbound import Outbound, ResponderCard, SendResult
-from bot.types import ChatKind, Inbound, Kind, Location, LocationSource, Reply
+from bot.types import (
+    PHOTOS_HINT,
+    ChatKind,
+    Inbound,
+    Kind,
+    Location,
+    LocationSource,
+    Media,
+    MediaContent,
+    Reply,
+)
 from channels.base import (
     Channel,
     ChannelContext,
@@ -54,8 +70,10 @@ from channels.base import (
 )
 from channels.bodies import TooOld, event_time, load_json, secret_equal
 from channels.line.api import DEFAULT_API_URL, LineApi
+from channels.line.content import LineContent
 from channels.line.profiles import ProfileLanguages
 from channels.line.render import ABILITIES, batches, card_message, reply_bodies
+from channels.line.richmenu import DEFAULT_DATA_API_URL
 from config.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -91,9 +109,10 @@ class LineChannel(Channel):
     abilities = ABILITIES
 
     def __init__(self, secret: str, access_token: str, api_url: str = DEFAULT_API_URL,
-                 default_lang: str = "th") -> None:
+                 default_lang: str = "th", data_api_url: str = DEFAULT_DATA_API_URL) -> None:
         self._secret = secret.encode()
         self.api = LineApi(access_token, api_url)
+        self.content = LineContent(access_token, data_api_url)
         self.profiles = ProfileLanguages(self.api)
         self.default_lang = default_lang
 
@@ -102,7 +121,8 @@ class LineChannel(Channel):
         return cls(setting(settings, "ESS_LINE_CHANNEL_SECRET", channel=CHANNEL),
                    setting(settings, "ESS_LINE_CHANNEL_ACCESS_TOKEN", channel=CHANNEL),
                    optional_setting(settings, "ESS_LINE_API_URL", DEFAULT_API_URL),
-                   settings.default_lang)
+                   settings.default_lang,
+                   optional_setting(settings, "ESS_LINE_DATA_API_URL", DEFAULT_DATA_API_URL))
 
     def routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/webhooks/line", self.webhook)
@@ -116,9 +136,11 @@ class LineChannel(Channel):
     async def start(self, ctx: ChannelContext) -> None:
         await super().start(ctx)
         await self.api.open()
+        await self.content.open()
 
     async def stop(self) -> None:
         await self.api.close()
+        await self.content.close()
 
     # -- webhook ----------------------------------------------------------------------------
 
@@ -228,9 +250,11 @@ class LineChannel(Channel):
         event_id = str(event.webhook_event_id)
         at = datetime.fromtimestamp(event.timestamp / 1000, UTC)
 
-        def make(kind: Kind, payload: str | Location | None = None) -> Inbound:
-            return Inbound(CHANNEL, sender, kind, event_id, payload, at, {"actor": actor},
-                           chat)
+        # A 1:1 chat can send photos that a flow may keep (documents of a case).
+        hints = {"actor": actor, **({PHOTOS_HINT: "1"} if chat is ChatKind.PRIVATE else {})}
+
+        def make(kind: Kind, payload: str | Location | Media | None = None) -> Inbound:
+            return Inbound(CHANNEL, sender, kind, event_id, payload, at, hints, chat)
 
         if isinstance(event, FollowEvent | JoinEvent):
             return make(Kind.START)
@@ -244,7 +268,7 @@ class LineChannel(Channel):
                 place = message.address or message.title or None
                 return make(Kind.LOCATION, Location(message.latitude, message.longitude,
                                                     LocationSource.REPORTER_PIN, text=place))
-            return make(Kind.MEDIA)
+            return make(Kind.MEDIA, self._media(message))
         if isinstance(event, PostbackEvent):
             data = event.postback.data
             if data in MENU:
@@ -252,6 +276,17 @@ class LineChannel(Channel):
                 return make(kind, value)
             return make(Kind.CHOICE, data)
         return None
+
+    def _media(self, message: Any) -> Media:
+        """A photo whose content is on LINE's servers can be fetched (only if a step keeps
+        it); any other media is named, never fetched."""
+        message_id = str(getattr(message, "id", "") or "")
+        if isinstance(message, ImageMessageContent) and message_id and (
+                message.content_provider is None or message.content_provider.type == "line"):
+            async def fetch() -> MediaContent:
+                return await self.content.fetch(message_id)
+            return Media("image", message_id, fetch)
+        return Media(str(getattr(message, "type", "") or "other"), message_id)
 
     # -- output -----------------------------------------------------------------------------
 
