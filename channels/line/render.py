@@ -113,10 +113,6 @@ def _reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
                        quick_reply=QuickReply(items=items) if items else None)
 
 
-def reply_messages(replies: list[Reply], catalogs: Catalogs) -> list[TextMessage]:
-    return [reply_message(r, catalogs) for r in replies]
-
-
 def reply_bodies(replies: list[Reply], catalogs: Catalogs) -> list[dict[str, Any]]:
     """The replies as LINE's JSON, ready for a reply or push body."""
     return [reply_body(r, catalogs) for r in replies]
