@@ -21,6 +21,7 @@ journal can sit in front of this one call.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -104,17 +105,30 @@ class InboundRouter:
             if await route.filter(inbound):
                 # The engine dedupes its own (reporter and volunteer) events in the session
                 # save: marking one seen here first would drop its retry after a failure.
-                if route.name not in ENGINE_DEDUPED and await self._already_seen(inbound):
+                if route.name in ENGINE_DEDUPED:
+                    return await route.handler(inbound)
+                if await self._already_seen(inbound):
                     return []
                 log.debug("inbound.routed", route=route.name, channel=inbound.channel)
-                return await route.handler(inbound)
+                try:
+                    return await route.handler(inbound)
+                except Exception:
+                    # Seen but not handled: the journal hands the event back, and its retry
+                    # must not be taken for a duplicate (a responder's "ack" lost silently).
+                    with contextlib.suppress(Exception):
+                        await self.dedupe.release(self._seen_key(inbound))
+                    raise
         return []
 
     async def _already_seen(self, inbound: Inbound) -> bool:
         # Responder and admin events dedupe in the store, shared by every process (reporter
         # events dedupe in the engine's session save).
-        key = f"{inbound.channel}:{inbound.event_id}"
-        return not await self.dedupe.first(key, DEDUPE_WINDOW, self.clock())
+        return not await self.dedupe.first(self._seen_key(inbound), DEDUPE_WINDOW,
+                                           self.clock())
+
+    @staticmethod
+    def _seen_key(inbound: Inbound) -> str:
+        return f"{inbound.channel}:{inbound.event_id}"
 
     # -- filters ----------------------------------------------------------------------------
 

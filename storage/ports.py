@@ -351,6 +351,9 @@ class Dedupe(Protocol):
     async def forget(self, now: datetime) -> int:
         """Drop records whose window has passed; return how many."""
 
+    async def release(self, key: str) -> None:
+        """Forget `key` at once: its event failed and will be handled again."""
+
 
 class OptOuts(Protocol):
     """Who sent STOP (SMS): kept until START, on every process, across restarts."""

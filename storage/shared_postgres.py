@@ -34,6 +34,10 @@ class PgDedupe:
         return changed(await self._pool.execute(
             "DELETE FROM seen_keys WHERE expires_at <= $1", now.timestamp()))
 
+    async def release(self, key: str) -> None:
+        await self._pool.execute("DELETE FROM seen_keys WHERE key = $1",
+                                 self._sealer.digest(key))
+
 
 class PgOptOuts:
     def __init__(self, pool: asyncpg.Pool, sealer: Sealer):

@@ -77,6 +77,9 @@ class RedisDedupe:
     async def forget(self, now: datetime) -> int:
         return 0  # the keys expire by themselves
 
+    async def release(self, key: str) -> None:
+        await self._client.delete(f"{self._prefix}:d:{self._sealer.digest(key)}")
+
 
 class RedisTranscripts:
     def __init__(self, client: aioredis.Redis, prefix: str, sealer: Sealer):

@@ -37,6 +37,10 @@ class SQLiteDedupe:
         return await self._db.execute("DELETE FROM seen_keys WHERE expires_at <= ?",
                                       (now.timestamp(),))
 
+    async def release(self, key: str) -> None:
+        await self._db.execute("DELETE FROM seen_keys WHERE key = ?",
+                               (self._sealer.digest(key),))
+
 
 class SQLiteOptOuts:
     def __init__(self, db: _Db, sealer: Sealer):

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import CHANNELS, SERVICES
 from bot.inbox import GIVE_UP_ATTEMPTS, Arrival, Inbox, InboxUnavailable, arrival_data, arrival_of
-from bot.types import Inbound, Kind, Location, LocationSource, Text, utcnow
+from bot.types import Inbound, Kind, Location, LocationSource, Reply, Text, utcnow
 from config.settings import Settings
 from storage.crypto import Sealer
 from storage.factory import open_storage
@@ -328,3 +328,38 @@ async def test_a_lane_that_ends_with_nothing_new_is_followed_by_no_empty_claim(
         with pytest.raises(asyncio.CancelledError):
             await runner
         await storage.close()
+
+
+async def test_a_responder_event_that_failed_is_handled_on_its_retry(
+        line_client: TestClient[Any, Any], line_api: LineStandIn) -> None:
+    """Responder events are deduplicated by the router before they are handled; a failure
+    in the handling must not leave the event marked seen, or the journal's retry would be
+    dropped as a duplicate and the responder's action lost after its 200."""
+    services = line_client.app[SERVICES]
+    calls: list[str] = []
+
+    async def is_action(inbound: Inbound) -> bool:
+        return inbound.text.startswith("act:")
+
+    async def flaky(inbound: Inbound) -> list[Reply]:
+        calls.append(inbound.event_id)
+        if len(calls) == 1:
+            raise ConnectionResetError("the connection was closed by the server")
+        return [Reply(Text("dispatch.action.acknowledge"), "th")]
+
+    services.inbound.add("flaky", is_action, flaky, before="responder")
+    later = [utcnow()]
+    services.inbox.clock = lambda: later[0]
+    raw = ev.body(ev.postback(ev.group("C" + "d" * 32, "U" + "d" * 32), "act:ack:ESS-7K3F9"))
+    response = await line_client.post("/webhooks/line", data=raw,
+                                      headers={"X-Line-Signature": ev.sign(raw)})
+    assert response.status == 200
+    await one_attempt(line_client.app)
+    assert len(calls) == 1 and await services.storage.journal.pending() == 1
+    later[0] += timedelta(seconds=services.inbox.lease_seconds + 1)
+    await settle_app(line_client.app)
+    assert len(calls) == 2 and calls[0] == calls[1]  # the same event, handled this time
+    assert await services.storage.journal.pending() == 0
+    (told,) = line_api.ok()
+    assert told.raw["messages"][0]["text"] == services.catalogs.render(
+        "th", Text("dispatch.action.acknowledge"))

@@ -32,6 +32,16 @@ async def test_dedupe_first_once_per_window(store: Storage) -> None:
     assert await store.dedupe.forget(now + 2 * window) >= 0
 
 
+async def test_a_released_key_is_first_again(store: Storage) -> None:
+    now = utcnow()
+    window = timedelta(hours=48)
+    assert await store.dedupe.first("line:ev-failed", window, now)
+    assert await store.dedupe.first("line:ev-kept", window, now)
+    await store.dedupe.release("line:ev-failed")
+    assert await store.dedupe.first("line:ev-failed", window, now)  # its retry is handled
+    assert not await store.dedupe.first("line:ev-kept", window, now)
+
+
 async def test_dedupe_expires_after_its_window(store: Storage) -> None:
     window = timedelta(milliseconds=200)
     assert await store.dedupe.first("line:short", window, utcnow())
