@@ -1,19 +1,30 @@
-"""Benchmark every analytics view (on demand, not in CI): PostgreSQL at 1,000,000 synthetic
-incidents, SQLite at 100,000, p50/p99 per view over a year, beside a bare
-`SELECT province, count(*) FROM incidents GROUP BY province` on the same table in the same run.
+"""Benchmark every analytics view (on demand, not in CI): PostgreSQL at 200,000 and
+1,000,000 synthetic incidents, SQLite at 100,000, p50/p99 per view over a year, beside a bare
+`SELECT province, count(*) FROM incidents GROUP BY province` on the same table in the same
+round; then the report flow's rate with and without an analyst refreshing `/board/analytics`.
 
-    .venv/bin/python -m bench.analytics [--pg-rows 1000000] [--sqlite-rows 100000] [--runs 15]
+    .venv/bin/python -m bench.analytics [--pg-rows 200000,1000000] [--sqlite-rows 100000]
+        [--runs 5] [--rounds 3] [--flow-rows 200000] [--users 16] [--seconds 8]
 
 Rows are written straight into the table by SQL (the seeder's path through create/update
 is far too slow for a million), with the same columns the stores fill: every one synthetic,
-areas drawn from the shipped directory, milestones at plausible delays. It starts its own
-PostgreSQL (tests/servers.py) on a loopback port.
+areas drawn from the shipped directory, milestones at plausible delays; the daily rollups
+are then filled by migration 0175's own backfill. It starts its own PostgreSQL and Redis
+(tests/servers.py) on loopback ports. The machine may be shared: the ratios to the baseline
+of the same round are what to compare, and each figure is given over `--rounds` rounds.
+
+**The report flow under an analyst** (`--flow-rows`, 0 to skip): one `ess serve` on
+PostgreSQL + Redis holding `--flow-rows` incidents, closed-loop LINE reports from
+bench/closed_loop.py for `--seconds`, alternately alone and while an analyst (a signed-in
+board account with its second factor) reloads `/board/analytics?days=365` in a loop; printed
+per round: reports/s of each, their ratio, and the analyst's page loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import tempfile
@@ -36,6 +47,7 @@ from routing.gazetteer import Gazetteer  # noqa: E402
 from storage.crypto import Sealer  # noqa: E402
 from storage.factory import open_storage  # noqa: E402
 from storage.ports import Storage  # noqa: E402
+from storage.rollups import TABLE, backfill_sql  # noqa: E402
 from tests.analytics_history import precompute_sql  # noqa: E402
 from tests.servers import PostgresServer  # noqa: E402
 
@@ -88,7 +100,9 @@ FROM generate_series($9::int, $10::int) g,
         # What the stores compute per row at write time (local day and hour, durations),
         # filled by the migration's own backfill: the bench reads the same stored columns.
         await conn.execute(precompute_sql("postgres"))
+        await conn.execute(backfill_sql("postgres"))  # migration 0175's own backfill
         await conn.execute("VACUUM ANALYZE incidents")
+        await conn.execute(f"VACUUM ANALYZE {TABLE}")
     finally:
         await conn.close()
 
@@ -118,6 +132,7 @@ async def fill_sqlite(path: Path, rows: int, now: datetime) -> None:
             "help_agency, eta_minutes, escalations) VALUES "
             f"({', '.join('?' * 31)})", data)
         await db.execute(precompute_sql("sqlite"))
+        await db.executescript(backfill_sql("sqlite"))
         await db.commit()
         await db.execute("ANALYZE")
 
@@ -132,70 +147,110 @@ async def timed(runs: int, call: Callable[[], Awaitable[object]]) -> list[float]
     return out
 
 
-async def measure(name: str, storage: Storage, baseline: Callable[[], Awaitable[object]],
-                  runs: int, now: datetime) -> None:
-    period = Period.last(365, now + timedelta(seconds=1))
-    query = scope(CLI_VIEWER, period, PLACES)
-    drill = scope(CLI_VIEWER, period, PLACES, area="65")
-    base = await timed(runs, baseline)
-    print(f"{name:<22}{'baseline count(*)':<24}{pct(base, .5):>9.1f}{pct(base, .99):>9.1f}")
+def views() -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
     for by in STATS_BY:
-        for label, q in (("", query), (" --area 65", drill)):
-            if label and by not in ("area", "response"):
-                continue
-            lat = await timed(runs, lambda q=q, by=by: load(  # type: ignore[misc]
+        out.append((by, None))
+        if by in ("area", "response"):
+            out.append((by, "65"))
+    return out
+
+
+async def measure(name: str, storage: Storage, baseline: Callable[[], Awaitable[object]],
+                  runs: int, rounds: int, now: datetime) -> None:
+    """Each view `runs` times per round beside the baseline; p50/p99 over all rounds, and
+    the ratio of medians to the baseline's per round (the figure to compare)."""
+    period = Period.last(365, now + timedelta(seconds=1))
+    base: list[float] = []
+    lat: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        this_base = await timed(runs, baseline)
+        base += this_base
+        for by, area in views():
+            q = scope(CLI_VIEWER, period, PLACES, area=area)
+            this = await timed(runs, lambda q=q, by=by: load(  # type: ignore[misc]
                 storage.incidents, by, q, period, 5, PLACES, now=now))
-            print(f"{'':<22}{by + label:<24}{pct(lat, .5):>9.1f}{pct(lat, .99):>9.1f}"
-                  f"{statistics.median(lat) / statistics.median(base):>8.1f}")
+            label = by + (f" --area {area}" if area else "")
+            lat.setdefault(label, []).extend(this)
+            ratios.setdefault(label, []).append(
+                statistics.median(this) / statistics.median(this_base))
+    print(f"{name:<22}{'baseline count(*)':<24}{pct(base, .5):>9.1f}{pct(base, .99):>9.1f}")
+    for label, values in lat.items():
+        r = ratios[label]
+        print(f"{'':<22}{label:<24}{pct(values, .5):>9.1f}{pct(values, .99):>9.1f}"
+              f"{statistics.median(r):>8.1f}   ({min(r):.1f}–{max(r):.1f})")
 
 
 async def run(args: argparse.Namespace) -> None:
     now = datetime.now(UTC)
-    print(f"{'backend, rows':<22}{'view':<24}{'p50 ms':>9}{'p99 ms':>9}{'x base':>8}")
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=tmp, log_format="console")
-        storage = await open_storage(settings, Sealer([b"b" * 32]))
-        try:
-            await fill_sqlite(settings.sqlite_path, args.sqlite_rows, now)
-            async with aiosqlite.connect(settings.sqlite_path) as db:
-                async def base() -> object:
-                    return await db.execute_fetchall(
-                        "SELECT province, count(*) FROM incidents GROUP BY province")
-                await measure(f"sqlite {args.sqlite_rows:,}", storage, base, args.runs, now)
-        finally:
-            await storage.close()
-    if not args.pg_rows:
-        return
-    pg = PostgresServer()
-    pg.start()
-    try:
-        url = pg.new_database()
-        settings = Settings(data_dir=tempfile.mkdtemp(), log_format="console",
-                            database_url=url)
-        storage = await open_storage(settings, Sealer([b"b" * 32]))
-        try:
-            t = time.perf_counter()
-            await fill_postgres(url, args.pg_rows, now)
-            print(f"(postgres: {args.pg_rows:,} rows written in {time.perf_counter() - t:.0f} s)")
-            conn = await asyncpg.connect(url)
+    print(f"load average {os.getloadavg()[0]:.2f}; {args.runs} runs × {args.rounds} rounds")
+    print(f"{'backend, rows':<22}{'view':<24}{'p50 ms':>9}{'p99 ms':>9}{'x base':>8}"
+          "   (per round)")
+    if args.sqlite_rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(data_dir=tmp, log_format="console")
+            storage = await open_storage(settings, Sealer([b"b" * 32]))
             try:
-                async def base() -> object:
-                    return await conn.fetch(
-                        "SELECT province, count(*) FROM incidents GROUP BY province")
-                await measure(f"postgres {args.pg_rows:,}", storage, base, args.runs, now)
+                await fill_sqlite(settings.sqlite_path, args.sqlite_rows, now)
+                async with aiosqlite.connect(settings.sqlite_path) as db:
+                    async def base() -> object:
+                        return await db.execute_fetchall(
+                            "SELECT province, count(*) FROM incidents GROUP BY province")
+                    await measure(f"sqlite {args.sqlite_rows:,}", storage, base, args.runs,
+                                  args.rounds, now)
             finally:
-                await conn.close()
+                await storage.close()
+    sizes = [int(n) for n in args.pg_rows.split(",") if n.strip() and int(n)]
+    if sizes:
+        pg = PostgresServer()
+        pg.start()
+        try:
+            for rows in sizes:
+                await measure_postgres(pg, rows, args, now)
         finally:
-            await storage.close()
+            pg.close()
+    if args.flow_rows:
+        from bench.analytics_flow import flow
+
+        await flow(args.flow_rows, args.users, args.seconds, args.rounds, now)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+async def measure_postgres(pg: PostgresServer, rows: int, args: argparse.Namespace,
+                           now: datetime) -> None:
+    url = pg.new_database()
+    # A generous statement timeout: a loaded shared machine must not end the run.
+    settings = Settings(data_dir=tempfile.mkdtemp(), log_format="console", database_url=url,
+                        store_timeout=60.0)
+    storage = await open_storage(settings, Sealer([b"b" * 32]))
+    try:
+        t = time.perf_counter()
+        await fill_postgres(url, rows, now)
+        print(f"(postgres: {rows:,} rows written in {time.perf_counter() - t:.0f} s)")
+        conn = await asyncpg.connect(url)
+        try:
+            async def base() -> object:
+                return await conn.fetch(
+                    "SELECT province, count(*) FROM incidents GROUP BY province")
+            await measure(f"postgres {rows:,}", storage, base, args.runs, args.rounds, now)
+        finally:
+            await conn.close()
     finally:
-        pg.close()
+        await storage.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pg-rows", type=int, default=1_000_000)
+    parser.add_argument("--pg-rows", default="200000,1000000",
+                        help="comma-separated table sizes on PostgreSQL (0: none)")
     parser.add_argument("--sqlite-rows", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=5, help="per view and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--flow-rows", type=int, default=200_000,
+                        help="incidents behind the report flow under an analyst (0: skip)")
+    parser.add_argument("--users", type=int, default=16, help="closed-loop reporters")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per side and round")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -1,7 +1,8 @@
 """What the analytics queries ask a store and what it answers: typed, aggregated, anonymous.
 
 The stores aggregate in SQL (one scan of the incident table over the clear columns of
-migrations 0150 and 0151); `routing.analytics` turns the rows into views and applies suppression.
+migrations 0150 and 0151; the response figures mostly from the daily rollups of
+`storage.rollups`); `routing.analytics` turns the rows into views and applies suppression.
 Nothing here carries a reference, a phone number, a pin or free text: only counts, area
 codes, coarse cells and durations.
 """
@@ -229,30 +230,3 @@ def where(query: Query, placeholder: str, moment: Callable[[datetime], Any] = la
     if query.channel is not None:
         clauses.append(f"channel = {p(query.channel)}")
     return " AND ".join(clauses), params
-
-
-def rank_responses(rows: Sequence[Sequence[Any]], width: int,
-                   settled_before: float) -> list[ResponseRow]:
-    """Group per-incident rows (keys…, synthetic, created, acked_at, then one stored duration
-    in seconds per stage, eta_over_s, escalations) into ResponseRows, ranked nearest-rank as
-    PostgreSQL's percentile_disc does."""
-    groups: dict[tuple[str, ...], list[Sequence[Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(str(v) for v in row[:width]), []).append(row[width:])
-    out: list[ResponseRow] = []
-    n_stages = len(STAGES)
-    over_at, escalations_at = 3 + n_stages, 4 + n_stages
-    for keys, items in groups.items():
-        stages: dict[str, StageFigure] = {}
-        for k, stage in enumerate(STAGES):
-            values = [r[3 + k] for r in items if r[3 + k] is not None]
-            stages[stage] = StageFigure(len(values), nearest_rank(values, 50),
-                                        nearest_rank(values, 90))
-        over = [r[over_at] for r in items if r[over_at] is not None]
-        settled = [r for r in items if r[2] is not None or r[1] <= settled_before]
-        out.append(ResponseRow(
-            keys, len(items), sum(1 for r in items if r[0]), len(settled),
-            sum(1 for r in settled if r[2] is None),
-            sum(1 for r in items if r[escalations_at]), stages,
-            len(over), sum(1 for v in over if v > 0), nearest_rank(over, 50)))
-    return out

@@ -17,7 +17,7 @@ import asyncpg
 from bot.incident import Incident, Notification, TimelineEvent, new_binding_code, new_reference
 from bot.staff import NATIONAL
 from bot.text import dump_json
-from storage import analytics
+from storage import analytics, rollups
 from storage.audit import AuditEntry, PgAudit
 from storage.crypto import CLEAR_DETAILS, Sealer, seal_fields
 from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
@@ -64,6 +64,9 @@ _NAMES = [c.strip() for c in _COLUMNS.split(",")]
 # Every read takes the record's wrapped data key in the same statement (storage/vault.py).
 _SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
            "FROM incidents i LEFT JOIN vault.data_keys k ON k.record = i.id")
+
+
+_MOVED = rollups.moved_sql("c")  # the rollup CTE of an update (storage/rollups.py)
 
 
 class PgIncidents:
@@ -120,7 +123,16 @@ class PgIncidents:
             "tm AS (INSERT INTO timers (id, kind, subject, due_at, subject_version, data) "
             "SELECT t.id, t.kind, t.subject, t.due_at, t.v, t.data::jsonb FROM ins, "
             "unnest($36::text[], $37::text[], $38::text[], $39::timestamptz[], $40::bigint[], "
-            "$41::text[]) AS t(id, kind, subject, due_at, v, data)) "
+            "$41::text[]) AS t(id, kind, subject, due_at, v, data)), "
+            # The report counts in its day's and month's rollups (storage/rollups.py), in
+            # key order.
+            f"ru AS (INSERT INTO {rollups.TABLE} (local_day, province, agency, level, "
+            "synthetic, drill, reports) SELECT v.d, v.p, v.a, v.l, $43, $11, 1 FROM ins, "
+            "(VALUES (1, substr($48, 1, 7), '*', '-', '-'), "
+            "(2, substr($48, 1, 7), coalesce($44, '-'), '*', '*'), (3, $48, '*', '-', '-'), "
+            "(4, $48, coalesce($44, '-'), '*', '*')) AS v(o, d, p, a, l) "
+            f"ORDER BY v.o ON CONFLICT ({', '.join(rollups.KEYS)}) "
+            f"DO UPDATE SET reports = {rollups.TABLE}.reports + 1) "
             "SELECT count(*) FROM ins")
         for n in notifications:
             n.incident_id = incident.id
@@ -200,13 +212,25 @@ class PgIncidents:
         if "on_scene_at" in marks:  # en_route_at is the row's value before this statement
             sets += (f", {analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
                      "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
-        count = await self._pool.fetchval(
-            "WITH u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
+        # An event that moves a rollup figure (storage/rollups.py) takes the row's facts
+        # before and after, and the rollups change in the same statement.
+        moves = bool(sets)
+        facts = ", ".join(rollups.FACTS)
+        sql = (
+            (f"WITH old AS (SELECT {facts} FROM incidents WHERE id = $7 AND version = $8), "
+             if moves else "WITH ")
+            + "u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
             f"area_codes = $4, details = $5, version = version + 1, updated_at = $6, "
-            f"phone_key = $24{sets} WHERE id = $7 AND version = $8 RETURNING id), "
+            f"phone_key = $24{sets} WHERE id = $7 AND version = $8 RETURNING id"
+            f"{', ' + facts if moves else ''}), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $6, $9, $10, $11, $12 FROM u), "
-            f"ob AS ({_outbox_sql('u', 13)}) SELECT count(*) FROM u",
+            f"ob AS ({_outbox_sql('u', 13)}) "
+            + (f", c AS (SELECT -1 AS sign, {', '.join('o.' + f for f in rollups.FACTS)} "
+               f"FROM old o, u UNION ALL SELECT 1, {facts} FROM u), "
+               f"ru AS ({_MOVED}) " if moves else "")
+            + "SELECT count(*) FROM u")
+        args = (
             incident.status,
             own.seal_text(incident.phone) if incident.phone else None,
             incident.do_not_call, json.dumps(incident.area_codes),
@@ -215,6 +239,7 @@ class PgIncidents:
             seal_fields(own, event.data),
             *self._notification_arrays(own, notifications),
             phone_key(self._sealer, incident), *marks.values())
+        count = await self._pool.fetchval(sql, *args)
         if count != 1:
             raise StaleSession(incident.reference)
         incident.version += 1
@@ -255,39 +280,10 @@ class PgIncidents:
 
     async def responses(self, query: analytics.Query, dims: Sequence[str],
                         now: datetime) -> list[analytics.ResponseRow]:
-        analytics.check_dimensions(dims)
-        keys = [analytics.POSTGRES_DIMENSIONS[d] for d in dims]
-        clause, params = analytics.where(query, "$")
-        settle = f"${len(params) + 1}"
-        over = analytics.ETA_OVER
-        # One sort per stage for both percentiles, over the durations stored at write time.
-        figures = [f"count({column}), percentile_disc(ARRAY[0.5, 0.9]) WITHIN GROUP "
-                   f"(ORDER BY {column})" for column in analytics.SECONDS.values()]
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        rows = await self._pool.fetch(
-            f"SELECT {''.join(k + ', ' for k in keys)}count(*), "
-            "count(*) FILTER (WHERE synthetic), "
-            f"count(*) FILTER (WHERE acked_at IS NOT NULL OR created_at <= {settle}), "
-            f"count(*) FILTER (WHERE acked_at IS NULL AND created_at <= {settle}), "
-            f"count(*) FILTER (WHERE escalations > 0), {', '.join(figures)}, "
-            f"count({over}), count(*) FILTER (WHERE {over} > 0), "
-            f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {over}) "
-            f"FROM incidents WHERE {clause}{group}", *params, now - analytics.SETTLE)
-        out: list[analytics.ResponseRow] = []
-        width = len(keys)
-        for r in rows:
-            if not r[width]:
-                continue
-            base = width + 5
-            stages = {stage: analytics.StageFigure(int(r[base + 2 * k]),
-                                                   *(r[base + 2 * k + 1] or (None, None)))
-                      for k, stage in enumerate(analytics.STAGES)}
-            tail = base + 2 * len(analytics.STAGES)
-            out.append(analytics.ResponseRow(
-                tuple(str(v) for v in r[:width]), int(r[width]), int(r[width + 1]),
-                int(r[width + 2]), int(r[width + 3]), int(r[width + 4]), stages,
-                int(r[tail]), int(r[tail + 1]), r[tail + 2]))
-        return out
+        async def fetch(sql: str, params: list[Any]) -> list[Any]:
+            return list(await self._pool.fetch(sql, *params))
+
+        return await rollups.responses("postgres", fetch, query, dims, now, lambda d: d)
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         rows = await self._pool.fetch(

@@ -68,6 +68,9 @@ async def create_pool(settings: Settings, *, minimum: int | None = None,
             timeout=settings.store_timeout,  # connecting
             command_timeout=settings.store_timeout,  # every statement
             max_inactive_connection_lifetime=60.0,
+            # The incident update that moves the rollups is a long statement (about 90 kB,
+            # storage/rollups.py): prepared once per connection, not planned every time.
+            max_cacheable_statement_size=256 * 1024,
             reset=None if reset else _no_reset,
             init=init,
         )

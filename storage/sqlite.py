@@ -25,7 +25,7 @@ from bot.incident import Incident, Notification, TimelineEvent, new_binding_code
 from bot.session import Session
 from bot.staff import NATIONAL
 from bot.text import dump_json
-from storage import analytics
+from storage import analytics, rollups
 from storage.audit import AuditEntry, SQLiteAudit
 from storage.case_photos import SQLiteCasePhotos
 from storage.cases import SQLiteCases
@@ -302,6 +302,7 @@ class SQLiteIncidents:
                 (self._sealer.digest(incident.reporter), phone_key(self._sealer, incident),
                  *analytics.area_columns(incident), analytics.cell_of(incident),
                  *analytics.local_columns(incident.created_at), incident.id))
+            await self._rollup(conn, rollups.delta(None, await self._facts(conn, incident.id)))
             await self._event(conn, own, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
@@ -362,6 +363,18 @@ class SQLiteIncidents:
         incident.updated_at = event.at
         return incident
 
+    @staticmethod
+    async def _facts(conn: aiosqlite.Connection, incident_id: str) -> rollups.Facts | None:
+        rows = list(await conn.execute_fetchall(
+            f"SELECT {', '.join(rollups.FACTS)} FROM incidents WHERE id = ?", (incident_id,)))
+        return rollups.Facts.of(rows[0]) if rows and rows[0][0] is not None else None
+
+    @staticmethod
+    async def _rollup(conn: aiosqlite.Connection, changes: list[rollups.Change]) -> None:
+        if changes:
+            await conn.executemany(rollups.upsert_sql("sqlite"),
+                                   rollups.upsert_rows(changes, int))
+
     async def _mark(self, conn: aiosqlite.Connection, incident: Incident,
                     event: TimelineEvent) -> None:
         marks = analytics.milestone_marks(incident, event)
@@ -374,8 +387,11 @@ class SQLiteIncidents:
                         "(? - en_route_at) - eta_minutes * 60)")
             params.append(ts(event.at))
         if sets:
+            # The daily rollups change with the row, in the same transaction.
+            before = await self._facts(conn, incident.id)
             await conn.execute(
                 f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", [*params, incident.id])
+            await self._rollup(conn, rollups.delta(before, await self._facts(conn, incident.id)))
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
@@ -412,17 +428,10 @@ class SQLiteIncidents:
 
     async def responses(self, query: analytics.Query, dims: Sequence[str],
                         now: datetime) -> list[analytics.ResponseRow]:
-        # SQLite has no percentile aggregate: the durations come back per incident (one
-        # scan, no personal data) and are ranked here, as percentile_disc would.
-        analytics.check_dimensions(dims)
-        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
-        clause, params = analytics.where(query, "?", ts)
-        seconds = list(analytics.SECONDS.values())
-        rows = await self._db.all(
-            f"SELECT {''.join(k + ', ' for k in keys)}synthetic, created_at, acked_at, "
-            f"{', '.join(seconds)}, {analytics.ETA_OVER}, escalations "
-            f"FROM incidents WHERE {clause}", params)
-        return analytics.rank_responses(rows, len(keys), ts(now - analytics.SETTLE))
+        async def fetch(sql: str, params: list[Any]) -> list[Any]:
+            return list(await self._db.all(sql, params))
+
+        return await rollups.responses("sqlite", fetch, query, dims, now, ts)
     async def in_areas(self, areas: Sequence[str], *, exclude_status: Sequence[str] = (),
                        limit: int = 300) -> list[Incident]:
         where, params = _scope(areas)

@@ -100,6 +100,12 @@ async def test_the_page_in_chromium(browser: Any, live: tuple[str, Any],  # noqa
     await page.get_by_label("รหัสผ่าน").fill(PASSWORD)
     await page.get_by_role("button", name="เข้าสู่ระบบ").click()
     await page.wait_for_url("**/board")
+    # The board's header links the analyst to the page, in the account's language.
+    link = page.locator('header a[href="/board/analytics"]')
+    assert await link.inner_text() == "Prevention analytics"
+    await link.click()
+    await page.wait_for_url("**/board/analytics")
+    assert await page.title() == "Prevention analytics"
     await page.goto(f"/board/analytics?lang=en&days={_days()}")
     assert await page.title() == "Prevention analytics"
     banner = page.get_by_role("status")
@@ -132,6 +138,9 @@ async def test_the_page_in_chromium(browser: Any, live: tuple[str, Any],  # noqa
     # Thai.
     await page.goto(f"/board/analytics?lang=th&days={_days()}")
     assert await page.title() == "วิเคราะห์เพื่อการป้องกัน"
+    link = page.locator('header a[href="/board/analytics"]')
+    assert await link.is_visible() and await link.inner_text() == "วิเคราะห์เพื่อการป้องกัน"
+    await page.locator("header").screenshot(path=shot("analytics-header-th.png"))
     assert "ข้อมูลจำลอง" in await page.get_by_role("status").inner_text()
     await page.screenshot(path=shot("analytics-th.png"), full_page=True)
     # An export: the same suppression, HXL tags, audited.
@@ -154,6 +163,8 @@ async def test_a_visitor_signs_in_and_a_responder_is_refused(
     assert response.status == 303 and response.headers["Location"] == "/board/login"
     assert (await client.get("/board/analytics/export?token=x.y")).status == 401
     assert (await sign_in(client, RESPONDER.login)).status == 303
+    board = await (await client.get("/board?lang=en")).text()
+    assert "/board/cases" in board and 'href="/board/analytics"' not in board  # no link
     refused = await client.get(f"/board/analytics?lang=en&days={_days()}")
     assert refused.status == 403 and "analyst, supervisor or admin" in await refused.text()
     assert (await client.get("/board/analytics/export?token=x.y")).status == 403

@@ -19,6 +19,7 @@ from bot.types import Text
 from channels.board.views import BoardRow, where_words
 from channels.board.words import LANGS, board_catalogs, say
 from routing import lifecycle as lc
+from routing.analytics import ANALYTICS_ROLES
 from routing.directory import Station
 
 STATUSES = lc.STATES
@@ -43,6 +44,8 @@ def layout(lang: str, title: str, body: str, *, member: StaffMember | None = Non
         other = "en" if lang == "th" else "th"
         top = (f'<header><a class="brand" href="/board">{e(say(lang, "title"))}</a>'
                f'<a class="nav" href="/board/cases">{e(say(lang, "cases_nav"))}</a>'
+               + (f'<a class="nav" href="/board/analytics">{e(say(lang, "analytics_nav"))}</a>'
+                  if set(member.roles) & ANALYTICS_ROLES else "") +
                f'<span class="who">{e(member.name)} · '
                f'{e(say(lang, "areas", areas=", ".join(member.areas)))}</span>'
                f'<a class="lang" href="?lang={other}" lang="{other}">{other.upper()}</a>'
