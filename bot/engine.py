@@ -72,7 +72,9 @@ class Engine:
     async def _handle(self, inbound: Inbound) -> list[Reply]:
         async with contextlib.AsyncExitStack() as stack:
             try:
-                await stack.enter_async_context(self.storage.locks.hold(inbound.conversation))
+                # The event key lets a shared store read the session with the lock.
+                await stack.enter_async_context(self.storage.locks.hold(
+                    inbound.conversation, _event_key(inbound)))
             except Exception as exc:
                 # A shared lock lives in Redis: when it cannot be had (the server is lost, or
                 # another process holds the conversation too long) the message fails cleanly.
@@ -83,7 +85,7 @@ class Engine:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _locked(self, inbound: Inbound) -> list[Reply]:
-        event_key = f"{inbound.channel}:{inbound.event_id}"
+        event_key = _event_key(inbound)
         lang = self.settings.default_lang
         for attempt in range(3):
             session: Session | None = None
@@ -210,6 +212,10 @@ class Engine:
         if session.drill:
             prefix.append(Reply(Text("common.drill"), session.lang))
         return await self.runner.start(session, flow, inbound, self.services, prefix=prefix)
+
+
+def _event_key(inbound: Inbound) -> str:
+    return f"{inbound.channel}:{inbound.event_id}"
 
 
 def _bounded(inbound: Inbound) -> Inbound:

@@ -132,6 +132,12 @@ class Inbox:
         self.handlers: dict[str, Handler] = {}
         self._wake = asyncio.Event()
         self._lanes: set[asyncio.Task[None]] = set()
+        # Conversations in hand → whether this process took another of their events since
+        # they were claimed. A lane that ends with nothing new, after a claim that left no
+        # free lane behind (`_full` False), has nothing to claim: no empty claim follows it.
+        # An event another process took for a lane in our hand waits for the poll.
+        self._in_hand: dict[str, bool] = {}
+        self._full = False
         # While anything of ours is in the spool, new events go there too: a conversation's
         # events must reach the journal in the order they arrived.
         self._spooling = spool.waiting()
@@ -164,6 +170,9 @@ class Inbox:
             try:
                 await self._appends.submit(entries)
                 self.metrics.inc("ess_journal_total", outcome="stored")
+                for entry in entries:
+                    if entry.conversation in self._in_hand:
+                        self._in_hand[entry.conversation] = True
                 self._wake.set()
                 return
             except Exception as exc:
@@ -240,13 +249,24 @@ class Inbox:
         lanes: dict[str, list[JournalEntry]] = {}
         for entry in entries:
             lanes.setdefault(entry.conversation, []).append(entry)
-        for lane in lanes.values():
+        # As many lanes as there was room for: more may be waiting behind them.
+        self._full = len(lanes) >= room
+        for conversation, lane in lanes.items():
+            self._in_hand[conversation] = False
             task = asyncio.create_task(self._lane(lane), name="ess-inbox-lane")
             self._lanes.add(task)
             task.add_done_callback(self._lanes.discard)
         return len(entries)
 
     async def _lane(self, entries: list[JournalEntry]) -> None:
+        try:
+            await self._lane_entries(entries)
+        finally:
+            more = self._in_hand.pop(entries[0].conversation, False)
+        if more or self._full:
+            self._wake.set()  # the conversation (or another one) may have more waiting
+
+    async def _lane_entries(self, entries: list[JournalEntry]) -> None:
         for entry in entries:
             try:
                 await self._handle(entry)
@@ -266,7 +286,6 @@ class Inbox:
                 # Handled but not forgotten: a re-handle later is a duplicate, deduplicated.
                 log.warning("inbox.done_failed", error=type(exc).__name__)
                 return
-        self._wake.set()  # the conversation may have more waiting
 
     async def _handle(self, entry: JournalEntry) -> None:
         handler = self.handlers.get(entry.channel)

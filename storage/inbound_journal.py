@@ -59,23 +59,17 @@ class SQLiteJournal:
 
     async def claim(self, owner: str, conversations: int, lease_seconds: float,
                     now: datetime) -> list[JournalEntry]:
-        async with self._db.transaction() as conn:
-            lanes = [r[0] for r in await conn.execute_fetchall(
-                "SELECT lane FROM inbound_journal GROUP BY lane HAVING max(CASE WHEN "
-                "lease_until IS NOT NULL AND lease_until >= ? THEN 1 ELSE 0 END) = 0 "
-                "ORDER BY min(seq) LIMIT ?", (ts(now), conversations))]
-            if not lanes:
-                return []
-            marks = ", ".join("?" * len(lanes))
-            await conn.execute(
-                f"UPDATE inbound_journal SET lease_owner = ?, lease_until = ?, "
-                f"attempts = attempts + 1 WHERE lane IN ({marks})",
-                (owner, ts(now) + lease_seconds, *lanes))
-            rows = await conn.execute_fetchall(
-                f"SELECT id, channel, data, received_at, attempts FROM inbound_journal "
-                f"WHERE lane IN ({marks}) ORDER BY seq", lanes)
+        # One statement, atomic by itself: one trip to SQLite's thread, not a transaction
+        # of five (BEGIN, pick the lanes, lease them, read them, COMMIT).
+        rows = await self._db.all(
+            "UPDATE inbound_journal SET lease_owner = ?, lease_until = ?, "
+            "attempts = attempts + 1 WHERE lane IN (SELECT lane FROM inbound_journal "
+            "GROUP BY lane HAVING max(CASE WHEN lease_until IS NOT NULL AND lease_until >= ? "
+            "THEN 1 ELSE 0 END) = 0 ORDER BY min(seq) LIMIT ?) "
+            "RETURNING id, channel, data, received_at, attempts, seq",
+            (owner, ts(now) + lease_seconds, ts(now), conversations))
         return [_entry(self._sealer, r[0], r[1], r[2], datetime.fromtimestamp(r[3], UTC), r[4])
-                for r in rows]
+                for r in sorted(rows, key=lambda r: r[5])]
 
     async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
         return await self._db.execute(

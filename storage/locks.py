@@ -8,7 +8,6 @@ million conversations do not leave a million locks behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +25,8 @@ class LocalLocks:
         self._tokens = itertools.count(1)
 
     @asynccontextmanager
-    async def hold(self, conversation: str) -> AsyncIterator[int]:
+    async def hold(self, conversation: str,
+                   event_key: str | None = None) -> AsyncIterator[int]:
         lock, users = self._locks.get(conversation, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
@@ -52,15 +52,16 @@ async def renewed(renew: Callable[[], Awaitable[bool]], every: float) -> AsyncIt
     A step longer than the lock's expiry keeps its lock while its process is alive; a dead
     process renews nothing, so its lock still expires. `renew` returns False once the lock
     is lost (fencing then refuses the holder's save); a failed call is tried again.
-    """
-    done = asyncio.Event()
 
-    async def loop() -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), every)
-            if done.is_set():
-                return
+    Nearly every block ends long before its first renewal, so it costs one timer, not a
+    task: the renewing task starts only when the timer fires.
+    """
+    loop = asyncio.get_running_loop()
+    done = False
+    task: asyncio.Task[None] | None = None
+
+    async def renewing() -> None:
+        while not done:
             try:
                 if not await renew():
                     log.warning("lock.lost")
@@ -69,18 +70,26 @@ async def renewed(renew: Callable[[], Awaitable[bool]], every: float) -> AsyncIt
                 # A client library may turn our own cancellation into its timeout error
                 # (redis-py does): a loop that caught it would renew a released lock forever,
                 # and the holder would wait for it forever. Stop, whatever it was.
-                if done.is_set() or _cancelling():
+                if done or _cancelling():
                     return
                 log.warning("lock.renew_failed", error=type(exc).__name__)
+            await asyncio.sleep(every)
 
-    task = asyncio.create_task(loop(), name="lock-renewal")
+    def start() -> None:
+        nonlocal task
+        if not done:
+            task = loop.create_task(renewing(), name="lock-renewal")
+
+    timer = loop.call_later(every, start)
     try:
         yield
     finally:
-        done.set()
-        task.cancel()
-        # Bounded: the holder's release never waits on its renewal.
-        await asyncio.wait({task}, timeout=1.0)
+        done = True
+        timer.cancel()
+        if task is not None:
+            task.cancel()
+            # Bounded: the holder's release never waits on its renewal.
+            await asyncio.wait({task}, timeout=1.0)
 
 
 def _cancelling() -> bool:

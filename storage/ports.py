@@ -115,8 +115,13 @@ class SessionStore(Protocol):
 
 
 class Locks(Protocol):
-    def hold(self, conversation: str) -> AbstractAsyncContextManager[int]:
-        """Hold the conversation's lock; yields a fencing token that grows with each holder."""
+    def hold(self, conversation: str,
+             event_key: str | None = None) -> AbstractAsyncContextManager[int]:
+        """Hold the conversation's lock; yields a fencing token that grows with each holder.
+
+        `event_key`: the event the holder loads next (`SessionStore.load`); a store may read
+        it with the lock, in the same round trip, and the load then costs nothing.
+        """
 
 
 class IncidentStore(Protocol):

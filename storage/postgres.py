@@ -184,7 +184,8 @@ class PgLocks:
         self._local = LocalLocks()
 
     @asynccontextmanager
-    async def hold(self, conversation: str) -> AsyncIterator[int]:
+    async def hold(self, conversation: str,
+                   event_key: str | None = None) -> AsyncIterator[int]:
         async with self._local.hold(conversation), self._pool.acquire() as conn:
             token = await conn.fetchval(
                 "SELECT nextval('lock_fence') FROM (SELECT pg_advisory_lock($1)) AS l",

@@ -13,8 +13,9 @@ every key of one conversation lives in one slot, so one Lua script can touch the
     <p>:e:{<c>}:<h>    an event handled (dedupe), PX = dedupe window; <h> = hash of event id
     <p>:live:<topic>   pub/sub channel
 
-A message costs four round trips: lock (Lua), load (one pipeline), save (Lua: fencing
-token, version, session, dedupe record), unlock (Lua).
+A message costs three round trips: lock and load (Lua: the fencing token, the dedupe flag,
+the session, read under the lock just taken), save (Lua: fencing token, version, session,
+dedupe record), unlock (Lua). A reload after a stale save is one pipeline.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextvars
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,12 +44,17 @@ from storage.shared_redis import RedisDedupe, RedisRateLimits, RedisTranscripts
 
 KEEP_AFTER_EXPIRY = timedelta(hours=48)
 
+# KEYS: lock, fencing counter, then (optionally) event, session, meta: what `load` reads,
+# read here under the lock just taken. GET answers false for a missing key, never nil, so
+# the reply keeps its shape.
 _LOCK = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 local token = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
-return token
+if #KEYS == 2 then return {token} end
+return {token, redis.call('EXISTS', KEYS[3]), redis.call('GET', KEYS[4]),
+        redis.call('HMGET', KEYS[5], 'v', 'l', 'a', 'u', 'x')}
 """
 
 _RENEW = """
@@ -78,9 +85,21 @@ redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8])
 return v
 """
 
-# The fencing token of the lock this task holds, per conversation: the engine holds the lock
-# and saves in the same task, so the save can prove it still holds it without a new argument.
-_held: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+
+
+@dataclass(slots=True)
+class _Hold:
+    """What this task's lock on one conversation brought: its fencing token, and the load
+    read with it (taken by the first `load` of that event)."""
+
+    token: str
+    event_key: str | None = None
+    loaded: Loaded | None = None
+
+
+# The lock this task holds, per conversation: the engine holds the lock, loads and saves in
+# the same task, so the save can prove it still holds it without a new argument.
+_held: contextvars.ContextVar[dict[str, _Hold] | None] = contextvars.ContextVar(
     "ess_redis_held", default=None)
 
 
@@ -113,14 +132,25 @@ class RedisSessions:
         self._save = client.register_script(_SAVE)
 
     async def load(self, conversation: str, event_key: str) -> Loaded:
+        hold = (_held.get() or {}).get(conversation)
+        if hold is not None and hold.loaded is not None and hold.event_key == event_key:
+            loaded, hold.loaded = hold.loaded, None  # once: a reload after a stale save reads
+            return loaded
         k = self._keys
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.exists(k.event(conversation, event_key))
             pipe.get(k.of("s", conversation))
             pipe.hmget(k.of("m", conversation), "v", "l", "a", "u", "x")
-            duplicate, blob, (version, lang, active, updated, expires) = await pipe.execute()
+            duplicate, blob, meta = await pipe.execute()
+        return self.loaded(conversation, duplicate, blob, meta)
+
+    def loaded(self, conversation: str, duplicate: Any, blob: bytes | None,
+               meta: list[bytes | None]) -> Loaded:
+        """`Loaded` from the raw replies: the dedupe flag, the sealed answers, the meta hash."""
+        version, lang, active, updated, expires = meta
         if version is None:
             return Loaded(bool(duplicate), None)
+        assert updated is not None and lang is not None  # written with the version
         updated_at = datetime.fromtimestamp(int(updated) / 1000, UTC)
         if blob is None:
             # The answers expired with the idle deadline; say so, as the SQL sweep does.
@@ -134,7 +164,8 @@ class RedisSessions:
 
     async def save(self, session: Session, event_key: str) -> None:
         k, conversation = self._keys, session.conversation
-        token = (_held.get() or {}).get(conversation, "")
+        hold = (_held.get() or {}).get(conversation)
+        token = hold.token if hold is not None else ""
         expires = session.expires_at if session.expires_at and session.active else None
         keep_until = (expires or session.updated_at) + KEEP_AFTER_EXPIRY
         keep_ms = max(1, _ms(keep_until) - _ms(session.updated_at))
@@ -172,8 +203,10 @@ class RedisLocks:
     holder is alive its lock is renewed every third of `ttl` (a long step keeps it).
     """
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, ttl: float, wait: float):
+    def __init__(self, client: aioredis.Redis, keys: Keys, ttl: float, wait: float,
+                 sessions: RedisSessions):
         self._keys = keys
+        self._sessions = sessions
         self._ttl_ms = int(ttl * 1000)
         self._wait = wait
         self._local = LocalLocks()
@@ -182,22 +215,32 @@ class RedisLocks:
         self._renew = client.register_script(_RENEW)
 
     @asynccontextmanager
-    async def hold(self, conversation: str) -> AsyncIterator[int]:
-        lock_key = self._keys.of("l", conversation)
-        keys = [lock_key, self._keys.of("f", conversation)]
+    async def hold(self, conversation: str,
+                   event_key: str | None = None) -> AsyncIterator[int]:
+        k = self._keys
+        lock_key = k.of("l", conversation)
+        keys = [lock_key, k.of("f", conversation)]
+        if event_key is not None:
+            keys += [k.event(conversation, event_key), k.of("s", conversation),
+                     k.of("m", conversation)]
         async with self._local.hold(conversation):
-            token = 0
+            token, reply = 0, []
             delay, deadline = 0.002, asyncio.get_running_loop().time() + self._wait
             while True:  # bounded by the deadline
-                token = int(await self._lock(keys=keys, args=[self._ttl_ms, 7 * 86_400_000]))
+                reply = await self._lock(keys=keys, args=[self._ttl_ms, 7 * 86_400_000])
+                token = int(reply[0])
                 if token or asyncio.get_running_loop().time() >= deadline:
                     break
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
             if not token:
                 raise StorageError("the conversation is busy in another process")
+            hold = _Hold(str(token))
+            if event_key is not None:
+                hold.event_key = event_key
+                hold.loaded = self._sessions.loaded(conversation, *reply[1:])
             held = dict(_held.get() or {})
-            held[conversation] = str(token)
+            held[conversation] = hold
             reset = _held.set(held)
 
             async def renew() -> bool:
@@ -286,7 +329,8 @@ class RedisState:
         self.sessions = RedisSessions(client, keys, sealer)
         # Waiting longer than a crashed holder's lock lives would fail messages needlessly.
         self.locks = RedisLocks(client, keys, settings.lock_ttl,
-                                wait=settings.lock_ttl + settings.store_timeout)
+                                wait=settings.lock_ttl + settings.store_timeout,
+                                sessions=self.sessions)
         self.dedupe = RedisDedupe(client, prefix, sealer)
         self.transcripts = RedisTranscripts(client, prefix, sealer)
         self.limits = RedisRateLimits(client, prefix, sealer)

@@ -265,6 +265,71 @@ async def test_the_last_attempt_tells_the_person_to_try_again(
         "th", Text("common.unavailable"))
 
 
+async def test_a_lane_that_ends_with_nothing_new_is_followed_by_no_empty_claim(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.inbox.POLL_SECONDS", 60.0)  # only wakes may claim here
+    storage = await open_storage(Settings(data_dir=str(tmp_path / "var")), SEALER)
+    claims: list[int] = []
+    claim = storage.journal.claim
+
+    async def counted(*args: Any) -> list[JournalEntry]:
+        entries = await claim(*args)
+        claims.append(len(entries))
+        return entries
+
+    monkeypatch.setattr(storage.journal, "claim", counted)
+    release = asyncio.Event()
+    seen: list[str] = []
+    blocking = {"generic:m1", "generic:m11", "generic:m5"}
+
+    progressed = asyncio.Event()
+
+    async def handler(arrival: Arrival) -> None:
+        seen.append(arrival.inbound.event_id)
+        progressed.set()
+        if arrival.inbound.event_id in blocking:
+            await release.wait()
+
+    inbox = inbox_for(storage, tmp_path / "var", Recorder(), lanes=2)
+    inbox.handlers = {"sms": handler}
+    runner = asyncio.create_task(inbox.run())
+
+    async def until(count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(seen) < count:
+                progressed.clear()
+                await progressed.wait()
+        await asyncio.sleep(0.2)  # room for a claim that should not come
+
+    try:
+        await inbox.accept([sms(0)])
+        await until(1)
+        assert claims == [0, 1]  # the start, the arrival; nothing after the lane
+        # An event for a conversation in hand is claimed when its lane ends.
+        await inbox.accept([sms(1)])
+        await until(2)
+        await inbox.accept([sms(2)])
+        await asyncio.sleep(0.2)
+        assert claims[-1] == 0 and len(seen) == 2  # its conversation is in hand
+        release.set()
+        await until(3)
+        assert seen == ["generic:m0", "generic:m1", "generic:m2"]
+        # A claim that filled every lane left one behind: it is claimed when a lane ends.
+        release.clear()
+        await inbox.accept([sms(11), sms(5, "+66855555555"), sms(3, "+66899999999")])
+        await until(5)
+        assert seen[3:] == ["generic:m11", "generic:m5"]
+        release.set()
+        await until(6)
+        assert seen[5:] == ["generic:m3"]
+    finally:
+        release.set()
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        await storage.close()
+
+
 async def test_a_responder_event_that_failed_is_handled_on_its_retry(
         line_client: TestClient[Any, Any], line_api: LineStandIn) -> None:
     """Responder events are deduplicated by the router before they are handled; a failure

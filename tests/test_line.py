@@ -353,3 +353,21 @@ async def test_line_through_the_channel_test_kit(client: TestClient[Any, Any],
 
 def signed_raw(raw: bytes) -> tuple[bytes, dict[str, str]]:
     return raw, {"Content-Type": "application/json", "X-Line-Signature": ev.sign(raw)}
+
+
+def test_a_prompt_body_is_built_once_and_matches_its_validated_message(
+        tmp_path: Path) -> None:
+    from bot.i18n import load_catalogs
+    from bot.types import Choice
+    from channels.line.render import reply_body, reply_message
+
+    catalogs = load_catalogs(Settings(data_dir=str(tmp_path / "var")))
+    prompt = Reply(Text("report.type.prompt"), "th",
+                   choices=(Choice("type:violence", Text("incident.violence")),))
+    body = reply_body(prompt, catalogs)
+    assert body == reply_message(prompt, catalogs).to_dict()
+    assert body["quickReply"]["items"][0]["action"]["data"] == "type:violence"
+    assert reply_body(replace(prompt), catalogs) is body  # built once
+    # A reply with parameters may hold personal data: built each time, never kept.
+    summary = Reply(Text("report.type.prompt", {"x": "0812345678"}), "th")
+    assert reply_body(summary, catalogs) is not reply_body(summary, catalogs)

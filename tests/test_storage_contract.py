@@ -140,6 +140,36 @@ async def test_stale_save_is_refused(store: Storage) -> None:
     assert (await store.sessions.load(CONVERSATION, "sms:d")).duplicate is False
 
 
+async def test_load_under_a_lock_taken_for_the_event_reads_the_same(store: Storage) -> None:
+    # A store may read the session with the lock (Redis: one script); what the engine then
+    # loads must be exactly what a plain load reads, and only once.
+    async with store.locks.hold(CONVERSATION, "sms:h1"):
+        assert await store.sessions.load(CONVERSATION, "sms:h1") == \
+            await store.sessions.load(CONVERSATION, "sms:h1")
+        first = await store.sessions.load(CONVERSATION, "sms:h1")
+        assert first.session is None and not first.duplicate
+        await store.sessions.save(session(), "sms:h1")
+    async with store.locks.hold(CONVERSATION, "sms:h1"):
+        again = await store.sessions.load(CONVERSATION, "sms:h1")
+        assert again.duplicate and again.session is not None
+        assert again.session.slots == session().slots and again.session.version == 1
+    async with store.locks.hold(CONVERSATION, "sms:h2"):
+        loaded = (await store.sessions.load(CONVERSATION, "sms:h2"))
+        assert not loaded.duplicate and loaded.session is not None
+        stale = replace(loaded.session)
+        await store.sessions.save(loaded.session, "sms:h2")
+        with pytest.raises(StaleSession):
+            await store.sessions.save(stale, "sms:h3")
+        # The read that came with the lock is spent: a reload sees the save just made.
+        reloaded = await store.sessions.load(CONVERSATION, "sms:h2")
+        assert reloaded.duplicate and reloaded.session is not None
+        assert reloaded.session.version == 2
+    # Another event's load under the lock is not served the lock's read.
+    async with store.locks.hold(CONVERSATION, "sms:h9"):
+        other = await store.sessions.load(CONVERSATION, "sms:h2")
+        assert other.duplicate
+
+
 async def test_idle_session_loses_its_answers(store: Storage) -> None:
     s = session()
     s.expires_at = utcnow() - timedelta(seconds=1)

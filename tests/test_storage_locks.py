@@ -90,3 +90,25 @@ async def test_a_renewal_whose_client_swallows_the_cancel_still_lets_the_holder_
 
     await asyncio.wait_for(hold(), 30)  # a bound, not a timing: it hung for ever before
     assert calls == 1
+
+
+async def test_a_renewal_runs_only_while_a_block_outlives_its_period() -> None:
+    calls = 0
+    thrice = asyncio.Event()
+
+    async def renew() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls >= 3:
+            thrice.set()
+        return True
+
+    async with renewed(renew, 60.0):
+        pass
+    assert calls == 0  # the usual message: over before the first renewal
+    async with renewed(renew, 0.01):
+        # Renewed again and again while the block runs (a bound, not a timing).
+        await asyncio.wait_for(thrice.wait(), 30)
+    after = calls
+    await asyncio.sleep(0.05)
+    assert calls == after  # and never after it ended

@@ -72,7 +72,7 @@ from channels.bodies import TooOld, event_time, load_json, secret_equal
 from channels.line.api import DEFAULT_API_URL, LineApi
 from channels.line.content import LineContent
 from channels.line.profiles import ProfileLanguages
-from channels.line.render import ABILITIES, batches, card_message, reply_messages
+from channels.line.render import ABILITIES, batches, card_message, reply_bodies
 from channels.line.richmenu import DEFAULT_DATA_API_URL
 from config.settings import Settings
 
@@ -304,7 +304,7 @@ class LineChannel(Channel):
         if not replies:
             return
         silent = any(r.silent for r in replies)
-        groups = batches(list(reply_messages(replies, self.ctx.services.catalogs)))
+        groups = batches(reply_bodies(replies, self.ctx.services.catalogs))
         token = self._reply_token(event)
         for index, messages in enumerate(groups):
             if index == 0 and token:
@@ -327,6 +327,6 @@ class LineChannel(Channel):
         if isinstance(message, ResponderCard):
             messages: list[Any] = [card_message(message, catalogs)]
         else:
-            messages = list(reply_messages([message], catalogs))
+            messages = reply_bodies([message], catalogs)
             silent = silent or message.silent
         return await self.api.push(to, messages, key=key, silent=silent)

@@ -49,11 +49,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# Prompts without parameters (most of a report's replies) are rendered and validated once
-# per catalog set (the key holds the Catalogs itself, so a freed one's id is never reused):
-# the SDK's models cost more than anything else in a reply. A reply with parameters (a
-# summary, a reference) may hold personal data and is never kept.
-_PROMPTS: dict[tuple[Any, ...], TextMessage] = {}
+# Prompts without parameters (most of a report's replies) are rendered, validated and
+# turned into LINE's JSON once per catalog set (the key holds the Catalogs itself, so a
+# freed one's id is never reused): the SDK's models cost more than anything else in a reply.
+# A reply with parameters (a summary, a reference) may hold personal data and is never kept.
+_PROMPTS: dict[tuple[Any, ...], tuple[TextMessage, dict[str, Any]]] = {}
 MAX_CACHED_PROMPTS = 2048
 
 
@@ -64,17 +64,32 @@ def _prompt_key(reply: Reply, catalogs: Catalogs) -> tuple[Any, ...] | None:
             tuple((c.value, c.label.key) for c in reply.choices))
 
 
-def reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
-    """One reply as a text message with its quick replies."""
+def _prompt(reply: Reply, catalogs: Catalogs) -> tuple[TextMessage, dict[str, Any]] | None:
     key = _prompt_key(reply, catalogs)
     if key is None:
-        return _reply_message(reply, catalogs)
+        return None
     cached = _PROMPTS.get(key)
     if cached is None:
         if len(_PROMPTS) >= MAX_CACHED_PROMPTS:
             _PROMPTS.clear()
-        cached = _PROMPTS[key] = _reply_message(reply, catalogs)
+        message = _reply_message(reply, catalogs)
+        cached = _PROMPTS[key] = (message, message.to_dict())
     return cached
+
+
+def reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
+    """One reply as a text message with its quick replies."""
+    cached = _prompt(reply, catalogs)
+    return cached[0] if cached is not None else _reply_message(reply, catalogs)
+
+
+def reply_body(reply: Reply, catalogs: Catalogs) -> dict[str, Any]:
+    """One reply as LINE's JSON, what `reply_message` validated (shared: never mutate)."""
+    cached = _prompt(reply, catalogs)
+    if cached is not None:
+        return cached[1]
+    body: dict[str, Any] = _reply_message(reply, catalogs).to_dict()
+    return body
 
 
 def _reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
@@ -98,8 +113,9 @@ def _reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
                        quick_reply=QuickReply(items=items) if items else None)
 
 
-def reply_messages(replies: list[Reply], catalogs: Catalogs) -> list[TextMessage]:
-    return [reply_message(r, catalogs) for r in replies]
+def reply_bodies(replies: list[Reply], catalogs: Catalogs) -> list[dict[str, Any]]:
+    """The replies as LINE's JSON, ready for a reply or push body."""
+    return [reply_body(r, catalogs) for r in replies]
 
 
 def batches(messages: list[Any]) -> list[list[Any]]:
