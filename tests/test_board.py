@@ -239,8 +239,8 @@ async def test_a_report_committed_by_this_process_wakes_the_feed_at_once(
         await asyncio.sleep(0)  # the reader's first pass: nobody watching yet
         changes = feed.follow(("TH",), None)
         first = asyncio.ensure_future(anext(changes))
-        while not feed.viewers:
-            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # the follower registers its queue before its first wait
+        assert feed.viewers
         incident = await phitsanulok_report(client)
         batch = await asyncio.wait_for(first, 10)
         assert batch[0].event.incident_id == incident.id
