@@ -85,13 +85,31 @@ class Dispatcher:
         rows = await self.storage.outbox.claim(self.owner, self.policy.batch,
                                                self.policy.lease_seconds, self.clock())
         if rows:
-            results = await asyncio.gather(*(self._deliver(n) for n in rows),
-                                           return_exceptions=True)
+            keeper = asyncio.create_task(self._keep_leases([n.id for n in rows]))
+            try:
+                results = await asyncio.gather(*(self._deliver(n) for n in rows),
+                                               return_exceptions=True)
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             for result in results:
                 if isinstance(result, BaseException):
                     # The row stays leased and comes back when the lease runs out.
                     log.error("dispatch.failed", error=type(result).__name__)
         return len(rows)
+
+    async def _keep_leases(self, ids: list[str]) -> None:
+        # A batch slower than the lease (a slow channel, a loaded host) would otherwise be
+        # claimed by another dispatcher and sent twice; a dead process stops renewing, so
+        # its rows still come back when the lease runs out.
+        while True:  # until cancelled
+            await asyncio.sleep(self.policy.lease_seconds / 3)
+            try:
+                await self.storage.outbox.extend(ids, self.owner, self.policy.lease_seconds,
+                                                 self.clock())
+            except Exception as exc:
+                log.warning("dispatch.extend_failed", error=type(exc).__name__)
 
     async def _deliver(self, notification: Notification) -> None:
         try:

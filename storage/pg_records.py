@@ -411,6 +411,13 @@ class PgOutbox:
             "lease_until = NULL WHERE id = $2 AND lease_owner = $3 AND status = 'pending'",
             now, notification_id, owner)
 
+    async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
+                     now: datetime) -> int:
+        return changed(await self._pool.execute(
+            "UPDATE outbox SET lease_until = $1 WHERE lease_owner = $2 AND status = 'pending' "
+            "AND id = ANY($3::text[])", now + timedelta(seconds=lease_seconds), owner,
+            list(ids)))
+
     async def retry(self, notification_id: str, owner: str, at: datetime, error: str) -> bool:
         return await self._finish(
             "UPDATE outbox SET next_attempt_at = $1, last_error = $2, lease_owner = NULL, "

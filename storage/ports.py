@@ -276,6 +276,11 @@ class Outbox(Protocol):
 
     async def complete(self, notification_id: str, owner: str, now: datetime) -> bool: ...
 
+    async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
+                     now: datetime) -> int:
+        """Renew the lease of the rows among `ids` that `owner` still holds unsent; how
+        many. A send slower than the lease is then not taken and sent again elsewhere."""
+
     async def retry(self, notification_id: str, owner: str, at: datetime, error: str) -> bool: ...
 
     async def bury(self, notification_id: str, owner: str, error: str) -> bool:

@@ -596,6 +596,13 @@ class SQLiteOutbox:
             "lease_until = NULL WHERE id = ? AND lease_owner = ? AND status = 'pending'",
             (ts(now), notification_id, owner))
 
+    async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
+                     now: datetime) -> int:
+        return await self._db.execute(
+            "UPDATE outbox SET lease_until = ? WHERE lease_owner = ? AND status = 'pending' "
+            "AND id IN (SELECT value FROM json_each(?))",
+            (ts(now) + lease_seconds, owner, json.dumps(list(ids))))
+
     async def retry(self, notification_id: str, owner: str, at: datetime, error: str) -> bool:
         return await self._finish(
             "UPDATE outbox SET next_attempt_at = ?, last_error = ?, lease_owner = NULL, "

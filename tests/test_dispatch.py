@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import structlog
 import structlog.testing
 
+from bot.incident import Notification
 from bot.outbound import CardKind, SendResult
 from bot.render import render_outbound, render_text
 from bot.services import Services
@@ -293,6 +295,41 @@ async def test_channel_failing_then_recovering(rig: Rig) -> None:
     await settle(rig.services)
     assert len(rig.sender.to(STATION)) == 1
     assert await rig.services.storage.outbox.pending() == 0
+
+
+async def test_a_send_slower_than_the_lease_keeps_its_rows(rig: Rig) -> None:
+    """The dispatcher renews the lease of what it is sending: a slow channel (or a loaded
+    host) must not let another dispatcher claim the same rows and send them twice."""
+    gate, extended = asyncio.Event(), asyncio.Event()
+    outbox = rig.services.storage.outbox
+    extend = outbox.extend
+
+    async def spied(*args: Any) -> int:
+        renewed = await extend(*args)
+        extended.set()
+        return renewed
+
+    class Slow:
+        async def send(self, notification: Notification) -> SendResult:
+            await gate.wait()
+            return await rig.sender.send(notification)
+
+    dispatcher = Dispatcher(rig.services.storage, Slow(), rig.services.responders,
+                            DispatchPolicy(lease_seconds=6), clock=rig.clock, owner="slow")
+    await report(rig.services, "u1")
+    sending = asyncio.create_task(dispatcher.drain_once())
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(outbox, "extend", spied)
+            await asyncio.wait_for(extended.wait(), 10)  # renewed after lease/3 = 2 s
+            rig.clock.advance(seconds=5)  # past the first lease, within the renewed one
+            assert await outbox.claim("other", 50, 6, rig.clock()) == []
+            gate.set()
+            assert await asyncio.wait_for(sending, 10) == 5
+    finally:
+        gate.set()
+        await asyncio.wait_for(sending, 10)
+    assert len(rig.sender.sent) == 5 and len({s.key for s in rig.sender.sent}) == 5
 
 
 async def test_dead_letter_after_the_bound_with_an_alert(rig: Rig) -> None:

@@ -307,6 +307,23 @@ async def test_milestones(store: Storage) -> None:
 
 # --- outbox --------------------------------------------------------------------------------
 
+async def test_outbox_lease_renewed_by_its_owner_is_not_taken(store: Storage) -> None:
+    await store.incidents.create(incident(), notifications(2), TimelineEvent("r", "r", "sms"))
+    now = utcnow()
+    held = await store.outbox.claim("A", 10, 30, now)
+    ids = [n.id for n in held]
+    assert len(ids) == 2
+    assert await store.outbox.extend(ids, "B", 30, now) == 0  # not B's
+    # A, still sending 20 s later, renews: at 31 s nobody else may take the rows.
+    assert await store.outbox.extend(ids, "A", 30, now + timedelta(seconds=20)) == 2
+    assert await store.outbox.claim("B", 10, 30, now + timedelta(seconds=31)) == []
+    assert await store.outbox.complete(ids[0], "A", now + timedelta(seconds=31))
+    assert await store.outbox.extend(ids, "A", 30, now + timedelta(seconds=32)) == 1  # sent
+    # A stops renewing (it died): the other row comes back when the lease runs out.
+    taken = await store.outbox.claim("B", 10, 30, now + timedelta(seconds=63))
+    assert [n.id for n in taken] == [ids[1]]
+
+
 async def test_outbox_lease_is_exclusive_and_taken_over(store: Storage) -> None:
     await store.incidents.create(incident(), notifications(10), TimelineEvent("r", "r", "sms"))
     now = utcnow()
