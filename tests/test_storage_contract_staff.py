@@ -113,19 +113,22 @@ async def test_board_log_numbers_concurrent_writers_without_gaps(store: Storage)
     assert seqs == list(range(start + 1, start + 9))
 
 
-async def test_board_log_wakes_a_listener_on_postgres(store: Storage) -> None:
+async def test_board_log_wakes_a_listener_until_it_stops(store: Storage) -> None:
+    # PostgreSQL by NOTIFY (any process); SQLite by this process's own commits (one file has
+    # no notifications; another process's appends reach the reader by its poll).
     woken = asyncio.Event()
     stop = await store.board.wake_on_append(woken.set)
     try:
         await store.incidents.create(incident("t:wake"), [],
                                      TimelineEvent("reported", "r", "sms"))
-        if type(store).__name__ == "SQLiteStorage":
-            await asyncio.sleep(0.2)
-            assert not woken.is_set()  # SQLite has no notifications: the reader polls
-        else:
-            await asyncio.wait_for(woken.wait(), 5)
+        await asyncio.wait_for(woken.wait(), 5)
     finally:
         await stop()
+    if type(store).__name__ == "SQLiteStorage":  # NOTIFY may still be in flight elsewhere
+        woken.clear()
+        await store.incidents.create(incident("t:after"), [],
+                                     TimelineEvent("reported", "r", "sms"))
+        assert not woken.is_set()
 
 
 async def test_staff_update_changes_roles_and_areas_only(store: Storage) -> None:
