@@ -9,6 +9,7 @@ rows. Only the type, the size and the time are in clear, for the case page's lis
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,12 @@ class SQLiteCasePhotos:
             f"DELETE FROM case_photos WHERE case_id IN ({', '.join('?' * len(case_ids))})",
             list(case_ids))
 
+    async def counts(self, case_ids: Sequence[str]) -> dict[str, int]:
+        rows = await self._db.all(
+            "SELECT case_id, count(*) FROM case_photos WHERE case_id IN "
+            "(SELECT value FROM json_each(?)) GROUP BY case_id", (json.dumps(list(case_ids)),))
+        return {r[0]: int(r[1]) for r in rows}
+
 
 class PgCasePhotos:
     def __init__(self, pool: asyncpg.Pool, keyring: Keyring):
@@ -114,3 +121,9 @@ class PgCasePhotos:
         result = await self._pool.execute(
             "DELETE FROM case_photos WHERE case_id = ANY($1::text[])", list(case_ids))
         return int(result.split()[-1])
+
+    async def counts(self, case_ids: Sequence[str]) -> dict[str, int]:
+        rows = await self._pool.fetch(
+            "SELECT case_id, count(*) FROM case_photos WHERE case_id = ANY($1::text[]) "
+            "GROUP BY case_id", list(case_ids))
+        return {r[0]: int(r[1]) for r in rows}

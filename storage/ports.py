@@ -268,6 +268,9 @@ class CasePhotos(Protocol):
     async def drop(self, case_ids: Sequence[str]) -> int:
         """Remove the cases' photos (after their keys are destroyed); how many."""
 
+    async def counts(self, case_ids: Sequence[str]) -> dict[str, int]:
+        """How many photos each of these cases holds (cases without any are left out)."""
+
 
 class Outbox(Protocol):
     async def claim(self, owner: str, limit: int, lease_seconds: float,

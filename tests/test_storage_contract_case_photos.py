@@ -47,6 +47,8 @@ async def test_a_photo_round_trips_once_per_id_and_lists_without_its_bytes(
     assert await store.case_photos.get(other.id, "p2") is None  # another case's photo
     assert await store.case_photos.listed(other.id) == []
     assert not await store.case_photos.add(a_photo("no-such-case"))
+    assert await store.case_photos.counts([case.id, other.id, "no-such-case"]) == {case.id: 2}
+    assert await store.case_photos.counts([]) == {}
 
 
 async def test_a_photo_is_sealed_with_the_case_key_and_erasing_the_case_shreds_it(
