@@ -21,6 +21,7 @@ from storage import analytics
 
 if TYPE_CHECKING:
     from storage.audit import AuditEntry, AuditRecord, Verdict
+    from storage.exports import HeldExport
     from storage.privacy import Breach, ConsentEvent, SubjectRequest
     from storage.vault import KeyStatus
 
@@ -492,6 +493,20 @@ class PrivacyLedger(Protocol):
     async def breaches(self) -> list[Breach]: ...
 
 
+class SealedExports(Protocol):
+    """Sealed subject exports waiting for their one download, in every process
+    (storage/exports.py); the link's token stored as a keyed digest."""
+
+    async def put(self, token: str, held: HeldExport, now: datetime) -> None: ...
+
+    async def take(self, token: str, login: str, now: datetime) -> HeldExport | None:
+        """The export once (deleted atomically: of two takes exactly one gets it), if
+        `login`'s and not expired."""
+
+    async def sweep(self, now: datetime) -> int:
+        """Delete the expired exports; how many."""
+
+
 class StaffStore(Protocol):
     """Board accounts, their one-time set-password tokens and their sessions (shared by every
     process, revocable). Tokens are stored only as keyed digests."""
@@ -648,6 +663,9 @@ class Storage(Protocol):
 
     @property
     def privacy(self) -> PrivacyLedger: ...
+
+    @property
+    def exports(self) -> SealedExports: ...
 
     @property
     def staff(self) -> StaffStore: ...

@@ -37,6 +37,7 @@ from storage.audit import AuditEntry, SQLiteAudit
 from storage.case_photos import SQLiteCasePhotos
 from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
+from storage.exports import SqlExports
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
 from storage.menus import SQLiteMenus
@@ -736,6 +737,7 @@ class SQLiteStorage:
         self.limits = SQLiteRateLimits(db, sealer)
         self.audit = SQLiteAudit(db, sealer)
         self.privacy = SqlPrivacy(db, postgres=False)
+        self.exports = SqlExports(db, sealer, postgres=False)
         self.staff = SQLiteStaff(db, sealer)
         self.board = SQLiteBoardLog(db)
 
