@@ -20,7 +20,7 @@ from bot.staff import BoardEvent, StaffMember
 from storage import analytics
 
 if TYPE_CHECKING:
-    from storage.audit import AuditEntry, AuditRecord, Verdict
+    from storage.audit import AuditEntry, AuditRecord, Head, Verdict
     from storage.exports import HeldExport
     from storage.privacy import Breach, ConsentEvent, SubjectRequest
     from storage.vault import KeyStatus
@@ -453,7 +453,11 @@ class AuditTrail(Protocol):
                    reference: str | None = None, limit: int = 200) -> list[AuditRecord]:
         """The latest rows matching every filter given, newest first."""
 
-    async def verify(self) -> Verdict: ...
+    async def anchor(self) -> Head | None:
+        """The head the anchor outside the table holds (None: none written yet)."""
+
+    async def verify(self, heads: Sequence[Head] = ()) -> Verdict:
+        """The chain walked, its end checked against the anchor and against `heads`."""
 
 
 class Vault(Protocol):
