@@ -74,3 +74,18 @@ async def test_the_token_is_stored_only_as_a_keyed_digest(store: Storage,
     await store.close()
     raw = await dump()
     assert token.encode() not in raw and b"S-abc" in raw
+
+
+async def test_the_sweeper_deletes_exports_nobody_downloaded(store: Storage) -> None:
+    from bot.sweeper import Sweeper
+
+    now = [utcnow()]
+    await store.exports.put("never-taken", held(minutes=1), now[0])
+    sweeper = Sweeper(store, clock=lambda: now[0])
+    await sweeper.sweep_once()
+    assert await store.exports.take("never-taken", "dpo", now[0] - timedelta(seconds=1)) \
+        is not None  # not due: kept (and taken here, so put it back)
+    await store.exports.put("never-taken", held(minutes=1), now[0])
+    now[0] += timedelta(minutes=2)
+    await sweeper.sweep_once()
+    assert await store.exports.sweep(now[0]) == 0  # the sweeper did it
