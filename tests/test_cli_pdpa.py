@@ -95,7 +95,11 @@ def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, ...],
                                           message: str) -> None:
     run = ess(tmp_path, *args)
     assert run.returncode == 2, run.stderr
-    [line] = run.stderr.strip().splitlines()
+    # The structured log shares stderr (JSON here): an audited look-up before the refusal
+    # logs its new audit head (`audit.head`); what the person reads is one line.
+    logged = [json.loads(x) for x in run.stderr.splitlines() if x.startswith("{")]
+    assert {entry["event"] for entry in logged} <= {"audit.head"}
+    [line] = [x for x in run.stderr.strip().splitlines() if not x.startswith("{")]
     assert line.startswith(message)
 
 
