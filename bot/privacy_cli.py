@@ -30,7 +30,11 @@ def _selector_args(parser: argparse.ArgumentParser) -> None:
 def add_commands(sub: Any) -> None:
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="audit_command", required=True)
-    audit.add_parser("verify", help="check the hash chain; exit 1 naming the first bad row")
+    check = audit.add_parser("verify", help="check the hash chain and its anchored end; exit "
+                                            "1 naming the first bad row or the missing tail")
+    check.add_argument("--head", action="append", default=[], metavar="SEQ:HASH",
+                       help="a head noted down earlier (as verify prints it, or from the "
+                            "log's audit.head): the chain must still reach it; repeatable")
     show = audit.add_parser("show", help="audit rows about a subject, a staff member or a "
                                          "reference")
     show.add_argument("--subject", help="a subject id (as `ess subject find` prints it)")
@@ -148,13 +152,22 @@ def _actors(digest: Any, staff: str | None) -> list[str | None]:
 
 async def _audit(storage: Any, digest: Any, args: argparse.Namespace) -> int:
     from bot.incident import normalize_reference
+    from storage.audit import parse_head
 
     if args.audit_command == "verify":
-        verdict = await storage.audit.verify()
+        try:
+            heads = [parse_head(h) for h in args.head]
+        except ValueError as exc:
+            raise CommandError(f"--head: {exc}") from None
+        verdict = await storage.audit.verify(heads)
         if verdict.intact:
             print(f"ess: audit trail intact: {verdict.rows} row(s)"
                   + (f", {verdict.legacy} from before the chain" if verdict.legacy else "")
-                  + f"; head {verdict.head[:16]}")
+                  + f"; head {verdict.head[:16]}"
+                  + (f" (note it as --head {verdict.head_seq}:{verdict.head[:16]})"
+                     if verdict.head_seq else "")
+                  + ("" if verdict.anchored or not verdict.head_seq
+                     else "; its end is not anchored yet (the next append anchors it)"))
             return 0
         print(f"ess: audit trail BROKEN at row {verdict.broken_at}: {verdict.reason}",
               file=sys.stderr)

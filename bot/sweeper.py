@@ -41,15 +41,16 @@ class Sweeper:
         forgotten += await self.storage.dedupe.forget(now)
         transcripts = await self.storage.transcripts.forget(now - TRANSCRIPT_KEEP)
         await self.storage.limits.forget(now)
+        exports = await self.storage.exports.sweep(now)  # sealed files nobody downloaded
         if self.retention is not None and (self._retained_at is None
                                            or now - self._retained_at >= RETENTION_EVERY):
             self._retained_at = now
             erased = await self.retention(now)
             if erased:
                 log.info("sweep.retention", erased=erased)
-        if ended or forgotten or transcripts:
+        if ended or forgotten or transcripts or exports:
             log.info("sweep", sessions_ended=ended, events_forgotten=forgotten,
-                     transcripts_forgotten=transcripts)
+                     transcripts_forgotten=transcripts, exports_expired=exports)
         return ended
 
     async def run(self) -> None:

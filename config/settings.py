@@ -168,6 +168,8 @@ SPECS: dict[str, _Spec] = {
     "limit_sms": _Spec(_positive_int, "SMS per sending number per minute"),
     "limit_sms_total": _Spec(_positive_int, "SMS per minute, in all"),
     "trust_forwarded": _Spec(_bool, "true or false"),
+    "export_download_ttl": _Spec(_duration, "a duration such as 15m (how long a sealed "
+                                 "export waits for its one download)"),
     "analytics_min_count": _Spec(_min_count, "a whole number of at least 2 (counts below it "
                                  "are shown as <N)"),
 }
@@ -220,6 +222,7 @@ class Settings:
     limit_sms: int = 20
     limit_sms_total: int = 1200
     trust_forwarded: bool = False  # take the client address from X-Forwarded-For (a proxy's)
+    export_download_ttl: float = 15 * 60  # a sealed export's link works this long, once
     analytics_min_count: int = 5  # analytics show a count below this as "<5" (anonymity)
     extra: Mapping[str, str] = field(default_factory=dict)  # other ESS_* (channel settings)
 

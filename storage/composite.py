@@ -29,6 +29,9 @@ class CompositeStorage:
         self.limits = state.limits
         self.vault = database.vault
         self.privacy = database.privacy
+        # A sealed export waits minutes for one download: PostgreSQL's DELETE … RETURNING
+        # gives it to exactly one taker, and a file of megabytes stays out of Redis's memory.
+        self.exports = database.exports
         self.audit = database.audit  # durable and chained in PostgreSQL
         self.revocations = database.revocations  # durable: a Redis flush must not undo one
         self.staff = database.staff  # accounts and board sessions: durable and revocable

@@ -20,7 +20,8 @@ from bot.staff import BoardEvent, StaffMember
 from storage import analytics
 
 if TYPE_CHECKING:
-    from storage.audit import AuditEntry, AuditRecord, Verdict
+    from storage.audit import AuditEntry, AuditRecord, Head, Verdict
+    from storage.exports import HeldExport
     from storage.privacy import Breach, ConsentEvent, SubjectRequest
     from storage.vault import KeyStatus
 
@@ -452,7 +453,11 @@ class AuditTrail(Protocol):
                    reference: str | None = None, limit: int = 200) -> list[AuditRecord]:
         """The latest rows matching every filter given, newest first."""
 
-    async def verify(self) -> Verdict: ...
+    async def anchor(self) -> Head | None:
+        """The head the anchor outside the table holds (None: none written yet)."""
+
+    async def verify(self, heads: Sequence[Head] = ()) -> Verdict:
+        """The chain walked, its end checked against the anchor and against `heads`."""
 
 
 class Vault(Protocol):
@@ -490,6 +495,20 @@ class PrivacyLedger(Protocol):
     async def add_breach(self, b: Breach) -> None: ...
 
     async def breaches(self) -> list[Breach]: ...
+
+
+class SealedExports(Protocol):
+    """Sealed subject exports waiting for their one download, in every process
+    (storage/exports.py); the link's token stored as a keyed digest."""
+
+    async def put(self, token: str, held: HeldExport, now: datetime) -> None: ...
+
+    async def take(self, token: str, login: str, now: datetime) -> HeldExport | None:
+        """The export once (deleted atomically: of two takes exactly one gets it), if
+        `login`'s and not expired."""
+
+    async def sweep(self, now: datetime) -> int:
+        """Delete the expired exports; how many."""
 
 
 class StaffStore(Protocol):
@@ -648,6 +667,9 @@ class Storage(Protocol):
 
     @property
     def privacy(self) -> PrivacyLedger: ...
+
+    @property
+    def exports(self) -> SealedExports: ...
 
     @property
     def staff(self) -> StaffStore: ...

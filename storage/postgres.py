@@ -22,6 +22,7 @@ from storage.audit import PgAudit
 from storage.case_photos import PgCasePhotos
 from storage.cases import PgCases
 from storage.crypto import Sealer
+from storage.exports import SqlExports
 from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
 from storage.menus import PgMenus
@@ -222,6 +223,7 @@ class PostgresStorage:
         self.revocations = PgRevocations(pool, sealer)
         self.audit = PgAudit(pool, sealer)
         self.privacy = SqlPrivacy(pool, postgres=True)
+        self.exports = SqlExports(pool, sealer, postgres=True)
         self.staff = PgStaff(pool, sealer)
         self.board = PgBoardLog(pool)
         self.journal = PgJournal(pool, sealer)

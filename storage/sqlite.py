@@ -37,6 +37,7 @@ from storage.audit import AuditEntry, SQLiteAudit
 from storage.case_photos import SQLiteCasePhotos
 from storage.cases import SQLiteCases
 from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
+from storage.exports import SqlExports
 from storage.inbound_journal import SQLiteJournal
 from storage.locks import LocalLocks
 from storage.menus import SQLiteMenus
@@ -91,8 +92,9 @@ def _dt(value: float) -> datetime:
 
 
 class _Db:
-    def __init__(self, conn: aiosqlite.Connection):
+    def __init__(self, conn: aiosqlite.Connection, path: Path | None = None):
         self.conn = conn
+        self.path = path  # the audit trail's anchor lives next to it (storage/audit.py)
         self.lock = asyncio.Lock()
         # Who wants to know when this process committed a timeline event (the board's feed:
         # one file has no NOTIFY, and waiting for its poll cost a viewer up to its interval).
@@ -736,6 +738,7 @@ class SQLiteStorage:
         self.limits = SQLiteRateLimits(db, sealer)
         self.audit = SQLiteAudit(db, sealer)
         self.privacy = SqlPrivacy(db, postgres=False)
+        self.exports = SqlExports(db, sealer, postgres=False)
         self.staff = SQLiteStaff(db, sealer)
         self.board = SQLiteBoardLog(db)
 
@@ -755,7 +758,7 @@ class SQLiteStorage:
         except (sqlite3.Error, OSError) as exc:
             await conn.close()
             raise StorageError(f"cannot open the key vault next to {path}: {exc}") from None
-        db = _Db(conn)
+        db = _Db(conn, path)
         try:
             await _migrate(db)
         except BaseException:

@@ -30,6 +30,18 @@ async def test_a_supervisor_is_refused_and_the_attempt_is_audited(
     assert status == 403 and "for administrators only" in html
     trail = await services_of(client).storage.audit.find(staff="staff:somchai")
     assert [r.entry.action for r in trail] == [VIEW + ".refused", "staff.login"]
+    _, board = await page(client, "/board")
+    assert f'href="{PATH}"' not in board  # the header links the page for admins only
+
+
+async def test_the_admins_header_links_the_page_in_both_languages(
+        client: TestClient[Any, Any]) -> None:
+    await add(client, ADMIN)
+    await sign_in(client, "dpo")
+    for lang, name in (("en", "PDPA"), ("th", "PDPA ข้อมูลส่วนบุคคล")):
+        _, html = await page(client, f"/board?lang={lang}")
+        header = html.split("<header>", 1)[1].split("</header>", 1)[0]
+        assert f'<a class="nav" href="{PATH}">{name}</a>' in header
 
 
 async def test_an_admin_sees_requests_by_deadline_and_what_retention_erases_soon(

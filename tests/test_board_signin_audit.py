@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from bot.privacy.access import LOGIN, LOGIN_FAILED, LOGOUT
+from bot.privacy.access import (
+    LOGIN,
+    LOGIN_FAILED,
+    LOGOUT,
+    NO_ACCOUNT,
+    PASSWORD_SET,
+    PASSWORD_SET_FAILED,
+)
 from bot.staff import StaffMember
+from bot.types import utcnow
 from channels.board.auth import ACCOUNT_TRIES
 from tests.test_board import (
     PASSWORD,
@@ -95,3 +104,22 @@ async def test_an_unknown_login_is_kept_keyed_and_the_page_reads_as_a_wrong_pass
     assert [r["actor"] for r in json.loads(tries.stdout)] == [row.entry.actor]
     text = await asyncio.to_thread(ess, tmp_path, "audit", "show", "--staff", "malee")
     assert "staff.login_failed" in text.stdout and "wrong_password" in text.stdout
+
+
+async def test_setting_a_password_from_a_one_time_link_is_audited(
+        client: TestClient[Any, Any]) -> None:
+    storage = services_of(client).storage
+    assert await storage.staff.add(RESPONDER, None)  # a new account: no password yet
+    link = "a-one-time-link-token-of-enough-length"
+    await storage.staff.issue_token("malee", link, utcnow() + timedelta(hours=1))
+    chosen = "a long enough password"
+    for token in (link, link):  # the second use finds the link spent
+        await client.post("/board/password", data={
+            "token": token, "password": chosen, "lang": "en"})
+    assert await trail(client, "staff:malee") == [(PASSWORD_SET, "one-time link")]
+    assert await trail(client, NO_ACCOUNT) == [
+        (PASSWORD_SET_FAILED, "link unknown, used or expired")]
+    raw = json.dumps([[r.entry.actor, r.entry.detail, r.entry.reference, r.entry.subject]
+                      for r in await storage.audit.records()])
+    assert link not in raw and chosen not in raw  # neither secret reaches the trail
+    assert (await sign_in(client, "malee", chosen)).status == 303

@@ -39,6 +39,29 @@ def test_audit_verify_and_show(tmp_path: Path) -> None:
     assert "BROKEN at row 1" in broken.stderr and "edited" in broken.stderr
 
 
+def test_audit_verify_names_a_removed_tail_and_takes_a_noted_head(tmp_path: Path) -> None:
+    reference = report(tmp_path)
+    for _ in range(3):
+        assert ess(tmp_path, "incidents", "show", reference).returncode == 0
+    ok = ess(tmp_path, "audit", "verify")
+    noted = re.search(r"note it as --head (3:[0-9a-f]{16})\)", ok.stdout)
+    assert ok.returncode == 0 and noted, ok.stdout
+    assert ess(tmp_path, "audit", "verify", "--head", noted.group(1)).returncode == 0
+    conn = sqlite3.connect(tmp_path / "var" / "ess.db")
+    conn.executescript("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq > 1;")
+    conn.close()
+    broken = ess(tmp_path, "audit", "verify")
+    assert broken.returncode == 1
+    assert "BROKEN at row 2: rows 2…3 missing" in broken.stderr, broken.stderr
+    # The anchor file removed as well: the head noted elsewhere still names the tail.
+    (tmp_path / "var" / "ess.db.audit-head").unlink()
+    assert ess(tmp_path, "audit", "verify").returncode == 0
+    noted_again = ess(tmp_path, "audit", "verify", "--head", noted.group(1))
+    assert noted_again.returncode == 1 and "rows 2…3 missing" in noted_again.stderr
+    bad = ess(tmp_path, "audit", "verify", "--head", "three")
+    assert bad.returncode == 2 and bad.stderr.startswith("ess: --head: expected SEQ:HASH")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("audit", "show"), "ess: audit show needs --subject, --staff or --reference"),
     (("audit", "show", "--staff", "x", "--limit", "0"), "ess: --limit must be at least 1"),
@@ -72,7 +95,11 @@ def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, ...],
                                           message: str) -> None:
     run = ess(tmp_path, *args)
     assert run.returncode == 2, run.stderr
-    [line] = run.stderr.strip().splitlines()
+    # The structured log shares stderr (JSON here): an audited look-up before the refusal
+    # logs its new audit head (`audit.head`); what the person reads is one line.
+    logged = [json.loads(x) for x in run.stderr.splitlines() if x.startswith("{")]
+    assert {entry["event"] for entry in logged} <= {"audit.head"}
+    [line] = [x for x in run.stderr.strip().splitlines() if not x.startswith("{")]
     assert line.startswith(message)
 
 

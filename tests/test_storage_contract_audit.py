@@ -12,9 +12,10 @@ from itertools import pairwise
 
 import asyncpg
 import pytest
+import structlog
 
 from config.settings import Settings
-from storage.audit import GENESIS, AuditEntry
+from storage.audit import GENESIS, AuditEntry, Head, _advance_file, head_file, parse_head
 from storage.ports import Storage
 from tests import test_storage_contract as contract
 
@@ -126,3 +127,99 @@ async def test_audit_rows_hold_no_personal_data(store: Storage, dump: contract.D
                                         detail="by phone"))
     await store.close()
     assert contract.PHONE.encode() not in await dump()
+
+
+# The chain's end, anchored outside the table (storage/audit.py): removing the last rows is
+# named; the anchor only moves forward; a head noted elsewhere catches an anchor rewound too.
+
+async def _anchor_file_gone_or_rewound(backend_settings: Settings) -> None:
+    """What an intruder who also reaches the anchor does: remove it."""
+    if backend_settings.database_url:
+        conn = await asyncpg.connect(backend_settings.database_url)
+        try:
+            await conn.execute("ALTER TABLE audit_head DISABLE TRIGGER USER")
+            await conn.execute("DELETE FROM audit_head")
+            await conn.execute("ALTER TABLE audit_head ENABLE TRIGGER USER")
+        finally:
+            await conn.close()
+    else:
+        head_file(backend_settings.sqlite_path).unlink()
+
+
+async def test_the_anchor_follows_every_append_and_is_logged(
+        store: Storage, backend_settings: Settings) -> None:
+    with structlog.testing.capture_logs() as logs:
+        await _fill(store, 3)
+        await store.incidents.record_access("cli", "incident.show", "ESS-7K3F9")
+    rows = await store.audit.records()
+    assert await store.audit.anchor() == Head(4, str(rows[-1].hash))
+    heads = [e for e in logs if e["event"] == "audit.head"]
+    assert [(e["seq"], e["head"]) for e in heads] == [(r.seq, r.hash) for r in rows]
+    assert all(set(e) == {"event", "log_level", "seq", "head"} for e in heads)
+    verdict = await store.audit.verify()
+    assert verdict.intact and verdict.anchored == 4 and verdict.head_seq == 4
+    if not backend_settings.database_url:
+        assert head_file(backend_settings.sqlite_path).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("removed", [1, 2])
+async def test_deleting_the_last_rows_is_named(store: Storage, tamper: Tamper,
+                                               removed: int) -> None:
+    await _fill(store)
+    await tamper(f"DELETE FROM audit WHERE seq > {5 - removed}")
+    verdict = await store.audit.verify()
+    assert verdict.broken_at == 6 - removed
+    tail = "row 5" if removed == 1 else "rows 4…5"
+    assert f"{tail} missing" in verdict.reason and "ends at row" in verdict.reason
+
+
+async def test_the_anchor_cannot_go_backwards(store: Storage, tamper: Tamper,
+                                              backend_settings: Settings) -> None:
+    await _fill(store)
+    [*_, fourth, fifth] = await store.audit.records()
+    if backend_settings.database_url:
+        conn = await asyncpg.connect(backend_settings.database_url)
+        try:
+            for sql in ("UPDATE audit_head SET seq = 3", "DELETE FROM audit_head",
+                        "TRUNCATE audit_head"):
+                with pytest.raises(asyncpg.RaiseError, match="only moves forward"):
+                    await conn.execute(sql)
+        finally:
+            await conn.close()
+    else:
+        assert not _advance_file(head_file(backend_settings.sqlite_path), Head(3, "0" * 64))
+    # The table's tail removed, then appends go on: the anchor stays where the chain was.
+    await tamper("DELETE FROM audit WHERE seq > 3")
+    with structlog.testing.capture_logs() as logs:
+        await store.audit.append(AuditEntry("officer:9", "incident.show"))
+    assert [e["event"] for e in logs] == ["audit.head_behind"]
+    assert await store.audit.anchor() == Head(5, str(fifth.hash))
+    verdict = await store.audit.verify()
+    assert verdict.broken_at == 5 and "row 5 missing" in verdict.reason
+    await store.audit.append(AuditEntry("officer:9", "incident.show"))
+    verdict = await store.audit.verify()  # as long again, but not the same rows
+    assert verdict.broken_at == 5 and "anchor recorded" in verdict.reason
+    assert fourth.hash != (await store.audit.records())[3].hash
+    await store.audit.append(AuditEntry("officer:9", "incident.show"))
+    assert (await store.audit.anchor() or Head(0, "")).seq == 6  # forward again
+
+
+async def test_a_head_noted_elsewhere_catches_a_removed_anchor(
+        store: Storage, tamper: Tamper, backend_settings: Settings) -> None:
+    await _fill(store)
+    noted = Head(5, str((await store.audit.records())[-1].hash)[:16])  # as verify prints it
+    assert (await store.audit.verify([noted])).intact
+    await tamper("DELETE FROM audit WHERE seq > 3")
+    await _anchor_file_gone_or_rewound(backend_settings)
+    assert (await store.audit.verify()).intact  # the shorter chain, with nothing to hold it
+    verdict = await store.audit.verify([noted])
+    assert verdict.broken_at == 4 and "rows 4…5 missing" in verdict.reason
+    wrong = Head(3, "f" * 16)
+    verdict = await store.audit.verify([wrong])
+    assert verdict.broken_at == 3 and "anchor recorded" in verdict.reason
+
+
+@pytest.mark.parametrize("text", ["", "5", "x:abc", "5:xyz", "0:" + "a" * 16, "5:" + "a" * 15])
+def test_a_noted_head_that_is_not_seq_colon_hash_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="SEQ:HASH"):
+        parse_head(text)

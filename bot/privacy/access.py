@@ -1,7 +1,8 @@
 """The audit entries every part writes when a person touches personal data.
 
 One place names the actions, so `ess audit show` and the board read one vocabulary. The
-board calls `record_login` on every sign-in attempt (and `record_logout`), and
+board calls `record_login` on every sign-in attempt (and `record_logout`,
+`record_password_set` when a one-time link sets an account's password), and
 `record_read` whenever a staff member opens a report or a case; the CLI does for `ess
 incidents show`.
 """
@@ -14,6 +15,8 @@ from storage.ports import Storage
 
 LOGIN, LOGIN_FAILED, LOGOUT, READ = ("staff.login", "staff.login_failed", "staff.logout",
                                      "record.read")
+PASSWORD_SET, PASSWORD_SET_FAILED = "staff.password_set", "staff.password_set_failed"
+NO_ACCOUNT = "link?"  # a set-password link that names no account (unknown, used, expired)
 
 
 def staff_actor(login: str) -> str:
@@ -35,6 +38,15 @@ async def record_login(storage: Storage, staff: str, *, ok: bool,
     password)."""
     return await storage.audit.append(AuditEntry(staff, LOGIN if ok else LOGIN_FAILED,
                                                  detail=method))
+
+
+async def record_password_set(storage: Storage, staff: str | None) -> AuditRecord:
+    """A password set from a one-time link (`staff`: the account's actor), or a try with a
+    link that opens none (None; the link itself, a secret, never reaches the trail)."""
+    if staff is None:
+        return await storage.audit.append(AuditEntry(NO_ACCOUNT, PASSWORD_SET_FAILED,
+                                                     detail="link unknown, used or expired"))
+    return await storage.audit.append(AuditEntry(staff, PASSWORD_SET, detail="one-time link"))
 
 
 async def record_logout(storage: Storage, staff: str) -> AuditRecord:

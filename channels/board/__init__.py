@@ -26,7 +26,13 @@ from aiohttp import web
 
 from bot.incident import normalize_reference
 from bot.outbound import Outbound, SendResult
-from bot.privacy.access import record_login, record_logout, staff_actor, unknown_login_actor
+from bot.privacy.access import (
+    record_login,
+    record_logout,
+    record_password_set,
+    staff_actor,
+    unknown_login_actor,
+)
 from bot.privacy.subjects import Digest
 from bot.render import Abilities
 from bot.staff import ROLES, StaffMember, in_scope
@@ -351,9 +357,11 @@ class BoardChannel(Channel):
         staff = self.ctx.services.storage.staff
         login = await staff.redeem_token(token, utcnow()) if token else None
         if login is None:
+            await record_password_set(self.ctx.services.storage, None)
             return self._html(pages.message_page(lang, "password_link_invalid",
                                                  link="/board/login"), 400)
         await staff.set_password(login, await asyncio.to_thread(hash_password, password))
+        await record_password_set(self.ctx.services.storage, staff_actor(login))
         return self._html(pages.message_page(lang, "password_set", link="/board/login"))
 
     # -- the board --------------------------------------------------------------------------

@@ -50,6 +50,7 @@ def layout(lang: str, title: str, body: str, *, member: StaffMember | None = Non
                f'{e(say(lang, "areas", areas=", ".join(member.areas)))}</span>'
                f'<a class="lang" href="?lang={other}" lang="{other}">{other.upper()}</a>'
                + (f'<a href="/board/admin/staff">{e(say(lang, "staff_link"))}</a>'
+                  f'<a class="nav" href="/board/admin/pdpa">{e(say(lang, "pdpa_nav"))}</a>'
                   if "admin" in member.roles else "") +
                f'<form method="post" action="/board/logout" class="inline">'
                f'<input type="hidden" name="csrf" value="{e(csrf)}">'

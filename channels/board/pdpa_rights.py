@@ -3,19 +3,18 @@
 The same functions as `ess subject …` (`bot.privacy.rights.Rights`, the sealed export of
 `bot.privacy.sealed_export`), acted on by `staff:<login>`, so the audit trail says who did
 what and the request keeps why. Every form is a POST with the CSRF token (a phone number
-never sits in a URL). An export's one-time password is shown once on the page; its file is
-kept sealed in this process's memory for a few minutes, for one download by the admin who
-made it (`Downloads`). An erasure asks for a written reason, then a confirmation.
+never sits in a URL). An export's one-time password is shown once on the page; its file,
+sealed to it, waits in the shared store (`storage.exports`, the link's token kept only as a
+keyed digest) for one download by the admin who made it, from any process, within
+`ESS_EXPORT_DOWNLOAD_TTL`. An erasure asks for a written reason, then a confirmation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -43,13 +42,12 @@ from channels.board.pdpa import (
 )
 from channels.board.words import LANGS
 from storage.audit import AuditEntry
+from storage.exports import HeldExport
 from storage.privacy import ACCESS, ERASURE, SubjectRequest
 
 if TYPE_CHECKING:
     from channels.board import BoardChannel
 
-DOWNLOAD_SECONDS = 600  # an export's file waits this long for its one download
-MAX_WAITING = 20  # sealed files kept at once (each a few kB to a few MB); the oldest go
 DOWNLOADED = "board.pdpa.download"
 
 
@@ -59,41 +57,6 @@ class Problem(Exception):
     def __init__(self, status: int, key: str, **params: object):
         super().__init__(key)
         self.status, self.key, self.params = status, key, params
-
-
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    login: str
-    subject: str
-    blob: bytes
-    until: float
-
-
-class Downloads:
-    """Sealed exports waiting for their one download: by the admin who made them, within
-    `DOWNLOAD_SECONDS`. In memory on purpose: nothing of an export is written anywhere, and a
-    link that reaches another process (or outlives a restart) reads as expired, so the admin
-    exports again (the file is sealed to a password the page showed once)."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, Waiting] = {}
-
-    def put(self, login: str, subject: str, blob: bytes) -> str:
-        now = time.monotonic()
-        self._waiting = {t: w for t, w in self._waiting.items() if w.until > now}
-        while len(self._waiting) >= MAX_WAITING:
-            self._waiting.pop(next(iter(self._waiting)))
-        token = secrets.token_urlsafe(24)
-        self._waiting[token] = Waiting(login, subject, blob, now + DOWNLOAD_SECONDS)
-        return token
-
-    def take(self, token: str, login: str) -> Waiting | None:
-        """The file, once: gone after this call whoever asked (a link seen by another
-        account is spent)."""
-        waiting = self._waiting.pop(token, None)
-        if waiting is None or waiting.login != login or waiting.until <= time.monotonic():
-            return None
-        return waiting
 
 
 def selector_of(form: dict[str, str]) -> Selector:
@@ -185,14 +148,14 @@ def confirm_page(lang: str, member: StaffMember, csrf: str, selector: Selector, 
 
 
 def exported_page(lang: str, member: StaffMember, csrf: str, subject: str, count: int,
-                  request_id: str, password: str, token: str) -> str:
+                  request_id: str, password: str, token: str, minutes: int) -> str:
     title = word(lang, "exported_title")
     said = word(lang, "exported", count=count, subject=subject, request=request_id)
     body = (f'<h1>{e(title)}</h1><p role="status">{e(said)}</p>'
             f'<p>{e(word(lang, "password_once"))}</p>'
             f'<p><code class="password" id="password">{e(password)}</code></p>'
             f'<p><a class="download" href="{PATH}/download/{e(token)}" download>'
-            f'{e(word(lang, "download", minutes=DOWNLOAD_SECONDS // 60))}</a></p>'
+            f'{e(word(lang, "download", minutes=minutes))}</a></p>'
             f'<p><a href="{PATH}">{e(word(lang, "back"))}</a></p>')
     return layout(lang, title, body, member=member, csrf=csrf)
 
@@ -202,7 +165,6 @@ class SubjectDesk:
 
     def __init__(self, board: BoardChannel):
         self.board = board
-        self.downloads = Downloads()
 
     def routes(self, router: web.UrlDispatcher) -> None:
         b = self.board
@@ -282,22 +244,29 @@ class SubjectDesk:
             return await self._problem(request, member, token, problem)
         password = new_password()
         blob = await asyncio.to_thread(seal_export, data, password)  # scrypt: not on the loop
-        link = self.downloads.put(member.login, data["subject"], blob)
+        link, now = secrets.token_urlsafe(32), utcnow()
+        ttl = self.board.ctx.services.settings.export_download_ttl
+        await self.board.ctx.services.storage.exports.put(link, HeldExport(
+            member.login, data["subject"], answered.id, blob, now + timedelta(seconds=ttl)),
+            now)
         return self.board._html(exported_page(lang, member, csrf_for(token), data["subject"],
                                               len(data["records"]), answered.id, password,
-                                              link))
+                                              link, max(1, round(ttl / 60))))
 
     async def download(self, request: web.Request, member: StaffMember,
                        token: str) -> web.StreamResponse:
-        """GET …/download/{token}: the sealed file, once, for the admin who exported it."""
-        waiting = self.downloads.take(request.match_info["token"][:64], member.login)
+        """GET …/download/{token}: the sealed file, once, for the admin who exported it (from
+        any process: the store hands it to exactly one download)."""
+        waiting = await self.board.ctx.services.storage.exports.take(
+            request.match_info["token"][:64], member.login, utcnow())
         if waiting is None:
             lang = self.board._lang(request, member)
             return self.board._html(layout(lang, word(lang, "download_gone"),
                                            problem_html(word(lang, "download_gone")),
                                            member=member, csrf=csrf_for(token)), 404)
         await self.board.ctx.services.storage.audit.append(
-            AuditEntry(staff_actor(member.login), DOWNLOADED, waiting.subject))
+            AuditEntry(staff_actor(member.login), DOWNLOADED, waiting.subject,
+                       detail=waiting.request))
         return web.Response(body=waiting.blob, content_type="application/json", headers={
             "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
             "Content-Disposition": f'attachment; filename="ess-export-{waiting.subject}.json"'})

@@ -1,0 +1,12 @@
+-- Sealed exports waiting for their one download (storage/exports.py): the file as sealed
+-- to a one-time password (never the password), the link's keyed digest (never the link),
+-- who may take it and until when. Shared by every process; a row lives minutes.
+CREATE TABLE sealed_exports (
+    token text PRIMARY KEY,
+    login text NOT NULL,
+    subject text NOT NULL,
+    request text NOT NULL,
+    blob bytea NOT NULL,
+    until double precision NOT NULL
+);
+CREATE INDEX sealed_exports_until ON sealed_exports (until);
