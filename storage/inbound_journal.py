@@ -84,10 +84,10 @@ class SQLiteJournal:
             before = conn.total_changes
             await conn.executemany(
                 "INSERT OR IGNORE INTO inbound_journal (id, event_key, lane, channel, data, "
-                "received_at) SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM "
-                "vault.data_keys WHERE record = ? AND wrapped = ?)",
+                "received_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE ?7 IS NULL OR EXISTS "
+                "(SELECT 1 FROM vault.data_keys WHERE record = ?3 AND wrapped = ?7)",
                 [(e.id, digest(e.event_key), lane, e.channel, _seal(own.sealer, e),
-                  ts(e.received_at), lane, own.wrapped) for e, lane, own in sealed])
+                  ts(e.received_at), own.wrapped) for e, lane, own in sealed])
             return int(conn.total_changes - before)
 
     async def claim(self, owner: str, conversations: int, lease_seconds: float,
@@ -145,7 +145,8 @@ class PgJournal:
             "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], "
             "$6::timestamptz[], $7::bytea[]) WITH ORDINALITY "
             "AS e(id, event_key, lane, channel, data, received_at, w, n) "
-            "JOIN vault.data_keys k ON k.record = e.lane AND k.wrapped = e.w ORDER BY e.n "
+            "WHERE e.w IS NULL OR EXISTS (SELECT 1 FROM vault.data_keys k "
+            "WHERE k.record = e.lane AND k.wrapped = e.w) ORDER BY e.n "
             "ON CONFLICT (event_key) DO NOTHING",
             [e.id for e, _, _ in sealed], [digest(e.event_key) for e, _, _ in sealed],
             [lane for _, lane, _ in sealed], [e.channel for e, _, _ in sealed],
