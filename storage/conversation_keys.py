@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from bot.session import Session
 from storage.crypto import Sealer, SealError
-from storage.ports import Entry
+from storage.ports import Entry, StorageError
 from storage.vault import KIND_CONVERSATION, new_data_key
 
 __all__ = ["KIND_CONVERSATION", "ConversationKeys", "OpenKey"]
@@ -48,6 +48,8 @@ class ConversationKeyRows(Protocol):
         """Store the offered wrapped keys for records that have none or a shredded one (a
         record with a live key keeps it: another process made it first), and return the
         live wrapped keys of the records."""
+
+    async def shred(self, records: list[str], now: datetime) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,14 @@ class ConversationKeys:
     async def seal(self, record: str, data: bytes) -> bytes:
         return (await self.for_write([record]))[record].sealer.seal(data)
 
+    def _remember(self, record: str, wrapped: bytes) -> bool:
+        try:
+            own = self.sealer.with_data_key(self.sealer.open(wrapped))
+        except SealError:
+            return False
+        self._cache[record] = OpenKey(own, wrapped)
+        return True
+
     def forget(self, records: Sequence[str]) -> None:
         for record in records:
             self._cache.pop(record, None)
@@ -136,18 +146,21 @@ class ConversationKeys:
                 found |= await self._rows.conversation_keys(absent)
         else:
             found = await self._rows.conversation_keys(records)
-        for record, wrapped in found.items():
-            if wrapped is None:
-                continue
-            try:
-                own = self.sealer.with_data_key(self.sealer.open(wrapped))
-            except SealError:
-                continue  # wrapped by a service key that was removed: nobody can open it
-            self._cache[record] = OpenKey(own, wrapped)
+        lost = [r for r, wrapped in found.items() if wrapped is not None
+                and not self._remember(r, wrapped)]
+        if lost and create:
+            # Wrapped by a service key that was removed before `ess keys rewrap`: nobody can
+            # open it, so it is as good as destroyed; the conversation gets a new one.
+            await self._rows.shred(lost, datetime.now(UTC))
+            renewed = await self._rows.obtain_conversation_keys(
+                [(r, self.sealer.seal(new_data_key())) for r in lost], datetime.now(UTC))
+            for record, wrapped in renewed.items():
+                if wrapped is not None:
+                    self._remember(record, wrapped)
         while len(self._cache) > _CACHE:
             self._cache.popitem(last=False)
         if create and any(r not in self._cache for r in records):
-            raise SealError("a conversation key could not be made")
+            raise StorageError("a conversation key could not be made")
 
 
 async def opened_entries(keys: ConversationKeys, record: str,

@@ -221,3 +221,25 @@ async def test_rotation_rewraps_conversation_keys(backend_settings: Settings) ->
         assert len(await rotated.journal.claim("w", 10, 30, utcnow())) == 2
     finally:
         await rotated.close()
+
+
+async def test_a_key_no_configured_service_key_opens_is_replaced(
+        backend_settings: Settings) -> None:
+    old, new = b"k" * 32, b"n" * 32
+    first = await open_storage(backend_settings, Sealer([old]))
+    try:
+        await first.transcripts.append(CONVERSATION, b"before", utcnow())
+    finally:
+        await first.close()
+    # The old service key dropped before `ess keys rewrap`: the conversation key it wraps
+    # is lost, as is what it sealed; the conversation goes on with a new key.
+    dropped = await open_storage(backend_settings, Sealer([new], legacy_lookup_key(old)))
+    try:
+        assert await dropped.transcripts.after(CONVERSATION, 0) == []
+        assert await dropped.transcripts.append(CONVERSATION, b"after", utcnow()) == 2
+        assert [e.body for e in await dropped.transcripts.after(CONVERSATION, 0)] == [
+            b"after"]
+        [status] = await dropped.vault.status([RECORD])
+        assert status.live and status.wrapped_by == Sealer([new]).key_ids()[0]
+    finally:
+        await dropped.close()
