@@ -126,3 +126,16 @@ async def test_a_backup_taken_before_an_erase_holds_nothing_readable_of_the_subj
         assert await counts(restored) == stats
     finally:
         await restored.close()
+
+
+async def test_a_breach_of_a_service_key_counts_the_subjects_of_live_conversations(
+        store: Storage) -> None:
+    from bot.privacy.breach import affected
+
+    await store.sessions.save(session("line:U" + "c" * 32), "line:ev-1")  # no report
+    references, subjects = await affected(store, key_ids=SERVICE.key_ids())
+    assert (references, subjects) == ([], 1)
+    reference = await subject_with_everything(store)
+    references, subjects = await affected(store, key_ids=SERVICE.key_ids())
+    # The reporter once, with their report; the other conversation of `subject_with_…`.
+    assert (references, subjects) == ([reference], 3)
