@@ -185,17 +185,21 @@ class SQLiteSessions:
             "SELECT conversation, data, version FROM sessions "
             "WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT 500", (ts(now),))
         owns = await self._keys.for_write([r[0] for r in rows]) if rows else {}
+        # Opened before the transaction: a key may have to come from the vault (same lock).
+        ended_sessions = []
+        for record, blob, version in rows:
+            session = session_from(await self._keys.for_read(record, blob), record, blob,
+                                   version, now, None)
+            session.end()
+            session.expired = True
+            ended_sessions.append((owns[record].sealer.seal_json(session.to_dict()), record,
+                                   version))
         ended = 0
         async with self._db.transaction() as conn:
-            for record, blob, version in rows:
-                session = session_from(await self._keys.for_read(record, blob), record, blob,
-                                       version, now, None)
-                session.end()
-                session.expired = True
+            for update in ended_sessions:
                 cur = await conn.execute(
                     "UPDATE sessions SET data = ?, version = version + 1, expires_at = NULL "
-                    "WHERE conversation = ? AND version = ?",
-                    (owns[record].sealer.seal_json(session.to_dict()), record, version))
+                    "WHERE conversation = ? AND version = ?", update)
                 ended += cur.rowcount
         return ended
 

@@ -9,8 +9,10 @@ still opens (an upgrade loses nothing).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -243,3 +245,16 @@ async def test_a_key_no_configured_service_key_opens_is_replaced(
         assert status.live and status.wrapped_by == Sealer([new]).key_ids()[0]
     finally:
         await dropped.close()
+
+
+async def test_the_idle_sweep_ends_a_session_sealed_with_a_key_it_must_look_up(
+        store: Storage, second: Storage, backend_settings: Settings) -> None:
+    idle = session()
+    idle.expires_at = utcnow() - timedelta(minutes=1)
+    await store.sessions.save(idle, "ev:1")
+    await store.vault.shred([RECORD], utcnow())
+    await store.transcripts.append(CONVERSATION, b"x", utcnow())  # the conversation's new key
+    # `second` caches the new key; the session names the old one, which it must look up
+    # (SQLite: not under the transaction's lock, which would never be released).
+    ended = await asyncio.wait_for(second.sessions.sweep_idle(utcnow()), 10)
+    assert ended == (0 if backend_settings.redis_url else 1)  # Redis expires it itself
