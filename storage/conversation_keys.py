@@ -1,7 +1,8 @@
 """A data key per conversation: sessions, web chat transcripts and journal entries sealed
 with it, so erasing the subject makes every copy of them unreadable (crypto-shredding).
 
-The key lives in the vault (storage/vault.py) as a record of kind `conversation`: record id
+The key lives in the vault (storage/vault.py) as a record of kind `conversation`
+(`KIND_CONVERSATION`): record id
 and subject id are both the keyed digest of the conversation key (the digest the session,
 transcript and journal rows are already keyed by; an incident's subject is the same digest of
 its reporter). It is made on the first write of a conversation and cached in the process, so
@@ -30,9 +31,8 @@ from typing import Any, Protocol
 from bot.session import Session
 from storage.crypto import Sealer, SealError
 from storage.ports import Entry, StorageError
-from storage.vault import KIND_CONVERSATION, new_data_key
+from storage.vault import new_data_key
 
-__all__ = ["KIND_CONVERSATION", "ConversationKeys", "OpenKey"]
 _CACHE = 8192
 DEFAULT_LANG = "th"  # of a session nothing of which can be opened any more
 
@@ -89,10 +89,6 @@ class ConversationKeys:
         for record in wanted:
             self._cache.move_to_end(record)
         return {r: self._cache[r] for r in wanted}
-
-    async def sealer_for(self, conversation: str) -> Sealer:
-        return (await self.for_write([self.record(conversation)]))[self.record(conversation)
-                                                                   ].sealer
 
     async def renew(self, records: Sequence[str]) -> dict[str, OpenKey]:
         """Forget the cached keys of `records` and take them from the vault again (making
