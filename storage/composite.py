@@ -14,6 +14,8 @@ class CompositeStorage:
     def __init__(self, database: PostgresStorage, state: RedisState):
         self.database = database
         self.state = state
+        # Redis holds the sealed sessions and transcripts, PostgreSQL's vault their keys.
+        state.seal_with(database.conversation_keys)
         self.sessions = state.sessions
         self.locks = state.locks
         self.incidents = database.incidents

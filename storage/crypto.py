@@ -94,6 +94,10 @@ class Sealer:
         others)."""
         return blob[:1] == bytes([FORMAT]) and blob[1:1 + KEY_ID_BYTES] == self._current_id
 
+    def names_key_of(self, blob: bytes) -> bool:
+        """Whether `blob` (keyed-id format) names one of this sealer's keys."""
+        return blob[:1] == bytes([FORMAT]) and blob[1:1 + KEY_ID_BYTES] in self._keys
+
     def seal(self, data: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return bytes([FORMAT]) + self._current_id + nonce + self._current.encrypt(

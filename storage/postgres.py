@@ -21,6 +21,7 @@ from config.settings import Settings, mask_url
 from storage.audit import PgAudit
 from storage.case_photos import PgCasePhotos
 from storage.cases import PgCases
+from storage.conversation_keys import ConversationKeys, session_from
 from storage.crypto import Sealer
 from storage.exports import SqlExports
 from storage.inbound_journal import PgJournal
@@ -93,26 +94,32 @@ def _reason(exc: BaseException) -> str:
 
 
 class PgSessions:
-    """Sessions keyed by a keyed hash of the conversation (an SMS key is a phone number)."""
+    """Sessions keyed by a keyed hash of the conversation (an SMS key is a phone number),
+    sealed with the conversation's own key (storage/conversation_keys.py)."""
 
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer, keys: ConversationKeys):
         self._pool = pool
         self._sealer = sealer
+        self._keys = keys
 
     async def load(self, conversation: str, event_key: str) -> Loaded:
+        record = self._keys.record(conversation)
         row = await self._pool.fetchrow(
             "SELECT EXISTS (SELECT 1 FROM handled_events WHERE event_key = $1), s.data, "
             "s.version, s.updated_at, s.expires_at FROM (SELECT 1) AS one "
             "LEFT JOIN sessions s ON s.conversation = $2",
-            event_key, self._sealer.digest(conversation))
+            event_key, record)
         assert row is not None
         if row[1] is None:
             return Loaded(bool(row[0]), None)
-        data = self._sealer.open_json(row[1])
-        return Loaded(bool(row[0]), Session.from_dict(conversation, data, row[2], row[3], row[4]))
+        own = await self._keys.for_read(record, row[1])
+        return Loaded(bool(row[0]), session_from(own, conversation, row[1], row[2], row[3],
+                                                 row[4]))
 
     async def save(self, session: Session, event_key: str) -> None:
-        blob = self._sealer.seal_json(session.to_dict())
+        record = self._keys.record(session.conversation)
+        blob = (await self._keys.for_write([record]))[record].sealer.seal_json(
+            session.to_dict())
         expires = session.expires_at if session.expires_at and session.active else None
         if session.version == 0:
             write = ("INSERT INTO sessions (conversation, data, version, updated_at, expires_at) "
@@ -125,7 +132,7 @@ class PgSessions:
         count = await self._pool.fetchval(
             f"WITH s AS ({write}), e AS (INSERT INTO handled_events (event_key, handled_at) "
             "SELECT $5, $3 FROM s ON CONFLICT (event_key) DO NOTHING) SELECT count(*) FROM s",
-            self._sealer.digest(session.conversation), blob, session.updated_at, expires,
+            record, blob, session.updated_at, expires,
             event_key, *([session.version] if session.version else []))
         if count != 1:
             raise StaleSession("session changed since it was loaded")
@@ -135,14 +142,16 @@ class PgSessions:
         rows = await self._pool.fetch(
             "SELECT conversation, data, version FROM sessions "
             "WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT 500", now)
+        if not rows:
+            return 0
+        owns = await self._keys.for_write([r[0] for r in rows])
         updates = []
         for key, blob, version in rows:
-            session = Session.from_dict(key, self._sealer.open_json(blob), version, now, None)
+            session = session_from(await self._keys.for_read(key, blob), key, blob, version,
+                                   now, None)
             session.end()
             session.expired = True
-            updates.append((self._sealer.seal_json(session.to_dict()), key, version))
-        if not updates:
-            return 0
+            updates.append((owns[key].sealer.seal_json(session.to_dict()), key, version))
         # Conditional on the version: a message that arrived meanwhile wins over the sweep.
         ended = await self._pool.fetchval(
             "WITH u AS (UPDATE sessions s SET data = v.data, version = s.version + 1, "
@@ -205,19 +214,20 @@ class PostgresStorage:
         self.pool = pool
         self._lock_pool = lock_pool
         self._timeout = timeout
-        self.sessions = PgSessions(pool, sealer)
-        self.locks = PgLocks(lock_pool, sealer)
         keyring = Keyring(sealer)
+        self.vault = PgVault(pool, sealer, keyring)
+        self.conversation_keys = self.vault.conversations = ConversationKeys(sealer, self.vault)
+        self.sessions = PgSessions(pool, sealer, self.conversation_keys)
+        self.locks = PgLocks(lock_pool, sealer)
         self.incidents = PgIncidents(pool, sealer, keyring)
         self.cases = PgCases(pool, sealer, keyring)
         self.case_photos = PgCasePhotos(pool, keyring)
         self.outbox = PgOutbox(pool, sealer, keyring)
-        self.vault = PgVault(pool, sealer, keyring)
         self.timers = PgTimers(pool)
         self.bindings = PgBindings(pool)
         self.dedupe = PgDedupe(pool, sealer)
         self.optouts = PgOptOuts(pool, sealer)
-        self.transcripts = PgTranscripts(pool, sealer)
+        self.transcripts = PgTranscripts(pool, self.conversation_keys)
         self.menus = PgMenus(pool, sealer)
         self.limits = PgRateLimits(pool, sealer)
         self.revocations = PgRevocations(pool, sealer)
@@ -226,7 +236,7 @@ class PostgresStorage:
         self.exports = SqlExports(pool, sealer, postgres=True)
         self.staff = PgStaff(pool, sealer)
         self.board = PgBoardLog(pool)
-        self.journal = PgJournal(pool, sealer)
+        self.journal = PgJournal(pool, self.conversation_keys)
 
     @classmethod
     async def open(cls, settings: Settings, sealer: Sealer,

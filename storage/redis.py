@@ -36,7 +36,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from bot.session import Session
+from bot.text import dump_json
 from config.settings import Settings
+from storage.conversation_keys import ConversationKeys, session_from
 from storage.crypto import Sealer
 from storage.locks import LocalLocks, renewed
 from storage.ports import DEDUPE_WINDOW, Loaded, StaleSession, StorageError
@@ -125,11 +127,14 @@ class Keys:
 class RedisSessions:
     """Sessions with a TTL: Redis ends idle sessions itself, so the sweep has nothing to do."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, sealer: Sealer):
+    def __init__(self, client: aioredis.Redis, keys: Keys, own: ConversationKeys):
         self._client = client
         self._keys = keys
-        self._sealer = sealer
+        self._own = own  # the conversations' data keys, in the PostgreSQL vault
         self._save = client.register_script(_SAVE)
+
+    def seal_with(self, own: ConversationKeys) -> None:
+        self._own = own
 
     async def load(self, conversation: str, event_key: str) -> Loaded:
         hold = (_held.get() or {}).get(conversation)
@@ -142,10 +147,10 @@ class RedisSessions:
             pipe.get(k.of("s", conversation))
             pipe.hmget(k.of("m", conversation), "v", "l", "a", "u", "x")
             duplicate, blob, meta = await pipe.execute()
-        return self.loaded(conversation, duplicate, blob, meta)
+        return await self.loaded(conversation, duplicate, blob, meta)
 
-    def loaded(self, conversation: str, duplicate: Any, blob: bytes | None,
-               meta: list[bytes | None]) -> Loaded:
+    async def loaded(self, conversation: str, duplicate: Any, blob: bytes | None,
+                     meta: list[bytes | None]) -> Loaded:
         """`Loaded` from the raw replies: the dedupe flag, the sealed answers, the meta hash."""
         version, lang, active, updated, expires = meta
         if version is None:
@@ -158,9 +163,10 @@ class RedisSessions:
                               updated_at=updated_at, expired=active == b"1")
             return Loaded(bool(duplicate), session)
         expires_at = datetime.fromtimestamp(int(expires) / 1000, UTC) if expires else None
-        data = self._sealer.open_json(blob)
-        return Loaded(bool(duplicate), Session.from_dict(conversation, data, int(version),
-                                                         updated_at, expires_at))
+        record = self._own.record(conversation)
+        own = await self._own.for_read(record, blob)
+        return Loaded(bool(duplicate), session_from(own, conversation, blob, int(version),
+                                                    updated_at, expires_at))
 
     async def save(self, session: Session, event_key: str) -> None:
         k, conversation = self._keys, session.conversation
@@ -169,10 +175,12 @@ class RedisSessions:
         expires = session.expires_at if session.expires_at and session.active else None
         keep_until = (expires or session.updated_at) + KEEP_AFTER_EXPIRY
         keep_ms = max(1, _ms(keep_until) - _ms(session.updated_at))
+        blob = await self._own.seal(self._own.record(conversation),
+                                    dump_json(session.to_dict()).encode())
         result = await self._save(
             keys=[k.of("s", conversation), k.of("m", conversation), k.of("l", conversation),
                   k.event(conversation, event_key)],
-            args=[session.version, token, self._sealer.seal_json(session.to_dict()),
+            args=[session.version, token, blob,
                   _ms(session.updated_at), _ms(expires) if expires else "", session.lang,
                   "1" if session.active else "0", int(DEDUPE_WINDOW.total_seconds() * 1000),
                   keep_ms])
@@ -238,7 +246,7 @@ class RedisLocks:
             hold = _Hold(str(token))
             if event_key is not None:
                 hold.event_key = event_key
-                hold.loaded = self._sessions.loaded(conversation, *reply[1:])
+                hold.loaded = await self._sessions.loaded(conversation, *reply[1:])
             held = dict(_held.get() or {})
             held[conversation] = hold
             reset = _held.set(held)
@@ -326,13 +334,15 @@ class RedisState:
                  prefix: str = "ess"):
         self.client = client
         keys = Keys(prefix, sealer)
-        self.sessions = RedisSessions(client, keys, sealer)
+        # On its own, without a database's vault: the service keys (see `seal_with`).
+        own = ConversationKeys.service_only(sealer)
+        self.sessions = RedisSessions(client, keys, own)
         # Waiting longer than a crashed holder's lock lives would fail messages needlessly.
         self.locks = RedisLocks(client, keys, settings.lock_ttl,
                                 wait=settings.lock_ttl + settings.store_timeout,
                                 sessions=self.sessions)
         self.dedupe = RedisDedupe(client, prefix, sealer)
-        self.transcripts = RedisTranscripts(client, prefix, sealer)
+        self.transcripts = RedisTranscripts(client, prefix, own)
         self.limits = RedisRateLimits(client, prefix, sealer)
         self.live = RedisLive(client, prefix)
 
@@ -352,6 +362,13 @@ class RedisState:
             raise StorageError(f"cannot reach Redis at {describe_url(settings.redis_url)} "
                                f"(ESS_REDIS_URL): {type(exc).__name__}") from None
         return cls(client, sealer, settings, prefix)
+
+    def seal_with(self, own: ConversationKeys) -> None:
+        """Seal sessions and transcripts with the conversation keys of the database's vault
+        (the composite store does this: the keys must outlive a Redis flush, and a Redis
+        dump must hold none)."""
+        self.sessions.seal_with(own)
+        self.transcripts.seal_with(own)
 
     async def ping(self) -> bool:
         try:

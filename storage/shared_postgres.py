@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from storage.buckets import Level, refill
+from storage.conversation_keys import ConversationKeys, opened_entries
 from storage.crypto import Sealer
 from storage.pg_records import changed
 from storage.ports import TRANSCRIPT_MESSAGES, Entry, Limit
@@ -76,23 +77,28 @@ SELECT seq FROM m
 
 
 class PgTranscripts:
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer):
+    """Messages sealed with the conversation's own key (storage/conversation_keys.py)."""
+
+    def __init__(self, pool: asyncpg.Pool, keys: ConversationKeys):
         self._pool = pool
-        self._sealer = sealer
+        self._keys = keys
+        self._sealer = keys.sealer
 
     async def append(self, conversation: str, body: bytes, now: datetime,
                      key: str | None = None) -> int | None:
+        c = self._sealer.digest(conversation)
         seq = await self._pool.fetchval(
-            _APPEND, self._sealer.digest(conversation), self._sealer.seal(body),
+            _APPEND, c, await self._keys.seal(c, body),
             now.timestamp(), None if key is None else self._sealer.digest(key),
             TRANSCRIPT_MESSAGES)
         return None if seq is None else int(seq)
 
     async def after(self, conversation: str, seq: int) -> list[Entry]:
+        c = self._sealer.digest(conversation)
         rows = await self._pool.fetch(
             "SELECT seq, body FROM transcript_messages WHERE conversation = $1 AND seq > $2 "
-            "ORDER BY seq", self._sealer.digest(conversation), seq)
-        return [Entry(int(r[0]), self._sealer.open(r[1])) for r in rows]
+            "ORDER BY seq", c, seq)
+        return await opened_entries(self._keys, c, rows)
 
     async def forget(self, before: datetime) -> int:
         return int(await self._pool.fetchval(

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
+from storage.conversation_keys import ConversationKeys, opened_entries
 from storage.crypto import Sealer
 from storage.ports import TRANSCRIPT_KEEP, TRANSCRIPT_MESSAGES, Entry, Limit
 
@@ -82,11 +83,17 @@ class RedisDedupe:
 
 
 class RedisTranscripts:
-    def __init__(self, client: aioredis.Redis, prefix: str, sealer: Sealer):
+    """Messages sealed with the conversation's own key (storage/conversation_keys.py)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, keys: ConversationKeys):
         self._client = client
         self._prefix = prefix
-        self._sealer = sealer
+        self._keys = keys
+        self._sealer = keys.sealer
         self._append = client.register_script(_APPEND)
+
+    def seal_with(self, keys: ConversationKeys) -> None:
+        self._keys = keys
 
     def _tag(self, conversation: str) -> str:
         return "{" + self._sealer.digest(conversation) + "}"
@@ -97,19 +104,20 @@ class RedisTranscripts:
         record = f"{p}:wk:{tag}:{self._sealer.digest(key)}" if key is not None else ""
         seq = int(await self._append(
             keys=[f"{p}:w:{tag}", f"{p}:wn:{tag}", record],
-            args=[self._sealer.seal(body), TRANSCRIPT_MESSAGES,
+            args=[await self._keys.seal(self._keys.record(conversation), body),
+                  TRANSCRIPT_MESSAGES,
                   int(TRANSCRIPT_KEEP.total_seconds() * 1000)]))
         return seq or None
 
     async def after(self, conversation: str, seq: int) -> list[Entry]:
         items = await self._client.lrange(f"{self._prefix}:w:{self._tag(conversation)}", 0, -1)
-        entries = []
+        rows = []
         for item in items:
             raw = item if isinstance(item, bytes) else item.encode()
             number, _, blob = raw.partition(b":")
             if int(number) > seq:
-                entries.append(Entry(int(number), self._sealer.open(blob)))
-        return entries
+                rows.append((int(number), blob))
+        return await opened_entries(self._keys, self._keys.record(conversation), rows)
 
     async def forget(self, before: datetime) -> int:
         return 0  # the keys expire TRANSCRIPT_KEEP after the last append

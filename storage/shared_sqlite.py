@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from storage.buckets import Level, refill
+from storage.conversation_keys import ConversationKeys, opened_entries
 from storage.crypto import Sealer
 from storage.ports import TRANSCRIPT_MESSAGES, Entry, Limit
 
@@ -62,13 +63,17 @@ class SQLiteOptOuts:
 
 
 class SQLiteTranscripts:
-    def __init__(self, db: _Db, sealer: Sealer):
+    """Messages sealed with the conversation's own key (storage/conversation_keys.py)."""
+
+    def __init__(self, db: _Db, keys: ConversationKeys):
         self._db = db
-        self._sealer = sealer
+        self._keys = keys
+        self._sealer = keys.sealer
 
     async def append(self, conversation: str, body: bytes, now: datetime,
                      key: str | None = None) -> int | None:
         c = self._sealer.digest(conversation)
+        blob = await self._keys.seal(c, body)
         async with self._db.transaction() as conn:
             if key is not None:
                 cur = await conn.execute(
@@ -84,16 +89,17 @@ class SQLiteTranscripts:
             assert row is not None
             seq = int(row[0])
             await conn.execute("INSERT INTO transcript_messages VALUES (?, ?, ?)",
-                               (c, seq, self._sealer.seal(body)))
+                               (c, seq, blob))
             await conn.execute("DELETE FROM transcript_messages WHERE conversation = ? "
                                "AND seq <= ?", (c, seq - TRANSCRIPT_MESSAGES))
         return seq
 
     async def after(self, conversation: str, seq: int) -> list[Entry]:
+        c = self._sealer.digest(conversation)
         rows = await self._db.all(
             "SELECT seq, body FROM transcript_messages WHERE conversation = ? AND seq > ? "
-            "ORDER BY seq", (self._sealer.digest(conversation), seq))
-        return [Entry(int(s), self._sealer.open(b)) for s, b in rows]
+            "ORDER BY seq", (c, seq))
+        return await opened_entries(self._keys, c, rows)
 
     async def forget(self, before: datetime) -> int:
         async with self._db.transaction() as conn:

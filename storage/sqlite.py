@@ -36,6 +36,7 @@ from storage import analytics, rollups
 from storage.audit import AuditEntry, SQLiteAudit
 from storage.case_photos import SQLiteCasePhotos
 from storage.cases import SQLiteCases
+from storage.conversation_keys import ConversationKeys, session_from
 from storage.crypto import CLEAR_DETAILS, Sealer, private_folder, seal_fields
 from storage.exports import SqlExports
 from storage.inbound_journal import SQLiteJournal
@@ -135,26 +136,32 @@ class _Db:
 
 
 class SQLiteSessions:
-    def __init__(self, db: _Db, sealer: Sealer):
+    """Sessions sealed with their conversation's own key (storage/conversation_keys.py)."""
+
+    def __init__(self, db: _Db, sealer: Sealer, keys: ConversationKeys):
         self._db = db
         self._sealer = sealer
+        self._keys = keys
 
     async def load(self, conversation: str, event_key: str) -> Loaded:
         # One statement: the dedupe check and the session, in one round trip.
+        record = self._keys.record(conversation)
         row = await self._db.one(
             "SELECT EXISTS (SELECT 1 FROM handled_events WHERE event_key = ?), s.data, "
             "s.version, s.updated_at, s.expires_at FROM (SELECT 1) "
             "LEFT JOIN sessions s ON s.conversation = ?",
-            (event_key, self._sealer.digest(conversation)))
+            (event_key, record))
         duplicate = bool(row[0])
         if row[1] is None:
             return Loaded(duplicate, None)
-        data = self._sealer.open_json(row[1])
-        return Loaded(duplicate, Session.from_dict(conversation, data, row[2], _dt(row[3]),
-                                                   dt(row[4])))
+        own = await self._keys.for_read(record, row[1])
+        return Loaded(duplicate, session_from(own, conversation, row[1], row[2], _dt(row[3]),
+                                              dt(row[4])))
 
     async def save(self, session: Session, event_key: str) -> None:
-        blob = self._sealer.seal_json(session.to_dict())
+        record = self._keys.record(session.conversation)
+        own = (await self._keys.for_write([record]))[record].sealer
+        blob = own.seal_json(session.to_dict())
         expires = ts(session.expires_at) if session.expires_at and session.active else None
         # A single statement is atomic; the trigger of migration 0003 records the event id
         # inside it, so the session and its dedupe record are written together or not at all.
@@ -163,16 +170,14 @@ class SQLiteSessions:
                 await self._db.execute(
                     "INSERT INTO sessions (conversation, data, version, updated_at, "
                     "expires_at, last_event) VALUES (?, ?, 1, ?, ?, ?)",
-                    (self._sealer.digest(session.conversation), blob, ts(session.updated_at),
-                     expires, event_key))
+                    (record, blob, ts(session.updated_at), expires, event_key))
             except sqlite3.IntegrityError:
                 raise StaleSession(session.conversation) from None
         else:
             changed = await self._db.execute(
                 "UPDATE sessions SET data = ?, version = version + 1, updated_at = ?, "
                 "expires_at = ?, last_event = ? WHERE conversation = ? AND version = ?",
-                (blob, ts(session.updated_at), expires, event_key,
-                 self._sealer.digest(session.conversation), session.version))
+                (blob, ts(session.updated_at), expires, event_key, record, session.version))
             if changed != 1:
                 raise StaleSession(session.conversation)
         session.version += 1
@@ -181,17 +186,22 @@ class SQLiteSessions:
         rows = await self._db.all(
             "SELECT conversation, data, version FROM sessions "
             "WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT 500", (ts(now),))
+        owns = await self._keys.for_write([r[0] for r in rows]) if rows else {}
+        # Opened before the transaction: a key may have to come from the vault (same lock).
+        ended_sessions = []
+        for record, blob, version in rows:
+            session = session_from(await self._keys.for_read(record, blob), record, blob,
+                                   version, now, None)
+            session.end()
+            session.expired = True
+            ended_sessions.append((owns[record].sealer.seal_json(session.to_dict()), record,
+                                   version))
         ended = 0
         async with self._db.transaction() as conn:
-            for conversation, blob, version in rows:
-                data = self._sealer.open_json(blob)
-                session = Session.from_dict(conversation, data, version, now, None)
-                session.end()
-                session.expired = True
+            for update in ended_sessions:
                 cur = await conn.execute(
                     "UPDATE sessions SET data = ?, version = version + 1, expires_at = NULL "
-                    "WHERE conversation = ? AND version = ?",
-                    (self._sealer.seal_json(session.to_dict()), conversation, version))
+                    "WHERE conversation = ? AND version = ?", update)
                 ended += cur.rowcount
         return ended
 
@@ -720,20 +730,21 @@ class SQLiteStorage:
         self.path = path
         self._db = db
         keyring = Keyring(sealer)
-        self.sessions = SQLiteSessions(db, sealer)
+        self.vault = SQLiteVault(db, sealer, keyring)
+        self.conversation_keys = self.vault.conversations = ConversationKeys(sealer, self.vault)
+        self.sessions = SQLiteSessions(db, sealer, self.conversation_keys)
         self.incidents = SQLiteIncidents(db, sealer, keyring)
         self.cases = SQLiteCases(db, sealer, keyring)
         self.case_photos = SQLiteCasePhotos(db, keyring)
         self.outbox = SQLiteOutbox(db, sealer, keyring)
-        self.vault = SQLiteVault(db, sealer, keyring)
         self.timers = SQLiteTimers(db)
         self.bindings = SQLiteBindings(db)
         self.revocations = SQLiteRevocations(db, sealer)
-        self.journal = SQLiteJournal(db, sealer)
+        self.journal = SQLiteJournal(db, self.conversation_keys)
         self.locks = LocalLocks()
         self.dedupe = SQLiteDedupe(db, sealer)
         self.optouts = SQLiteOptOuts(db, sealer)
-        self.transcripts = SQLiteTranscripts(db, sealer)
+        self.transcripts = SQLiteTranscripts(db, self.conversation_keys)
         self.menus = SQLiteMenus(db, sealer)
         self.limits = SQLiteRateLimits(db, sealer)
         self.audit = SQLiteAudit(db, sealer)

@@ -21,7 +21,7 @@ import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.incident import Incident
 from bot.types import Location, LocationSource
@@ -34,7 +34,13 @@ from storage.crypto import (
     open_fields,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from storage.conversation_keys import ConversationKeys
+
 KIND_INCIDENT = "incident"
+KIND_CONVERSATION = "conversation"  # storage/conversation_keys.py
 # routing.lifecycle.CLOSED (storage sits below routing): a test keeps the two equal.
 CLOSED_STATUSES = ("resolved", "referred", "unfounded", "duplicate")
 ERASED = "[erased]"
@@ -248,6 +254,29 @@ class SQLiteVault:
         self._db = db
         self._sealer = sealer
         self._keys = keyring
+        self.conversations: ConversationKeys | None = None  # their cache forgets a shred
+
+    async def conversation_keys(self, records: Sequence[str]) -> dict[str, bytes | None]:
+        rows = await self._db.all(
+            "SELECT record, wrapped FROM vault.data_keys WHERE record IN "
+            f"({', '.join('?' * len(records))})", list(records))
+        return {r[0]: r[1] for r in rows}
+
+    async def obtain_conversation_keys(self, rows: Sequence[tuple[str, bytes]],
+                                       now: datetime) -> dict[str, bytes | None]:
+        # The subject is the same digest: an incident's subject is the digest of its
+        # reporter, the conversation. A shredded key is replaced: after an erase the next
+        # write of the conversation starts afresh.
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO vault.data_keys VALUES (?, ?, ?, ?, ?, NULL) "
+                "ON CONFLICT (record) DO UPDATE SET wrapped = excluded.wrapped, "
+                "made_at = excluded.made_at, shredded_at = NULL WHERE wrapped IS NULL",
+                [(r, KIND_CONVERSATION, r, w, now.timestamp()) for r, w in rows])
+            found = await conn.execute_fetchall(
+                "SELECT record, wrapped FROM vault.data_keys WHERE record IN "
+                f"({', '.join('?' * len(rows))})", [r for r, _ in rows])
+        return {r[0]: r[1] for r in found}
 
     async def shred(self, records: list[str], now: datetime) -> int:
         """Destroy the data keys of `records`; how many were still there."""
@@ -264,6 +293,8 @@ class SQLiteVault:
         await self._db.execute("PRAGMA vault.wal_checkpoint(TRUNCATE)")
         for record in records:
             self._keys.forget(record)
+        if self.conversations is not None:
+            self.conversations.forget(records)
         return count
 
     async def status(self, records: list[str]) -> list[KeyStatus]:
@@ -300,6 +331,32 @@ class PgVault:
         self._pool = pool
         self._sealer = sealer
         self._keys = keyring
+        self.conversations: ConversationKeys | None = None  # their cache forgets a shred
+
+    async def conversation_keys(self, records: Sequence[str]) -> dict[str, bytes | None]:
+        rows = await self._pool.fetch(
+            "SELECT record, wrapped FROM vault.data_keys WHERE record = ANY($1::text[])",
+            list(records))
+        return {r[0]: r[1] for r in rows}
+
+    async def obtain_conversation_keys(self, rows: Sequence[tuple[str, bytes]],
+                                       now: datetime) -> dict[str, bytes | None]:
+        # One round trip: the new keys where there were none (or shredded ones), and the
+        # live keys of the others as the statement's snapshot has them (a key another
+        # process commits meanwhile is missing from the answer: the caller reads it).
+        records = [r for r, _ in rows]
+        found = await self._pool.fetch(
+            "WITH ins AS (INSERT INTO vault.data_keys AS d (record, kind, subject, wrapped, "
+            "made_at) SELECT r, $3, r, w, $4 FROM unnest($1::text[], $2::bytea[]) AS v(r, w) "
+            "ON CONFLICT (record) DO UPDATE SET wrapped = excluded.wrapped, "
+            "made_at = excluded.made_at, shredded_at = NULL WHERE d.wrapped IS NULL "
+            "RETURNING d.record, d.wrapped) "
+            "SELECT record, wrapped FROM ins UNION ALL SELECT k.record, k.wrapped "
+            "FROM vault.data_keys k WHERE k.record = ANY($1::text[]) "
+            "AND k.wrapped IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ins "
+            "WHERE ins.record = k.record)",
+            records, [w for _, w in rows], KIND_CONVERSATION, now)
+        return {r[0]: r[1] for r in found}
 
     async def shred(self, records: list[str], now: datetime) -> int:
         status = await self._pool.execute(
@@ -307,6 +364,8 @@ class PgVault:
             "WHERE wrapped IS NOT NULL AND record = ANY($2::text[])", now, list(records))
         for record in records:
             self._keys.forget(record)
+        if self.conversations is not None:
+            self.conversations.forget(records)
         return int(status.rsplit(" ", 1)[-1])
 
     async def status(self, records: list[str]) -> list[KeyStatus]:

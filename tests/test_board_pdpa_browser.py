@@ -57,7 +57,8 @@ async def test_an_admin_finds_exports_and_erases_a_subject(
         await page.wait_for_url("**/board/admin/pdpa")
         await fits(page, width)
         await find(page, "phone", PHONE)
-        await page.get_by_text("มีข้อมูลที่เก็บไว้ 1 รายการ").wait_for()
+        # The report, and the web conversation it was made from (its live state).
+        await page.get_by_text("มีข้อมูลที่เก็บไว้ 2 รายการ").wait_for()
         assert await page.locator("table.pdpa-held").get_by_text(incident.reference).count()
         assert await page.get_by_text("กฎหมายกำหนดให้ดำเนินการภายใน 30 วัน").count() == 1
         assert await page.get_by_text("กฎหมายกำหนดให้ดำเนินการภายใน 90 วัน").count() == 1

@@ -52,7 +52,8 @@ async def test_find_then_export_shows_the_password_once_and_the_file_downloads_o
     mine = await report(services, "web:reporter-1", phone=PHONE)
     csrf = await admin(client)
     status, html = await post(client, "find", csrf=csrf, by="phone", value=PHONE)
-    assert status == 200 and mine.reference in html and "1 record(s) held" in html
+    # The report, and the web conversation it was made from (its live state).
+    assert status == 200 and mine.reference in html and "2 record(s) held" in html
     assert "The law allows 30 days: due" in html and "The law allows 90 days: due" in html
     subject = re.search(r"Subject (S-\w+)", html)
     assert subject
@@ -77,7 +78,7 @@ async def test_find_then_export_shows_the_password_once_and_the_file_downloads_o
     # The same as `ess subject export`: a request answered, in the audit trail by the admin.
     [done] = await services.storage.privacy.requests(open_only=False)
     assert done.kind == "access" and done.status == "done"
-    assert done.references == (mine.reference,)
+    assert done.references == (mine.reference, "test conversation")
     trail = await actions(client)
     assert ("subject.export", subject.group(1),
             f"{done.id}: {len(data['records'])} record(s)") in trail

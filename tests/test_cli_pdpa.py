@@ -133,7 +133,8 @@ def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -
     found = ess(tmp_path, "subject", "find", "--phone", "081 234 5678", "--json")
     assert found.returncode == 0, found.stderr
     listed = json.loads(found.stdout)
-    assert {r["reference"] for r in listed["records"]} == {reference, other}
+    assert {r["reference"] for r in listed["records"]} == {reference, other,
+                                                           "terminal conversation"}
     subject = listed["subject"]
 
     out = tmp_path / "export.ess"
@@ -190,14 +191,14 @@ def test_find_export_erase_and_a_backup_holds_nothing_readable(tmp_path: Path) -
     for part in (tmp_path / "var").glob("ess.db*"):
         shutil.copy(part, backup / part.name)
     keys_before = _vault_wrapped(tmp_path)
-    assert len(keys_before) == 2
+    assert len(keys_before) == 4  # each report's, each terminal conversation's
 
     refused = ess(tmp_path, "subject", "erase", "--phone", "0812345678", "--reason", "asked")
     assert refused.returncode == 2 and "add --yes" in refused.stderr
     erased = ess(tmp_path, "subject", "erase", "--phone", "0812345678", "--reason",
                  "the reporter asked by phone", "--yes")
     assert erased.returncode == 0, erased.stderr
-    assert "2 record(s) erased" in erased.stdout
+    assert "4 record(s) erased" in erased.stdout  # two reports, two conversations
 
     shown = json.loads(ess(tmp_path, "incidents", "show", reference, "--json").stdout)
     assert shown["phone"] == shown["location"] == shown["details"] == "[erased]"

@@ -15,6 +15,7 @@ from storage.audit import AuditEntry
 from storage.cases import KIND_CASE
 from storage.ports import Storage
 from storage.privacy import Breach, new_id
+from storage.vault import KIND_CONVERSATION
 
 NOTIFY_WITHIN = timedelta(hours=72)
 
@@ -32,6 +33,10 @@ async def affected(storage: Storage, *, key_ids: list[str] | None = None,
                 if case is not None:
                     references.append(case.reference)
                     subjects.add(case.id)  # a case is about its own person
+                continue
+            if status.kind == KIND_CONVERSATION:
+                # Live state (session, transcript, journal): its subject, no reference.
+                subjects.add(status.subject or status.record)
                 continue
             incident = await storage.incidents.get_by_id(status.record)
             if incident is not None:

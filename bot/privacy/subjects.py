@@ -77,6 +77,9 @@ class Subject:
     conversations: tuple[str, ...]
     digests: tuple[str, ...]
     cases: tuple[str, ...] = ()  # ids of the welfare cases that are about this person
+    # The vault records of the conversations' own keys (storage/conversation_keys.py): the
+    # keyed digest of each of `conversations`, in the same order.
+    records: tuple[str, ...] = ()
 
 
 def subject_id(digest: Digest, conversation: str, phone: str | None = None) -> str:
@@ -92,11 +95,12 @@ async def resolve(storage: Storage, digest: Digest, selector: Selector) -> Subje
     if selector.kind == "phone":
         conversation = f"sms:{selector.value}"
         return Subject(subject_id(digest, conversation), selector.kind, (conversation,),
-                       (digest(conversation), digest(f"phone:{selector.value}")))
+                       (digest(conversation), digest(f"phone:{selector.value}")),
+                       records=(digest(conversation),))
     if selector.kind == "line-user":
         conversation = f"line:{selector.value}"
         return Subject(subject_id(digest, conversation), selector.kind, (conversation,),
-                       (digest(conversation),))
+                       (digest(conversation),), records=(digest(conversation),))
     if selector.kind == "case":
         return await _case_subject(storage, digest, selector)
     incident = await storage.incidents.get(selector.value)
@@ -108,7 +112,8 @@ async def resolve(storage: Storage, digest: Digest, selector: Selector) -> Subje
     if incident.phone:
         digests += [digest(f"phone:{incident.phone}"), digest(f"sms:{incident.phone}")]
     return Subject(subject_id(digest, incident.reporter, incident.phone), selector.kind,
-                   (incident.reporter,), tuple(dict.fromkeys(digests)))
+                   (incident.reporter,), tuple(dict.fromkeys(digests)),
+                   records=(digest(incident.reporter),))
 
 
 def case_subject(case: Case) -> str:
@@ -129,7 +134,8 @@ async def _case_subject(storage: Storage, digest: Digest, selector: Selector) ->
     if incident is None or is_erased(incident):
         return Subject(case_subject(case), selector.kind, (), (), (case.id,))
     found = await resolve(storage, digest, Selector("reference", incident.reference))
-    return Subject(found.id, selector.kind, found.conversations, found.digests, (case.id,))
+    return Subject(found.id, selector.kind, found.conversations, found.digests, (case.id,),
+                   found.records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,32 +205,55 @@ class IncidentRecords:
 
 
 class ConversationRecords:
-    """The live conversation state: a session's answers, a web chat's transcript."""
+    """The live conversation state: a session's answers, a web chat's transcript, journal
+    entries not yet handled; all sealed with the conversation's own data key, which an erase
+    destroys before it deletes them (so a backup taken before holds them unreadable)."""
 
     name = "conversation"
 
     async def find(self, storage: Storage, subject: Subject) -> list[Held]:
         held = []
-        for conversation in subject.conversations:
+        named = dict(zip(subject.conversations, subject.records, strict=True))
+        # And the conversations the subject reported from (a report found by the phone
+        # given in it): the vault names each report's subject by its conversation's digest.
+        reports = [i for i in await storage.incidents.for_subject(list(subject.digests))
+                   if not is_erased(i)] if subject.digests else []
+        by_id = {i.id: i.reporter for i in reports}
+        for status in await storage.vault.status(list(by_id)):
+            if status.subject is not None:
+                named.setdefault(by_id[status.record], status.subject)
+        live = {k.record for k in await storage.vault.status(list(named.values())) if k.live}
+        for conversation, record in named.items():
             loaded = await storage.sessions.load(conversation, "privacy:find")
-            if loaded.session is not None:
-                held.append(Held(self.name, conversation.split(":", 1)[0] + " conversation",
-                                 conversation, loaded.session.updated_at, "session",
-                                 {"conversation": conversation}))
+            transcript = await storage.transcripts.after(conversation, 0)
+            if loaded.session is None and not transcript and record not in live:
+                continue
+            parts = [name for name, there in (("session", loaded.session is not None),
+                                              ("transcript", bool(transcript))) if there]
+            held.append(Held(self.name, conversation.split(":", 1)[0] + " conversation",
+                             conversation,
+                             loaded.session.updated_at if loaded.session else None,
+                             " + ".join(parts) or "conversation key",
+                             {"conversation": conversation, "record": record}))
         return held
 
     async def export(self, storage: Storage, held: Held) -> dict[str, Any]:
         loaded = await storage.sessions.load(held.record_id, "privacy:export")
         session = loaded.session
         return {"conversation": held.record_id,
-                "session": session.to_dict() if session is not None else None}
+                "session": session.to_dict() if session is not None else None,
+                "transcript": [{"seq": e.seq, "message": e.body.decode("utf-8", "replace")}
+                               for e in await storage.transcripts.after(held.record_id, 0)]}
 
     async def erase(self, storage: Storage, held: Sequence[Held], now: datetime) -> int:
+        # The keys first: if the deletes below fail, nothing of it opens anywhere already.
+        shredded = await storage.vault.shred(
+            [h.extra["record"] for h in held if "record" in h.extra], now)
         count = 0
         for h in held:
             count += min(1, await storage.sessions.erase(h.record_id)
                          + await storage.transcripts.erase(h.record_id))
-        return count
+        return max(count, shredded)
 
 
 def _case_data(case: Case) -> dict[str, Any]:
