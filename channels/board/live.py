@@ -115,7 +115,13 @@ class Feed:
         def within(change: Change) -> bool:
             if not in_scope(areas, change.event.area_codes):
                 return False
-            dispatched = dispatched_agencies(change.incident.details) if change.incident else []
+            # The agencies recorded with the event: one told later (an escalation) does not
+            # see what happened before it was told. A row older than that record: the
+            # incident's agencies now.
+            dispatched = change.event.agencies
+            if dispatched is None:
+                dispatched = (tuple(dispatched_agencies(change.incident.details))
+                              if change.incident else ())
             return agencies_in_scope(areas, agencies, dispatched)
 
         queue: asyncio.Queue[Change | None] = asyncio.Queue()
