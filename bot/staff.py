@@ -70,3 +70,6 @@ class BoardEvent:
     status: str
     area_codes: tuple[str, ...]
     at: datetime
+    # The agencies the incident was dispatched to when the event was written (an agency
+    # told later does not see what happened before); None for a row older than that record.
+    agencies: tuple[str, ...] | None = None

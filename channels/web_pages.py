@@ -86,7 +86,10 @@ def chat_page(catalogs: Catalogs, lang: str, *, silent: bool, tile_url: str,
     # Every language's labels, so the page can follow the conversation's language when the
     # reporter changes it (a few kB; no second request, nothing for the CSP to allow).
     uis = {other.code: ui_strings(catalogs, other.code) for other in catalogs.languages}
-    named = [{"name": p.name_th if lang == "th" else p.name_en, "lat": p.lat, "lon": p.lon}
+    # Each centre in every language of the page (the gazetteer's Thai, else its English),
+    # so the map's names follow a language switch as the labels do.
+    named = [{"names": {other.code: p.name_th if other.code == "th" else p.name_en
+                        for other in catalogs.languages}, "lat": p.lat, "lon": p.lon}
              for p in places if p.lat is not None and p.lon is not None] if not tile_url else []
     config = {"lang": lang, "silent": silent, "tileUrl": tile_url, "attribution": attribution,
               "exitUrl": exit_url, "places": named, "ui": ui, "uis": uis}

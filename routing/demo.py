@@ -13,6 +13,12 @@ registered residents), then a station of the province at random, the point withi
 it. When: more in the evening and at night, more on weekends (the shape published by OSCC
 1300 for domestic violence). How fast: log-normal delays per stage; some reports escalate,
 a few are never acknowledged.
+
+Who is told: the real router over the directory (`DirectoryRouter`, without the store's bound
+chats) plans each incident's dispatch targets as a report's (`plan_first_dispatch`, before
+it is stored) and adds each escalation level's, so the agencies index holds what a real
+report of that place would (the router routes by place; the type does not change it), and a
+staff member with agencies sees the seeded incidents of their agencies. Nothing is sent.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from bot.incident import Incident, TimelineEvent, new_reference
 from bot.types import Location, LocationSource
 from routing import lifecycle as lc
 from routing.directory import Directory, Station
+from routing.gazetteer import Gazetteer
+from routing.responders import plan_first_dispatch
+from routing.router import DirectoryRouter
 from storage.ports import Storage
 
 TYPES = {"threat": 0.38, "confinement": 0.12, "sexual_risk": 0.18, "deranged": 0.17,
@@ -123,8 +132,11 @@ def plan(rng: random.Random, station: Station, created: datetime,
     return incident, steps
 
 
-async def _walk(storage: Storage, incident: Incident,
+async def _walk(storage: Storage, router: DirectoryRouter, incident: Incident,
                 steps: list[tuple[str, float, dict[str, object]]]) -> None:
+    # Whom a real report of this place is dispatched to at once; the cards are dropped
+    # (a synthetic report is never sent to anyone).
+    plan_first_dispatch(incident, await router.route(incident, 0))
     stored = await storage.incidents.create(
         incident, [], TimelineEvent("reported", "reporter", incident.channel,
                                     incident.created_at, {"synthetic": True}))
@@ -135,6 +147,10 @@ async def _walk(storage: Storage, incident: Incident,
         state["seq"] += 1
         if trigger in ("dispatch", "escalate"):
             state["level"] = int(str(data["level"]))
+        if trigger == "escalate":
+            # The level's route adds its targets (the same primary station, so the where
+            # and the station stay); again no card is kept.
+            plan_first_dispatch(stored, await router.route(stored, state["level"]))
         if trigger == "acknowledge":
             state["holder"] = {"address": "demo", "id": "demo", "name": "demo",
                                "agency": data["agency"], "at": at.isoformat()}
@@ -146,8 +162,10 @@ async def _walk(storage: Storage, incident: Incident,
 
 async def seed(storage: Storage, directory: Directory, incidents: int, days: float,
                now: datetime, rng: random.Random | None = None,
-               progress: Callable[[int], None] | None = None) -> SeedResult:
-    """Write `incidents` synthetic incidents created over the `days` before `now`."""
+               progress: Callable[[int], None] | None = None,
+               router: DirectoryRouter | None = None) -> SeedResult:
+    """Write `incidents` synthetic incidents created over the `days` before `now`, each
+    dispatched (on paper) as `router` (default: the directory's, with place names) would."""
     if not 1 <= incidents <= MAX_INCIDENTS:
         raise SeedError(f"--incidents must be between 1 and {MAX_INCIDENTS:,}")
     if not 0 < days <= MAX_DAYS:
@@ -159,12 +177,13 @@ async def seed(storage: Storage, directory: Directory, incidents: int, days: flo
     provinces = list(stations)
     weights = [len(stations[p]) for p in provinces]
     since = now - timedelta(days=days)
+    router = router or DirectoryRouter(directory, gazetteer=Gazetteer.load())
     for k in range(incidents):
         station = rng.choice(stations[rng.choices(provinces, weights)[0]])
         created = _moment(rng, since, days)
         incident, steps = plan(rng, station, created)
         # Milestones that would lie in the future have not happened yet.
-        await _walk(storage, incident, [s for s in steps
+        await _walk(storage, router, incident, [s for s in steps
                                         if created + timedelta(seconds=s[1]) <= now])
         if progress is not None and (k + 1) % 500 == 0:
             progress(k + 1)

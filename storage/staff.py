@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 CHANNEL = "ess_board"  # the NOTIFY channel of the board log
 _STAFF = "login, name, lang, roles, areas, agencies, disabled, created_at"
-_EVENTS = ("SELECT b.seq, b.incident_id, i.reference, t.kind, i.status, i.area_codes, t.at "
+_EVENTS = ("SELECT b.seq, b.incident_id, i.reference, t.kind, i.status, i.area_codes, t.at, "
+           "b.agencies "
            "FROM board_events b JOIN timeline t ON t.seq = b.timeline_seq "
            "JOIN incidents i ON i.id = b.incident_id ")
 
@@ -154,7 +155,8 @@ class SQLiteBoardLog:
         rows = await self._db.all(_EVENTS + "WHERE b.seq > ? ORDER BY b.seq LIMIT ?",
                                   (seq, limit))
         return [BoardEvent(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])),
-                           datetime.fromtimestamp(r[6], UTC)) for r in rows]
+                           datetime.fromtimestamp(r[6], UTC),
+                           None if r[7] is None else tuple(json.loads(r[7]))) for r in rows]
 
     async def last(self) -> int:
         row = await self._db.one("SELECT coalesce(max(seq), 0) FROM board_events")
@@ -268,8 +270,8 @@ class PgBoardLog:
     async def after(self, seq: int, limit: int = 500) -> list[BoardEvent]:
         rows = await self._pool.fetch(_EVENTS + "WHERE b.seq > $1 ORDER BY b.seq LIMIT $2",
                                       seq, limit)
-        return [BoardEvent(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6])
-                for r in rows]
+        return [BoardEvent(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6],
+                           None if r[7] is None else tuple(r[7])) for r in rows]
 
     async def last(self) -> int:
         return int(await self._pool.fetchval("SELECT coalesce(max(seq), 0) FROM board_events"))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from bot.incident import dispatched_agencies
 from bot.types import utcnow
 from routing import lifecycle as lc
 from routing.demo import SeedError, seed
 from routing.directory import load_directory
+from routing.router import DirectoryRouter
 from routing.stats import KINDS
 from storage import analytics
 from storage.ports import Storage
@@ -62,3 +65,32 @@ def test_cli_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "--incidents must be" in capsys.readouterr().err
     assert main(["incidents", "list"]) == 0
     assert capsys.readouterr().out.count("synthetic") == 12
+
+
+async def test_seeded_incidents_have_the_routers_dispatch_targets(store: Storage) -> None:  # noqa: F811
+    # What the real router would dispatch a report of that place to, so staff with agencies
+    # see the seeded incidents of their agencies (in the stores' scoped read, the board's).
+    now = utcnow()
+    await seed(store, DIRECTORY, 80, 14, now, random.Random(11))
+    seeded = await store.incidents.recent(200)
+    router = DirectoryRouter(DIRECTORY)
+    for incident in seeded:
+        first = {t.agency for t in (await router.route(incident, 0)).targets}
+        assert first and first <= set(dispatched_agencies(incident.details))
+        assert incident.synthetic
+    province = Counter(i.area_codes[0] for i in seeded).most_common(1)[0][0]
+    mine = {i.reference for i in seeded if i.area_codes[0] == province}
+
+    async def seen(agencies: list[str]) -> set[str]:
+        return {i.reference for i in await store.incidents.in_areas(
+            [province], agencies=agencies, limit=500)}
+
+    assert await seen(["welfare"]) == mine  # every report of the province goes to welfare
+    assert await seen([]) == mine
+    assert await seen(["education"]) == set()  # education opens cases, is never dispatched
+    escalated = {i.reference for i in seeded if i.area_codes[0] == province
+                 and i.details["dispatch"]["level"] >= 1}
+    assert await seen(["191"]) == escalated  # the 191 centre is told at level 1
+    other = next(i.area_codes[0] for i in seeded if i.area_codes[0] != province)
+    assert not mine & {i.reference for i in await store.incidents.in_areas(
+        [other], agencies=["welfare"], limit=500)}

@@ -242,6 +242,27 @@ async def test_agencies_scope_the_incident_reads_with_the_areas(store: Storage) 
         ["TH-65"], agencies=["welfare"], exclude_status=["resolved"])} == set()
 
 
+async def test_board_log_records_the_agencies_each_event_was_visible_to(
+        store: Storage) -> None:
+    # With the event, the incident's dispatched agencies when it was written (the same
+    # index the scoped reads use): an agency the escalation adds is not in the earlier rows.
+    start = await store.board.last()
+    made = dispatched("t:told", ["TH-65"], "police")
+    await store.incidents.create(made, [], TimelineEvent("reported", "reporter", "sms"))
+    nobody = dispatched("t:nobody", ["TH-65"])
+    await store.incidents.create(nobody, [], TimelineEvent("reported", "reporter", "sms"))
+    plan_first_dispatch(made, Route(("line:Cwelfare-more",), ("TH-65",), targets=(
+        Target("line:Cwelfare-more", "welfare", "w", "w", "TH-65", level=1),)))
+    await store.incidents.update(made, TimelineEvent("escalated", "system", "system"))
+    made.status = "acknowledged"
+    await store.incidents.update(made, TimelineEvent("acknowledged", "x", "board"))
+    got = [(e.reference, e.kind, e.agencies) for e in await store.board.after(start)]
+    assert got == [(made.reference, "reported", ("police",)),
+                   (nobody.reference, "reported", ()),
+                   (made.reference, "escalated", ("police", "welfare")),
+                   (made.reference, "acknowledged", ("police", "welfare"))]
+
+
 async def test_migration_0170_backfills_the_agencies_the_stores_index(
         store: Storage, backend_settings: Settings) -> None:
     # A database from before 0170 gets, from the dispatch details it holds, the very index

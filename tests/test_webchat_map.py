@@ -4,6 +4,7 @@ a map; in silent mode it says nothing about what the page is for."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,9 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import SERVICES
+from bot.types import Text
 from channels.web_pages import VENDORED
 from tests.test_webchat import browser, client, live, phone_context, shot, until  # noqa: F401  (fixtures)
-from tests.test_webchat_languages import drawn
+from tests.test_webchat_languages import drawn, ui
 
 DENIED = """() => document.getElementById("geo-status").textContent ===
   JSON.parse(document.getElementById("ess-config").textContent).ui.location_denied"""
@@ -208,5 +210,43 @@ async def test_a_pinch_zooms_the_map_and_the_keyboard_drops_the_pin(
     await page.locator(".pin").wait_for()
     assert (await page.locator("#map-coords").text_content() or "").count(",") == 1
     assert not await page.is_disabled("#map-send")
+    assert errors == []
+    await context.close()
+
+
+PLACE_NAMES = """() => Array.from(document.querySelectorAll('.leaflet-tooltip.place'))
+  .map((el) => el.textContent).sort()"""
+
+
+@pytest.mark.browser
+async def test_the_province_names_follow_a_language_switch(
+        browser: Any, live: tuple[str, Any]) -> None:  # noqa: F811
+    # The map is drawn in Thai; the reporter switches to English at the location step: the
+    # same map's 77 names are redrawn in English (they stayed Thai before), and back.
+    base, app = live
+    provinces = app[SERVICES].gazetteer.provinces()
+    thai = sorted(p.name_th for p in provinces)
+    english = sorted(p.name_en for p in provinces)
+    assert thai != english
+    context = await phone_context(browser, base, geolocation=False)  # a Thai phone
+    page = await context.new_page()
+    errors, _ = watch(page)
+    catalogs = app[SERVICES].catalogs
+    await to_the_map(page, "/chat", catalogs.render("th", Text("incident.threat")),
+                     ui("th", "use_location"))
+    await zoom_in(page, 7)
+    assert await page.evaluate(PLACE_NAMES) == thai
+    assert await drawn(page, "พิษณุโลก")
+    for lang, word, names in (("en", "English", english), ("th", "ไทย", thai)):
+        box = page.get_by_label(ui("th" if lang == "en" else "en", "message_label"))
+        await box.fill("ภาษา" if lang == "en" else "language")
+        await box.press("Enter")
+        await page.get_by_role("button", name=word).last.click()
+        await until(page, f"() => document.documentElement.lang === '{lang}'")
+        expected = json.dumps(names, ensure_ascii=False, separators=(",", ":"))
+        await until(page, f"() => JSON.stringify(({PLACE_NAMES})()) === {json.dumps(expected)}")
+        await page.locator(".leaflet-tooltip.place:visible").first.wait_for()
+        if lang == "en":
+            await page.screenshot(path=shot("webchat-map-names-en.png"))
     assert errors == []
     await context.close()

@@ -5,7 +5,9 @@ The log (storage `BoardLog`) is the truth: every process reads the same numbered
 so a viewer on any process sees what was done on any other, and a viewer that reconnects
 with `Last-Event-ID` is replayed exactly what it missed, in order, once. The reader polls
 (`interval`) and, on PostgreSQL, wakes at once on the log's NOTIFY; each event costs one
-read of its incident, whatever the number of viewers.
+read of its incident, whatever the number of viewers. With no viewer connected it reads
+nothing at all (a NOTIFY per report would otherwise cost a query on the report's hot path):
+the first viewer to connect takes the log's current number as the reader's place.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ class Feed:
         self.interval = interval
         self.viewers: set[asyncio.Queue[Change | None]] = set()
         self.last = 0
+        # Whether `last` is the reader's place in the log; False while nobody watches (the
+        # reader then skips every wake-up) until a viewer connects and sets it.
+        self.following = False
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._unlisten: Callable[[], Awaitable[None]] | None = None
 
     async def start(self) -> None:
-        self.last = await self.storage.board.last()
         self._unlisten = await self.storage.board.wake_on_append(self.poke)
         self._task = asyncio.create_task(self._run(), name="ess-board-feed")
 
@@ -82,10 +86,12 @@ class Feed:
     async def _read(self) -> None:
         while True:
             if not self.viewers:
-                # Nobody is watching: keep our place without reading a single incident (a
-                # viewer that connects later replays from its own number).
-                self.last = await self.storage.board.last()
+                # Nobody is watching: no query at all. The first viewer to connect sets our
+                # place (and replays from its own number what it missed before).
+                self.following = False
                 return
+            if not self.following:
+                return  # a viewer is connecting: it sets our place, then wakes us
             events = await self.storage.board.after(self.last)
             if not events:
                 return
@@ -115,12 +121,26 @@ class Feed:
         def within(change: Change) -> bool:
             if not in_scope(areas, change.event.area_codes):
                 return False
-            dispatched = dispatched_agencies(change.incident.details) if change.incident else []
+            # The agencies recorded with the event: one told later (an escalation) does not
+            # see what happened before it was told. A row older than that record: the
+            # incident's agencies now.
+            dispatched = change.event.agencies
+            if dispatched is None:
+                dispatched = (tuple(dispatched_agencies(change.incident.details))
+                              if change.incident else ())
             return agencies_in_scope(areas, agencies, dispatched)
 
         queue: asyncio.Queue[Change | None] = asyncio.Queue()
         self.viewers.add(queue)  # before the replay: nothing can fall between the two
         try:
+            if not self.following:
+                # The reader stood still while nobody watched: it starts from the log's
+                # number now, which the replay below reaches (it reads until nothing is
+                # left), so the live events take over where it ends.
+                place = await self.storage.board.last()
+                if not self.following:
+                    self.last, self.following = place, True
+                    self.poke()
             sent = after if after is not None else self.last
             if after is not None:
                 while True:

@@ -115,6 +115,7 @@
     for (const el of document.querySelectorAll("[data-ui]")) el.textContent = ui[el.dataset.ui];
     for (const el of document.querySelectorAll("[data-ui-aria]")) el.setAttribute("aria-label", ui[el.dataset.uiAria]);
     for (const el of document.querySelectorAll("[data-ui-placeholder]")) el.setAttribute("placeholder", ui[el.dataset.uiPlaceholder]);
+    renamePlaces();
     const title = silent ? ui.neutral_title : ui.title;
     document.title = title;
     $("heading").textContent = title;
@@ -180,7 +181,12 @@
   // attribution from settings). With no tile URL it is still a map: a plain grid with the
   // province centres named, a pin and its coordinates. Nothing on it names a service, so
   // it says nothing in silent mode either.
-  const map = { view: null, pin: null };
+  const map = { view: null, pin: null, places: [] };
+  // A province centre's name in the page's language now (it follows a language switch).
+  const placeName = (place) => (place.names && (place.names[lang] || place.names.en)) || "";
+  function renamePlaces() {
+    for (const [label, place] of map.places) label.textContent = placeName(place);
+  }
   function readout() {
     const at = map.pin && map.pin.getLatLng();
     $("map-coords").textContent = at ? at.lat.toFixed(5) + ", " + at.lng.toFixed(5) : "";
@@ -199,7 +205,8 @@
     const names = L.layerGroup().addTo(view);
     for (const place of config.places || []) {
       const label = document.createElement("span");
-      label.textContent = place.name;  // text, never HTML
+      label.textContent = placeName(place);  // text, never HTML
+      map.places.push([label, place]);
       L.circleMarker([place.lat, place.lon], { radius: 3, weight: 1, color: "#3b4a5a", fillOpacity: 0.6, interactive: false })
         .bindTooltip(label, { permanent: true, direction: "right", className: "place", interactive: false })
         .addTo(names);
