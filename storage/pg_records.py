@@ -74,6 +74,7 @@ _SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
 
 
 _MOVED = rollups.moved_sql("c")  # the rollup CTE of an update (storage/rollups.py)
+_MOVED_DISTRICT = rollups.moved_sql("c", district=True, after="ru")
 
 
 class PgIncidents:
@@ -141,8 +142,14 @@ class PgIncidents:
             "(4, $48, coalesce($44, '-'), '*', '*')) AS v(o, d, p, a, l) "
             f"ORDER BY v.o ON CONFLICT ({', '.join(rollups.KEYS)}) "
             f"DO UPDATE SET reports = {rollups.TABLE}.reports + 1 RETURNING 1), "
+            f"rd AS (INSERT INTO {rollups.DISTRICT_TABLE} (local_day, province, district, "
+            "synthetic, drill, reports) SELECT v.d, coalesce($44, '-'), coalesce($45, '-'), "
+            "$43, $11, 1 FROM ins, (SELECT count(*) FROM ru) z, "
+            "(VALUES (1, substr($48, 1, 7)), (2, $48)) AS v(o, d) ORDER BY v.o "
+            f"ON CONFLICT ({', '.join(rollups.DISTRICT_KEYS)}) "
+            f"DO UPDATE SET reports = {rollups.DISTRICT_TABLE}.reports + 1 RETURNING 1), "
             # ... and in the count rollups (storage/count_rollups.py), after those.
-            f"rc AS ({count_rollups.create_cte(55, '$43', '$11', 'ins', 'ru')}) "
+            f"rc AS ({count_rollups.create_cte(55, '$43', '$11', 'ins', 'rd')}) "
             "SELECT count(*) FROM ins")
         for n in notifications:
             n.incident_id = incident.id
@@ -247,8 +254,9 @@ class PgIncidents:
             f"ob AS ({_outbox_sql('u', 13)}) "
             + (f", c AS (SELECT -1 AS sign, {', '.join('o.' + f for f in rollups.FACTS)} "
                f"FROM old o, u UNION ALL SELECT 1, {facts} FROM u), "
-               f"ru AS ({_MOVED} RETURNING 1) " if moves else "")
-            + f", sc AS ({count_rollups.status_cte('so', '$1', 'u', 'ru' if moves else None)}) "
+               f"ru AS ({_MOVED} RETURNING 1), rd AS ({_MOVED_DISTRICT} RETURNING 1) "
+               if moves else "")
+            + f", sc AS ({count_rollups.status_cte('so', '$1', 'u', 'rd' if moves else None)}) "
             + "SELECT count(*) FROM u")
         args = (
             incident.status,

@@ -338,7 +338,7 @@ class SQLiteIncidents:
                  *analytics.area_columns(incident), analytics.cell_of(incident),
                  *analytics.local_columns(incident.created_at), incident.id))
             await _index_agencies(conn, incident)
-            await self._rollup(conn, rollups.delta(None, await self._facts(conn, incident.id)))
+            await self._rollup(conn, None, await self._facts(conn, incident.id))
             await _count(conn, [(k, 1) for k in count_rollups.incident_keys(incident)],
                          incident.synthetic, incident.drill)
             await self._event(conn, own, incident.id, event)
@@ -419,10 +419,16 @@ class SQLiteIncidents:
         return rollups.Facts.of(rows[0]) if rows and rows[0][0] is not None else None
 
     @staticmethod
-    async def _rollup(conn: aiosqlite.Connection, changes: list[rollups.Change]) -> None:
-        if changes:
-            await conn.executemany(rollups.upsert_sql("sqlite"),
-                                   rollups.upsert_rows(changes, int))
+    async def _rollup(conn: aiosqlite.Connection, before: rollups.Facts | None,
+                      after: rollups.Facts | None) -> None:
+        # Both tables of the response rollups: the area and help families, the districts.
+        for table, keys, family in (
+                (rollups.TABLE, rollups.KEYS, rollups.Facts.rollup_keys),
+                (rollups.DISTRICT_TABLE, rollups.DISTRICT_KEYS, rollups.Facts.district_keys)):
+            changes = rollups.delta(before, after, family)
+            if changes:
+                await conn.executemany(rollups.upsert_sql("sqlite", table, keys),
+                                       rollups.upsert_rows(changes, int))
 
     async def _mark(self, conn: aiosqlite.Connection, incident: Incident,
                     event: TimelineEvent) -> None:
@@ -440,7 +446,7 @@ class SQLiteIncidents:
             before = await self._facts(conn, incident.id)
             await conn.execute(
                 f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", [*params, incident.id])
-            await self._rollup(conn, rollups.delta(before, await self._facts(conn, incident.id)))
+            await self._rollup(conn, before, await self._facts(conn, incident.id))
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
