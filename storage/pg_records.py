@@ -73,8 +73,7 @@ _SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
            "FROM incidents i LEFT JOIN vault.data_keys k ON k.record = i.id")
 
 
-_MOVED = rollups.moved_sql("c")  # the rollup CTE of an update (storage/rollups.py)
-_MOVED_DISTRICT = rollups.moved_sql("c", district=True, after="ru")
+_MOVED = rollups.moved_ctes("c")  # the rollup CTEs of an update (storage/rollups.py)
 
 
 class PgIncidents:
@@ -254,8 +253,7 @@ class PgIncidents:
             f"ob AS ({_outbox_sql('u', 13)}) "
             + (f", c AS (SELECT -1 AS sign, {', '.join('o.' + f for f in rollups.FACTS)} "
                f"FROM old o, u UNION ALL SELECT 1, {facts} FROM u), "
-               f"ru AS ({_MOVED} RETURNING 1), rd AS ({_MOVED_DISTRICT} RETURNING 1) "
-               if moves else "")
+               f"{_MOVED} " if moves else "")
             + f", sc AS ({count_rollups.status_cte('so', '$1', 'u', 'rd' if moves else None)}) "
             + "SELECT count(*) FROM u")
         args = (
