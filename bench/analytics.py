@@ -8,10 +8,11 @@ round; then the report flow's rate with and without an analyst refreshing `/boar
 
 Rows are written straight into the table by SQL (the seeder's path through create/update
 is far too slow for a million), with the same columns the stores fill: every one synthetic,
-areas drawn from the shipped directory, milestones at plausible delays; the daily rollups
-are then filled by migration 0175's own backfill. It starts its own PostgreSQL and Redis
-(tests/servers.py) on loopback ports. The machine may be shared: the ratios to the baseline
-of the same round are what to compare, and each figure is given over `--rounds` rounds.
+areas drawn from the shipped directory, milestones at plausible delays; the rollups are
+then filled by the own backfills of migrations 0175, 0195 and 0196. It starts its own
+PostgreSQL and Redis (tests/servers.py) on loopback ports. The machine may be shared: the
+ratios to the baseline of the same round are what to compare, and each figure is given over
+`--rounds` rounds.
 
 **The report flow under an analyst** (`--flow-rows`, 0 to skip): one `ess serve` on
 PostgreSQL + Redis holding `--flow-rows` incidents, closed-loop LINE reports from
@@ -44,10 +45,11 @@ from config.settings import Settings  # noqa: E402
 from routing.analytics import CLI_VIEWER, Period, Places, load, scope  # noqa: E402
 from routing.directory import load_directory  # noqa: E402
 from routing.gazetteer import Gazetteer  # noqa: E402
+from storage import count_rollups  # noqa: E402
 from storage.crypto import Sealer  # noqa: E402
 from storage.factory import open_storage  # noqa: E402
 from storage.ports import Storage  # noqa: E402
-from storage.rollups import TABLE, backfill_sql  # noqa: E402
+from storage.rollups import DISTRICT_TABLE, TABLE, backfill_sql  # noqa: E402
 from tests.analytics_history import precompute_sql  # noqa: E402
 from tests.servers import PostgresServer  # noqa: E402
 
@@ -101,8 +103,11 @@ FROM generate_series($9::int, $10::int) g,
         # filled by the migration's own backfill: the bench reads the same stored columns.
         await conn.execute(precompute_sql("postgres"))
         await conn.execute(backfill_sql("postgres"))  # migration 0175's own backfill
+        await conn.execute(backfill_sql("postgres", district=True))  # 0196's
+        await conn.execute(count_rollups.backfill_sql("postgres"))  # 0195's
         await conn.execute("VACUUM ANALYZE incidents")
-        await conn.execute(f"VACUUM ANALYZE {TABLE}")
+        for table in (TABLE, DISTRICT_TABLE, count_rollups.TABLE):
+            await conn.execute(f"VACUUM ANALYZE {table}")
     finally:
         await conn.close()
 
@@ -133,6 +138,8 @@ async def fill_sqlite(path: Path, rows: int, now: datetime) -> None:
             f"({', '.join('?' * 31)})", data)
         await db.execute(precompute_sql("sqlite"))
         await db.executescript(backfill_sql("sqlite"))
+        await db.executescript(backfill_sql("sqlite", district=True))
+        await db.executescript(count_rollups.backfill_sql("sqlite"))
         await db.commit()
         await db.execute("ANALYZE")
 

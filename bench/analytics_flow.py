@@ -108,6 +108,14 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
             reporters = Reporters(line, reporters_http)
             urls, pids = [f"{base}/webhooks/line"], {"ess": ess.pid}
             await reporters.round(urls, users, 2.0, True, pids)  # warm-up
+            # The page on its own, no reporters: what a load costs without the contention.
+            quiet: list[float] = []
+            for _ in range(5):
+                began = time.perf_counter()
+                async with board.get(f"{base}{PAGE}", allow_redirects=False) as response:
+                    await response.read()
+                quiet.append(time.perf_counter() - began)
+            print(f"page alone: p50 {statistics.median(quiet):.2f} s over {len(quiet)} loads")
             print(f"{'round':<7}{'alone/s':>9}{'analyst/s':>11}{'ratio':>7}{'errors':>8}"
                   f"{'page loads':>12}{'page p50 s':>12}")
             ratios = []

@@ -1,10 +1,10 @@
 """What the analytics queries ask a store and what it answers: typed, aggregated, anonymous.
 
-The stores aggregate in SQL (one scan of the incident table over the clear columns of
-migrations 0150 and 0151; the response figures mostly from the daily rollups of
-`storage.rollups`); `routing.analytics` turns the rows into views and applies suppression.
-Nothing here carries a reference, a phone number, a pin or free text: only counts, area
-codes, coarse cells and durations.
+The stores aggregate in SQL: whole local days from the rollups of `storage.rollups`
+(response figures) and `storage.count_rollups` (counts), the rest with one scan of the
+incident table over the clear columns of migrations 0150 and 0151. `routing.analytics`
+turns the rows into views and applies suppression. Nothing here carries a reference, a
+phone number, a pin or free text: only counts, area codes, coarse cells and durations.
 """
 
 from __future__ import annotations

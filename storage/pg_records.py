@@ -24,7 +24,7 @@ from bot.incident import (
 )
 from bot.staff import NATIONAL
 from bot.text import dump_json
-from storage import analytics, rollups
+from storage import analytics, count_rollups, rollups
 from storage.audit import AuditEntry, PgAudit
 from storage.crypto import CLEAR_DETAILS, Sealer, seal_fields
 from storage.ports import Binding, Milestone, StaleSession, StorageError, Timer
@@ -73,7 +73,7 @@ _SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
            "FROM incidents i LEFT JOIN vault.data_keys k ON k.record = i.id")
 
 
-_MOVED = rollups.moved_sql("c")  # the rollup CTE of an update (storage/rollups.py)
+_MOVED = rollups.moved_ctes("c")  # the rollup CTEs of an update (storage/rollups.py)
 
 
 class PgIncidents:
@@ -140,11 +140,21 @@ class PgIncidents:
             "(2, substr($48, 1, 7), coalesce($44, '-'), '*', '*'), (3, $48, '*', '-', '-'), "
             "(4, $48, coalesce($44, '-'), '*', '*')) AS v(o, d, p, a, l) "
             f"ORDER BY v.o ON CONFLICT ({', '.join(rollups.KEYS)}) "
-            f"DO UPDATE SET reports = {rollups.TABLE}.reports + 1) "
+            f"DO UPDATE SET reports = {rollups.TABLE}.reports + 1 RETURNING 1), "
+            f"rd AS (INSERT INTO {rollups.DISTRICT_TABLE} (local_day, province, district, "
+            "synthetic, drill, reports) SELECT v.d, coalesce($44, '-'), coalesce($45, '-'), "
+            "$43, $11, 1 FROM ins, (SELECT count(*) FROM ru) z, "
+            "(VALUES (1, substr($48, 1, 7)), (2, $48)) AS v(o, d) ORDER BY v.o "
+            f"ON CONFLICT ({', '.join(rollups.DISTRICT_KEYS)}) "
+            f"DO UPDATE SET reports = {rollups.DISTRICT_TABLE}.reports + 1 RETURNING 1), "
+            # ... and in the count rollups (storage/count_rollups.py), after those.
+            f"rc AS ({count_rollups.create_cte(55, '$43', '$11', 'ins', 'rd')}) "
             "SELECT count(*) FROM ins")
         for n in notifications:
             n.incident_id = incident.id
         own, wrapped = self._keys.create(incident.id)
+        count_keys = [list(column) for column in zip(*count_rollups.incident_keys(incident),
+                                                     strict=True)]
         for _ in range(8):
             row = (
                 incident.id, incident.reference, incident.source_event, incident.type,
@@ -168,7 +178,8 @@ class PgIncidents:
                     self._sealer.digest(incident.reporter), incident.synthetic,
                     *analytics.area_columns(incident), analytics.cell_of(incident),
                     *analytics.local_columns(incident.created_at), wrapped,
-                    phone_key(self._sealer, incident), dispatched_agencies(incident.details))
+                    phone_key(self._sealer, incident), dispatched_agencies(incident.details),
+                    *count_keys)
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "incidents_reference_key":
                     raise
@@ -228,8 +239,11 @@ class PgIncidents:
         sets += f", agencies = ${25 + len(marks)}::text[]"
         facts = ", ".join(rollups.FACTS)
         sql = (
-            (f"WITH old AS (SELECT {facts} FROM incidents WHERE id = $7 AND version = $8), "
-             if moves else "WITH ")
+            # The status before the write, for the count rollups (storage/count_rollups.py).
+            "WITH so AS (SELECT local_day, province, status, synthetic, drill FROM incidents "
+            "WHERE id = $7 AND version = $8), "
+            + (f"old AS (SELECT {facts} FROM incidents WHERE id = $7 AND version = $8), "
+               if moves else "")
             + "u AS (UPDATE incidents SET status = $1, phone = $2, do_not_call = $3, "
             f"area_codes = $4, details = $5, version = version + 1, updated_at = $6, "
             f"phone_key = $24{sets} WHERE id = $7 AND version = $8 RETURNING id"
@@ -239,7 +253,8 @@ class PgIncidents:
             f"ob AS ({_outbox_sql('u', 13)}) "
             + (f", c AS (SELECT -1 AS sign, {', '.join('o.' + f for f in rollups.FACTS)} "
                f"FROM old o, u UNION ALL SELECT 1, {facts} FROM u), "
-               f"ru AS ({_MOVED}) " if moves else "")
+               f"{_MOVED} " if moves else "")
+            + f", sc AS ({count_rollups.status_cte('so', '$1', 'u', 'rd' if moves else None)}) "
             + "SELECT count(*) FROM u")
         args = (
             incident.status,
@@ -280,15 +295,10 @@ class PgIncidents:
 
     async def counts(self, query: analytics.Query,
                      dims: Sequence[str]) -> list[analytics.CountRow]:
-        analytics.check_dimensions(dims)
-        keys = [analytics.POSTGRES_DIMENSIONS[d] for d in dims]
-        clause, params = analytics.where(query, "$")
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        rows = await self._pool.fetch(
-            f"SELECT {''.join(k + ', ' for k in keys)}count(*), "
-            f"count(*) FILTER (WHERE synthetic) FROM incidents WHERE {clause}{group}", *params)
-        return [analytics.CountRow(tuple(str(v) for v in r[:-2]), int(r[-2]), int(r[-1]))
-                for r in rows if r[-2]]
+        async def fetch(sql: str, params: list[Any]) -> list[Any]:
+            return list(await self._pool.fetch(sql, *params))
+
+        return await count_rollups.counts("postgres", fetch, query, dims, lambda d: d)
 
     async def responses(self, query: analytics.Query, dims: Sequence[str],
                         now: datetime) -> list[analytics.ResponseRow]:

@@ -10,9 +10,12 @@ multiplies the rows until there are as many as incidents:
 - the *help* family, one row per (day, agency, level, synthetic, drill), `province = '*'`;
 
 each also per month (`local_day` is then `YYYY-MM`), so a year is read from twelve month
-rows per key and the days at its ends, not from 365 day rows.
+rows per key and the days at its ends, not from 365 day rows. A third family has its own
+table, `analytics_district_daily` (migration 0196): one row per (day or month, province,
+district, synthetic, drill), for the drill-down into a province (its districts); the
+province of a row is the district's (the incident's own province column).
 
-A query that filters or groups by anything else (a district or station, a type, a channel)
+A query that filters or groups by anything else (a station, a type, a channel)
 is answered from the incident rows, ranked through the same histograms so that every view
 gives the same figure for the same incidents.
 
@@ -57,13 +60,15 @@ KEYS = ("local_day", "province", "agency", "level", "synthetic", "drill")
 # Per incident: the stored columns a contribution is made of (storage.analytics SECONDS).
 FACTS = ("local_day", "province", "help_agency", "help_level", "synthetic", "drill",
          "acked_at", "escalations", "delivered_s", "acked_s", "on_scene_s",
-         "closed_s", "eta_over_s")
+         "closed_s", "eta_over_s", "district")
 ETA_BUCKETS = 2 * BUCKETS  # lateness: 0 … 63 early (mirrored), 64 … 127 on time or late
 COUNTS = ("reports", "acked", "escalated", *(f"{s}_n" for s in STAGES), "eta_n", "eta_late")
 COLUMNS: tuple[str, ...] = (
     *COUNTS, *(f"{s}_{b}" for s in STAGES for b in range(BUCKETS)),
     *(f"eta_{b}" for b in range(ETA_BUCKETS)))
 TABLE = "analytics_daily"
+DISTRICT_TABLE = "analytics_district_daily"
+DISTRICT_KEYS = ("local_day", "province", "district", "synthetic", "drill")
 Change = tuple[tuple[Any, ...], dict[str, int]]  # a rollup row's key, what to add to it
 
 
@@ -120,12 +125,14 @@ class Facts:
     escalations: int = 0
     seconds: tuple[float | None, ...] = (None,) * len(STAGES)
     eta_over: float | None = None
+    district: str | None = None
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> Facts:
         return cls(str(row[0]), row[1], row[2], None if row[3] is None else int(row[3]),
                    bool(row[4]), bool(row[5]), row[6] is not None, int(row[7] or 0),
-                   tuple(row[8:8 + len(STAGES)]), row[8 + len(STAGES)])
+                   tuple(row[8:8 + len(STAGES)]), row[8 + len(STAGES)],
+                   row[9 + len(STAGES)])
 
     def rollup_keys(self) -> list[tuple[Any, ...]]:
         """Both families, each for the day and for its month (`YYYY-MM`)."""
@@ -133,6 +140,11 @@ class Facts:
         return [k for period in (self.day, self.day[:7]) for k in (
             (period, self.province or NONE, ALL, ALL, self.synthetic, self.drill),
             (period, ALL, self.agency or NONE, level, self.synthetic, self.drill))]
+
+    def district_keys(self) -> list[tuple[Any, ...]]:
+        """The district family (DISTRICT_KEYS), for the day and for its month."""
+        return [(period, self.province or NONE, self.district or NONE, self.synthetic,
+                 self.drill) for period in (self.day, self.day[:7])]
 
     def counts(self) -> dict[str, int]:
         out = {"reports": 1, "acked": int(self.acked), "escalated": int(self.escalations > 0)}
@@ -146,15 +158,18 @@ class Facts:
         return out
 
 
-def delta(before: Facts | None, after: Facts | None) -> list[Change]:
-    """What to add to which rollup rows when an incident row goes from `before` to
-    `after` (None: absent), in key order so that concurrent writers lock rows alike."""
+def delta(before: Facts | None, after: Facts | None,
+          keys: Callable[[Facts], list[tuple[Any, ...]]] = Facts.rollup_keys) -> list[Change]:
+    """What to add to which rollup rows (of the family `keys` gives: `Facts.rollup_keys`
+    for TABLE, `Facts.district_keys` for DISTRICT_TABLE) when an incident row goes from
+    `before` to `after` (None: absent), in key order so that concurrent writers lock rows
+    alike."""
     out: dict[tuple[Any, ...], dict[str, int]] = {}
     for facts, sign in ((before, -1), (after, 1)):
         if facts is None:
             continue
         counts = facts.counts()
-        for key in facts.rollup_keys():
+        for key in keys(facts):
             row = out.setdefault(key, {})
             for column, n in counts.items():
                 row[column] = row.get(column, 0) + sign * n
@@ -162,19 +177,20 @@ def delta(before: Facts | None, after: Facts | None) -> list[Change]:
                    if any(v.values())), key=lambda change: change[0])
 
 
-def upsert_sql(backend: str) -> str:
+def upsert_sql(backend: str, table: str = TABLE, keys: Sequence[str] = KEYS) -> str:
     """One rollup row added to (every column; zeros where nothing changes)."""
-    names = (*KEYS, *COLUMNS)
+    names = (*keys, *COLUMNS)
     marks = ", ".join(f"${k}" for k in range(1, len(names) + 1)) if backend == "postgres" \
         else ", ".join("?" * len(names))
-    sets = ", ".join(f"{c} = {TABLE}.{c} + excluded.{c}" for c in COLUMNS)
-    return (f"INSERT INTO {TABLE} ({', '.join(names)}) VALUES ({marks}) "
-            f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {sets}")
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COLUMNS)
+    return (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
 
 
 def upsert_rows(changes: Sequence[Change],
                 boolean: Callable[[bool], Any] = bool) -> list[tuple[Any, ...]]:
-    return [(*key[:4], boolean(key[4]), boolean(key[5]),
+    """Parameters of upsert_sql: the key (its last two: synthetic, drill), then COLUMNS."""
+    return [(*key[:-2], boolean(key[-2]), boolean(key[-1]),
              *(values.get(c, 0) for c in COLUMNS)) for key, values in changes]
 
 
@@ -213,11 +229,16 @@ def _next_month(day: date) -> date:
 
 def family(query: Query, dims: Sequence[str]) -> str | None:
     """Which key family answers `dims` under `query`, or None (the incident rows)."""
-    if query.type is not None or query.channel is not None or query.area is not None:
+    if query.type is not None or query.channel is not None:
         return None
+    provinces = all(len(a) == 2 and a.isdigit() for a in query.areas)
+    if query.area is not None:
+        # The drill-down into a province: its districts.
+        area = query.area
+        return "district" if list(dims) == ["district"] and len(area) == 2 and \
+            area.isdigit() and ("TH" in query.areas or provinces) else None
     national = "TH" in query.areas
-    if set(dims) <= {"province"} and (national or all(
-            len(a) == 2 and a.isdigit() for a in query.areas)):
+    if set(dims) <= {"province"} and (national or provinces):
         return "area"
     if set(dims) <= {"agency", "level"} and len(dims) <= 1 and national:
         return "help"
@@ -257,25 +278,30 @@ def read_sql(backend: str, query: Query, dims: Sequence[str], kind: str,
         params.append(value)
         return f"{mark}{len(params)}"
 
-    column = {"province": "province", "agency": "agency", "level": "level"}
+    column = {"province": "province", "agency": "agency", "level": "level",
+              "district": "district"}
     keys = [column[d] for d in dims]
     months, spans = calendar(*days)
     periods = [f"local_day IN ({', '.join(p(m) for m in months)})"] if months else []
     periods += [f"(local_day >= {p(a.isoformat())} AND local_day < {p(b.isoformat())} "
                 "AND length(local_day) = 10)" for a, b in spans]
-    clauses = [f"({' OR '.join(periods)})",
-               "agency = '*'" if kind == "area" else "province = '*'"]
+    clauses = [f"({' OR '.join(periods)})"]
+    if kind != "district":
+        clauses.append("agency = '*'" if kind == "area" else "province = '*'")
+    else:
+        clauses.append(f"province = {p(query.area)}")
     if not query.include_drills:
         clauses.append("NOT drill")
     if not query.include_synthetic:
         clauses.append("NOT synthetic")
-    if kind == "area" and "TH" not in query.areas:
+    if kind in ("area", "district") and "TH" not in query.areas:
         clauses.append(f"province IN ({', '.join(p(a) for a in query.areas)})")
     synthetic = "CASE WHEN synthetic THEN reports ELSE 0 END"
     sums = ", ".join(f"sum({c})" for c in COLUMNS)
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
     return (f"SELECT {''.join(k + ', ' for k in keys)}sum({synthetic}), {sums} "
-            f"FROM {TABLE} WHERE {' AND '.join(clauses)}{group}", params)
+            f"FROM {DISTRICT_TABLE if kind == 'district' else TABLE} "
+            f"WHERE {' AND '.join(clauses)}{group}", params)
 
 
 @dataclass(slots=True)
@@ -391,11 +417,34 @@ def _bucket_sql(expr: str, pg: bool) -> str:
     return f"(CASE WHEN {expr} IS NULL THEN NULL {whens} ELSE {len(BOUNDS)} END)"
 
 
-def contributions_sql(source: str, weight: str, pg: bool) -> list[str]:
+AREA_HELP = ("province, '*', '*', synthetic, drill", "'*', agency, level, synthetic, drill")
+DISTRICT = ("province, district, synthetic, drill",)
+
+
+def contributions_sql(source: str, weight: str, pg: bool,
+                      families: Sequence[str] = AREA_HELP) -> list[str]:
     """One SELECT per key family and grain (day, month): the rollup rows (KEYS, COLUMNS) that
     the incident rows of
     `source` (FACTS columns) add, each row counting `weight` (1, or −1 for a row's old
     values). As `Facts.counts` and `delta` do in Python."""
+    inner, sums = _parts(weight, pg, families == DISTRICT)
+    select = ",\n    ".join(sums)
+    rows = ",\n        ".join(inner)
+    out = []
+    month = "substr(local_day, 1, 7)"
+    for keys in (f"{period}, {family}" for period in ("local_day", month)
+                 for family in families):
+        group = ", ".join(k for k in keys.split(", ") if k != "'*'")
+        # OFFSET 0 keeps the subquery whole: each bucket is computed once per row, not
+        # copied into every sum that reads it (which made planning take a third of a second).
+        out.append(f"SELECT {keys},\n    {select}\nFROM (SELECT {rows}\n    FROM {source} "
+                   f"{'OFFSET 0' if pg else 'LIMIT -1 OFFSET 0'}) r\nGROUP BY {group}")
+    return out
+
+
+def _parts(weight: str, pg: bool, district: bool) -> tuple[list[str], list[str]]:
+    """The per-row columns of a contribution (keys, weight `w`, buckets) and the sums of
+    COLUMNS over them."""
     seconds = dict(zip(STAGES, FACTS[8:8 + len(STAGES)], strict=True))
     level = "help_level::text" if pg else "CAST(help_level AS TEXT)"
     inner = [
@@ -407,6 +456,8 @@ def contributions_sql(source: str, weight: str, pg: bool) -> list[str]:
         f"(CASE WHEN eta_over_s >= 0 THEN {BUCKETS} + {_bucket_sql('eta_over_s', pg)} "
         f"ELSE {BUCKETS - 1} - {_bucket_sql('-eta_over_s', pg)} END) AS eta_b",
         "(eta_over_s > 0) AS late"]
+    if district:
+        inner.insert(2, "coalesce(district, '-') AS district")
 
     def when(condition: str) -> str:
         return f"sum(CASE WHEN {condition} THEN w ELSE 0 END)"
@@ -415,40 +466,55 @@ def contributions_sql(source: str, weight: str, pg: bool) -> list[str]:
             *(when(f"{s}_b IS NOT NULL") for s in STAGES), when("eta_b IS NOT NULL"),
             when("late"), *(when(f"{s}_b = {b}") for s in STAGES for b in range(BUCKETS)),
             *(when(f"eta_b = {b}") for b in range(ETA_BUCKETS))]
-    select = ",\n    ".join(sums)
-    rows = ",\n        ".join(inner)
-    out = []
-    month = "substr(local_day, 1, 7)"
-    for keys in (f"{period}, {family}" for period in ("local_day", month) for family in (
-            "province, '*', '*', synthetic, drill", "'*', agency, level, synthetic, drill")):
-        group = ", ".join(k for k in keys.split(", ") if k != "'*'")
-        # OFFSET 0 keeps the subquery whole: each bucket is computed once per row, not
-        # copied into every sum that reads it (which made planning take a third of a second).
-        out.append(f"SELECT {keys},\n    {select}\nFROM (SELECT {rows}\n    FROM {source} "
-                   f"{'OFFSET 0' if pg else 'LIMIT -1 OFFSET 0'}) r\nGROUP BY {group}")
-    return out
+    return inner, sums
 
 
-def backfill_sql(backend: str) -> str:
-    """The rollup rows of every incident already stored (the tail of migration 0175; the
-    benchmark fills its tables with it too)."""
-    names = ", ".join((*KEYS, *COLUMNS))
+def backfill_sql(backend: str, district: bool = False) -> str:
+    """The rollup rows of every incident already stored (the tail of migration 0175, and
+    with `district` of 0196; the benchmark fills its tables with them too)."""
+    names = ", ".join((*(DISTRICT_KEYS if district else KEYS), *COLUMNS))
     return "".join(
-        f"INSERT INTO {TABLE} ({names})\n{select};\n" for select in contributions_sql(
-            "incidents WHERE local_day IS NOT NULL", "1", backend == "postgres"))
+        f"INSERT INTO {DISTRICT_TABLE if district else TABLE} ({names})\n{select};\n"
+        for select in contributions_sql("incidents WHERE local_day IS NOT NULL", "1",
+                                        backend == "postgres",
+                                        DISTRICT if district else AREA_HELP))
 
 
-def moved_sql(source: str) -> str:
-    """PostgreSQL: add to the rollups what the rows of `source` (a CTE of FACTS columns
-    and a `sign`) contribute, in key order — as a CTE of the statement that writes the
-    incident, so the rollup rows are locked before the board's log lock (0060) that its
-    timeline trigger takes, as by every other incident write."""
-    names = ", ".join((*KEYS, *COLUMNS))
-    sets = ", ".join(f"{c} = {TABLE}.{c} + excluded.{c}" for c in COLUMNS)
-    union = "\nUNION ALL\n".join(contributions_sql(source, "sign", True))
-    return (f"INSERT INTO {TABLE} ({names}) SELECT * FROM ({union}) x "
-            f"ORDER BY {', '.join(str(k + 1) for k in range(len(KEYS)))} "
-            f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {sets}")
+def moved_ctes(source: str) -> str:
+    """PostgreSQL: CTEs adding to both rollup tables what the rows of `source` (a CTE of
+    FACTS columns and a `sign`) contribute — in the statement that writes the incident, so
+    the rollup rows are locked (in key order, TABLE before DISTRICT_TABLE) before the
+    board's log lock (0060) that its timeline trigger takes, as by every other incident
+    write. One pass of grouping sets computes every family and grain: a quarter of the
+    text of one SELECT per family and grain, so the statement plans faster."""
+    inner, sums = _parts("sign", True, True)
+    month = "substr(local_day, 1, 7) AS month"
+    keys = ("province", "agency", "level", "district")
+    families = ("province", "agency, level", "province, district")
+    sets = ", ".join(f"({period}, {family}, synthetic, drill)"
+                     for period in ("local_day", "month") for family in families)
+    shown = ["CASE WHEN GROUPING(local_day) = 0 THEN local_day ELSE month END AS period",
+             *(f"CASE WHEN GROUPING({k}) = 0 THEN {k} ELSE '{ALL}' END AS {k}" for k in keys),
+             "GROUPING(district) AS whole", "synthetic", "drill",
+             *(f"{total} AS {c}" for total, c in zip(sums, COLUMNS, strict=True))]
+    names = ", ".join(COLUMNS)
+
+    def insert(table: str, key: Sequence[str], which: int, after: str | None) -> str:
+        wait = f", (SELECT count(*) FROM {after}) z" if after else ""
+        on = ", ".join(key)
+        added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in COLUMNS)
+        return (f"INSERT INTO {table} AS t ({on}, {names}) SELECT "
+                f"{', '.join('period' if k == 'local_day' else k for k in key)}, {names} "
+                f"FROM g{wait} WHERE whole = {which} ORDER BY "
+                f"{', '.join(str(k + 1) for k in range(len(key)))} "
+                f"ON CONFLICT ({on}) DO UPDATE SET {added} RETURNING 1")
+
+    # OFFSET 0 keeps the subquery whole: each bucket is computed once per row, not copied
+    # into every sum that reads it (which made planning take a third of a second).
+    return (f"g AS (SELECT {', '.join(shown)} FROM (SELECT {', '.join(inner)}, {month} "
+            f"FROM {source} OFFSET 0) r GROUP BY GROUPING SETS ({sets})), "
+            f"ru AS ({insert(TABLE, KEYS, 1, None)}), "
+            f"rd AS ({insert(DISTRICT_TABLE, DISTRICT_KEYS, 0, 'ru')})")
 
 
 def migration_sql(backend: str) -> str:
@@ -466,3 +532,21 @@ def migration_sql(backend: str) -> str:
         f"    agency text NOT NULL, level text NOT NULL, synthetic {boolean} NOT NULL,\n"
         f"    drill {boolean} NOT NULL,\n    {columns},\n"
         f"    PRIMARY KEY ({', '.join(KEYS)})\n);\n" + backfill_sql(backend))
+
+
+def district_migration_sql(backend: str) -> str:
+    """The text of migration 0196 (a test holds the shipped file to it)."""
+    pg = backend == "postgres"
+    boolean = "boolean" if pg else "INTEGER"
+    columns = ",\n    ".join(f"{c} integer NOT NULL DEFAULT 0" for c in COLUMNS)
+    return (
+        "-- Daily rollups of the response figures per district (storage/rollups.py,\n"
+        "-- docs/analytics.md \"Speed\"): the drill-down into a province without reading\n"
+        "-- its incident rows; the same columns as analytics_daily (0175), kept alike.\n"
+        "-- Generated by storage.rollups.district_migration_sql (a test holds this file\n"
+        "-- to it).\n"
+        f"CREATE TABLE {DISTRICT_TABLE} (\n    local_day text NOT NULL, province text NOT NULL,\n"
+        f"    district text NOT NULL, synthetic {boolean} NOT NULL, drill {boolean} NOT NULL,\n"
+        f"    {columns},\n"
+        f"    PRIMARY KEY ({', '.join(DISTRICT_KEYS)})\n);\n"
+        + backfill_sql(backend, district=True))

@@ -32,7 +32,7 @@ from bot.incident import (
 from bot.session import Session
 from bot.staff import NATIONAL
 from bot.text import dump_json
-from storage import analytics, rollups
+from storage import analytics, count_rollups, rollups
 from storage.audit import AuditEntry, SQLiteAudit
 from storage.case_photos import SQLiteCasePhotos
 from storage.cases import SQLiteCases
@@ -242,6 +242,14 @@ def _scope(areas: Sequence[str], agencies: Sequence[str] = ()) -> tuple[str, lis
     return where, [*areas, *agencies]
 
 
+async def _count(conn: aiosqlite.Connection, changes: Sequence[tuple[count_rollups.Key, int]],
+                 synthetic: bool, drill: bool) -> None:
+    # The count rollups (storage/count_rollups.py), in the incident's transaction.
+    if changes:
+        await conn.executemany(count_rollups.upsert_sql("sqlite"), [
+            (*key, int(synthetic), int(drill), n) for key, n in changes])
+
+
 async def _index_agencies(conn: aiosqlite.Connection, incident: Incident) -> None:
     """Keep `incident_agencies` equal to the incident's dispatched agencies."""
     await conn.execute("DELETE FROM incident_agencies WHERE incident_id = ?", (incident.id,))
@@ -342,7 +350,9 @@ class SQLiteIncidents:
                  *analytics.area_columns(incident), analytics.cell_of(incident),
                  *analytics.local_columns(incident.created_at), incident.id))
             await _index_agencies(conn, incident)
-            await self._rollup(conn, rollups.delta(None, await self._facts(conn, incident.id)))
+            await self._rollup(conn, None, await self._facts(conn, incident.id))
+            await _count(conn, [(k, 1) for k in count_rollups.incident_keys(incident)],
+                         incident.synthetic, incident.drill)
             await self._event(conn, own, incident.id, event)
             for n in notifications:
                 n.incident_id = incident.id
@@ -383,6 +393,10 @@ class SQLiteIncidents:
                      notifications: Sequence[Notification] = ()) -> Incident:
         async with self._db.transaction() as conn:
             own = await self._own(conn, incident.id)
+            was = list(await conn.execute_fetchall(
+                "SELECT local_day, province, status, synthetic, drill FROM incidents "
+                "WHERE id = ? AND version = ?",
+                (incident.id, incident.version)))
             cur = await conn.execute(
                 "UPDATE incidents SET status = ?, phone = ?, phone_key = ?, do_not_call = ?, "
                 "area_codes = ?, details = ?, version = version + 1, updated_at = ? "
@@ -398,6 +412,10 @@ class SQLiteIncidents:
             await _index_agencies(conn, incident)
             await self._event(conn, own, incident.id, event)
             await self._mark(conn, incident, event)
+            if was and was[0][0] is not None:  # the count rollups follow the status
+                day, province, status, synthetic, drill = was[0]
+                await _count(conn, count_rollups.status_keys(
+                    day, province, status, incident.status), bool(synthetic), bool(drill))
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, own, notifications)
@@ -413,10 +431,16 @@ class SQLiteIncidents:
         return rollups.Facts.of(rows[0]) if rows and rows[0][0] is not None else None
 
     @staticmethod
-    async def _rollup(conn: aiosqlite.Connection, changes: list[rollups.Change]) -> None:
-        if changes:
-            await conn.executemany(rollups.upsert_sql("sqlite"),
-                                   rollups.upsert_rows(changes, int))
+    async def _rollup(conn: aiosqlite.Connection, before: rollups.Facts | None,
+                      after: rollups.Facts | None) -> None:
+        # Both tables of the response rollups: the area and help families, the districts.
+        for table, keys, family in (
+                (rollups.TABLE, rollups.KEYS, rollups.Facts.rollup_keys),
+                (rollups.DISTRICT_TABLE, rollups.DISTRICT_KEYS, rollups.Facts.district_keys)):
+            changes = rollups.delta(before, after, family)
+            if changes:
+                await conn.executemany(rollups.upsert_sql("sqlite", table, keys),
+                                       rollups.upsert_rows(changes, int))
 
     async def _mark(self, conn: aiosqlite.Connection, incident: Incident,
                     event: TimelineEvent) -> None:
@@ -434,7 +458,7 @@ class SQLiteIncidents:
             before = await self._facts(conn, incident.id)
             await conn.execute(
                 f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", [*params, incident.id])
-            await self._rollup(conn, rollups.delta(before, await self._facts(conn, incident.id)))
+            await self._rollup(conn, before, await self._facts(conn, incident.id))
 
     async def timeline(self, incident_id: str) -> list[TimelineEvent]:
         rows = await self._db.all(
@@ -459,15 +483,10 @@ class SQLiteIncidents:
 
     async def counts(self, query: analytics.Query,
                      dims: Sequence[str]) -> list[analytics.CountRow]:
-        analytics.check_dimensions(dims)
-        keys = [analytics.SQLITE_DIMENSIONS[d] for d in dims]
-        clause, params = analytics.where(query, "?", ts)
-        group = f" GROUP BY {', '.join(keys)}" if keys else ""
-        rows = await self._db.all(
-            f"SELECT {''.join(k + ', ' for k in keys)}count(*), total(synthetic) "
-            f"FROM incidents WHERE {clause}{group}", params)
-        return [analytics.CountRow(tuple(str(v) for v in r[:-2]), int(r[-2]), int(r[-1]))
-                for r in rows if r[-2]]
+        async def fetch(sql: str, params: list[Any]) -> list[Any]:
+            return list(await self._db.all(sql, params))
+
+        return await count_rollups.counts("sqlite", fetch, query, dims, ts)
 
     async def responses(self, query: analytics.Query, dims: Sequence[str],
                         now: datetime) -> list[analytics.ResponseRow]:

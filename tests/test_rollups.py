@@ -62,6 +62,8 @@ def test_percentile_from_the_histogram_is_the_bucket_of_the_nearest_rank() -> No
 def test_the_shipped_migration_is_the_generators(backend: str) -> None:
     shipped = (MIGRATIONS / backend / "0175_analytics_rollups.sql").read_text()
     assert shipped == rollups.migration_sql(backend)
+    shipped = (MIGRATIONS / backend / "0196_analytics_district_rollups.sql").read_text()
+    assert shipped == rollups.district_migration_sql(backend)
 
 
 def test_whole_days_and_the_plan() -> None:
@@ -77,34 +79,41 @@ def test_whole_days_and_the_plan() -> None:
                                                         until)]
     # What no family holds is read from the rows.
     for q, dims in ((replace(query, type="threat"), ["province"]),
-                    (replace(query, area="65"), ["district"]),
+                    (replace(query, area="6501"), ["station"]),
+                    (replace(query, area="65", type="threat"), ["district"]),
                     (replace(query, areas=("6501",)), ["province"]),
                     (replace(query, areas=("65",)), ["agency"])):
         assert rollups.plan(q, dims, until, timedelta(hours=1)).raw == (q,)
     assert rollups.plan(replace(query, areas=("65",)), ["province"], until,
                         timedelta(hours=1)).family == "area"
+    # The drill-down into a province: its districts, from the district family.
+    assert rollups.plan(replace(query, area="65"), ["district"], until,
+                        timedelta(hours=1)).family == "district"
     # A day not yet an hour old is not settled: it comes from the rows.
     late = rollups.plan(query, ["province"], datetime(2026, 3, 4, 17, 30, tzinfo=UTC),
                         timedelta(hours=1))
     assert late.days is not None and str(late.days[1]) == "2026-03-04"
 
 
-async def _table(settings: Settings, wipe: bool) -> list[tuple[Any, ...]]:
-    select = f"SELECT * FROM {rollups.TABLE} ORDER BY {', '.join(rollups.KEYS)}"
+async def _table(settings: Settings, wipe: bool, district: bool = False,
+                 ) -> list[tuple[Any, ...]]:
+    table, keys = (rollups.DISTRICT_TABLE, rollups.DISTRICT_KEYS) if district else (
+        rollups.TABLE, rollups.KEYS)
+    select = f"SELECT * FROM {table} ORDER BY {', '.join(keys)}"
     if settings.database_url:
         conn = await asyncpg.connect(settings.database_url)
         try:
             if wipe:
-                await conn.execute(f"DELETE FROM {rollups.TABLE}")
-                await conn.execute(rollups.backfill_sql("postgres"))
+                await conn.execute(f"DELETE FROM {table}")
+                await conn.execute(rollups.backfill_sql("postgres", district))
             return [tuple(int(v) if isinstance(v, bool) else v for v in r)
                     for r in await conn.fetch(select)]
         finally:
             await conn.close()
     async with aiosqlite.connect(settings.sqlite_path) as db:
         if wipe:
-            await db.execute(f"DELETE FROM {rollups.TABLE}")
-            await db.executescript(rollups.backfill_sql("sqlite"))
+            await db.execute(f"DELETE FROM {table}")
+            await db.executescript(rollups.backfill_sql("sqlite", district))
         return [tuple(r) for r in await db.execute_fetchall(select)]
 
 
@@ -119,6 +128,13 @@ async def test_backfill_equals_what_the_stores_write(
         assert sum(r[reports] for r in rows if r[1] == rollups.ALL) == 39
         assert any(r[1] == rollups.ALL and r[2] == "police" for r in rows)
     assert await _table(backend_settings, wipe=True) == written
+    # The district family: every incident once per grain, the same after a backfill.
+    districts = await _table(backend_settings, wipe=False, district=True)
+    for grain in (10, 7):
+        rows = [r for r in districts if len(r[0]) == grain]
+        assert sum(r[len(rollups.DISTRICT_KEYS)] for r in rows) == 39
+        assert {(r[1], r[2]) for r in rows} == {("65", "6501"), ("10", "1001"), ("63", "6301")}
+    assert await _table(backend_settings, wipe=True, district=True) == districts
 
 
 NATIONAL = Viewer(("TH",), frozenset({"analyst"}))
@@ -140,10 +156,14 @@ async def test_rollups_and_rows_give_the_same_figures(history: Storage) -> None:
                         rollups.SETTLE).raw[0].until > T0
     by_area = await _rows(history, "response", whole)
     assert by_area == await _rows(history, "response", edge)
-    # Phitsanulok's districts (the rows) against its line of the national view (rollups).
+    # Phitsanulok's districts (the district family) against its line of the national view
+    # (the area family), and against the same districts read from the rows.
     r65 = next(r for r in by_area if r[0] == "65")
     (district,) = await _rows(history, "response", whole, area="65")
     assert district[2:] == r65[2:]
+    assert rollups.plan(scope(NATIONAL, whole, PLACES, area="65"), ["district"], UNTIL,
+                        rollups.SETTLE).family == "district"
+    assert await _rows(history, "response", edge, area="65") == [district]
     # The help family serves a national viewer only; three provinces read the rows.
     for by in ("agency", "level"):
         assert await _rows(history, by, whole) == await _rows(history, by, whole, THREE)
