@@ -411,6 +411,13 @@ class PgOutbox:
             "lease_until = NULL WHERE id = $2 AND lease_owner = $3 AND status = 'pending'",
             now, notification_id, owner)
 
+    async def complete_all(self, ids: Sequence[str], owner: str, now: datetime) -> list[str]:
+        rows = await self._pool.fetch(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ANY($2::text[]) AND lease_owner = $3 "
+            "AND status = 'pending' RETURNING id", now, list(ids), owner)
+        return [r[0] for r in rows]
+
     async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
                      now: datetime) -> int:
         return changed(await self._pool.execute(

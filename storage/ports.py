@@ -279,6 +279,10 @@ class Outbox(Protocol):
 
     async def complete(self, notification_id: str, owner: str, now: datetime) -> bool: ...
 
+    async def complete_all(self, ids: Sequence[str], owner: str, now: datetime) -> list[str]:
+        """Group commit: mark as sent, in one statement, the rows among `ids` that `owner`
+        still holds unsent; the ids marked (a missing one was taken over: lease lost)."""
+
     async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
                      now: datetime) -> int:
         """Renew the lease of the rows among `ids` that `owner` still holds unsent; how

@@ -596,6 +596,15 @@ class SQLiteOutbox:
             "lease_until = NULL WHERE id = ? AND lease_owner = ? AND status = 'pending'",
             (ts(now), notification_id, owner))
 
+    async def complete_all(self, ids: Sequence[str], owner: str, now: datetime) -> list[str]:
+        async with self._db.transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, lease_owner = NULL, "
+                "lease_until = NULL WHERE id IN (SELECT value FROM json_each(?)) "
+                "AND lease_owner = ? AND status = 'pending' RETURNING id",
+                (ts(now), json.dumps(list(ids)), owner))
+        return [r[0] for r in rows]
+
     async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
                      now: datetime) -> int:
         return await self._db.execute(

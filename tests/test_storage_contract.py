@@ -324,6 +324,26 @@ async def test_outbox_lease_renewed_by_its_owner_is_not_taken(store: Storage) ->
     assert [n.id for n in taken] == [ids[1]]
 
 
+async def test_outbox_complete_all_marks_only_the_owners_unsent_rows(store: Storage) -> None:
+    await store.incidents.create(incident(), notifications(4), TimelineEvent("r", "r", "sms"))
+    now = utcnow()
+    held = await store.outbox.claim("A", 3, 30, now)
+    ids = [n.id for n in held]
+    rest = await store.outbox.claim("B", 10, 30, now)
+    assert len(ids) == 3 and len(rest) == 1
+    assert await store.outbox.complete_all([*ids, rest[0].id], "C", now) == []  # not C's
+    assert await store.outbox.complete(ids[0], "A", now)
+    # One statement for the batch: B's row and the one already sent are left out.
+    done = await store.outbox.complete_all([*ids, rest[0].id], "A", now)
+    assert sorted(done) == sorted(ids[1:])
+    assert await store.outbox.complete_all(ids, "A", now) == []  # exactly once
+    assert await store.outbox.complete_all([], "A", now) == []
+    assert await store.outbox.pending() == 1
+    states = {n.id: (n.status, n.sent_at is not None)
+              for n in await store.outbox.for_incident(held[0].incident_id or "")}
+    assert all(states[i] == ("sent", True) for i in ids)
+
+
 async def test_outbox_lease_is_exclusive_and_taken_over(store: Storage) -> None:
     await store.incidents.create(incident(), notifications(10), TimelineEvent("r", "r", "sms"))
     now = utcnow()
