@@ -146,8 +146,10 @@ class IncidentStore(Protocol):
         (silent ones included: the caller decides what a person may be shown)."""
 
     async def update(self, incident: Incident, event: TimelineEvent,
-                     notifications: Sequence[Notification] = ()) -> Incident:
-        """Save changed fields, append the event and queue notifications in one transaction.
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Incident:
+        """Save changed fields, append the event, queue notifications and schedule timers
+        (replacing any of the same id) in one transaction.
 
         Raises StaleSession when `incident.version` is not the stored version; bumps it.
         """

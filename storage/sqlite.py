@@ -335,10 +335,7 @@ class SQLiteIncidents:
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, own, notifications)
-            await conn.executemany(
-                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-                [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version,
-                  dump_json(t.data)) for t in timers])
+            await _schedule(conn, timers)
         self._db.timeline_committed()
         return incident
 
@@ -368,7 +365,8 @@ class SQLiteIncidents:
         return [self._incident(r) for r in rows]
 
     async def update(self, incident: Incident, event: TimelineEvent,
-                     notifications: Sequence[Notification] = ()) -> Incident:
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Incident:
         async with self._db.transaction() as conn:
             own = await self._own(conn, incident.id)
             cur = await conn.execute(
@@ -389,6 +387,7 @@ class SQLiteIncidents:
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, own, notifications)
+            await _schedule(conn, timers)
         self._db.timeline_committed()
         incident.version += 1
         incident.updated_at = event.at
@@ -636,16 +635,21 @@ class SQLiteOutbox:
              ts(before)))
 
 
+async def _schedule(conn: aiosqlite.Connection, timers: Sequence[Timer]) -> None:
+    # A timer of the same id is replaced: due time, version and data, and its lease dropped.
+    await conn.executemany(
+        "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+        [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version, dump_json(t.data))
+         for t in timers])
+
+
 class SQLiteTimers:
     def __init__(self, db: _Db):
         self._db = db
 
     async def schedule(self, timer: Timer) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-                (timer.id, timer.kind, timer.subject, ts(timer.due_at), timer.subject_version,
-                 dump_json(timer.data)))
+            await _schedule(conn, [timer])
 
     async def cancel(self, subject: str, kind: str | None = None) -> int:
         async with self._db.transaction() as conn:

@@ -261,6 +261,30 @@ async def test_incident_update_and_recent(store: Storage) -> None:
     await store.incidents.record_access("officer:1", "incident.show", a.reference)
 
 
+async def test_incident_update_schedules_its_timers_in_the_same_transaction(
+        store: Storage) -> None:
+    a = await store.incidents.create(incident("e:t"), [], TimelineEvent("reported", "r", "sms"))
+    stale = await store.incidents.get(a.reference)
+    assert stale is not None
+    now = utcnow()
+    await store.timers.schedule(Timer(f"escalate:{a.id}", "escalate", a.id, now, 0, {}))
+    assert [t.id for t in await store.timers.claim_due("A", now, 10, 30)] == [f"escalate:{a.id}"]
+    # Replaced, its lease dropped: due again at the new time with the new version.
+    later = now + timedelta(minutes=5)
+    await store.incidents.update(a, TimelineEvent("dispatched", "dispatcher", "line"), [], [
+        Timer(f"escalate:{a.id}", "escalate", a.id, later, 1, {"level": 0}),
+        Timer(f"remind:{a.id}", "remind", a.id, later, 1, {})])
+    assert await store.timers.claim_due("B", now + timedelta(minutes=1), 10, 30) == []
+    due = await store.timers.claim_due("B", later, 10, 30)
+    assert sorted((t.id, t.subject_version, t.data) for t in due) == [
+        (f"escalate:{a.id}", 1, {"level": 0}), (f"remind:{a.id}", 1, {})]
+    # A stale update writes nothing, its timers neither.
+    with pytest.raises(StaleSession):
+        await store.incidents.update(stale, TimelineEvent("x", "x", "line"), [], [
+            Timer(f"undelivered:{a.id}", "undelivered", a.id, now, 9, {})])
+    assert await store.timers.claim_due("C", later + timedelta(seconds=10), 10, 30) == []
+
+
 async def test_incidents_of_one_reporter_newest_first_within_the_window(
         store: Storage) -> None:
     now = utcnow()
