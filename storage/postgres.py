@@ -19,6 +19,7 @@ import asyncpg
 from bot.session import Session
 from config.settings import Settings, mask_url
 from storage.audit import PgAudit
+from storage.bindings_cache import ListenedBindings
 from storage.case_photos import PgCasePhotos
 from storage.cases import PgCases
 from storage.crypto import Sealer
@@ -26,7 +27,7 @@ from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
 from storage.menus import PgMenus
 from storage.migrations import check_version, missing
-from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
+from storage.pg_records import PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 from storage.privacy import SqlPrivacy
 from storage.revocations import PgRevocations
@@ -213,7 +214,7 @@ class PostgresStorage:
         self.outbox = PgOutbox(pool, sealer, keyring)
         self.vault = PgVault(pool, sealer, keyring)
         self.timers = PgTimers(pool)
-        self.bindings = PgBindings(pool)
+        self.bindings = ListenedBindings(pool)
         self.dedupe = PgDedupe(pool, sealer)
         self.optouts = PgOptOuts(pool, sealer)
         self.transcripts = PgTranscripts(pool, sealer)
@@ -240,7 +241,9 @@ class PostgresStorage:
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, lock_pool, sealer, settings.store_timeout)
+        storage = cls(pool, lock_pool, sealer, settings.store_timeout)
+        await storage.bindings.start()
+        return storage
 
     async def ping(self) -> bool:
         try:
@@ -249,6 +252,7 @@ class PostgresStorage:
             return False
 
     async def close(self) -> None:
+        await self.bindings.stop()
         for pool in (self._lock_pool, self.pool):
             try:
                 await pool.close()

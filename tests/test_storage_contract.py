@@ -437,6 +437,38 @@ async def test_bindings(store: Storage) -> None:
     assert await store.bindings.for_address("line:Cpolice") == []
 
 
+async def test_a_binding_made_or_removed_elsewhere_is_seen(
+        store: Storage, backend_settings: Settings) -> None:
+    # Another process (or the CLI) binds and unbinds: this store's answers follow, however
+    # it keeps them (PostgreSQL answers from memory and is told of changes).
+    other = await open_storage(backend_settings, Sealer([b"k" * 32]))
+    now = utcnow()
+
+    async def seen(address: str, count: int) -> bool:
+        for _ in range(50):
+            if len(await store.bindings.for_address(address)) == count:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    try:
+        assert await store.bindings.for_address("line:Uvolunteer") == []
+        assert await store.bindings.for_address("line:Uvolunteer") == []  # asked again
+        code = await other.bindings.create_code("TH-65", "volunteer", 600, now)
+        assert await other.bindings.redeem(code, "line:Uvolunteer", now)
+        assert await seen("line:Uvolunteer", 1)
+        assert await other.bindings.unbind("line:Uvolunteer") == 1
+        assert await seen("line:Uvolunteer", 0)
+        # Its own change is seen at once.
+        code = await store.bindings.create_code("TH-65", "police", 600, now)
+        assert await store.bindings.redeem(code, "line:Uvolunteer", now)
+        assert len(await store.bindings.for_address("line:Uvolunteer")) == 1
+        assert await store.bindings.unbind("line:Uvolunteer") == 1
+        assert await store.bindings.for_address("line:Uvolunteer") == []
+    finally:
+        await other.close()
+
+
 # --- sealing and health --------------------------------------------------------------------
 
 async def test_personal_data_is_never_in_clear(store: Storage, dump: Dump) -> None:
