@@ -52,6 +52,7 @@ from routing.messages import (
     responder_actions,
 )
 from routing.ports import Route, Router, Target
+from storage.locks import LocalLocks
 from storage.ports import StaleSession, Storage, Timer
 
 log = structlog.get_logger(__name__)
@@ -180,6 +181,10 @@ class Responders:
         # Incident id → a level known armed. `armed` only ever grows, so a card of a level
         # at or below it is a no-op in every process: no read for the incident's other cards.
         self._armed: OrderedDict[str, int] = OrderedDict()
+        # An incident's cards are sent together (one batch): they arm one after the other in
+        # this process, so the first arms and the others read the memo, instead of all
+        # reading the same version and all but one failing a long update and reading again.
+        self._arming = LocalLocks()
         # "Refer to a welfare case": the composition root opens the linked case (bot.casework).
         self.on_welfare_referral: Callable[[Incident, str, str], Awaitable[object]] | None = \
             None
@@ -465,7 +470,11 @@ class Responders:
         incident_id = notification.incident_id
         if self._armed.get(incident_id, -1) >= level:
             return
+        async with self._arming.hold(incident_id):
+            if self._armed.get(incident_id, -1) < level:
+                await self._arm(incident_id, level, notification.recipient)
 
+    async def _arm(self, incident_id: str, level: int, recipient: str) -> None:
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
             if incident.status not in lc.WAITING or state["armed"] >= level \
@@ -483,7 +492,7 @@ class Responders:
             else:
                 kind = "delivered"
             timers = [self._schedule(TIMER_ESCALATE, incident, self.policy.escalate_after)]
-            return _Change(TimelineEvent(kind, "dispatcher", _scheme(notification.recipient),
+            return _Change(TimelineEvent(kind, "dispatcher", _scheme(recipient),
                                          self.clock(), {"level": level}), notes,
                            timers=timers)
 
