@@ -192,16 +192,29 @@ class Dispatcher:
         return await self.fire_timers_once() + await self.drain_once()
 
     async def run(self) -> None:
-        """Until cancelled: drain and fire, then sleep a little unless woken."""
+        """Until cancelled: drain and fire, then sleep a little unless woken.
+
+        Timers are minutes apart, so they are looked at once per `interval`, not at every
+        wake. A pass that claimed less than a full batch, with nothing queued during it,
+        left nothing due: the loop waits instead of claiming again to find nothing (rows of
+        other processes and retries come with the next poll).
+        """
+        timers_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             # Cleared before the pass, so a poke during it makes the wait return at once.
             self.wake.clear()
+            busy = 0
             try:
-                busy = await self.run_once()
+                if loop.time() >= timers_at:
+                    timers_at = loop.time() + self.policy.interval
+                    busy += await self.fire_timers_once()
+                claimed = await self.drain_once()
+                busy += claimed
             except Exception as exc:
                 log.warning("dispatch.loop_failed", error=type(exc).__name__)
-                busy = 0
-            if busy:
+                busy = claimed = 0
+            if claimed >= self.policy.batch or (busy and self.wake.is_set()):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.policy.interval)
