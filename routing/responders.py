@@ -20,6 +20,7 @@ Dispatch state lives in `incident.details["dispatch"]`:
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -185,6 +186,11 @@ class Responders:
         # this process, so the first arms and the others read the memo, instead of all
         # reading the same version and all but one failing a long update and reading again.
         self._arming = LocalLocks()
+        # Incidents as this process's report service committed them, until their first card
+        # arms: that arming starts from the copy instead of reading the row back. The update
+        # is conditional on the version, so a copy another writer outdated fails as stale
+        # and the retry reads.
+        self._fresh: OrderedDict[str, Incident] = OrderedDict()
         # "Refer to a welfare case": the composition root opens the linked case (bot.casework).
         self.on_welfare_referral: Callable[[Incident, str, str], Awaitable[object]] | None = \
             None
@@ -474,6 +480,17 @@ class Responders:
             if self._armed.get(incident_id, -1) < level:
                 await self._arm(incident_id, level, notification.recipient)
 
+    def created(self, incident: Incident) -> None:
+        """An incident just committed with its cards (bot.reports): kept for their arming."""
+        self._fresh[incident.id] = copy.deepcopy(incident)
+        while len(self._fresh) > ARMED_MEMO:
+            self._fresh.popitem(last=False)
+
+    async def _fresh_or_read(self, incident_id: str) -> Incident | None:
+        fresh = self._fresh.pop(incident_id, None)
+        return fresh if fresh is not None else await self.storage.incidents.get_by_id(
+            incident_id)
+
     async def _arm(self, incident_id: str, level: int, recipient: str) -> None:
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
@@ -496,8 +513,7 @@ class Responders:
                                          self.clock(), {"level": level}), notes,
                            timers=timers)
 
-        incident, _ = await self._change(lambda: self.storage.incidents.get_by_id(incident_id),
-                                         decide)
+        incident, _ = await self._change(lambda: self._fresh_or_read(incident_id), decide)
         if incident is not None:  # as committed, or as read when there was nothing to do
             self._remember_armed(incident_id, int(dispatch_state(incident)["armed"]))
 
