@@ -29,6 +29,7 @@ CHANNEL = "ess_bindings"
 TTL = 30.0
 LIMIT = 10_000  # addresses remembered (most are reporters, with no binding)
 RELISTEN = 5.0  # seconds between attempts to listen again
+MIN_POOL = 3  # connections the pool must allow before one is held for listening
 
 
 class ListenedBindings(PgBindings):
@@ -44,6 +45,8 @@ class ListenedBindings(PgBindings):
     async def start(self) -> None:
         """Listen for changes; on failure every call reads until a later attempt works."""
         self._next_listen = time.monotonic() + RELISTEN
+        if self._pool.get_max_size() < MIN_POOL:
+            return  # holding one of so few connections would starve the rest: read instead
         try:
             conn = await self._pool.acquire()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -81,3 +81,16 @@ async def test_without_its_listener_a_store_reads_every_time(
     assert len(await mine.bindings.for_address("line:Uv")) == 1
     assert len(await mine.bindings.for_address("line:Uv")) == 1
     assert trips["bindings"] == 2
+
+
+async def test_a_small_pool_is_not_starved_by_the_listener(tmp_path: Path, pg_url: str) -> None:
+    settings = Settings(data_dir=str(tmp_path), log_format="console", database_url=pg_url,
+                        database_pool_min=1, database_pool_max=1)
+    storage = await PostgresStorage.open(settings, Sealer([b"k" * 32]))
+    try:
+        assert not storage.bindings.listening  # it reads every time instead
+        async with asyncio.timeout(10):
+            assert await storage.bindings.for_address("line:Ux") == []
+            assert await storage.ping()
+    finally:
+        await storage.close()
