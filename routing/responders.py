@@ -21,6 +21,7 @@ Dispatch state lives in `incident.details["dispatch"]`:
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -60,6 +61,7 @@ log = structlog.get_logger(__name__)
 
 MAX_LEVEL = 2
 ARMED_MEMO = 4096  # incidents whose armed level this process remembers
+FRESH_SECONDS = 60.0  # how long a just-committed incident is kept for its first arming
 MAX_RELAY_TEXT = 1000
 ALIASES = {
     "ack": "acknowledge", "accept": "acknowledge", "eta": "en_route", "arrived": "on_scene",
@@ -189,8 +191,9 @@ class Responders:
         # Incidents as this process's report service committed them, until their first card
         # arms: that arming starts from the copy instead of reading the row back. The update
         # is conditional on the version, so a copy another writer outdated fails as stale
-        # and the retry reads.
-        self._fresh: OrderedDict[str, Incident] = OrderedDict()
+        # and the retry reads. Kept `FRESH_SECONDS` at most: a card normally arms within a
+        # second, and personal data is not held longer than needed.
+        self._fresh: OrderedDict[str, tuple[float, Incident]] = OrderedDict()
         # "Refer to a welfare case": the composition root opens the linked case (bot.casework).
         self.on_welfare_referral: Callable[[Incident, str, str], Awaitable[object]] | None = \
             None
@@ -482,14 +485,19 @@ class Responders:
 
     def created(self, incident: Incident) -> None:
         """An incident just committed with its cards (bot.reports): kept for their arming."""
-        self._fresh[incident.id] = copy.deepcopy(incident)
-        while len(self._fresh) > ARMED_MEMO:
+        now = time.monotonic()
+        self._fresh[incident.id] = (now + FRESH_SECONDS, copy.deepcopy(incident))
+        while self._fresh:
+            oldest = next(iter(self._fresh.values()))
+            if oldest[0] > now and len(self._fresh) <= ARMED_MEMO:
+                break
             self._fresh.popitem(last=False)
 
     async def _fresh_or_read(self, incident_id: str) -> Incident | None:
         fresh = self._fresh.pop(incident_id, None)
-        return fresh if fresh is not None else await self.storage.incidents.get_by_id(
-            incident_id)
+        if fresh is not None and fresh[0] > time.monotonic():
+            return fresh[1]
+        return await self.storage.incidents.get_by_id(incident_id)
 
     async def _arm(self, incident_id: str, level: int, recipient: str) -> None:
         def decide(incident: Incident) -> _Change | None:
