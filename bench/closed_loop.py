@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ class LineStandIn:
         self.by_user: dict[str, Waiting] = {}
         self.unmatched = 0
         self.others = 0  # pushes to responder groups (the report's card)
+        self.calls = 0  # every call to the LINE API: reply, push, profile
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -127,6 +129,7 @@ class LineStandIn:
             {"id": str(i), "quoteToken": "q"} for i, _ in enumerate(data.get("messages", []))]})
 
     async def reply(self, request: web.Request) -> web.Response:
+        self.calls += 1
         data = await request.json()
         waiting = self.by_token.pop(str(data.get("replyToken")), None)
         if waiting is not None and not waiting.reply.done():
@@ -138,6 +141,7 @@ class LineStandIn:
         return self._sent(data)
 
     async def push(self, request: web.Request) -> web.Response:
+        self.calls += 1
         data = await request.json()
         to = str(data.get("to"))
         waiting = self.by_user.get(to)
@@ -157,6 +161,7 @@ class LineStandIn:
         return self._sent(data)
 
     async def profile(self, request: web.Request) -> web.Response:
+        self.calls += 1
         return web.json_response({"userId": request.match_info["user"], "displayName": "B",
                                   "language": "th"})
 
@@ -250,6 +255,7 @@ class Tally:
     stored: int = -1
     unmatched: int = 0
     rounds: list[tuple[float, float]] = field(default_factory=list)
+    trips: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, other: Tally) -> None:
         for name, values in other.latencies.items():
@@ -385,6 +391,46 @@ async def ess_stored(pg_url: str, data_dir: str) -> int:
         return int(conn.execute("SELECT count(*) FROM incidents").fetchone()[0])
 
 
+async def trip_counters(pg_url: str, redis_url: str, line: LineStandIn) -> dict[str, int]:
+    """Server-side counters, read before and after a round: PostgreSQL transactions of the
+    bench's database (every hot-path statement is its own), Redis commands (those a script
+    runs included) and script calls, and LINE API calls."""
+    counts = {"LINE": line.calls}
+    if pg_url:
+        import asyncpg
+        import redis.asyncio as aioredis
+
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            counts["PG xacts"] = int(await conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                "WHERE datname = current_database()"))
+        finally:
+            await conn.close()
+        client = aioredis.from_url(redis_url)
+        try:
+            stats = await client.info("commandstats")
+            counts["Redis cmds"] = sum(int(v["calls"]) for v in stats.values())
+            counts["Redis scripts"] = sum(int(v["calls"]) for k, v in stats.items()
+                                          if k in ("cmdstat_evalsha", "cmdstat_eval"))
+        finally:
+            await client.aclose()
+    return counts
+
+
+async def counted(pg_url: str, redis_url: str, line: LineStandIn, tally: Tally,
+                  run: Awaitable[Tally]) -> Tally:
+    before = await trip_counters(pg_url, redis_url, line)
+    result = await run
+    # PostgreSQL publishes its counters within a second of the transactions.
+    await asyncio.sleep(1.1 if pg_url else 0.0)
+    after = await trip_counters(pg_url, redis_url, line)
+    for name, value in after.items():
+        tally.trips[name] += value - before[name]
+    return result
+
+
 async def bare_stored(session: ClientSession, port: int) -> int:
     async with session.get(f"http://127.0.0.1:{port}/stored") as response:
         return int((await response.json())["stored"])
@@ -450,9 +496,10 @@ async def backend_run(backend: str, processes: int, args: argparse.Namespace,
             totals = {"ess": Tally(), "bare": Tally()}
             rounds: list[tuple[float, float]] = []
             for _ in range(args.rounds):
-                b = await reporters.round(bare_urls, args.users, args.seconds, False,
-                                          bare_pids)
-                e = await reporters.round(ess_urls, args.users, args.seconds, True, ess_pids)
+                b = await counted(pg_url, redis_url, line, totals["bare"], reporters.round(
+                    bare_urls, args.users, args.seconds, False, bare_pids))
+                e = await counted(pg_url, redis_url, line, totals["ess"], reporters.round(
+                    ess_urls, args.users, args.seconds, True, ess_pids))
                 totals["bare"].add(b)
                 totals["ess"].add(e)
                 rounds.append((e.completed / e.wall, b.completed / b.wall))
@@ -500,6 +547,10 @@ def print_table(backend: str, processes: int, users: int, totals: dict[str, Tall
         rate_e, rate_b = e.completed / e.wall, b.completed / b.wall
         print(f"reports/s ess/bare: {rate_e / rate_b:.2f}{spread}; "
               f"later pushes to reporters (progress) {e.unmatched}")
+    for name, t in (("ess", e), ("bare", b)):
+        if t.trips:
+            print(f"round trips per report, {name}: " + ", ".join(
+                f"{k} {v / max(1, t.completed):.1f}" for k, v in t.trips.items()))
     if e.stored != e.completed or b.stored != b.completed:
         print("!! reports stored differ from reports completed")
 

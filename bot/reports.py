@@ -50,6 +50,9 @@ class Reports:
         # Called after outbox rows are committed: wakes the dispatcher instead of waiting
         # for its next poll (the wiring sets it).
         self.on_queued: Callable[[], None] = lambda: None
+        # Called with an incident just committed with its cards (the wiring hands it to the
+        # responders, whose first arming then need not read it back).
+        self.on_created: Callable[[Incident], None] = lambda incident: None
         self.metrics = standard()  # the application shares one instance (bot.wiring)
 
     async def submit(self, ctx: ActionContext) -> ActionResult:
@@ -101,6 +104,8 @@ class Reports:
         except Exception as exc:
             log.error("report.store_failed", error=type(exc).__name__)
             return ActionResult("not_received")
+        if cards:
+            self.on_created(stored)
         self.on_queued()
         log.info("report.received", reference=stored.reference, type=stored.type,
                  silent=stored.silent, drill=stored.drill, notifications=len(notifications))

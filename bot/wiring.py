@@ -138,6 +138,7 @@ async def open_services(settings: Settings, router: Router | None = None,
     dispatcher.cases = casework
     responders.on_welfare_referral = casework.from_incident
     reports.on_queued = responders.on_queued = dispatcher.poke
+    reports.on_created = responders.created
     runner = FlowRunner(flows, inputs, actions, catalogs, InputContext(catalogs, gazetteer))
     services = Services(settings, storage, catalogs, gazetteer, router, reports, flows,
                         engine=None,  # type: ignore[arg-type]

@@ -89,6 +89,9 @@ class Dispatcher:
             try:
                 results = await asyncio.gather(*(self._deliver(n) for n in rows),
                                                return_exceptions=True)
+                # Group commit: the batch's sent rows are completed in one statement. A
+                # crash before it sends them again with the same key (at-least-once).
+                await self._complete([r for r in results if isinstance(r, Notification)])
             finally:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -98,6 +101,20 @@ class Dispatcher:
                     # The row stays leased and comes back when the lease runs out.
                     log.error("dispatch.failed", error=type(result).__name__)
         return len(rows)
+
+    async def _complete(self, sent: list[Notification]) -> None:
+        if not sent:
+            return
+        now = self.clock()
+        done = set(await self.storage.outbox.complete_all([n.id for n in sent], self.owner,
+                                                          now))
+        for n in sent:
+            channel = scheme(n.recipient)
+            if n.id not in done:
+                log.warning("dispatch.lease_lost", kind=n.kind, channel=channel)
+            log.info("dispatch.delivered", kind=n.kind, channel=channel, attempt=n.attempts)
+            OUTBOX_AGE.labels(channel).observe(
+                max(0.0, ((n.sent_at or now) - n.created_at).total_seconds()))
 
     async def _keep_leases(self, ids: list[str]) -> None:
         # A batch slower than the lease (a slow channel, a loaded host) would otherwise be
@@ -111,7 +128,8 @@ class Dispatcher:
             except Exception as exc:
                 log.warning("dispatch.extend_failed", error=type(exc).__name__)
 
-    async def _deliver(self, notification: Notification) -> None:
+    async def _deliver(self, notification: Notification) -> Notification | None:
+        """Send one row; the row when it was sent (to complete), else None."""
         try:
             async with asyncio.timeout(self.policy.send_timeout):
                 result = await self.sender.send(notification)
@@ -132,14 +150,9 @@ class Dispatcher:
                     log.error("dispatch.arm_failed", error=type(exc).__name__)
                     await self.storage.outbox.retry(notification.id, self.owner,
                                                     now + timedelta(seconds=1), "arm failed")
-                    return
-            if not await self.storage.outbox.complete(notification.id, self.owner, now):
-                log.warning("dispatch.lease_lost", kind=notification.kind, channel=channel)
-            log.info("dispatch.delivered", kind=notification.kind, channel=channel,
-                     attempt=notification.attempts)
-            OUTBOX_AGE.labels(channel).observe(
-                max(0.0, (now - notification.created_at).total_seconds()))
-            return
+                    return None
+            notification.sent_at = now
+            return notification  # completed with the rest of its batch (drain_once)
         reason = result.error or result.outcome.value
         if result.outcome is SendOutcome.FAILED or \
                 notification.attempts >= self.policy.max_attempts:
@@ -148,13 +161,14 @@ class Dispatcher:
             log.error("dispatch.dead_letter", alert=True, kind=notification.kind,
                       channel=channel, attempts=notification.attempts, reason=reason,
                       recipient=notification.recipient)
-            return
+            return None
         delay = max(result.retry_after or 0.0,
                     backoff(notification.attempts, self.policy, self.rng))
         await self.storage.outbox.retry(notification.id, self.owner,
                                         now + timedelta(seconds=delay), reason)
         log.warning("dispatch.retry", kind=notification.kind, channel=channel,
                     attempt=notification.attempts, delay=round(delay, 1), reason=reason)
+        return None
 
     async def fire_timers_once(self) -> int:
         """Fire every due timer once; return how many."""
@@ -178,16 +192,29 @@ class Dispatcher:
         return await self.fire_timers_once() + await self.drain_once()
 
     async def run(self) -> None:
-        """Until cancelled: drain and fire, then sleep a little unless woken."""
+        """Until cancelled: drain and fire, then sleep a little unless woken.
+
+        Timers are minutes apart, so they are looked at once per `interval`, not at every
+        wake. A pass that claimed less than a full batch, with nothing queued during it,
+        left nothing due: the loop waits instead of claiming again to find nothing (rows of
+        other processes and retries come with the next poll).
+        """
+        timers_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             # Cleared before the pass, so a poke during it makes the wait return at once.
             self.wake.clear()
+            busy = 0
             try:
-                busy = await self.run_once()
+                if loop.time() >= timers_at:
+                    timers_at = loop.time() + self.policy.interval
+                    busy += await self.fire_timers_once()
+                claimed = await self.drain_once()
+                busy += claimed
             except Exception as exc:
                 log.warning("dispatch.loop_failed", error=type(exc).__name__)
-                busy = 0
-            if busy:
+                busy = claimed = 0
+            if claimed >= self.policy.batch or (busy and self.wake.is_set()):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.policy.interval)

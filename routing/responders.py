@@ -1,10 +1,10 @@
 """The responder side of an incident: actions, escalation, reminders, relay chat.
 
 Every change is read → decide (pure: routing.lifecycle) → one `IncidentStore.update` that
-appends the timeline event and queues every message in the same transaction, retried from
-a fresh read when another writer got there first (optimistic, `StaleSession`). That is what
-makes the first acknowledgement win, and a late escalation harmless: it re-reads, sees the
-acknowledgement, and does nothing.
+appends the timeline event, queues every message and schedules its timers in the same
+transaction, retried from a fresh read when another writer got there first (optimistic,
+`StaleSession`). That is what makes the first acknowledgement win, and a late escalation
+harmless: it re-reads, sees the acknowledgement, and does nothing.
 
 Dispatch state lives in `incident.details["dispatch"]`:
     seq       lifecycle version: bumped by every lifecycle transition. Timers remember it
@@ -20,7 +20,10 @@ Dispatch state lives in `incident.details["dispatch"]`:
 
 from __future__ import annotations
 
+import copy
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,11 +54,14 @@ from routing.messages import (
     responder_actions,
 )
 from routing.ports import Route, Router, Target
+from storage.locks import LocalLocks
 from storage.ports import StaleSession, Storage, Timer
 
 log = structlog.get_logger(__name__)
 
 MAX_LEVEL = 2
+ARMED_MEMO = 4096  # incidents whose armed level this process remembers
+FRESH_SECONDS = 60.0  # how long a just-committed incident is kept for its first arming
 MAX_RELAY_TEXT = 1000
 ALIASES = {
     "ack": "acknowledge", "accept": "acknowledge", "eta": "en_route", "arrived": "on_scene",
@@ -151,11 +157,13 @@ def watchdog(incident: Incident, policy: Policy, now: datetime) -> Timer:
 
 @dataclass
 class _Change:
-    """What a decision produced: the event, the messages, and timer work after commit."""
+    """What a decision produced: the event, the messages and the timers (all written in the
+    incident's transaction), and the timer work after commit (cancellations)."""
 
     event: TimelineEvent
     notifications: list[Notification] = field(default_factory=list)
     after: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
 
 
 Decide = Callable[[Incident], _Change | None]
@@ -173,6 +181,19 @@ class Responders:
         self.policy = policy
         self.clock = clock
         self.on_queued: Callable[[], None] = lambda: None  # wakes the dispatcher
+        # Incident id → a level known armed. `armed` only ever grows, so a card of a level
+        # at or below it is a no-op in every process: no read for the incident's other cards.
+        self._armed: OrderedDict[str, int] = OrderedDict()
+        # An incident's cards are sent together (one batch): they arm one after the other in
+        # this process, so the first arms and the others read the memo, instead of all
+        # reading the same version and all but one failing a long update and reading again.
+        self._arming = LocalLocks()
+        # Incidents as this process's report service committed them, until their first card
+        # arms: that arming starts from the copy instead of reading the row back. The update
+        # is conditional on the version, so a copy another writer outdated fails as stale
+        # and the retry reads. Kept `FRESH_SECONDS` at most: a card normally arms within a
+        # second, and personal data is not held longer than needed.
+        self._fresh: OrderedDict[str, tuple[float, Incident]] = OrderedDict()
         # "Refer to a welfare case": the composition root opens the linked case (bot.casework).
         self.on_welfare_referral: Callable[[Incident, str, str], Awaitable[object]] | None = \
             None
@@ -190,7 +211,7 @@ class Responders:
                 return incident, None
             try:
                 await self.storage.incidents.update(incident, change.event,
-                                                    change.notifications)
+                                                    change.notifications, change.timers)
             except StaleSession:
                 continue
             if change.notifications:
@@ -201,11 +222,12 @@ class Responders:
         raise StaleSession("incident kept changing")
 
     def _schedule(self, kind: str, incident: Incident, after: float,
-                  data: dict[str, Any] | None = None) -> Callable[[], Awaitable[None]]:
-        seq = dispatch_state(incident)["seq"]
-        timer = Timer(f"{kind}:{incident.id}", kind, incident.id,
-                      self.clock() + timedelta(seconds=after), seq, data or {})
-        return lambda: self.storage.timers.schedule(timer)
+                  data: dict[str, Any] | None = None) -> Timer:
+        # Remembers the lifecycle version as it stands now: fired later, it does nothing if
+        # the incident moved on.
+        return Timer(f"{kind}:{incident.id}", kind, incident.id,
+                     self.clock() + timedelta(seconds=after), dispatch_state(incident)["seq"],
+                     data or {})
 
     def _cancel(self, incident: Incident, kind: str | None = None
                 ) -> Callable[[], Awaitable[int]]:
@@ -399,6 +421,7 @@ class Responders:
         data: dict[str, Any] = {"action": trigger, "by": actor.id, "name": actor.name}
         notes: list[Notification] = []
         after: list[Callable[[], Awaitable[Any]]] = []
+        timers: list[Timer] = []
         target = state["targets"].get(actor.address, {})
         if trigger == "acknowledge":
             FIRST_ACK.observe(_since(incident, now))
@@ -412,8 +435,8 @@ class Responders:
                                          agency=agency_name(state, incident.lang)))
             notes += self._to_others(incident, actor.address, "dispatch.taken", who=who)
             after += [self._cancel(incident, TIMER_ESCALATE),
-                      self._cancel(incident, TIMER_UNDELIVERED),
-                      self._schedule(TIMER_REMIND, incident, self.policy.remind_after)]
+                      self._cancel(incident, TIMER_UNDELIVERED)]
+            timers.append(self._schedule(TIMER_REMIND, incident, self.policy.remind_after))
         elif trigger == "en_route":
             estimated = eta_minutes is None
             minutes = eta_minutes if eta_minutes is not None else estimate_eta(target.get("km"))
@@ -423,7 +446,7 @@ class Responders:
             notes.append(reporter_update(incident, "en_route", minutes=minutes)
                          if minutes is not None else reporter_update(incident, "en_route_soon"))
             wait = (minutes or 15) * 60 + self.policy.arrival_grace
-            after.append(self._schedule(TIMER_REMIND, incident, wait))
+            timers.append(self._schedule(TIMER_REMIND, incident, wait))
             data["say"] = {"minutes": minutes if minutes is not None else "?"}
         elif trigger == "on_scene":
             state["on_scene_at"] = now.isoformat()
@@ -435,7 +458,7 @@ class Responders:
                                      outcome=Text(f"dispatch.outcome.{trigger}"))
             after.append(self._cancel(incident))
         event = TimelineEvent(status, actor.label, channel, now, data)
-        return _Change(event, notes, after)
+        return _Change(event, notes, after, timers)
 
     def _to_others(self, incident: Incident, actor_address: str, key: str,
                    **params: Any) -> list[Notification]:
@@ -454,7 +477,29 @@ class Responders:
             return
         level = int(notification.payload.get("level", 0))
         incident_id = notification.incident_id
+        if self._armed.get(incident_id, -1) >= level:
+            return
+        async with self._arming.hold(incident_id):
+            if self._armed.get(incident_id, -1) < level:
+                await self._arm(incident_id, level, notification.recipient)
 
+    def created(self, incident: Incident) -> None:
+        """An incident just committed with its cards (bot.reports): kept for their arming."""
+        now = time.monotonic()
+        self._fresh[incident.id] = (now + FRESH_SECONDS, copy.deepcopy(incident))
+        while self._fresh:
+            oldest = next(iter(self._fresh.values()))
+            if oldest[0] > now and len(self._fresh) <= ARMED_MEMO:
+                break
+            self._fresh.popitem(last=False)
+
+    async def _fresh_or_read(self, incident_id: str) -> Incident | None:
+        fresh = self._fresh.pop(incident_id, None)
+        if fresh is not None and fresh[0] > time.monotonic():
+            return fresh[1]
+        return await self.storage.incidents.get_by_id(incident_id)
+
+    async def _arm(self, incident_id: str, level: int, recipient: str) -> None:
         def decide(incident: Incident) -> _Change | None:
             state = dispatch_state(incident)
             if incident.status not in lc.WAITING or state["armed"] >= level \
@@ -471,11 +516,22 @@ class Responders:
                 kind = lc.DISPATCHED
             else:
                 kind = "delivered"
-            after = [self._schedule(TIMER_ESCALATE, incident, self.policy.escalate_after)]
-            return _Change(TimelineEvent(kind, "dispatcher", _scheme(notification.recipient),
-                                         self.clock(), {"level": level}), notes, after)
+            timers = [self._schedule(TIMER_ESCALATE, incident, self.policy.escalate_after)]
+            return _Change(TimelineEvent(kind, "dispatcher", _scheme(recipient),
+                                         self.clock(), {"level": level}), notes,
+                           timers=timers)
 
-        await self._change(lambda: self.storage.incidents.get_by_id(incident_id), decide)
+        incident, _ = await self._change(lambda: self._fresh_or_read(incident_id), decide)
+        if incident is not None:  # as committed, or as read when there was nothing to do
+            self._remember_armed(incident_id, int(dispatch_state(incident)["armed"]))
+
+    def _remember_armed(self, incident_id: str, level: int) -> None:
+        if level < 0:
+            return
+        self._armed[incident_id] = level
+        self._armed.move_to_end(incident_id)
+        while len(self._armed) > ARMED_MEMO:
+            self._armed.popitem(last=False)
 
     async def fire(self, timer: Timer) -> str:
         """Run a due timer; 'stale' when the incident moved on since it was set."""
@@ -519,8 +575,8 @@ class Responders:
             notes = [self.card_for(incident, a, level, KIND_REMINDER) for a in state["notified"]]
             return _Change(TimelineEvent("reminded", "dispatcher", "system", self.clock(),
                                          {"level": level, "count": state["reminders"]}),
-                           notes, [self._schedule(TIMER_ESCALATE, incident,
-                                                  self.policy.escalate_after)])
+                           notes, timers=[self._schedule(TIMER_ESCALATE, incident,
+                                                         self.policy.escalate_after)])
         level += 1
         previous = list(state["notified"])
         added = [t for t in route.targets if t.address not in previous]
@@ -565,8 +621,8 @@ class Responders:
             reference=incident.reference), incident_id=incident.id)
         return _Change(TimelineEvent("reminded", "dispatcher", "system", self.clock(),
                                      {"status": incident.status, "count": state["reminders"]}),
-                       [note], [self._schedule(TIMER_REMIND, incident,
-                                               self.policy.remind_after)])
+                       [note], timers=[self._schedule(TIMER_REMIND, incident,
+                                                      self.policy.remind_after)])
 
     # -- relay chat ------------------------------------------------------------------------
 

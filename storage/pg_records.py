@@ -67,6 +67,25 @@ def _outbox_sql(source: str, first: int) -> str:
     return _OUTBOX_INSERT.format(source=source, **{n: first + k for k, n in enumerate(names)})
 
 
+def _timers_sql(source: str, first: int) -> str:
+    """Timers as six parallel arrays, scheduled (replacing one of the same id, its lease
+    dropped) only when `source` returned a row."""
+    a, b, c, d, e, f = range(first, first + 6)
+    return (f"INSERT INTO timers (id, kind, subject, due_at, subject_version, data) "
+            f"SELECT t.id, t.kind, t.subject, t.due_at, t.v, t.data::jsonb FROM {source}, "
+            f"unnest(${a}::text[], ${b}::text[], ${c}::text[], ${d}::timestamptz[], "
+            f"${e}::bigint[], ${f}::text[]) AS t(id, kind, subject, due_at, v, data) "
+            "ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, subject = EXCLUDED.subject, "
+            "due_at = EXCLUDED.due_at, subject_version = EXCLUDED.subject_version, "
+            "data = EXCLUDED.data, lease_owner = NULL, lease_until = NULL")
+
+
+def _timer_arrays(timers: Sequence[Timer]) -> list[list[Any]]:
+    return [[t.id for t in timers], [t.kind for t in timers], [t.subject for t in timers],
+            [t.due_at for t in timers], [t.subject_version for t in timers],
+            [dump_json(t.data) for t in timers]]
+
+
 _NAMES = [c.strip() for c in _COLUMNS.split(",")]
 # Every read takes the record's wrapped data key in the same statement (storage/vault.py).
 _SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
@@ -128,10 +147,7 @@ class PgIncidents:
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $20, $21, $22, $23, $24 FROM ins), "
             f"ob AS ({_outbox_sql('ins', 25)}), "
-            "tm AS (INSERT INTO timers (id, kind, subject, due_at, subject_version, data) "
-            "SELECT t.id, t.kind, t.subject, t.due_at, t.v, t.data::jsonb FROM ins, "
-            "unnest($36::text[], $37::text[], $38::text[], $39::timestamptz[], $40::bigint[], "
-            "$41::text[]) AS t(id, kind, subject, due_at, v, data)), "
+            f"tm AS ({_timers_sql('ins', 36)}), "
             # The report counts in its day's and month's rollups (storage/rollups.py), in
             # key order.
             f"ru AS (INSERT INTO {rollups.TABLE} (local_day, province, agency, level, "
@@ -171,10 +187,7 @@ class PgIncidents:
                     sql, *row, event.at, event.kind, event.actor, event.channel,
                     seal_fields(own, event.data),
                     *self._notification_arrays(own, notifications),
-                    [t.id for t in timers], [t.kind for t in timers],
-                    [t.subject for t in timers], [t.due_at for t in timers],
-                    [t.subject_version for t in timers],
-                    [dump_json(t.data) for t in timers],
+                    *_timer_arrays(timers),
                     self._sealer.digest(incident.reporter), incident.synthetic,
                     *analytics.area_columns(incident), analytics.cell_of(incident),
                     *analytics.local_columns(incident.created_at), wrapped,
@@ -218,7 +231,8 @@ class PgIncidents:
         return [self._incident(r) for r in rows]
 
     async def update(self, incident: Incident, event: TimelineEvent,
-                     notifications: Sequence[Notification] = ()) -> Incident:
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Incident:
         for n in notifications:
             n.incident_id = incident.id
         own = await self._own(incident.id)
@@ -237,6 +251,7 @@ class PgIncidents:
         # The dispatched agencies, indexed for the staff's scope (in_areas): the parameter
         # after the milestones (set on every update; it moves no rollup figure).
         sets += f", agencies = ${25 + len(marks)}::text[]"
+        tm = 26 + len(marks)  # the timers' arrays follow
         facts = ", ".join(rollups.FACTS)
         sql = (
             # The status before the write, for the count rollups (storage/count_rollups.py).
@@ -250,7 +265,8 @@ class PgIncidents:
             f"{', ' + facts if moves else ''}), "
             "tl AS (INSERT INTO timeline (incident_id, at, kind, actor, channel, data) "
             "SELECT id, $6, $9, $10, $11, $12 FROM u), "
-            f"ob AS ({_outbox_sql('u', 13)}) "
+            f"ob AS ({_outbox_sql('u', 13)}), "
+            f"tm AS ({_timers_sql('u', tm)}) "
             + (f", c AS (SELECT -1 AS sign, {', '.join('o.' + f for f in rollups.FACTS)} "
                f"FROM old o, u UNION ALL SELECT 1, {facts} FROM u), "
                f"{_MOVED} " if moves else "")
@@ -265,7 +281,7 @@ class PgIncidents:
             seal_fields(own, event.data),
             *self._notification_arrays(own, notifications),
             phone_key(self._sealer, incident), *marks.values(),
-            dispatched_agencies(incident.details))
+            dispatched_agencies(incident.details), *_timer_arrays(timers))
         count = await self._pool.fetchval(sql, *args)
         if count != 1:
             raise StaleSession(incident.reference)
@@ -420,6 +436,13 @@ class PgOutbox:
             "UPDATE outbox SET status = 'sent', sent_at = $1, lease_owner = NULL, "
             "lease_until = NULL WHERE id = $2 AND lease_owner = $3 AND status = 'pending'",
             now, notification_id, owner)
+
+    async def complete_all(self, ids: Sequence[str], owner: str, now: datetime) -> list[str]:
+        rows = await self._pool.fetch(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = ANY($2::text[]) AND lease_owner = $3 "
+            "AND status = 'pending' RETURNING id", now, list(ids), owner)
+        return [r[0] for r in rows]
 
     async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
                      now: datetime) -> int:

@@ -147,8 +147,10 @@ class IncidentStore(Protocol):
         (silent ones included: the caller decides what a person may be shown)."""
 
     async def update(self, incident: Incident, event: TimelineEvent,
-                     notifications: Sequence[Notification] = ()) -> Incident:
-        """Save changed fields, append the event and queue notifications in one transaction.
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Incident:
+        """Save changed fields, append the event, queue notifications and schedule timers
+        (replacing any of the same id) in one transaction.
 
         Raises StaleSession when `incident.version` is not the stored version; bumps it.
         """
@@ -279,6 +281,10 @@ class Outbox(Protocol):
         """Lease up to `limit` due rows to `owner`; a row leased elsewhere is not returned."""
 
     async def complete(self, notification_id: str, owner: str, now: datetime) -> bool: ...
+
+    async def complete_all(self, ids: Sequence[str], owner: str, now: datetime) -> list[str]:
+        """Group commit: mark as sent, in one statement, the rows among `ids` that `owner`
+        still holds unsent; the ids marked (a missing one was taken over: lease lost)."""
 
     async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
                      now: datetime) -> int:

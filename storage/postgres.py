@@ -19,6 +19,7 @@ import asyncpg
 from bot.session import Session
 from config.settings import Settings, mask_url
 from storage.audit import PgAudit
+from storage.bindings_cache import ListenedBindings
 from storage.case_photos import PgCasePhotos
 from storage.cases import PgCases
 from storage.conversation_keys import ConversationKeys, session_from
@@ -28,7 +29,7 @@ from storage.inbound_journal import PgJournal
 from storage.locks import LocalLocks
 from storage.menus import PgMenus
 from storage.migrations import check_version, missing
-from storage.pg_records import PgBindings, PgIncidents, PgOutbox, PgTimers, changed
+from storage.pg_records import PgIncidents, PgOutbox, PgTimers, changed
 from storage.ports import Loaded, SchemaMismatch, StaleSession, StorageError
 from storage.privacy import SqlPrivacy
 from storage.revocations import PgRevocations
@@ -224,7 +225,7 @@ class PostgresStorage:
         self.case_photos = PgCasePhotos(pool, keyring)
         self.outbox = PgOutbox(pool, sealer, keyring)
         self.timers = PgTimers(pool)
-        self.bindings = PgBindings(pool)
+        self.bindings = ListenedBindings(pool)
         self.dedupe = PgDedupe(pool, sealer)
         self.optouts = PgOptOuts(pool, sealer)
         self.transcripts = PgTranscripts(pool, self.conversation_keys)
@@ -252,7 +253,9 @@ class PostgresStorage:
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, lock_pool, sealer, settings.store_timeout)
+        storage = cls(pool, lock_pool, sealer, settings.store_timeout)
+        await storage.bindings.start()
+        return storage
 
     async def ping(self) -> bool:
         try:
@@ -261,6 +264,7 @@ class PostgresStorage:
             return False
 
     async def close(self) -> None:
+        await self.bindings.stop()
         for pool in (self._lock_pool, self.pool):
             try:
                 await pool.close()

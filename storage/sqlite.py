@@ -357,10 +357,7 @@ class SQLiteIncidents:
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, own, notifications)
-            await conn.executemany(
-                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-                [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version,
-                  dump_json(t.data)) for t in timers])
+            await _schedule(conn, timers)
         self._db.timeline_committed()
         return incident
 
@@ -390,7 +387,8 @@ class SQLiteIncidents:
         return [self._incident(r) for r in rows]
 
     async def update(self, incident: Incident, event: TimelineEvent,
-                     notifications: Sequence[Notification] = ()) -> Incident:
+                     notifications: Sequence[Notification] = (),
+                     timers: Sequence[Timer] = ()) -> Incident:
         async with self._db.transaction() as conn:
             own = await self._own(conn, incident.id)
             was = list(await conn.execute_fetchall(
@@ -419,6 +417,7 @@ class SQLiteIncidents:
             for n in notifications:
                 n.incident_id = incident.id
             await self._queue(conn, own, notifications)
+            await _schedule(conn, timers)
         self._db.timeline_committed()
         incident.version += 1
         incident.updated_at = event.at
@@ -627,6 +626,15 @@ class SQLiteOutbox:
             "lease_until = NULL WHERE id = ? AND lease_owner = ? AND status = 'pending'",
             (ts(now), notification_id, owner))
 
+    async def complete_all(self, ids: Sequence[str], owner: str, now: datetime) -> list[str]:
+        async with self._db.transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, lease_owner = NULL, "
+                "lease_until = NULL WHERE id IN (SELECT value FROM json_each(?)) "
+                "AND lease_owner = ? AND status = 'pending' RETURNING id",
+                (ts(now), json.dumps(list(ids)), owner))
+        return [r[0] for r in rows]
+
     async def extend(self, ids: Sequence[str], owner: str, lease_seconds: float,
                      now: datetime) -> int:
         return await self._db.execute(
@@ -658,16 +666,21 @@ class SQLiteOutbox:
              ts(before)))
 
 
+async def _schedule(conn: aiosqlite.Connection, timers: Sequence[Timer]) -> None:
+    # A timer of the same id is replaced: due time, version and data, and its lease dropped.
+    await conn.executemany(
+        "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+        [(t.id, t.kind, t.subject, ts(t.due_at), t.subject_version, dump_json(t.data))
+         for t in timers])
+
+
 class SQLiteTimers:
     def __init__(self, db: _Db):
         self._db = db
 
     async def schedule(self, timer: Timer) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-                (timer.id, timer.kind, timer.subject, ts(timer.due_at), timer.subject_version,
-                 dump_json(timer.data)))
+            await _schedule(conn, [timer])
 
     async def cancel(self, subject: str, kind: str | None = None) -> int:
         async with self._db.transaction() as conn:

@@ -87,3 +87,20 @@ async def test_reporter_tap_commits_between_the_ack_read_and_write(services: Ser
     result = await services.responders.act(incident.reference, "ack", Actor(STATION), "line")
     assert result.outcome == "done"
     await _landed(services, incident.reference)
+
+
+async def test_a_tap_before_the_first_card_outdates_the_copy_the_arming_starts_from(
+        services: Services) -> None:
+    # The report service hands its freshly committed incident to the responders, whose
+    # first arming starts from that copy; a reporter's tap commits first: the arming fails
+    # as stale, reads, and both land.
+    incident = await report(services, "u1")
+    replies = await services.engine.handle(choice("u1", "victim"))
+    assert replies and replies[0].text.key == "report.after.injured"
+    await settle(services)
+    stored = await services.storage.incidents.get(incident.reference)
+    assert stored is not None and stored.status == lc.DISPATCHED
+    assert stored.details["role"] == "victim"
+    assert dispatch_state(stored)["armed"] == 0
+    kinds = [e.kind for e in await services.storage.incidents.timeline(stored.id)]
+    assert kinds.count(lc.DISPATCHED) == 1 and "details" in kinds

@@ -261,6 +261,30 @@ async def test_incident_update_and_recent(store: Storage) -> None:
     await store.incidents.record_access("officer:1", "incident.show", a.reference)
 
 
+async def test_incident_update_schedules_its_timers_in_the_same_transaction(
+        store: Storage) -> None:
+    a = await store.incidents.create(incident("e:t"), [], TimelineEvent("reported", "r", "sms"))
+    stale = await store.incidents.get(a.reference)
+    assert stale is not None
+    now = utcnow()
+    await store.timers.schedule(Timer(f"escalate:{a.id}", "escalate", a.id, now, 0, {}))
+    assert [t.id for t in await store.timers.claim_due("A", now, 10, 30)] == [f"escalate:{a.id}"]
+    # Replaced, its lease dropped: due again at the new time with the new version.
+    later = now + timedelta(minutes=5)
+    await store.incidents.update(a, TimelineEvent("dispatched", "dispatcher", "line"), [], [
+        Timer(f"escalate:{a.id}", "escalate", a.id, later, 1, {"level": 0}),
+        Timer(f"remind:{a.id}", "remind", a.id, later, 1, {})])
+    assert await store.timers.claim_due("B", now + timedelta(minutes=1), 10, 30) == []
+    due = await store.timers.claim_due("B", later, 10, 30)
+    assert sorted((t.id, t.subject_version, t.data) for t in due) == [
+        (f"escalate:{a.id}", 1, {"level": 0}), (f"remind:{a.id}", 1, {})]
+    # A stale update writes nothing, its timers neither.
+    with pytest.raises(StaleSession):
+        await store.incidents.update(stale, TimelineEvent("x", "x", "line"), [], [
+            Timer(f"undelivered:{a.id}", "undelivered", a.id, now, 9, {})])
+    assert await store.timers.claim_due("C", later + timedelta(seconds=10), 10, 30) == []
+
+
 async def test_incidents_of_one_reporter_newest_first_within_the_window(
         store: Storage) -> None:
     now = utcnow()
@@ -322,6 +346,26 @@ async def test_outbox_lease_renewed_by_its_owner_is_not_taken(store: Storage) ->
     # A stops renewing (it died): the other row comes back when the lease runs out.
     taken = await store.outbox.claim("B", 10, 30, now + timedelta(seconds=63))
     assert [n.id for n in taken] == [ids[1]]
+
+
+async def test_outbox_complete_all_marks_only_the_owners_unsent_rows(store: Storage) -> None:
+    await store.incidents.create(incident(), notifications(4), TimelineEvent("r", "r", "sms"))
+    now = utcnow()
+    held = await store.outbox.claim("A", 3, 30, now)
+    ids = [n.id for n in held]
+    rest = await store.outbox.claim("B", 10, 30, now)
+    assert len(ids) == 3 and len(rest) == 1
+    assert await store.outbox.complete_all([*ids, rest[0].id], "C", now) == []  # not C's
+    assert await store.outbox.complete(ids[0], "A", now)
+    # One statement for the batch: B's row and the one already sent are left out.
+    done = await store.outbox.complete_all([*ids, rest[0].id], "A", now)
+    assert sorted(done) == sorted(ids[1:])
+    assert await store.outbox.complete_all(ids, "A", now) == []  # exactly once
+    assert await store.outbox.complete_all([], "A", now) == []
+    assert await store.outbox.pending() == 1
+    states = {n.id: (n.status, n.sent_at is not None)
+              for n in await store.outbox.for_incident(held[0].incident_id or "")}
+    assert all(states[i] == ("sent", True) for i in ids)
 
 
 async def test_outbox_lease_is_exclusive_and_taken_over(store: Storage) -> None:
@@ -391,6 +435,38 @@ async def test_bindings(store: Storage) -> None:
     assert len(await store.bindings.for_address("line:Cpolice")) == 2
     assert await store.bindings.unbind("line:Cpolice") == 2
     assert await store.bindings.for_address("line:Cpolice") == []
+
+
+async def test_a_binding_made_or_removed_elsewhere_is_seen(
+        store: Storage, backend_settings: Settings) -> None:
+    # Another process (or the CLI) binds and unbinds: this store's answers follow, however
+    # it keeps them (PostgreSQL answers from memory and is told of changes).
+    other = await open_storage(backend_settings, Sealer([b"k" * 32]))
+    now = utcnow()
+
+    async def seen(address: str, count: int) -> bool:
+        for _ in range(50):
+            if len(await store.bindings.for_address(address)) == count:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    try:
+        assert await store.bindings.for_address("line:Uvolunteer") == []
+        assert await store.bindings.for_address("line:Uvolunteer") == []  # asked again
+        code = await other.bindings.create_code("TH-65", "volunteer", 600, now)
+        assert await other.bindings.redeem(code, "line:Uvolunteer", now)
+        assert await seen("line:Uvolunteer", 1)
+        assert await other.bindings.unbind("line:Uvolunteer") == 1
+        assert await seen("line:Uvolunteer", 0)
+        # Its own change is seen at once.
+        code = await store.bindings.create_code("TH-65", "police", 600, now)
+        assert await store.bindings.redeem(code, "line:Uvolunteer", now)
+        assert len(await store.bindings.for_address("line:Uvolunteer")) == 1
+        assert await store.bindings.unbind("line:Uvolunteer") == 1
+        assert await store.bindings.for_address("line:Uvolunteer") == []
+    finally:
+        await other.close()
 
 
 # --- sealing and health --------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""PostgreSQL's bindings answered from memory: what the cache must never get wrong.
+
+The contract suite checks that another store's change is seen; here, that the answers are
+really kept (no statement for a repeated question), and that a store whose listening
+connection is killed reads every time until it listens again, so a change made meanwhile
+is never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot.types import utcnow
+from config.settings import Settings
+from storage import bindings_cache
+from storage.crypto import Sealer
+from storage.postgres import PostgresStorage
+
+trips: Counter[str] = Counter()
+
+
+async def count_queries(conn: asyncpg.Connection) -> None:
+    conn.add_query_logger(lambda record: trips.update(
+        ["bindings" if "FROM bindings WHERE address" in record.query else "other"]))
+
+
+@pytest.fixture
+async def stores(tmp_path: Path, pg_url: str) -> AsyncIterator[tuple[PostgresStorage,
+                                                                     PostgresStorage]]:
+    settings = Settings(data_dir=str(tmp_path), log_format="console", database_url=pg_url)
+    sealer = Sealer([b"k" * 32])
+    mine = await PostgresStorage.open(settings, sealer, init=count_queries)
+    other = await PostgresStorage.open(settings, sealer)
+    try:
+        yield mine, other
+    finally:
+        await other.close()
+        await mine.close()
+
+
+async def test_a_repeated_question_is_answered_from_memory(
+        stores: tuple[PostgresStorage, PostgresStorage]) -> None:
+    mine, _ = stores
+    trips.clear()
+    for _ in range(5):
+        assert await mine.bindings.for_address("line:Ureporter") == []
+    assert trips["bindings"] == 1
+
+
+async def test_without_its_listener_a_store_reads_every_time(
+        stores: tuple[PostgresStorage, PostgresStorage], monkeypatch: pytest.MonkeyPatch,
+        pg_url: str) -> None:
+    mine, other = stores
+    monkeypatch.setattr(bindings_cache, "RELISTEN", 3600.0)  # no new listen in this test
+    assert await mine.bindings.for_address("line:Uv") == []
+    assert mine.bindings.listening
+    conn = await asyncpg.connect(pg_url)
+    try:
+        # Kill every listening backend of this database (ours among them).
+        await conn.execute(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_stat_activity l "
+            "WHERE l.datname = current_database() AND l.pid <> pg_backend_pid() "
+            "AND l.query LIKE 'LISTEN%'")
+    finally:
+        await conn.close()
+    for _ in range(50):
+        if not mine.bindings.listening:
+            break
+        await asyncio.sleep(0.1)
+    assert not mine.bindings.listening
+    await other.pool.execute("INSERT INTO bindings VALUES ('line:Uv', 'TH-65', 'volunteer', $1)",
+                             utcnow())
+    # Told of nothing (its listener is gone), it still sees the change: it read again.
+    trips.clear()
+    assert len(await mine.bindings.for_address("line:Uv")) == 1
+    assert len(await mine.bindings.for_address("line:Uv")) == 1
+    assert trips["bindings"] == 2
+
+
+async def test_a_small_pool_is_not_starved_by_the_listener(tmp_path: Path, pg_url: str) -> None:
+    settings = Settings(data_dir=str(tmp_path), log_format="console", database_url=pg_url,
+                        database_pool_min=1, database_pool_max=1)
+    storage = await PostgresStorage.open(settings, Sealer([b"k" * 32]))
+    try:
+        assert not storage.bindings.listening  # it reads every time instead
+        async with asyncio.timeout(10):
+            assert await storage.bindings.for_address("line:Ux") == []
+            assert await storage.ping()
+    finally:
+        await storage.close()
