@@ -4,8 +4,9 @@ with it, so erasing the subject makes every copy of them unreadable (crypto-shre
 The key lives in the vault (storage/vault.py) as a record of kind `conversation`
 (`KIND_CONVERSATION`): record id and subject id are both the keyed digest of the conversation
 key (the digest the session, transcript and journal rows are already keyed by; an incident's
-subject is the same digest of its reporter). It is made on the first write of a conversation and cached in the process, so
-a message costs no vault round trip once its conversation is known here:
+subject is the same digest of its reporter). It is made on the first write of a
+conversation and cached in the process, so a message costs no vault round trip once its
+conversation is known here:
 
 - a read opens a blob with the cached key when the blob names it (a sealed blob carries the
   id of its key), with the service keys when the blob is from before conversation keys (the
