@@ -19,6 +19,11 @@ PostgreSQL + Redis holding `--flow-rows` incidents, closed-loop LINE reports fro
 bench/closed_loop.py for `--seconds`, alternately alone and while an analyst (a signed-in
 board account with its second factor) reloads `/board/analytics?days=365` in a loop; printed
 per round: reports/s of each, their ratio, and the analyst's page loads.
+The analyst is a browser in its own process (`bench.analytics_flow --analyst`), as it would
+be on another machine: once reloading without pause (the harshest case), once every
+`--pause` seconds (a person; the page does not refresh itself). CPU ms per report of
+`ess serve`, the bench (reporters and LINE stand-in), PostgreSQL (its backends), Redis and
+the analyst's process are printed for each side.
 """
 
 from __future__ import annotations
@@ -220,7 +225,8 @@ async def run(args: argparse.Namespace) -> None:
     if args.flow_rows:
         from bench.analytics_flow import flow
 
-        await flow(args.flow_rows, args.users, args.seconds, args.rounds, now)
+        await flow(args.flow_rows, args.users, args.seconds, args.rounds, now, args.spy,
+                   args.pause)
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
@@ -258,6 +264,11 @@ def main() -> None:
                         help="incidents behind the report flow under an analyst (0: skip)")
     parser.add_argument("--users", type=int, default=16, help="closed-loop reporters")
     parser.add_argument("--seconds", type=float, default=8.0, help="per side and round")
+    parser.add_argument("--pause", type=float, default=5.0,
+                        help="seconds between the paced analyst's reloads")
+    parser.add_argument("--spy", default="",
+                        help="py-spy record ess serve while the analyst reloads flat out, "
+                             "writing SPY.<round> (collapsed stacks; py-spy in the venv)")
     asyncio.run(run(parser.parse_args()))
 
 

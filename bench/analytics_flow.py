@@ -7,25 +7,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout, CookieJar, TCPConnector, web
+from yarl import URL
 
-from bench.closed_loop import KEYS, LineStandIn, Reporters, free_port, start_ess, stop
+from bench.closed_loop import (
+    CLK_TCK,
+    KEYS,
+    ROOT,
+    LineStandIn,
+    Reporters,
+    cpu_seconds,
+    free_port,
+    start_ess,
+    stop,
+)
 from bot.staff import StaffMember
 from bot.types import utcnow
 from channels.board import TOTP_ROLES, totp
-from channels.board.auth import hash_password
+from channels.board.auth import COOKIE, hash_password
 from config.settings import Settings
 from storage.factory import make_sealer, open_storage
 
 PASSWORD = "bench-analyst-password-1"
 ANALYST = StaffMember("bench-analyst", "Bench Analyst", "en", ("analyst",), ("TH",))
 PAGE = "/board/analytics?days=365&lang=en"
+HUMAN_PAUSE = 5.0  # the page does not refresh itself: a person reloads every few seconds
 
 
 async def enrol(data_dir: str, pg_url: str, redis_url: str) -> bytes | None:
@@ -45,7 +62,8 @@ async def enrol(data_dir: str, pg_url: str, redis_url: str) -> bytes | None:
         await storage.close()
 
 
-async def sign_in(session: ClientSession, base: str, secret: bytes | None) -> None:
+async def sign_in(session: ClientSession, base: str, secret: bytes | None) -> str:
+    """Sign the analyst in; its session cookie (handed to the browser process)."""
     code = totp.code_at(secret, totp.step_of(utcnow())) if secret else ""
     async with session.post(f"{base}/board/login", allow_redirects=False, data={
             "login": ANALYST.login, "password": PASSWORD, "code": code,
@@ -57,21 +75,129 @@ async def sign_in(session: ClientSession, base: str, secret: bytes | None) -> No
         await response.read()
         if response.status != 200:
             raise SystemExit(f"bench: the analytics page answered {response.status}")
+    cookie = session.cookie_jar.filter_cookies(URL(base + "/board")).get(COOKIE)
+    if cookie is None:
+        raise SystemExit("bench: the analyst's session cookie is missing")
+    return cookie.value
 
 
-async def analyst(session: ClientSession, base: str, stop_at: asyncio.Event,
-                  loads: list[float]) -> None:
-    """Reload the page, one after another, until told to stop."""
-    while not stop_at.is_set():
-        began = time.perf_counter()
-        async with session.get(f"{base}{PAGE}", allow_redirects=False) as response:
-            await response.read()
-            if response.status != 200:
-                raise SystemExit(f"bench: the analytics page answered {response.status}")
-        loads.append(time.perf_counter() - began)
+def family_cpu(pid: int) -> float:
+    """CPU seconds of a server and its children (PostgreSQL's backends): its own, its
+    reaped children's, and its live children's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / CLK_TCK
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            f = stat.read_text().rsplit(")", 1)[1].split()
+            if int(f[1]) == pid:
+                total += sum(int(x) for x in f[11:15]) / CLK_TCK
+    return total
 
 
-async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime) -> None:
+async def analyst(base: str, cookie: str, pause: float) -> None:
+    """The analyst's browser, in its own process (`--analyst`): reload the page, `pause` s
+    apart (0: one after another), until stdin closes; then print the loads' seconds."""
+    loads: list[float] = []
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def watch_stdin() -> None:
+        await loop.run_in_executor(None, sys.stdin.read)
+        stopped.set()
+
+    watcher = asyncio.create_task(watch_stdin())
+    async with ClientSession(trust_env=False, timeout=ClientTimeout(total=120),
+                             headers={"Cookie": f"{COOKIE}={cookie}"}) as session:
+        print("ready", flush=True)
+        while not stopped.is_set():
+            began = time.perf_counter()
+            async with session.get(f"{base}{PAGE}", allow_redirects=False) as response:
+                await response.read()
+                if response.status != 200:
+                    raise SystemExit(f"bench: the analytics page answered {response.status}")
+            loads.append(time.perf_counter() - began)
+            if pause:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopped.wait(), pause)
+    await watcher
+    print(json.dumps(loads), flush=True)
+
+
+def _cpu(name: str, pid: int) -> float:
+    # PostgreSQL works in its backends; the bench's own children (ess serve, the servers)
+    # are counted under their own names, not the bench's.
+    return family_cpu(pid) if name == "postgres" else cpu_seconds(pid)
+
+
+class Browser:
+    """The analyst's process, started for one round and stopped after it."""
+
+    def __init__(self, base: str, cookie: str, pause: float) -> None:
+        self.args = (base, cookie, f"{pause:g}")
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Browser:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.analytics_flow", "--analyst", *self.args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise SystemExit("bench: the analyst's process did not start")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def loads(self) -> list[float]:
+        assert self.process is not None and self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.close()
+        out = await asyncio.wait_for(self.process.stdout.read(), 150)
+        await self.process.wait()
+        return [float(x) for x in json.loads(out.decode().strip().splitlines()[-1])]
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+@dataclass
+class Side:
+    """One side of a round: reports/s, errors, CPU ms per report of each process, the
+    analyst's page loads."""
+
+    rate: float
+    errors: int
+    cpu: dict[str, float]
+    loads: list[float] = field(default_factory=list)
+
+
+async def one_side(reporters: Reporters, urls: list[str], users: int, seconds: float,
+                   pids: dict[str, int], browser: Browser | None,
+                   spy: str = "") -> Side:
+    pids = {**pids, **({"analyst": browser.pid} if browser else {})}
+    before = {name: _cpu(name, pid) for name, pid in pids.items()}
+    recorder = None
+    if spy:
+        recorder = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "-d",
+            f"{seconds:g}", "-p", str(pids["ess"]), "-f", "raw", "-o", spy,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tally = await reporters.round(urls, users, seconds, True, {})
+    cpu = {name: (_cpu(name, pid) - before[name]) * 1000 / max(1, tally.completed)
+           for name, pid in pids.items()}
+    loads = await browser.loads() if browser else []
+    if recorder is not None:
+        await recorder.wait()
+    return Side(tally.completed / tally.wall, tally.errors, cpu, loads)
+
+
+async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime,
+               spy: str = "", pause: float = HUMAN_PAUSE) -> None:
     from bench.analytics import fill_postgres
     from tests.servers import PostgresServer, RedisServer
 
@@ -97,17 +223,20 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
         secret = await enrol(data_dir, pg_url, redis_url)
         print(f"\n== report flow under an analyst: ess serve on PostgreSQL + Redis, {rows:,} "
               f"incidents (written in {time.perf_counter() - began:.0f} s), {users} reporters, "
-              f"{seconds:g} s per side and round ==")
+              f"{seconds:g} s per side and round; the analyst's browser in its own process ==")
         timeout = ClientTimeout(total=120)
         async with ClientSession(connector=TCPConnector(limit=0), trust_env=False,
                                  timeout=ClientTimeout(total=30)) as reporters_http, \
                 ClientSession(cookie_jar=CookieJar(unsafe=True, treat_as_secure_origin=[base]),
                               trust_env=False,
                               timeout=timeout) as board:
-            await sign_in(board, base, secret)
+            cookie = await sign_in(board, base, secret)
             reporters = Reporters(line, reporters_http)
-            urls, pids = [f"{base}/webhooks/line"], {"ess": ess.pid}
-            await reporters.round(urls, users, 2.0, True, pids)  # warm-up
+            urls = [f"{base}/webhooks/line"]
+            assert pg.proc is not None and rd.proc is not None
+            pids = {"ess": ess.pid, "bench": os.getpid(), "postgres": pg.proc.pid,
+                    "redis": rd.proc.pid}
+            await reporters.round(urls, users, 2.0, True, {})  # warm-up
             # The page on its own, no reporters: what a load costs without the contention.
             quiet: list[float] = []
             for _ in range(5):
@@ -116,25 +245,35 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
                     await response.read()
                 quiet.append(time.perf_counter() - began)
             print(f"page alone: p50 {statistics.median(quiet):.2f} s over {len(quiet)} loads")
-            print(f"{'round':<7}{'alone/s':>9}{'analyst/s':>11}{'ratio':>7}{'errors':>8}"
-                  f"{'page loads':>12}{'page p50 s':>12}")
-            ratios = []
+            kinds = {"flat out": 0.0, f"every {pause:g} s": pause}
+            print(f"{'round':<7}{'analyst':<12}{'alone/s':>9}{'analyst/s':>11}{'ratio':>7}"
+                  f"{'errors':>8}{'page loads':>12}{'page p50 s':>12}")
+            ratios: dict[str, list[float]] = {kind: [] for kind in kinds}
+            sides: dict[str, list[Side]] = {"alone": [], **{kind: [] for kind in kinds}}
             for k in range(rounds):
-                alone = await reporters.round(urls, users, seconds, True, pids)
-                loads: list[float] = []
-                stop_at = asyncio.Event()
-                task = asyncio.create_task(analyst(board, base, stop_at, loads))
-                await asyncio.sleep(0.5)  # the first page load is under way
-                busy = await reporters.round(urls, users, seconds, True, pids)
-                stop_at.set()
-                await task
-                a, b = alone.completed / alone.wall, busy.completed / busy.wall
-                ratios.append(b / a if a else float("nan"))
-                print(f"{k + 1:<7}{a:>9.1f}{b:>11.1f}{ratios[-1]:>7.2f}"
-                      f"{alone.errors + busy.errors:>8}{len(loads):>12}"
-                      f"{statistics.median(loads) if loads else float('nan'):>12.2f}")
-            print(f"reports/s with an analyst / alone: median {statistics.median(ratios):.2f} "
-                  f"(rounds {min(ratios):.2f}–{max(ratios):.2f})")
+                alone = await one_side(reporters, urls, users, seconds, pids, None)
+                sides["alone"].append(alone)
+                for kind, gap in kinds.items():
+                    async with Browser(base, cookie, gap) as browser:
+                        busy = await one_side(reporters, urls, users, seconds, pids, browser,
+                                              f"{spy}.{k + 1}" if spy and not gap else "")
+                    sides[kind].append(busy)
+                    ratios[kind].append(busy.rate / alone.rate if alone.rate else float("nan"))
+                    p50 = statistics.median(busy.loads) if busy.loads else float("nan")
+                    print(f"{k + 1:<7}{kind:<12}{alone.rate:>9.1f}{busy.rate:>11.1f}"
+                          f"{ratios[kind][-1]:>7.2f}{alone.errors + busy.errors:>8}"
+                          f"{len(busy.loads):>12}{p50:>12.2f}")
+            for kind, values in ratios.items():
+                print(f"reports/s with an analyst reloading {kind} / alone: median "
+                      f"{statistics.median(values):.2f} (rounds {min(values):.2f}–"
+                      f"{max(values):.2f})")
+            names = [*pids, "analyst"]
+            print(f"{'CPU ms per report (median of rounds)':<42}" + "".join(
+                f"{name:>10}" for name in names))
+            for kind, runs in sides.items():
+                cells = "".join(f"{statistics.median(s.cpu.get(name, 0.0) for s in runs):>10.1f}"
+                                for name in names)
+                print(f"  {kind:<40}{cells}")
     finally:
         if ess is not None:
             await stop(ess)
@@ -142,3 +281,9 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
         with contextlib.suppress(Exception):
             rd.close()
         pg.close()
+
+
+if __name__ == "__main__":
+    # The analyst's browser (a subprocess of the bench): --analyst BASE COOKIE PAUSE
+    if sys.argv[1:2] == ["--analyst"]:
+        asyncio.run(analyst(sys.argv[2], sys.argv[3], float(sys.argv[4])))
