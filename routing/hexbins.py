@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import h3
 
@@ -20,6 +21,34 @@ from storage.analytics import CELL_RESOLUTION, NO_VALUE, CountRow
 
 COARSEST = 3
 HOT_FACTOR = 2.0
+CELLS_CACHED = 1 << 16  # per function; the cells of Thailand a map shows number thousands
+
+
+# A cell's geometry never changes, and every load of the page asks for the same cells'
+# corners, centres, neighbours and parents: h3 computing them again was a third of what
+# an analyst's page cost `ess serve`. Pure functions, so memoizing them is correct in any
+# process.
+@lru_cache(maxsize=CELLS_CACHED)
+def boundary(cell: str) -> tuple[tuple[float, float], ...]:
+    """The cell's corners as (lat, lon)."""
+    return tuple((float(a), float(b)) for a, b in h3.cell_to_boundary(cell))
+
+
+@lru_cache(maxsize=CELLS_CACHED)
+def centre(cell: str) -> tuple[float, float]:
+    lat, lon = h3.cell_to_latlng(cell)
+    return float(lat), float(lon)
+
+
+@lru_cache(maxsize=CELLS_CACHED)
+def neighbours(cell: str) -> tuple[str, ...]:
+    """The cells around `cell` (six, or five beside a pentagon)."""
+    return tuple(str(c) for c in h3.grid_disk(cell, 1) if c != cell)
+
+
+@lru_cache(maxsize=CELLS_CACHED)
+def parent(cell: str, resolution: int) -> str:
+    return str(h3.cell_to_parent(cell, resolution))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +70,8 @@ def merge(counts: dict[str, int], threshold: int) -> list[Bin]:
             if n >= threshold or resolution == COARSEST:
                 kept.append(Bin(cell, resolution, n, cell in hot))
             else:
-                parent = str(h3.cell_to_parent(cell, resolution - 1))
-                parents[parent] = parents.get(parent, 0) + n
+                up = parent(cell, resolution - 1)
+                parents[up] = parents.get(up, 0) + n
         level = parents
     return sorted(kept, key=lambda b: (-b.count, b.cell))
 
@@ -52,8 +81,8 @@ def hot_spots(counts: dict[str, int], threshold: int) -> set[str]:
     for cell, n in counts.items():
         if n < threshold:
             continue
-        ring = [c for c in h3.grid_disk(cell, 1) if c != cell]
-        mean = sum(counts.get(str(c), 0) for c in ring) / max(1, len(ring))
+        ring = neighbours(cell)
+        mean = sum(counts.get(c, 0) for c in ring) / max(1, len(ring))
         if n >= HOT_FACTOR * mean:
             hot.add(cell)
     return hot
@@ -68,7 +97,7 @@ def hex_view(rows: Sequence[CountRow], period: Period, threshold: int) -> View:
     # The reports without a point are one more cell of the sum (they are in the total).
     *shown, unplaced_shown = withhold([*(b.count for b in bins), unplaced], threshold)
     for b, count in zip(bins, shown, strict=True):
-        lat, lon = h3.cell_to_latlng(b.cell)
+        lat, lon = centre(b.cell)
         out.append((b.cell, b.resolution, round(lat, 3), round(lon, 3), count,
                     "yes" if b.hot and count != WITHHELD else "no"))
     notes = (f"reports without a point: {unplaced_shown}",) if unplaced else ()

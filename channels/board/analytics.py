@@ -14,13 +14,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import h3
 import structlog
 import yaml
 from aiohttp import web
@@ -45,6 +44,7 @@ from routing.analytics import (
 )
 from routing.analytics_export import to_csv
 from routing.directory import NATIONAL
+from routing.hexbins import CELLS_CACHED, boundary
 
 log = structlog.get_logger(__name__)
 
@@ -150,6 +150,18 @@ class Links:
         if data.get("exp", 0) < now or data.get("actor") != viewer.actor:
             return None
         return data
+
+
+@lru_cache(maxsize=CELLS_CACHED)
+def _map_cell(cell: str, count: int, hot: bool, lang: str) -> str:
+    """One hexagon of the map script, JSON-encoded: its corners (5 decimals, about a
+    metre), count and label. Kept: the same cells, mostly with the same counts, are drawn
+    on every load, and formatting and encoding them again was most of the map's cost."""
+    return json.dumps({
+        "cell": cell, "count": count, "hot": hot,
+        "label": say(lang, "map_hot" if hot else "map_cell", count=count),
+        "boundary": [[round(a, 5), round(b, 5)] for a, b in boundary(cell)]},
+        ensure_ascii=False)
 
 
 class AnalyticsPages:
@@ -283,13 +295,11 @@ class AnalyticsPages:
             n = r[count]
             if not isinstance(n, int) or isinstance(n, bool) or n < self.threshold:
                 continue
-            cells.append({"cell": str(r[0]), "count": n, "hot": r[hot] == "yes",
-                          "label": say(lang, "map_hot" if r[hot] == "yes" else "map_cell",
-                                       count=n),
-                          "boundary": [[round(a, 5), round(b, 5)]
-                                       for a, b in h3.cell_to_boundary(str(r[0]))]})
-        config = {"cells": cells, "tileUrl": self.tile_url, "attribution": self.attribution}
-        data = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+            cells.append(_map_cell(str(r[0]), n, r[hot] == "yes", lang))
+        # json.dumps of the whole config, spliced from the cells' cached encodings.
+        rest = json.dumps({"tileUrl": self.tile_url, "attribution": self.attribution},
+                          ensure_ascii=False)
+        data = f'{{"cells": [{", ".join(cells)}], {rest[1:]}'.replace("</", "<\\/")
         return (f'<script id="analytics-config" type="application/json">{data}</script>'
                 '<script src="/board/static/leaflet/leaflet.js" defer></script>'
                 '<script src="/board/static/analytics.js" defer></script>')

@@ -4,11 +4,11 @@ and a hexagon map. Drawn from the suppressed cells only: a "<5" is a hatched stu
 
 from __future__ import annotations
 
+from functools import lru_cache
 from html import escape
 
-import h3
-
 from routing.analytics import Cell, View
+from routing.hexbins import CELLS_CACHED, boundary, centre
 
 HATCH = ('<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
          'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eef1f5"/>'
@@ -115,14 +115,29 @@ def heat_grid(view: View, title: str) -> str:
 LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = 5.4, 20.6, 97.2, 105.8
 
 
+MAP_WIDTH, MAP_HEIGHT = 360, 620
+
+
+def _xy(lat: float, lon: float) -> tuple[str, str]:
+    x = (lon - LON_MIN) / (LON_MAX - LON_MIN) * MAP_WIDTH
+    y = (LAT_MAX - lat) / (LAT_MAX - LAT_MIN) * MAP_HEIGHT
+    return f"{x:.1f}", f"{y:.1f}"
+
+
+# The same cells are drawn on every load: their projected outline and centre are kept.
+@lru_cache(maxsize=CELLS_CACHED)
+def _outline(cell: str) -> str:
+    return " ".join(",".join(_xy(lat, lon)) for lat, lon in boundary(cell))
+
+
+@lru_cache(maxsize=CELLS_CACHED)
+def _dot(cell: str) -> tuple[str, str]:
+    return _xy(*centre(cell))
+
+
 def hex_map(view: View, title: str) -> str:
     """Hexagons coloured by count (hot spots outlined red) on a plain lat/lon frame."""
-    width, height = 360, 620
-
-    def xy(lat: float, lon: float) -> str:
-        x = (lon - LON_MIN) / (LON_MAX - LON_MIN) * width
-        y = (LAT_MAX - lat) / (LAT_MAX - LAT_MIN) * height
-        return f"{x:.1f},{y:.1f}"
+    width, height = MAP_WIDTH, MAP_HEIGHT
 
     numbers = [_number(r[4]) or 0.0 for r in view.rows]
     top = max(numbers, default=0.0) or 1.0
@@ -131,7 +146,7 @@ def hex_map(view: View, title: str) -> str:
              f'<rect width="{width}" height="{height}" fill="#f3f6f9"/>']
     for row in sorted(view.rows, key=lambda r: -int(str(r[1]))):  # coarse first, fine on top
         cell, count, hot = str(row[0]), row[4], row[5] == "yes"
-        points = " ".join(xy(lat, lon) for lat, lon in h3.cell_to_boundary(cell))
+        points = _outline(cell)
         n = _number(count)
         fill = "url(#hatch)" if n is None else f"rgba(31,95,168,{0.25 + 0.75 * n / top:.2f})"
         stroke = f' stroke="{HOT}" stroke-width="2"' if hot else ' stroke="#fff"'
@@ -139,8 +154,7 @@ def hex_map(view: View, title: str) -> str:
         parts.append(f'<polygon points="{points}" fill="{fill}"{stroke}><title>{cell}: '
                      f'{escape(_label(count))}</title></polygon>')
         if int(str(row[1])) >= 6:
-            lat, lon = h3.cell_to_latlng(cell)
-            x, y = xy(lat, lon).split(",")
+            x, y = _dot(cell)
             parts.append(f'<circle cx="{x}" cy="{y}" r="{4 if not hot else 6}" '
                          f'fill="{HOT if hot else BAR}"><title>{cell}: '
                          f'{escape(_label(count))}</title></circle>')
