@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -66,6 +67,9 @@ COUNTS = ("reports", "acked", "escalated", *(f"{s}_n" for s in STAGES), "eta_n",
 COLUMNS: tuple[str, ...] = (
     *COUNTS, *(f"{s}_{b}" for s in STAGES for b in range(BUCKETS)),
     *(f"eta_{b}" for b in range(ETA_BUCKETS)))
+_AT = {c: i for i, c in enumerate(COLUMNS)}
+_STAGE_AT = tuple((s, _AT[f"{s}_0"]) for s in STAGES)
+_ETA_AT = _AT["eta_0"]
 TABLE = "analytics_daily"
 DISTRICT_TABLE = "analytics_district_daily"
 DISTRICT_KEYS = ("local_day", "province", "district", "synthetic", "drill")
@@ -320,18 +324,21 @@ class Tally:
 
     def add_sums(self, synthetic: int, sums: Sequence[int]) -> None:
         """One row of read_sql (after the keys): whole settled days."""
-        values = dict(zip(COLUMNS, (int(v or 0) for v in sums), strict=True))
-        self.reports += values["reports"]
+        if len(sums) != len(COLUMNS):
+            raise ValueError(f"{len(sums)} sums for the {len(COLUMNS)} rollup columns")
+        # By position, not by name: a response view adds hundreds of these 400-wide rows.
+        values = [int(v or 0) for v in sums]
+        reports = values[_AT["reports"]]
+        self.reports += reports
         self.synthetic += int(synthetic or 0)
-        self.settled += values["reports"]
-        self.never_acked += values["reports"] - values["acked"]
-        self.escalated += values["escalated"]
-        for stage, histogram in self.stages.items():
-            for b in range(BUCKETS):
-                histogram[b] += values[f"{stage}_{b}"]
-        for b in range(ETA_BUCKETS):
-            self.eta[b] += values[f"eta_{b}"]
-        self.eta_late += values["eta_late"]
+        self.settled += reports
+        self.never_acked += reports - values[_AT["acked"]]
+        self.escalated += values[_AT["escalated"]]
+        for stage, at in _STAGE_AT:
+            histogram = self.stages[stage]
+            histogram[:] = map(operator.add, histogram, values[at:at + BUCKETS])
+        self.eta[:] = map(operator.add, self.eta, values[_ETA_AT:_ETA_AT + ETA_BUCKETS])
+        self.eta_late += values[_AT["eta_late"]]
 
     def add_row(self, row: Sequence[Any], settled: bool) -> None:
         """One incident row: synthetic, acked (bool), the stage durations, eta_over_s,
