@@ -26,10 +26,10 @@ class Wire:
     __slots__ = ("chunked", "ended", "gone", "limit", "slow", "transport")
 
     def __init__(self, response: web.StreamResponse, transport: asyncio.Transport,
-                 limit: int = LIMIT):
+                 limit: int | None = None):
         self.chunked = response.chunked
         self.transport = transport
-        self.limit = limit
+        self.limit = LIMIT if limit is None else limit
         self.ended = asyncio.Event()
         self.slow = False
         self.gone = False  # the client closed the connection (not slow: just left)
