@@ -8,9 +8,18 @@ run:
 1. event → every viewer: from the report's commit (its `created_at`) to each viewer
    receiving its `reported` event, p50 / p99 over every (report, viewer) pair;
 2. the report flow's messages/s flat out, without viewers and with them, as a ratio: the
-   median of interleaved rounds (alone, then with the viewers connected).
+   median of interleaved rounds (alone, then with the viewers connected);
+3. this process's CPU per report message (the app and the flow: `time.process_time`, every
+   thread) alone and with the viewers, so the fan-out's own cost is a number, and the viewers'
+   process's CPU per message beside it (browsers elsewhere in production, the same two cores
+   here: their client reads chunks and parses only the frames it measures).
+
+`--count` adds, per board event of the loaded phases, the board log reads, SSE renderings,
+socket writes and event-loop callbacks (task steps and future callbacks) of this process;
+counting slows it, so its rates are not comparable.
 
     .venv/bin/python -m bench.board [--viewers 200] [--rate 20] [--seconds 10] [--rounds 3]
+                                    [--count]
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import statistics
 import sys
 import tempfile
 import time
+from asyncio import selector_events
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +62,21 @@ async def one_report(services: Services, n: int) -> None:
                                               payload))
 
 
-async def flat_out(services: Services, start: int, seconds: float) -> float:
+@dataclass
+class Phase:
+    """One flat-out phase: its rate, and this process's CPU per message (the app and the
+    flow share it; `process_time` counts every thread, SQLite's included)."""
+
+    rate: float
+    messages: int
+    cpu: float  # seconds of this process's CPU
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu * 1000 / max(1, self.messages)
+
+
+async def flat_out(services: Services, start: int, seconds: float) -> Phase:
     """Messages/s of back-to-back reports (5 messages each), 8 at a time."""
     done = 0
     end = time.perf_counter() + seconds
@@ -63,30 +88,110 @@ async def flat_out(services: Services, start: int, seconds: float) -> float:
             await one_report(services, next(counter))
             done += 5
 
+    cpu = time.process_time()
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(8)))
-    return done / (time.perf_counter() - began)
+    return Phase(done / (time.perf_counter() - began), done, time.process_time() - cpu)
+
+
+class Counts:
+    """`--count`: what the server does per board event while viewers watch (the counting
+    itself costs time, so these runs are not the ones whose rates are reported)."""
+
+    def __init__(self, services: Services, board_channel: Any) -> None:
+        self.reads = self.renders = self.writes = self.callbacks = 0
+        board: Any = services.storage.board
+        after = board.after
+
+        def reading(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            return after(*args, **kwargs)
+
+        board.after = reading
+        feed = board_channel.feed
+        real_render = feed.render
+
+        def rendering(*args: Any) -> bytes:
+            self.renders += 1
+            return bytes(real_render(*args))
+
+        feed.render = rendering
+        socket_transport: Any = vars(selector_events)["_SelectorSocketTransport"]
+        real_write = socket_transport.write
+
+        def writing(transport: Any, data: Any) -> None:
+            self.writes += 1
+            real_write(transport, data)
+
+        socket_transport.write = writing
+        loop: Any = asyncio.get_running_loop()
+        call_soon = loop.call_soon
+
+        def soon(*args: Any, **kwargs: Any) -> Any:  # every task step and future callback
+            self.callbacks += 1
+            return call_soon(*args, **kwargs)
+
+        loop.call_soon = soon
+
+    def snapshot(self) -> tuple[int, int, int, int]:
+        return self.reads, self.renders, self.writes, self.callbacks
+
+
+@dataclass
+class Tally:
+    """The counts and the log's number at the start of a phase."""
+
+    counts: Counts | None
+    first: int
+    before: tuple[int, int, int, int]
+
+    @classmethod
+    async def start(cls, services: Services, counts: Counts | None) -> Tally:
+        return cls(counts, await services.storage.board.last(),
+                   counts.snapshot() if counts else (0, 0, 0, 0))
+
+    async def per_event(self, services: Services) -> list[float]:
+        """Board events, then each count per board event (empty: not counting)."""
+        if self.counts is None:
+            return []
+        events = max(1, await services.storage.board.last() - self.first)
+        now = self.counts.snapshot()
+        return [events] + [(b - a) / events for a, b in zip(self.before, now, strict=True)]
+
+
+REPORTED = b'"kind": "reported"'
+CREATED = b'"created_at": "'
 
 
 async def viewer(http: aiohttp.ClientSession, url: str, lags: list[float],
                  ready: asyncio.Event, count: list[int], viewers: int) -> None:
+    """One browser's stream, read as cheaply as possible (the viewers stand for browsers
+    elsewhere, but share this machine's cores): chunks as they come, and only the frames it
+    measures (a report's first event) are looked into, for their `created_at` alone."""
     async with http.get(f"{url}/board/events") as resp:
         count[0] += 1
         if count[0] == viewers:
             ready.set()
-        async for raw in resp.content:
-            if not raw.strip():
+        rest = b""  # a frame cut between two reads waits for the rest
+        async for chunk in resp.content.iter_any():
+            rest = rest + chunk if rest else chunk
+            cut = rest.rfind(b"\n\n")
+            if cut < 0:
                 continue
-            line = raw.decode()
-            if line.startswith("data: "):
-                data = json.loads(line[6:])
-                if data["kind"] == "reported" and data.get("row"):
-                    created = datetime.fromisoformat(data["row"]["created_at"])
-                    lags.append((utcnow() - created).total_seconds())
+            frames, rest = rest[:cut], rest[cut + 2:]
+            if REPORTED not in frames:
+                continue
+            now = utcnow()
+            for frame in frames.split(b"\n\n"):
+                start = frame.find(CREATED) + len(CREATED)
+                if REPORTED in frame and start >= len(CREATED):  # a row: its report's commit
+                    created = frame[start:frame.index(b'"', start)].decode()
+                    lags.append((now - datetime.fromisoformat(created)).total_seconds())
 
 
 async def watch(url: str, cookie: str, viewers: int) -> None:
-    """The viewers' process: prints "ready", then each lag (s) per line until stdin closes."""
+    """The viewers' process: prints "ready", its CPU seconds for each line read, and the lags
+    (s) as JSON when stdin closes."""
     jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[url])
     jar.update_cookies({"ess_board": cookie}, URL(url))
     connector = aiohttp.TCPConnector(limit=viewers + 10)
@@ -98,18 +203,29 @@ async def watch(url: str, cookie: str, viewers: int) -> None:
                  for _ in range(viewers)]
         await asyncio.wait_for(ready.wait(), 60)
         print("ready", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(None, sys.stdin.readline):
+            print(f"{time.process_time():.6f}", flush=True)  # asked: its CPU so far
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     print(json.dumps(lags), flush=True)
 
 
-async def main(viewers: int, rate: float, seconds: float, rounds: int) -> None:
+async def cpu_of(watcher: asyncio.subprocess.Process) -> float:
+    """The viewers' process's CPU seconds so far (it answers a line on its stdin)."""
+    assert watcher.stdin is not None and watcher.stdout is not None
+    watcher.stdin.write(b"cpu\n")
+    await watcher.stdin.drain()
+    return float(await watcher.stdout.readline())
+
+
+async def main(viewers: int, rate: float, seconds: float, rounds: int, count: bool) -> None:
     folder = tempfile.mkdtemp(prefix="ess-bench-board-")
     settings = Settings(data_dir=folder, log_format="console", log_level="error",
                         escalate_after=3600)
-    app = create_app(settings, channels=ChannelRegistry.discover(settings, only=["board"]))
+    registry = ChannelRegistry.discover(settings, only=["board"])
+    app = create_app(settings, channels=registry)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
@@ -142,20 +258,35 @@ async def main(viewers: int, rate: float, seconds: float, rounds: int) -> None:
         # The flow flat out, alone and then with the same viewers connected, in interleaved
         # rounds: one pair on a loaded 2-core machine swings either way, and the store grows
         # through the run, so a lone "alone" measured first on an empty store flatters it.
-        alone: list[float] = []
-        loaded: list[float] = []
+        alone: list[Phase] = []
+        loaded: list[Phase] = []
+        watched: list[float] = []  # the viewers' process: CPU ms per message, loaded phases
+        counts = Counts(services, registry.get("board")) if count else None
         for r in range(rounds):
+            tally = await Tally.start(services, counts)
             alone.append(await flat_out(services, (2 * r + 2) * 10**8, seconds / 2))
+            quiet = await tally.per_event(services)
             watcher = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bench.board", "--watch", url, cookie, str(viewers),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26)
             assert watcher.stdout is not None and watcher.stdin is not None
             assert (await asyncio.wait_for(watcher.stdout.readline(), 120)).strip() == b"ready"
+            their = await cpu_of(watcher)
+            tally = await Tally.start(services, counts)
             loaded.append(await flat_out(services, (2 * r + 3) * 10**8, seconds / 2))
+            watched.append((await cpu_of(watcher) - their) * 1000 / max(1, loaded[-1].messages))
+            busy = await tally.per_event(services)
+            if busy and quiet:
+                print(f"round {r + 1}, per board event ({busy[0] / loaded[-1].messages:.2f} "
+                      f"per message), alone → "
+                      f"with {viewers} viewers: log reads {quiet[1]:.2f} → {busy[1]:.2f}, "
+                      f"renderings {quiet[2]:.2f} → {busy[2]:.2f}, socket writes {quiet[3]:.1f}"
+                      f" → {busy[3]:.1f}, loop callbacks {quiet[4]:.1f} → {busy[4]:.1f}",
+                      flush=True)
             watcher.stdin.close()
             await watcher.stdout.read()
             await watcher.wait()
-        ratios = [w / a for a, w in zip(alone, loaded, strict=True)]
+        ratios = [w.rate / a.rate for a, w in zip(alone, loaded, strict=True)]
         lags.sort()
         if not lags:
             raise SystemExit("no viewer received any event")
@@ -165,10 +296,18 @@ async def main(viewers: int, rate: float, seconds: float, rounds: int) -> None:
               f"{len(lags)} of {reports * viewers} (report, viewer) deliveries")
         print(f"event → viewer  p50 {p50 * 1000:7.1f} ms   p99 {p99 * 1000:7.1f} ms   "
               f"(target p99 < 1000 ms)")
-        print(f"report flow     {statistics.median(alone):7.1f} msg/s alone   "
-              f"{statistics.median(loaded):7.1f} msg/s with {viewers} viewers   ratio "
-              f"{statistics.median(ratios):.2f} median of {rounds} rounds "
+        print(f"report flow     {statistics.median(a.rate for a in alone):7.1f} msg/s alone   "
+              f"{statistics.median(w.rate for w in loaded):7.1f} msg/s with {viewers} viewers"
+              f"   ratio {statistics.median(ratios):.2f} median of {rounds} rounds "
               f"({' '.join(f'{x:.2f}' for x in ratios)})   (target ≥ 0.90)")
+        cpu_alone = statistics.median(a.cpu_ms for a in alone)
+        cpu_loaded = statistics.median(w.cpu_ms for w in loaded)
+        pairs = " ".join(f"{a.cpu_ms:.2f}/{w.cpu_ms:.2f}"
+                         for a, w in zip(alone, loaded, strict=True))
+        print(f"app CPU / msg   {cpu_alone:7.2f} ms alone   {cpu_loaded:7.2f} ms with viewers"
+              f"   fan-out {cpu_loaded - cpu_alone:+.2f} ms   (medians; rounds {pairs})")
+        print(f"viewers' CPU    {statistics.median(watched):7.2f} ms per message in their own "
+              f"process (browsers elsewhere in production; here the same 2 cores)")
     finally:
         await server.close()
 
@@ -180,11 +319,14 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds of the flow alone and with the viewers")
+    parser.add_argument("--count", action="store_true",
+                        help="count log reads, renderings, writes and loop callbacks per event")
     parser.add_argument("--watch", nargs=3, metavar=("URL", "COOKIE", "VIEWERS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.watch:
         asyncio.run(watch(args.watch[0], args.watch[1], int(args.watch[2])))
     else:
-        asyncio.run(main(args.viewers, args.rate, args.seconds, max(1, args.rounds)))
+        asyncio.run(main(args.viewers, args.rate, args.seconds, max(1, args.rounds),
+                         args.count))
     sys.exit(0)

@@ -13,9 +13,14 @@ every key of one conversation lives in one slot, so one Lua script can touch the
     <p>:e:{<c>}:<h>    an event handled (dedupe), PX = dedupe window; <h> = hash of event id
     <p>:live:<topic>   pub/sub channel
 
-A message costs three round trips: lock and load (Lua: the fencing token, the dedupe flag,
-the session, read under the lock just taken), save (Lua: fencing token, version, session,
-dedupe record), unlock (Lua). A reload after a stale save is one pipeline.
+A message costs two round trips: lock and load (Lua: the fencing token, the dedupe flag,
+the session, read under the lock just taken), then save and unlock (Lua: fencing token,
+version, session, dedupe record, and the lock deleted once all of that is written). The save
+of the event a hold was taken for is the last write of that step (the engine's only one), so
+it releases the lock itself; the hold's exit then has nothing to send. A refused save (stale
+token or version) keeps the lock, for the reload and the next try. A hold without an event
+key, or left without a save (a duplicate, a failure), is released by its own script as
+before. A reload after a stale save is one pipeline.
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ return 0
 """
 
 # KEYS: session, meta, lock, event. ARGV: version, token ('' = no lock held), blob,
-# updated ms, expires ms ('' = none), lang, active, dedupe ms, keep ms.
+# updated ms, expires ms ('' = none), lang, active, dedupe ms, keep ms, release ('1': delete
+# the lock once written; only with a token, which was just checked to be the lock's value).
 _SAVE = """
 if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then return -1 end
 local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
@@ -84,6 +90,7 @@ end
 redis.call('HSET', KEYS[2], 'v', v, 'l', ARGV[6], 'a', ARGV[7], 'u', ARGV[4], 'x', ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[9])
 redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8])
+if ARGV[10] == '1' and ARGV[2] ~= '' then redis.call('DEL', KEYS[3]) end
 return v
 """
 
@@ -97,6 +104,7 @@ class _Hold:
     token: str
     event_key: str | None = None
     loaded: Loaded | None = None
+    released: bool = False  # by the save of `event_key`: nothing left to unlock
 
 
 # The lock this task holds, per conversation: the engine holds the lock, loads and saves in
@@ -172,6 +180,8 @@ class RedisSessions:
         k, conversation = self._keys, session.conversation
         hold = (_held.get() or {}).get(conversation)
         token = hold.token if hold is not None else ""
+        # The save of the event the hold was taken for ends the step: unlock in the same trip.
+        release = hold is not None and hold.event_key == event_key and not hold.released
         expires = session.expires_at if session.expires_at and session.active else None
         keep_until = (expires or session.updated_at) + KEEP_AFTER_EXPIRY
         keep_ms = max(1, _ms(keep_until) - _ms(session.updated_at))
@@ -183,12 +193,15 @@ class RedisSessions:
             args=[session.version, token, blob,
                   _ms(session.updated_at), _ms(expires) if expires else "", session.lang,
                   "1" if session.active else "0", int(DEDUPE_WINDOW.total_seconds() * 1000),
-                  keep_ms])
+                  keep_ms, "1" if release else "0"])
         if int(result) == -1:
             raise StaleSession("the conversation lock expired and was taken over")
         if int(result) < 0:
             raise StaleSession("session changed since it was loaded")
         session.version += 1
+        if release:
+            assert hold is not None
+            hold.released = True
 
     async def sweep_idle(self, now: datetime) -> int:
         return 0  # PXAT on the session key: Redis forgets the answers at the deadline
@@ -252,6 +265,8 @@ class RedisLocks:
             reset = _held.set(held)
 
             async def renew() -> bool:
+                if hold.released:
+                    return True  # the save let it go: nothing to keep, nothing lost
                 return bool(await self._renew(keys=[lock_key], args=[token, self._ttl_ms]))
 
             try:
@@ -259,9 +274,10 @@ class RedisLocks:
                     yield token
             finally:
                 _held.reset(reset)
-                # If Redis is gone, the key expires after lock_ttl anyway.
-                with contextlib.suppress(RedisError, OSError):
-                    await self._unlock(keys=[lock_key], args=[token])
+                if not hold.released:
+                    # If Redis is gone, the key expires after lock_ttl anyway.
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._unlock(keys=[lock_key], args=[token])
 
     def __len__(self) -> int:
         return len(self._local)

@@ -158,3 +158,54 @@ async def test_session_keys_carry_no_conversation_key(states: tuple[RedisState, 
     await a.sessions.save(Session("sms:+66812345678", lang="th", flow="report"), "sms:1")
     keys = [k async for k in a.client.scan_iter()]
     assert keys and not any(b"812345678" in k for k in keys)
+
+
+async def test_the_steps_save_releases_its_lock_in_the_same_trip(
+        states: tuple[RedisState, RedisState]) -> None:
+    a, b = states
+    lock_key = a.sessions._keys.of("l", "c")
+    async with a.locks.hold("c", "e1"):
+        loaded = await a.sessions.load("c", "e1")
+        session = loaded.session or Session("c", lang="th")
+        # A refused save (another writer moved the version) keeps the lock for the retry.
+        await a.client.hset(a.sessions._keys.of("m", "c"), "v", 7)
+        with pytest.raises(StaleSession, match="changed"):
+            await a.sessions.save(session, "e1")
+        assert await a.client.exists(lock_key) == 1
+        session.version = 7
+        await a.sessions.save(session, "e1")
+        # Saved and unlocked by the one script: the other process takes it at once.
+        assert await a.client.exists(lock_key) == 0
+        async with b.locks.hold("c", "e2") as token:
+            assert token > 0
+            # A save for another event than the hold's (not the step's own) keeps the lock.
+            again = await b.sessions.load("c", "e2")
+            assert again.session is not None and again.session.version == 8
+            await b.sessions.save(again.session, "e3")
+            assert await b.client.exists(lock_key) == 1
+        assert await b.client.exists(lock_key) == 0
+
+
+async def test_a_late_holders_releasing_save_leaves_the_new_lock(
+        states: tuple[RedisState, RedisState]) -> None:
+    a, b = states
+    lock_key = a.sessions._keys.of("l", "c")
+    taken, tried = asyncio.Event(), asyncio.Event()
+
+    async def newer_holder() -> int:
+        async with b.locks.hold("c", "e2") as token:
+            taken.set()
+            await tried.wait()
+            # Fenced: the late save was refused, and this holder's lock is still its own.
+            assert int(await b.client.get(lock_key)) == token
+            return token
+
+    async with a.locks.hold("c", "e1"):
+        await a.sessions.load("c", "e1")
+        await a.client.delete(lock_key)  # expired under a stalled holder
+        task = asyncio.create_task(newer_holder())
+        await taken.wait()
+        with pytest.raises(StaleSession, match="lock expired"):
+            await a.sessions.save(Session("c", lang="th"), "e1")
+        tried.set()
+        assert await task > 0

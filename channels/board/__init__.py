@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from bot.incident import normalize_reference
 from bot.outbound import Outbound, SendResult
@@ -49,10 +49,11 @@ from channels.board.auth import (
     log_in,
     password_problem,
 )
-from channels.board.live import Change, Feed
+from channels.board.live import Change, Feed, Scope
 from channels.board.metrics import BOARD_LAG, BOARD_VIEWERS
 from channels.board.record import record_html, relay_chat, told
 from channels.board.views import BoardRow, row, urgency
+from channels.board.wire import Wire
 from channels.board.words import LANGS
 from channels.limits import client_address
 from channels.web_pages import vendored_response
@@ -148,7 +149,7 @@ class BoardChannel(Channel):
 
     async def start(self, ctx: ChannelContext) -> None:
         await super().start(ctx)
-        self._feed = Feed(ctx.services.storage)
+        self._feed = Feed(ctx.services.storage, render=self._event_bytes)
         await self._feed.start()
 
     async def stop(self) -> None:
@@ -508,40 +509,44 @@ class BoardChannel(Channel):
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
+        if request.version >= HttpVersion11:
+            response.enable_chunked_encoding()  # the wire frames its chunks as aiohttp does
         await response.prepare(request)
-        await response.write(b"retry: 2000\n: hello\n\n")
+        await response.write(b"retry: 2000\n: hello\n\n")  # also sends the headers
+        transport = request.transport
+        if transport is None:
+            return response  # gone already
+        wire = Wire(response, transport)
+        feed = self.feed
+        viewer = feed.join(Scope.of(member.areas, member.agencies), lang, wire)
         BOARD_VIEWERS.inc()
         staff = self.ctx.services.storage.staff
         checked = time.monotonic()
-        stream = self.feed.follow(member.areas, after, member.agencies).__aiter__()
         try:
-            while True:
-                try:
-                    batch = await asyncio.wait_for(anext(stream), PING_SECONDS)
-                except TimeoutError:
-                    await response.write(b": ping\n\n")
-                    batch = []
-                except StopAsyncIteration:
+            async for batch in feed.catch_up(viewer, after):
+                await response.write(feed.frames(batch, lang))
+                now = utcnow()
+                for change in batch:
+                    BOARD_LAG.observe(max(0.0, (now - change.event.at).total_seconds()))
+            # Live: the feed writes this viewer's events itself; this task only wakes to
+            # ping (which also finds a closed connection) and to re-read the session.
+            while not wire.ended.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wire.ended.wait(), PING_SECONDS)
+                if wire.ended.is_set() or transport.is_closing():
                     break
+                await response.write(b": ping\n\n")
                 if time.monotonic() - checked > RECHECK_SECONDS:
                     checked = time.monotonic()
                     if await staff.session(token, utcnow()) is None:
                         break  # disabled or signed out meanwhile
-                if not batch:
-                    continue
-                for change in batch:
-                    if lang not in change.rendered:
-                        change.rendered[lang] = self._event_bytes(change, lang)
-                await response.write(b"".join(c.rendered[lang] for c in batch))
-                now = utcnow()
-                for change in batch:
-                    BOARD_LAG.observe(max(0.0, (now - change.event.at).total_seconds()))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
+            feed.remove(viewer)
             BOARD_VIEWERS.dec()
-            with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+        if wire.slow:
+            log.info("board.viewer_dropped", reason="slow")
         return response
 
     def _event_bytes(self, change: Change, lang: str) -> bytes:

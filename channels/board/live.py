@@ -8,42 +8,138 @@ with `Last-Event-ID` is replayed exactly what it missed, in order, once. The rea
 read of its incident, whatever the number of viewers. With no viewer connected it reads
 nothing at all (a NOTIFY per report would otherwise cost a query on the report's hot path):
 the first viewer to connect takes the log's current number as the reader's place.
+
+The fan-out is the reader's own loop, not a task per viewer: viewers are grouped into
+audiences (the same scope and language), each event is checked once per audience against
+a precomputed scope, its SSE bytes are made once per language, and the same bytes are
+handed to every viewer of the audience by a synchronous `Sink.deliver` (for a browser, a
+write to its socket; `channels/board/wire.py`). A viewer that cannot keep up (its socket's
+buffer past a bound, or its catch-up queue past `QUEUE`) is dropped at once: it never holds
+the others back nor grows memory, and its browser resumes with `Last-Event-ID`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
 from bot.incident import Incident, dispatched_agencies
-from bot.staff import BoardEvent, agencies_in_scope, in_scope
+from bot.staff import NATIONAL, BoardEvent
+from bot.types import utcnow
+from channels.board.metrics import BOARD_LAG
 from storage.ports import Storage
 
 log = structlog.get_logger(__name__)
-QUEUE = 1000  # a viewer this far behind is cut off; its browser reconnects and replays
+QUEUE = 1000  # events a catching-up viewer may fall behind by before it is cut off
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """An event with its incident as read once for every viewer; `rendered` keeps the bytes
-    sent per language, so a hundred viewers cost one rendering each."""
+    """An event with its incident as read once for every viewer, and the areas and agencies
+    it is visible to (computed once, so each audience's check is two set tests); `rendered`
+    keeps its SSE bytes per language, made once for all viewers."""
 
     event: BoardEvent
     incident: Incident | None
+    areas: frozenset[str]
+    agencies: frozenset[str]
     rendered: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, event: BoardEvent, incident: Incident | None) -> Change:
+        # The agencies recorded with the event: one told later (an escalation) does not see
+        # what happened before it was told. A row older than that record: the incident's
+        # agencies now.
+        told: Iterable[str] = event.agencies if event.agencies is not None else (
+            dispatched_agencies(incident.details) if incident else ())
+        return cls(event, incident, frozenset(event.area_codes), frozenset(told))
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A viewer's areas and agencies, precomputed: the stores' rule for scoped reads
+    (`bot.staff.in_scope` and `agencies_in_scope`) as two set tests. Hashable, so viewers
+    with the same scope share one check per event."""
+
+    national: bool
+    areas: frozenset[str]
+    agencies: frozenset[str]
+
+    @classmethod
+    def of(cls, areas: Iterable[str], agencies: Iterable[str] = ()) -> Scope:
+        areas = frozenset(areas)
+        if NATIONAL in areas:  # the national centre sees all, whatever else it lists
+            return cls(True, frozenset(), frozenset())
+        return cls(False, areas, frozenset(agencies))
+
+    def sees(self, change: Change) -> bool:
+        """Whether `change` is within these areas and (if any) these agencies."""
+        return self.national or (
+            not self.areas.isdisjoint(change.areas)
+            and (not self.agencies or not self.agencies.isdisjoint(change.agencies)))
+
+
+class Batch:
+    """What one audience is sent at once: its changes and their SSE bytes; the same bytes
+    framed as one HTTP/1.1 chunk are made on first use and shared by every viewer."""
+
+    __slots__ = ("_chunk", "changes", "sse")
+
+    def __init__(self, changes: list[Change], sse: bytes):
+        self.changes = changes
+        self.sse = sse
+        self._chunk: bytes | None = None
+
+    def chunk(self) -> bytes:
+        if self._chunk is None:
+            self._chunk = b"%x\r\n%b\r\n" % (len(self.sse), self.sse)
+        return self._chunk
+
+
+class Sink(Protocol):
+    """Where one viewer's live events go."""
+
+    def deliver(self, batch: Batch) -> bool:
+        """Hand over `batch` without waiting; False when the viewer cannot take it (gone,
+        or too far behind) and must be dropped."""
+
+    def end(self, slow: bool) -> None:
+        """The stream is over (`slow`: dropped for not keeping up)."""
+
+
+class Viewer:
+    """One connected viewer: its scope, language (None: it takes changes, not bytes) and
+    sink. Until its catch-up ends it is not `live`: the reader keeps what arrives for it in
+    `pending` (bounded), and the catch-up hands those over after the replay."""
+
+    __slots__ = ("lang", "live", "pending", "scope", "since", "sink")
+
+    def __init__(self, scope: Scope, lang: str | None, sink: Sink):
+        self.scope = scope
+        self.lang = lang
+        self.sink = sink
+        self.live = False
+        self.since = 0  # the last number its catch-up sent; live events at or below it are old
+        self.pending: list[Change] = []
+
+
+Render = Callable[[Change, str], bytes]
 
 
 class Feed:
-    """The process's reader of the board log, and its viewers' queues."""
+    """The process's reader of the board log, and its viewers grouped by audience."""
 
-    def __init__(self, storage: Storage, interval: float = 0.5):
+    def __init__(self, storage: Storage, interval: float = 0.5, render: Render | None = None):
         self.storage = storage
         self.interval = interval
-        self.viewers: set[asyncio.Queue[Change | None]] = set()
+        self.render = render
+        self.viewers: set[Viewer] = set()
+        self.audiences: dict[tuple[Scope, str | None], set[Viewer]] = {}
         self.last = 0
         # Whether `last` is the reader's place in the log; False while nobody watches (the
         # reader then skips every wake-up) until a viewer connects and sets it.
@@ -64,12 +160,45 @@ class Feed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for q in list(self.viewers):
-            q.put_nowait(None)
+        for viewer in list(self.viewers):
+            self.remove(viewer)
+            viewer.sink.end(slow=False)
 
     def poke(self) -> None:
         """Read now (this process just changed an incident)."""
         self._wake.set()
+
+    def join(self, scope: Scope, lang: str | None, sink: Sink) -> Viewer:
+        """Register a viewer (before its catch-up: nothing can fall between the two)."""
+        viewer = Viewer(scope, lang, sink)
+        self.viewers.add(viewer)
+        self.audiences.setdefault((scope, lang), set()).add(viewer)
+        return viewer
+
+    def remove(self, viewer: Viewer) -> None:
+        self.viewers.discard(viewer)
+        key = (viewer.scope, viewer.lang)
+        group = self.audiences.get(key)
+        if group is not None:
+            group.discard(viewer)
+            if not group:
+                del self.audiences[key]
+
+    def _drop(self, viewer: Viewer) -> None:
+        self.remove(viewer)
+        viewer.sink.end(slow=True)
+
+    def frames(self, changes: list[Change], lang: str | None) -> bytes:
+        """The SSE bytes of `changes` in `lang`, each event rendered once per language."""
+        if lang is None or self.render is None:
+            return b""
+        out = []
+        for change in changes:
+            sse = change.rendered.get(lang)
+            if sse is None:
+                sse = change.rendered[lang] = self.render(change, lang)
+            out.append(sse)
+        return b"".join(out)
 
     async def _run(self) -> None:
         while True:
@@ -95,14 +224,39 @@ class Feed:
             events = await self.storage.board.after(self.last)
             if not events:
                 return
-            for change in await self.changes(events):
-                for q in list(self.viewers):
-                    if q.qsize() >= QUEUE:
-                        self.viewers.discard(q)
-                        q.put_nowait(None)
-                    else:
-                        q.put_nowait(change)
+            self.fan_out(await self.changes(events))
             self.last = events[-1].seq
+
+    def fan_out(self, changes: list[Change]) -> None:
+        """Hand `changes` to every viewer that may see them: one scope check and one
+        rendering per audience, the same bytes to each of its viewers, no task woken."""
+        reached: set[int] = set()
+        for (scope, lang), group in list(self.audiences.items()):
+            seen = [c for c in changes if scope.sees(c)]
+            if not seen:
+                continue
+            batch = Batch(seen, self.frames(seen, lang))
+            for viewer in list(group):
+                if not viewer.live:  # catching up: it takes these once its replay ends
+                    viewer.pending.extend(seen)
+                    if len(viewer.pending) > QUEUE:
+                        self._drop(viewer)
+                    continue
+                out = batch
+                if seen[0].event.seq <= viewer.since:  # its replay already read some
+                    late = [c for c in seen if c.event.seq > viewer.since]
+                    if not late:
+                        continue
+                    out = Batch(late, self.frames(late, lang))
+                if viewer.sink.deliver(out):
+                    reached.update(c.event.seq for c in out.changes)
+                else:
+                    self._drop(viewer)
+        if reached:
+            now = utcnow()
+            for change in changes:
+                if change.event.seq in reached:
+                    BOARD_LAG.observe(max(0.0, (now - change.event.at).total_seconds()))
 
     async def changes(self, events: list[BoardEvent]) -> list[Change]:
         """Each event with its incident as it stands now (one read per incident)."""
@@ -110,64 +264,66 @@ class Feed:
         for e in events:
             if e.incident_id not in incidents:
                 incidents[e.incident_id] = await self.storage.incidents.get_by_id(e.incident_id)
-        return [Change(e, incidents[e.incident_id]) for e in events]
+        return [Change.of(e, incidents[e.incident_id]) for e in events]
+
+    async def catch_up(self, viewer: Viewer, after: int | None) -> AsyncIterator[list[Change]]:
+        """The changes `viewer` missed (those after `after`, a reconnect; none without), then
+        those that arrived for it meanwhile, in batches; the viewer is live when it ends."""
+        if not self.following:
+            # The reader stood still while nobody watched: it starts from the log's number
+            # now, which the replay below reaches (it reads until nothing is left), so the
+            # live events take over where it ends.
+            place = await self.storage.board.last()
+            if not self.following:
+                self.last, self.following = place, True
+                self.poke()
+        sent = after if after is not None else self.last
+        if after is not None:
+            while viewer in self.viewers:
+                missed = await self.storage.board.after(sent)
+                if not missed:
+                    break
+                changes = await self.changes(missed)
+                sent = changes[-1].event.seq
+                batch = [c for c in changes if viewer.scope.sees(c)]
+                if batch:
+                    yield batch
+        while viewer.pending:  # what the reader kept for it during the replay
+            pending, viewer.pending = viewer.pending, []
+            batch = [c for c in pending if c.event.seq > sent]
+            if batch:
+                sent = batch[-1].event.seq
+                yield batch
+        # No await since the last check: the reader's next batch goes straight to the sink.
+        viewer.since, viewer.live = sent, True
 
     async def follow(self, areas: tuple[str, ...], after: int | None,
                      agencies: tuple[str, ...] = ()) -> AsyncIterator[list[Change]]:
         """The changes within `areas` (and `agencies`: those of incidents dispatched to one
-        of them, as the stores' scoped reads), in batches (what is there at once goes out as
-        one write): first those after `after` (a reconnect), then live."""
-
-        def within(change: Change) -> bool:
-            if not in_scope(areas, change.event.area_codes):
-                return False
-            # The agencies recorded with the event: one told later (an escalation) does not
-            # see what happened before it was told. A row older than that record: the
-            # incident's agencies now.
-            dispatched = change.event.agencies
-            if dispatched is None:
-                dispatched = (tuple(dispatched_agencies(change.incident.details))
-                              if change.incident else ())
-            return agencies_in_scope(areas, agencies, dispatched)
-
-        queue: asyncio.Queue[Change | None] = asyncio.Queue()
-        self.viewers.add(queue)  # before the replay: nothing can fall between the two
+        of them, as the stores' scoped reads), in batches: first those after `after` (a
+        reconnect), then live. The same path as a browser's stream, with a queue for sink."""
+        box = Collect()
+        viewer = self.join(Scope.of(areas, agencies), None, box)
         try:
-            if not self.following:
-                # The reader stood still while nobody watched: it starts from the log's
-                # number now, which the replay below reaches (it reads until nothing is
-                # left), so the live events take over where it ends.
-                place = await self.storage.board.last()
-                if not self.following:
-                    self.last, self.following = place, True
-                    self.poke()
-            sent = after if after is not None else self.last
-            if after is not None:
-                while True:
-                    missed = await self.storage.board.after(sent)
-                    if not missed:
-                        break
-                    changes = await self.changes(missed)
-                    sent = changes[-1].event.seq
-                    batch = [c for c in changes if within(c)]
-                    if batch:
-                        yield batch
-            while True:
-                pending = [await queue.get()]
-                while not queue.empty():
-                    pending.append(queue.get_nowait())
-                batch = []
-                for live in pending:
-                    if live is None:
-                        if batch:
-                            yield batch
-                        return
-                    if live.event.seq <= sent:
-                        continue  # already replayed
-                    sent = live.event.seq
-                    if within(live):
-                        batch.append(live)
-                if batch:
-                    yield batch
+            async for batch in self.catch_up(viewer, after):
+                yield batch
+            while (changes := await box.queue.get()) is not None:
+                yield changes
         finally:
-            self.viewers.discard(queue)
+            self.remove(viewer)
+
+
+class Collect:
+    """A sink that queues the changes themselves (for `Feed.follow`), bounded by `QUEUE`."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[list[Change] | None] = asyncio.Queue()
+
+    def deliver(self, batch: Batch) -> bool:
+        if self.queue.qsize() >= QUEUE:
+            return False
+        self.queue.put_nowait(batch.changes)
+        return True
+
+    def end(self, slow: bool) -> None:
+        self.queue.put_nowait(None)
