@@ -14,12 +14,16 @@ run:
    process's CPU per message beside it (browsers elsewhere in production, the same two cores
    here: their client reads chunks and parses only the frames it measures).
 
+`--pin` keeps the viewers' process on the last core and this process on the others, in
+every phase, so the viewers (browsers on other machines in production) take none of the
+app's CPU; without it both share every core, as on a developer's laptop.
+
 `--count` adds, per board event of the loaded phases, the board log reads, SSE renderings,
 socket writes and event-loop callbacks (task steps and future callbacks) of this process;
 counting slows it, so its rates are not comparable.
 
-    .venv/bin/python -m bench.board [--viewers 200] [--rate 20] [--seconds 10] [--rounds 3]
-                                    [--count]
+    .venv/bin/python -m bench.board [--viewers 200] [--rate 20] [--seconds 30] [--rounds 5]
+                                    [--pin] [--count]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -189,9 +194,19 @@ async def viewer(http: aiohttp.ClientSession, url: str, lags: list[float],
                     lags.append((now - datetime.fromisoformat(created)).total_seconds())
 
 
-async def watch(url: str, cookie: str, viewers: int) -> None:
+def split_cores() -> tuple[set[int], int]:
+    """`--pin`: the cores for the app's process, and the last one for the viewers'."""
+    every = sorted(os.sched_getaffinity(0))
+    if len(every) < 2:
+        raise SystemExit("--pin needs two cores at least")
+    return set(every[:-1]), every[-1]
+
+
+async def watch(url: str, cookie: str, viewers: int, core: int | None) -> None:
     """The viewers' process: prints "ready", its CPU seconds for each line read, and the lags
     (s) as JSON when stdin closes."""
+    if core is not None:
+        os.sched_setaffinity(0, {core})
     jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[url])
     jar.update_cookies({"ess_board": cookie}, URL(url))
     connector = aiohttp.TCPConnector(limit=viewers + 10)
@@ -220,7 +235,15 @@ async def cpu_of(watcher: asyncio.subprocess.Process) -> float:
     return float(await watcher.stdout.readline())
 
 
-async def main(viewers: int, rate: float, seconds: float, rounds: int, count: bool) -> None:
+async def main(viewers: int, rate: float, seconds: float, rounds: int, count: bool,
+               pin: bool) -> None:
+    pinned: list[str] = []  # the viewers' process's arguments
+    if pin:  # before any thread starts: SQLite's and the executor's inherit it
+        app_cores, viewers_core = split_cores()
+        os.sched_setaffinity(0, app_cores)
+        pinned = ["--core", str(viewers_core)]
+        print(f"pinned: app on cores {sorted(app_cores)}, viewers on {viewers_core}",
+              flush=True)
     folder = tempfile.mkdtemp(prefix="ess-bench-board-")
     settings = Settings(data_dir=folder, log_format="console", log_level="error",
                         escalate_after=3600)
@@ -241,6 +264,7 @@ async def main(viewers: int, rate: float, seconds: float, rounds: int, count: bo
             cookie = resp.cookies["ess_board"].value
         watcher = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.board", "--watch", url, cookie, str(viewers),
+            *pinned,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26)
         assert watcher.stdout is not None and watcher.stdin is not None
         assert (await asyncio.wait_for(watcher.stdout.readline(), 120)).strip() == b"ready"
@@ -268,6 +292,7 @@ async def main(viewers: int, rate: float, seconds: float, rounds: int, count: bo
             quiet = await tally.per_event(services)
             watcher = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bench.board", "--watch", url, cookie, str(viewers),
+                *pinned,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26)
             assert watcher.stdout is not None and watcher.stdin is not None
             assert (await asyncio.wait_for(watcher.stdout.readline(), 120)).strip() == b"ready"
@@ -307,7 +332,8 @@ async def main(viewers: int, rate: float, seconds: float, rounds: int, count: bo
         print(f"app CPU / msg   {cpu_alone:7.2f} ms alone   {cpu_loaded:7.2f} ms with viewers"
               f"   fan-out {cpu_loaded - cpu_alone:+.2f} ms   (medians; rounds {pairs})")
         print(f"viewers' CPU    {statistics.median(watched):7.2f} ms per message in their own "
-              f"process (browsers elsewhere in production; here the same 2 cores)")
+              f"process (browsers elsewhere in production; here "
+              f"{'on a core of their own' if pin else 'on the same cores as the app'})")
     finally:
         await server.close()
 
@@ -316,17 +342,21 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--viewers", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="the paced phase; each flat-out phase lasts half of it")
+    parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds of the flow alone and with the viewers")
+    parser.add_argument("--pin", action="store_true",
+                        help="the viewers' process on the last core, this one on the others")
     parser.add_argument("--count", action="store_true",
                         help="count log reads, renderings, writes and loop callbacks per event")
     parser.add_argument("--watch", nargs=3, metavar=("URL", "COOKIE", "VIEWERS"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--core", type=int, help=argparse.SUPPRESS)  # the viewers' core
     args = parser.parse_args()
     if args.watch:
-        asyncio.run(watch(args.watch[0], args.watch[1], int(args.watch[2])))
+        asyncio.run(watch(args.watch[0], args.watch[1], int(args.watch[2]), args.core))
     else:
         asyncio.run(main(args.viewers, args.rate, args.seconds, max(1, args.rounds),
-                         args.count))
+                         args.count, args.pin))
     sys.exit(0)

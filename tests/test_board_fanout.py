@@ -168,6 +168,52 @@ async def test_every_viewer_gets_its_own_scope_and_language_only(
         await asyncio.gather(*tasks)
 
 
+async def test_a_burst_goes_out_in_few_batches_and_a_lone_event_at_once(
+        client: TestClient[Any, Any]) -> None:
+    # Under a burst every commit wakes the reader; it reads at most once per `gap`, so the
+    # burst reaches each viewer in a few batches (a few writes per viewer, not one per event),
+    # while an event after a quiet spell is read as soon as it wakes the reader.
+    cookie = await cookie_of(client, StaffMember("gap", "G", "en", ("responder",), ("65",)))
+    feed = feed_of(client)
+    feed.interval, feed.gap = 3600.0, 2.0  # no polls: only the wakes below read
+    board: Any = services_of(client).storage.board
+    real_after, reads = board.after, [0]
+
+    async def after(*args: Any, **kwargs: Any) -> Any:
+        reads[0] += 1
+        return await real_after(*args, **kwargs)
+
+    board.after = after
+    got: list[dict[str, Any]] = []
+    task = asyncio.create_task(collect(await stream(client, cookie), got))
+    loop = asyncio.get_running_loop()
+    try:
+        assert await until(lambda: len(feed.viewers) == 1 and all(
+            v.live for v in feed.viewers))
+        # Quiet for longer than the gap since the reader's last read: the one the viewer's
+        # connection woke (at most a gap after the one before) and the pending poll of the
+        # old interval are both over by then.
+        await asyncio.sleep(2 * feed.gap + 0.8)
+        began = loop.time()
+        lone = await report(client, 0)
+        feed.poke()
+        assert await until(lambda: any(e["reference"] == lone.reference for e in got))
+        assert loop.time() - began < feed.gap - 0.8  # not held back for a gap
+
+        reads[0] = 0
+        burst = []
+        for n in range(1, 21):
+            burst.append((await report(client, n)).reference)
+            feed.poke()  # what this process does after each change it makes
+        assert await until(lambda: len(got) == 21)
+        assert [e["reference"] for e in got] == [lone.reference, *burst]  # in order, once
+        # Without the gap: a read for each of the 20 wakes, and one more finding nothing.
+        assert reads[0] <= 6, reads[0]
+    finally:
+        task.cancel()
+        await task
+
+
 def test_the_precomputed_scope_is_the_stores_rule() -> None:
     # Every combination of a viewer's areas and agencies against an event's: the fan-out's
     # two set tests decide exactly as `in_scope` and `agencies_in_scope` (the stores' rule).

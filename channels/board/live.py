@@ -36,6 +36,7 @@ from storage.ports import Storage
 
 log = structlog.get_logger(__name__)
 QUEUE = 1000  # events a catching-up viewer may fall behind by before it is cut off
+GAP = 0.1  # seconds at least between two reads of the log (a wake inside it waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +135,11 @@ Render = Callable[[Change, str], bytes]
 class Feed:
     """The process's reader of the board log, and its viewers grouped by audience."""
 
-    def __init__(self, storage: Storage, interval: float = 0.5, render: Render | None = None):
+    def __init__(self, storage: Storage, interval: float = 0.5, render: Render | None = None,
+                 gap: float = GAP):
         self.storage = storage
         self.interval = interval
+        self.gap = gap
         self.render = render
         self.viewers: set[Viewer] = set()
         self.audiences: dict[tuple[Scope, str | None], set[Viewer]] = {}
@@ -201,7 +204,9 @@ class Feed:
         return b"".join(out)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             try:
                 await self._read()
             except asyncio.CancelledError:
@@ -210,6 +215,12 @@ class Feed:
                 log.warning("board.feed_failed", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
+            # Under a burst every commit wakes us: the events of the gap's rest go out in the
+            # next batch (one read, one write per viewer) rather than in one batch each. A
+            # wake after a quiet spell reads at once.
+            rest = began + self.gap - loop.time()
+            if rest > 0:
+                await asyncio.sleep(rest)
             self._wake.clear()
 
     async def _read(self) -> None:
