@@ -123,11 +123,14 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         try:
             yield
         finally:
-            for task in (inbox, dispatch, sweep):
+            for task in (dispatch, sweep):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # Not cancelled: the drainer ends between claims and what it claimed is handled.
             await services.inbox.stop(DRAIN_SECONDS)
+            with contextlib.suppress(asyncio.CancelledError):
+                await inbox
             await registry.stop()
             await services.close()
             log.info("service.stopped")

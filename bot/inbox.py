@@ -138,6 +138,12 @@ class Inbox:
         # An event another process took for a lane in our hand waits for the poll.
         self._in_hand: dict[str, bool] = {}
         self._full = False
+        # Shutdown asks the drainer to end between claims (`stop`), never cancels it inside
+        # one: a claim cancelled after the store committed it leaves its entries leased to
+        # this process with no lane to handle them, so an event just answered 200 would wait
+        # out the lease instead of being handled before the process goes.
+        self._stopping = False
+        self._runner: asyncio.Task[None] | None = None
         # While anything of ours is in the spool, new events go there too: a conversation's
         # events must reach the journal in the order they arrived.
         self._spooling = spool.waiting()
@@ -194,10 +200,12 @@ class Inbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Replay the spool, claim, handle; until cancelled. Never raises for a failure."""
+        """Replay the spool, claim, handle; until `stop` (or cancelled). Never raises for a
+        failure."""
+        self._runner = asyncio.current_task()
         renewer = asyncio.create_task(self._renew_forever(), name="ess-inbox-renew")
         try:
-            while True:  # until cancelled
+            while not self._stopping:
                 # Cleared before the claim, not after: an arrival (or a lane finishing)
                 # while the claim is under way keeps its wake, so it is not left for the
                 # next poll.
@@ -331,6 +339,17 @@ class Inbox:
         back to whoever claims after the lease."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
+        self._stopping = True
+        self._wake.set()
+        runner = self._runner
+        if runner is not None and not runner.done():
+            # It ends after the claim it may be in (its lanes join ours); cancelled only
+            # if it cannot within the drain's time.
+            await asyncio.wait({runner}, timeout=seconds)
+            if not runner.done():
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
         with contextlib.suppress(Exception):
             if self._spooling:
                 await self.replay()  # the spool stays if the store is still away

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import time
@@ -363,3 +364,38 @@ async def test_a_responder_event_that_failed_is_handled_on_its_retry(
     (told,) = line_api.ok()
     assert told.raw["messages"][0]["text"] == services.catalogs.render(
         "th", Text("dispatch.action.acknowledge"))
+
+
+async def test_shutdown_during_a_claim_still_handles_what_it_claimed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store has committed the claim when shutdown comes: cancelling the drainer there
+    # would leave the entry leased to this process with no lane to handle it (CI, stop 21).
+    storage = await open_storage(Settings(data_dir=str(tmp_path / "var")), SEALER)
+    claim = storage.journal.claim
+    claimed = asyncio.Event()
+
+    async def slow(*args: Any) -> list[JournalEntry]:
+        entries = await claim(*args)
+        if entries:
+            claimed.set()
+            await asyncio.sleep(0.3)  # the answer is still on its way back
+        return entries
+
+    monkeypatch.setattr(storage.journal, "claim", slow)
+    recorder = Recorder()
+    inbox = inbox_for(storage, tmp_path / "var", recorder)
+    runner = asyncio.create_task(inbox.run())
+    try:
+        await inbox.accept([sms(0)])
+        async with asyncio.timeout(10):
+            await claimed.wait()
+        await inbox.stop(5.0)
+        assert recorder.seen == ["generic:m0"]
+        assert await storage.journal.pending() == 0
+        assert runner.done()  # it ended between claims, not cancelled
+        assert not runner.cancelled()
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await storage.close()
