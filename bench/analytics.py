@@ -4,7 +4,7 @@
 round; then the report flow's rate with and without an analyst refreshing `/board/analytics`.
 
     .venv/bin/python -m bench.analytics [--pg-rows 200000,1000000] [--sqlite-rows 100000]
-        [--runs 5] [--rounds 3] [--flow-rows 200000] [--users 16] [--seconds 8]
+        [--runs 5] [--rounds 3] [--flow-rows 200000] [--users 16] [--seconds 8] [--pin]
 
 Rows are written straight into the table by SQL (the seeder's path through create/update
 is far too slow for a million), with the same columns the stores fill: every one synthetic,
@@ -23,7 +23,9 @@ The analyst is a browser in its own process (`bench.analytics_flow --analyst`), 
 be on another machine: once reloading without pause (the harshest case), once every
 `--pause` seconds (a person; the page does not refresh itself). CPU ms per report of
 `ess serve`, the bench (reporters and LINE stand-in), PostgreSQL (its backends), Redis and
-the analyst's process are printed for each side.
+the analyst's process are printed for each side. `--pin` puts `ess serve`, PostgreSQL and
+Redis on every core but the last and the clients (reporters, LINE stand-in, the analyst's
+browser) on the last, as clients elsewhere would be.
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ async def run(args: argparse.Namespace) -> None:
         from bench.analytics_flow import flow
 
         await flow(args.flow_rows, args.users, args.seconds, args.rounds, now, args.spy,
-                   args.pause)
+                   args.pause, args.pin)
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
@@ -266,6 +268,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per side and round")
     parser.add_argument("--pause", type=float, default=5.0,
                         help="seconds between the paced analyst's reloads")
+    parser.add_argument("--pin", action="store_true",
+                        help="the flow's servers on all cores but the last, its clients there")
     parser.add_argument("--spy", default="",
                         help="py-spy record ess serve while the analyst reloads flat out, "
                              "writing SPY.<round> (collapsed stacks; py-spy in the venv)")

@@ -81,17 +81,42 @@ async def sign_in(session: ClientSession, base: str, secret: bytes | None) -> st
     return cookie.value
 
 
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    """The live children of `pid` (PostgreSQL's backends, its autovacuum workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(_stat(stat.parent.name)[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
 def family_cpu(pid: int) -> float:
     """CPU seconds of a server and its children (PostgreSQL's backends): its own, its
     reaped children's, and its live children's."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15]) / CLK_TCK
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    total = sum(int(f) for f in _stat(pid)[11:15]) / CLK_TCK
+    for child in children(pid):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            f = stat.read_text().rsplit(")", 1)[1].split()
-            if int(f[1]) == pid:
-                total += sum(int(x) for x in f[11:15]) / CLK_TCK
+            total += sum(int(x) for x in _stat(child)[11:15]) / CLK_TCK
     return total
+
+
+def pin_threads(pid: int, cores: set[int]) -> None:
+    """Every thread of `pid` onto `cores` (threads and processes it starts later inherit)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task.name), cores)
+
+
+def pin_tree(pid: int, cores: set[int]) -> None:
+    """`pid`, its threads and its children's (the postmaster's backends) onto `cores`."""
+    pin_threads(pid, cores)
+    for child in children(pid):
+        pin_tree(child, cores)
 
 
 async def analyst(base: str, cookie: str, pause: float) -> None:
@@ -197,7 +222,7 @@ async def one_side(reporters: Reporters, urls: list[str], users: int, seconds: f
 
 
 async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime,
-               spy: str = "", pause: float = HUMAN_PAUSE) -> None:
+               spy: str = "", pause: float = HUMAN_PAUSE, pin: bool = False) -> None:
     from bench.analytics import fill_postgres
     from tests.servers import PostgresServer, RedisServer
 
@@ -236,6 +261,18 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
             assert pg.proc is not None and rd.proc is not None
             pids = {"ess": ess.pid, "bench": os.getpid(), "postgres": pg.proc.pid,
                     "redis": rd.proc.pid}
+            if pin:
+                # The clients (reporters, LINE stand-in, the analyst's browser, which this
+                # process starts) on the last core, the servers on the others: what the
+                # flow loses is then the servers' work for the analyst, not its client's.
+                cores = sorted(os.sched_getaffinity(0))
+                if len(cores) < 2:
+                    raise SystemExit("--pin needs two cores at least")
+                servers, clients = set(cores[:-1]), {cores[-1]}
+                pin_threads(os.getpid(), clients)
+                for name in ("ess", "postgres", "redis"):
+                    pin_tree(pids[name], servers)
+                print(f"pinned: servers on cores {sorted(servers)}, clients on {cores[-1]}")
             await reporters.round(urls, users, 2.0, True, {})  # warm-up
             # The page on its own, no reporters: what a load costs without the contention.
             quiet: list[float] = []
@@ -263,10 +300,14 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
                     print(f"{k + 1:<7}{kind:<12}{alone.rate:>9.1f}{busy.rate:>11.1f}"
                           f"{ratios[kind][-1]:>7.2f}{alone.errors + busy.errors:>8}"
                           f"{len(busy.loads):>12}{p50:>12.2f}")
+            pooled = statistics.fmean(s.rate for s in sides["alone"])
             for kind, values in ratios.items():
+                # Pooled: mean rate over every round of the side / alone's, so one round's
+                # swing (the flow alone moves ±30 % between rounds here) weighs less.
                 print(f"reports/s with an analyst reloading {kind} / alone: median "
                       f"{statistics.median(values):.2f} (rounds {min(values):.2f}–"
-                      f"{max(values):.2f})")
+                      f"{max(values):.2f}), pooled "
+                      f"{statistics.fmean(s.rate for s in sides[kind]) / pooled:.2f}")
             names = [*pids, "analyst"]
             print(f"{'CPU ms per report (median of rounds)':<42}" + "".join(
                 f"{name:>10}" for name in names))
