@@ -12,7 +12,6 @@ together (and even they find the channels through entry points, never by name).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -23,6 +22,7 @@ from prometheus_client import generate_latest
 
 from bot.histograms import WEBHOOK_ANSWER
 from bot.services import Services
+from bot.waits import cancel_and_wait
 from bot.wiring import open_services
 from channels.registry import DRAIN_SECONDS, ChannelRegistry
 from config.settings import Settings
@@ -123,14 +123,10 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         try:
             yield
         finally:
-            for task in (dispatch, sweep):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(dispatch, sweep)
             # Not cancelled: the drainer ends between claims and what it claimed is handled.
             await services.inbox.stop(DRAIN_SECONDS)
-            with contextlib.suppress(asyncio.CancelledError):
-                await inbox
+            await asyncio.wait({inbox})
             await registry.stop()
             await services.close()
             log.info("service.stopped")

@@ -31,6 +31,7 @@ import structlog
 
 from bot.metrics import Metrics, standard
 from bot.types import RETRIED_IF_FAILED, Inbound, Kind, Location, utcnow
+from bot.waits import cancel_and_wait, woken
 from storage.crypto import Sealer
 from storage.ports import JournalEntry, Storage
 from storage.spool import Spool
@@ -220,12 +221,9 @@ class Inbox:
                 if len(self._lanes) < self.lanes:
                     # Room left after a claim: nothing else was free. Claiming again at once
                     # would only find nothing; wait for an arrival, a lane done, or the poll.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                    await woken(self._wake, POLL_SECONDS)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await cancel_and_wait(renewer)
 
     async def replay(self) -> int:
         """Hand the spool to the journal; how many events; the files stay if the store fails."""
@@ -347,9 +345,7 @@ class Inbox:
             # if it cannot within the drain's time.
             await asyncio.wait({runner}, timeout=seconds)
             if not runner.done():
-                runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await runner
+                await cancel_and_wait(runner)
         with contextlib.suppress(Exception):
             if self._spooling:
                 await self.replay()  # the spool stays if the store is still away
@@ -360,8 +356,4 @@ class Inbox:
         if not self._lanes:
             return
         _, late = await asyncio.wait(set(self._lanes), timeout=max(0.0, deadline - loop.time()))
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*late)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,6 +44,7 @@ from aiohttp import web
 
 from bot.outbound import Outbound, SendResult
 from bot.render import Abilities
+from bot.waits import cancel_and_wait
 from config.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -115,11 +115,7 @@ class Background:
             return 0
         pending = set(self._tasks)
         _, late = await asyncio.wait(pending, timeout=seconds)
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*late)
         if late:
             log.error("channel.tasks_cancelled", count=len(late))
         return len(pending)

@@ -12,7 +12,6 @@ so an escalation survives a restart and two processes never fire one timer twice
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from bot.histograms import OUTBOX_AGE
 from bot.incident import Notification
 from bot.outbound import SendOutcome, SendResult
 from bot.types import utcnow
+from bot.waits import cancel_and_wait, woken
 from routing.messages import KIND_NEW, KIND_REMINDER
 from routing.responders import Responders
 from routing.sender import Sender, scheme
@@ -93,9 +93,7 @@ class Dispatcher:
                 # crash before it sends them again with the same key (at-least-once).
                 await self._complete([r for r in results if isinstance(r, Notification)])
             finally:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                await cancel_and_wait(keeper)
             for result in results:
                 if isinstance(result, BaseException):
                     # The row stays leased and comes back when the lease runs out.
@@ -216,5 +214,4 @@ class Dispatcher:
                 busy = claimed = 0
             if claimed >= self.policy.batch or (busy and self.wake.is_set()):
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.policy.interval)
+            await woken(self.wake, self.policy.interval)

@@ -18,7 +18,7 @@ PACKAGES = ("bot", "channels", "config", "flows", "routing", "storage")
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ground", ("bot.types", "bot.incident", "bot.session", "bot.phone", "bot.durations",
                 "bot.outbound", "bot.text", "bot.yamlfiles", "bot.case", "bot.thai_id",
-                "bot.staff")),
+                "bot.staff", "bot.waits")),
     ("config", ("config",)),
     ("support", ("bot.i18n", "bot.logs", "bot.render", "bot.metrics", "bot.lang_pick",
                  "bot.histograms")),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import secrets
 import time
@@ -37,6 +36,7 @@ from bot.privacy.subjects import Digest
 from bot.render import Abilities
 from bot.staff import ROLES, StaffMember, in_scope
 from bot.types import utcnow
+from bot.waits import woken
 from channels.base import Channel, ChannelContext, ChannelOff, optional_setting
 from channels.board import pages
 from channels.board.analytics import AnalyticsPages
@@ -531,8 +531,7 @@ class BoardChannel(Channel):
             # Live: the feed writes this viewer's events itself; this task only wakes to
             # ping (which also finds a closed connection) and to re-read the session.
             while not wire.ended.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wire.ended.wait(), PING_SECONDS)
+                await woken(wire.ended, PING_SECONDS)
                 if wire.ended.is_set() or transport.is_closing():
                     break
                 await response.write(b": ping\n\n")

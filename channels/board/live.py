@@ -31,6 +31,7 @@ import structlog
 from bot.incident import Incident, dispatched_agencies
 from bot.staff import NATIONAL, BoardEvent
 from bot.types import utcnow
+from bot.waits import cancel_and_wait, woken
 from channels.board.metrics import BOARD_LAG
 from storage.ports import Storage
 
@@ -160,9 +161,7 @@ class Feed:
             with contextlib.suppress(Exception):
                 await self._unlisten()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         for viewer in list(self.viewers):
             self.remove(viewer)
             viewer.sink.end(slow=False)
@@ -213,8 +212,7 @@ class Feed:
                 raise
             except Exception as exc:  # a store outage: keep trying, viewers keep their place
                 log.warning("board.feed_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await woken(self._wake, self.interval)
             # Under a burst every commit wakes us: the events of the gap's rest go out in the
             # next batch (one read, one write per viewer) rather than in one batch each. A
             # wake after a quiet spell reads at once.

@@ -54,8 +54,8 @@ class ProfileLanguages:
         if self._api.api is None:
             return None, False
         try:
-            language = await asyncio.wait_for(
-                self._api.profile_language(user_id, PROFILE_TIMEOUT), PROFILE_TIMEOUT)
+            async with asyncio.timeout(PROFILE_TIMEOUT):  # not wait_for: see bot/waits.py
+                language = await self._api.profile_language(user_id, PROFILE_TIMEOUT)
         except Exception as exc:  # a hint only: never let it stop a report
             log.info("line.profile_unavailable", error=type(exc).__name__)
             return None, False

@@ -11,7 +11,6 @@ status update, say). The only state kept here is the open sockets themselves.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ import structlog
 from aiohttp import web
 
 from bot.types import utcnow
+from bot.waits import woken
 from storage.ports import Transcripts
 
 log = structlog.get_logger(__name__)
@@ -92,8 +92,7 @@ class Sockets:
 
     async def _feed(self, socket: Socket) -> None:
         while not socket.ws.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(socket.wake.wait(), self._poll)
+            await woken(socket.wake, self._poll)
             socket.wake.clear()
             try:
                 await self.flush(socket)

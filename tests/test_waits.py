@@ -1,0 +1,82 @@
+"""bot.waits: a background loop cancelled at shutdown ends, whatever it was waiting for."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.waits import cancel_and_wait, woken
+
+
+async def test_set_timeout_and_already_set() -> None:
+    event = asyncio.Event()
+    assert await woken(event, 0.01) is False
+    event.set()
+    assert await woken(event, 10) is True
+    event.clear()
+    asyncio.get_running_loop().call_later(0.01, event.set)
+    assert await woken(event, 10) is True
+
+
+@pytest.mark.parametrize("ticks", range(6))
+async def test_a_cancel_in_the_tick_of_a_wake_ends_the_loop(ticks: int) -> None:
+    # The shape of the dispatcher's and the drainers' loops. With asyncio.wait_for on 3.11
+    # one of these tick offsets lost the cancel and the loop (and the shutdown) went on
+    # forever (https://github.com/python/cpython/issues/86296).
+    event = asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            event.clear()
+            await woken(event, 30)
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    event.set()
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done and task.cancelled()
+
+
+async def test_a_cancel_while_a_child_winds_down_reaches_the_caller() -> None:
+    # The dispatcher, cancelled at shutdown while it waited for its lease keeper to end:
+    # `suppress(CancelledError): await keeper` took that cancel for the keeper's and the
+    # loop went on (CI, stop 22).
+    wound_down = asyncio.Event()
+
+    async def child() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await wound_down.wait()
+
+    async def parent() -> None:
+        task = asyncio.create_task(child())
+        await asyncio.sleep(0)
+        await cancel_and_wait(task)
+        await asyncio.sleep(30)  # "the loop goes on"
+
+    task = asyncio.create_task(parent())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    task.cancel()
+    wound_down.set()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done and task.cancelled()
+
+
+async def test_cancel_and_wait_raises_a_childs_failure() -> None:
+    async def fails() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            raise ValueError("broken on the way out")
+
+    task = asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError):
+        await cancel_and_wait(task)
+    await cancel_and_wait()  # nothing to do
