@@ -123,12 +123,15 @@ def create_app(settings: Settings, hooks: list[ServicesHook] | None = None,
         try:
             yield
         finally:
-            await cancel_and_wait(dispatch, sweep)
-            # Not cancelled: the drainer ends between claims and what it claimed is handled.
-            await services.inbox.stop(DRAIN_SECONDS)
-            await asyncio.wait({inbox})
-            await registry.stop()
-            await services.close()
+            try:
+                await cancel_and_wait(dispatch, sweep)
+                # Not cancelled: the drainer ends between claims and what it claimed is
+                # handled; it has ended by now (this only reads how).
+                await services.inbox.stop(DRAIN_SECONDS)
+                await cancel_and_wait(inbox)
+                await registry.stop()
+            finally:
+                await services.close()  # whatever failed above, the stores close
             log.info("service.stopped")
 
     app.cleanup_ctx.append(lifetime)

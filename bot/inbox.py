@@ -31,7 +31,7 @@ import structlog
 
 from bot.metrics import Metrics, standard
 from bot.types import RETRIED_IF_FAILED, Inbound, Kind, Location, utcnow
-from bot.waits import cancel_and_wait, woken
+from bot.waits import cancel_and_wait, cancelling, woken
 from storage.crypto import Sealer
 from storage.ports import JournalEntry, Storage
 from storage.spool import Spool
@@ -216,6 +216,8 @@ class Inbox:
                         await self.replay()
                     await self.drain_once()
                 except Exception as exc:
+                    if cancelling():
+                        raise asyncio.CancelledError from exc  # see bot/waits.py
                     log.error("inbox.drain_failed", error=type(exc).__name__)
                     self._wake.clear()
                 if len(self._lanes) < self.lanes:
@@ -349,7 +351,14 @@ class Inbox:
         with contextlib.suppress(Exception):
             if self._spooling:
                 await self.replay()  # the spool stays if the store is still away
-            while loop.time() < deadline and await self.drain_once():
+            while loop.time() < deadline:
+                if len(self._lanes) >= self.lanes:
+                    # All lanes busy: drain_once would wait for one without the deadline.
+                    await asyncio.wait(set(self._lanes), timeout=deadline - loop.time(),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                if not await self.drain_once():
+                    break
                 if self._lanes:
                     await asyncio.wait(set(self._lanes), timeout=deadline - loop.time(),
                                        return_when=asyncio.FIRST_COMPLETED)

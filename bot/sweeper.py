@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from bot.types import utcnow
+from bot.waits import cancelling
 from storage.ports import DEDUPE_WINDOW, TRANSCRIPT_KEEP, Storage
 
 log = structlog.get_logger(__name__)
@@ -58,5 +59,7 @@ class Sweeper:
             try:
                 await self.sweep_once()
             except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc  # see bot/waits.py
                 log.warning("sweep.failed", error=type(exc).__name__)
             await asyncio.sleep(self.interval)

@@ -10,6 +10,9 @@ on it (CI, stop 22: the dispatcher, in tests/test_metrics.py):
   as the event (https://github.com/python/cpython/issues/86296, fixed in 3.12).
 
 `woken` and `cancel_and_wait` do the same jobs and always let the caller's cancel through.
+A third way is a client library that turns the cancel into its own error (redis-py does): a
+loop's `except Exception` would take it for a failure and go on, so those loops ask
+`cancelling()` first.
 """
 
 from __future__ import annotations
@@ -39,7 +42,18 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
     for task in tasks:
         task.cancel()
     # asyncio.wait raises CancelledError only for the caller's own cancel, never a child's.
-    await asyncio.wait(set(tasks))
-    for task in tasks:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            raise error
+    try:
+        await asyncio.wait(set(tasks))
+    finally:
+        # Every failure read (else asyncio logs each as never retrieved); the first raised.
+        errors = [error for task in tasks if task.done() and not task.cancelled()
+                  and (error := task.exception()) is not None]
+    if errors:
+        raise errors[0]
+
+
+def cancelling() -> bool:
+    """Whether the current task was asked to cancel: an error caught meanwhile may be that
+    cancel in a client library's clothes, and must end the loop, not be logged and retried."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

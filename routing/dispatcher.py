@@ -24,7 +24,7 @@ from bot.histograms import OUTBOX_AGE
 from bot.incident import Notification
 from bot.outbound import SendOutcome, SendResult
 from bot.types import utcnow
-from bot.waits import cancel_and_wait, woken
+from bot.waits import cancel_and_wait, cancelling, woken
 from routing.messages import KIND_NEW, KIND_REMINDER
 from routing.responders import Responders
 from routing.sender import Sender, scheme
@@ -210,6 +210,8 @@ class Dispatcher:
                 claimed = await self.drain_once()
                 busy += claimed
             except Exception as exc:
+                if cancelling():
+                    raise asyncio.CancelledError from exc  # see bot/waits.py
                 log.warning("dispatch.loop_failed", error=type(exc).__name__)
                 busy = claimed = 0
             if claimed >= self.policy.batch or (busy and self.wake.is_set()):

@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 
 import structlog
 
+from bot.waits import cancelling
+
 log = structlog.get_logger(__name__)
 
 
@@ -70,7 +72,7 @@ async def renewed(renew: Callable[[], Awaitable[bool]], every: float) -> AsyncIt
                 # A client library may turn our own cancellation into its timeout error
                 # (redis-py does): a loop that caught it would renew a released lock forever,
                 # and the holder would wait for it forever. Stop, whatever it was.
-                if done or _cancelling():
+                if done or cancelling():
                     return
                 log.warning("lock.renew_failed", error=type(exc).__name__)
             await asyncio.sleep(every)
@@ -90,8 +92,3 @@ async def renewed(renew: Callable[[], Awaitable[bool]], every: float) -> AsyncIt
             task.cancel()
             # Bounded: the holder's release never waits on its renewal.
             await asyncio.wait({task}, timeout=1.0)
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -399,3 +399,28 @@ async def test_shutdown_during_a_claim_still_handles_what_it_claimed(
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         await storage.close()
+
+
+async def test_shutdown_with_every_lane_stuck_ends_in_its_drain_time(tmp_path: Path) -> None:
+    # A handler that never returns (a channel's call hanging) holds the only lane: stop()
+    # must give up on it at its deadline, not wait for a free lane without one.
+    storage = await open_storage(Settings(data_dir=str(tmp_path / "var")), SEALER)
+    handling = asyncio.Event()
+
+    async def stuck(arrival: Arrival) -> None:
+        handling.set()
+        await asyncio.Event().wait()
+
+    inbox = Inbox.open(storage, tmp_path / "var", SEALER, lanes=1)
+    inbox.handlers = {"sms": stuck}
+    try:
+        await inbox.accept([sms(0, "+66811111111"), sms(1, "+66822222222")])
+        assert await inbox.drain_once() == 1  # the only lane, taken
+        async with asyncio.timeout(10):
+            await handling.wait()
+            await inbox.stop(0.3)
+        assert not inbox._lanes
+        # Nothing lost: both stay in the journal for whoever claims after the lease.
+        assert await storage.journal.pending() == 2
+    finally:
+        await storage.close()

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.sweeper import Sweeper
 from bot.waits import cancel_and_wait, woken
+from config.settings import Settings
+from storage.crypto import Sealer
+from storage.factory import open_storage
 
 
 async def test_set_timeout_and_already_set() -> None:
@@ -80,3 +87,50 @@ async def test_cancel_and_wait_raises_a_childs_failure() -> None:
     with pytest.raises(ValueError):
         await cancel_and_wait(task)
     await cancel_and_wait()  # nothing to do
+
+
+async def test_every_childs_failure_is_read_not_only_the_first() -> None:
+    unread: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: unread.append(context))
+
+    async def fails(n: int) -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            raise ValueError(n)
+
+    tasks = [asyncio.create_task(fails(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    with pytest.raises(ValueError):
+        await cancel_and_wait(*tasks)
+    del tasks
+    gc.collect()
+    assert unread == []
+
+
+async def test_a_cancel_a_client_library_turned_into_its_error_ends_the_sweeper(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # redis-py answers a cancel during a command with its own ConnectionError: the loop's
+    # `except Exception` took it for an outage and swept on, and shutdown waited forever.
+    storage = await open_storage(Settings(data_dir=str(tmp_path / "var")), Sealer([b"w" * 32]))
+    sweeper = Sweeper(storage, interval=0.01)
+    started = asyncio.Event()
+
+    async def like_redis_py() -> int:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise ConnectionError("Connection closed by server.") from None
+        return 0
+
+    monkeypatch.setattr(sweeper, "sweep_once", like_redis_py)
+    task = asyncio.create_task(sweeper.run())
+    try:
+        await started.wait()
+        async with asyncio.timeout(10):
+            await cancel_and_wait(task)
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        await storage.close()

@@ -31,7 +31,7 @@ import structlog
 from bot.incident import Incident, dispatched_agencies
 from bot.staff import NATIONAL, BoardEvent
 from bot.types import utcnow
-from bot.waits import cancel_and_wait, woken
+from bot.waits import cancel_and_wait, cancelling, woken
 from channels.board.metrics import BOARD_LAG
 from storage.ports import Storage
 
@@ -211,6 +211,8 @@ class Feed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a store outage: keep trying, viewers keep their place
+                if cancelling():
+                    raise asyncio.CancelledError from exc  # see bot/waits.py
                 log.warning("board.feed_failed", error=type(exc).__name__)
             await woken(self._wake, self.interval)
             # Under a burst every commit wakes us: the events of the gap's rest go out in the

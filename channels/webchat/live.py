@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from bot.types import utcnow
-from bot.waits import woken
+from bot.waits import cancelling, woken
 from storage.ports import Transcripts
 
 log = structlog.get_logger(__name__)
@@ -99,6 +99,8 @@ class Sockets:
             except (ConnectionError, RuntimeError):
                 return  # the socket closed: the page gets the rest on reconnect
             except Exception as exc:  # the store: try again at the next look
+                if cancelling():
+                    raise asyncio.CancelledError from exc  # see bot/waits.py
                 log.warning("webchat.feed_failed", error=type(exc).__name__)
 
     def __len__(self) -> int:
