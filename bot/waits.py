@@ -2,7 +2,7 @@
 
 Shutdown cancels the service's loops (dispatcher, drainers, feeds) and waits for them. Two
 common idioms lose that cancel on Python 3.11, and the loop then runs on and the shutdown hangs
-on it (CI, stop 22: the dispatcher, in tests/test_metrics.py):
+on it (CI of 2026-12-03: the dispatcher, in tests/test_metrics.py):
 
 - `with suppress(CancelledError): await child` after `child.cancel()` swallows the caller's
   own cancel too, when it arrives during that await;

@@ -51,7 +51,7 @@ async def test_a_cancel_in_the_tick_of_a_wake_ends_the_loop(ticks: int) -> None:
 async def test_a_cancel_while_a_child_winds_down_reaches_the_caller() -> None:
     # The dispatcher, cancelled at shutdown while it waited for its lease keeper to end:
     # `suppress(CancelledError): await keeper` took that cancel for the keeper's and the
-    # loop went on (CI, stop 22).
+    # loop went on (CI of 2026-12-03).
     wound_down = asyncio.Event()
 
     async def child() -> None:
