@@ -26,6 +26,9 @@ be on another machine: once reloading without pause (the harshest case), once ev
 the analyst's process are printed for each side. `--pin` puts `ess serve`, PostgreSQL and
 Redis on every core but the last and the clients (reporters, LINE stand-in, the analyst's
 browser) on the last, as clients elsewhere would be.
+`ess serve` keeps the analytics guards it ships with (ESS_ANALYTICS_FRESH, ESS_ANALYTICS_PACE;
+channels/board/analytics_share.py) unless the environment sets them:
+`ESS_ANALYTICS_FRESH=0 ESS_ANALYTICS_PACE=0` measures the page computed at every load.
 """
 
 from __future__ import annotations

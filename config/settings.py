@@ -61,6 +61,18 @@ def _duration(value: Any) -> float:
     return seconds
 
 
+def _duration_or_off(most: float) -> Callable[[Any], float]:
+    # 0 turns the guard off; anything else is a duration like every other, up to `most`.
+    def parse(value: Any) -> float:
+        if str(value).strip() in ("0", "0s", "0.0"):
+            return 0.0
+        seconds = _duration(value)
+        if seconds > most:
+            raise ValueError
+        return seconds
+    return parse
+
+
 def _words(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else str(value).split(",")
     return tuple(w.strip() for w in items if str(w).strip())
@@ -172,6 +184,10 @@ SPECS: dict[str, _Spec] = {
                                  "export waits for its one download)"),
     "analytics_min_count": _Spec(_min_count, "a whole number of at least 2 (counts below it "
                                  "are shown as <N)"),
+    "analytics_fresh": _Spec(_duration_or_off(600), "a duration up to 10m such as 30s, or 0 "
+                             "(analytics figures are reused this long for the same question)"),
+    "analytics_pace": _Spec(_duration_or_off(60), "a duration up to 60s such as 2s, or 0 "
+                            "(one viewer's analytics loads start at least this far apart)"),
 }
 
 
@@ -224,6 +240,10 @@ class Settings:
     trust_forwarded: bool = False  # take the client address from X-Forwarded-For (a proxy's)
     export_download_ttl: float = 15 * 60  # a sealed export's link works this long, once
     analytics_min_count: int = 5  # analytics show a count below this as "<5" (anonymity)
+    # The page's figures are reused this long for the same scope and question, and one
+    # viewer's loads start at least this far apart (channels/board/analytics_share.py).
+    analytics_fresh: float = 30.0
+    analytics_pace: float = 2.0
     extra: Mapping[str, str] = field(default_factory=dict)  # other ESS_* (channel settings)
 
     @property

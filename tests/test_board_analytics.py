@@ -5,8 +5,11 @@ through short-lived audited links; scope by the account's areas, refused without
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import dataclasses
 import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -215,3 +218,69 @@ def test_links_expire_and_belong_to_their_viewer() -> None:
     body, signature = token.split(".")
     assert links.open(f"{body}.{signature[:-2]}AA", PROVINCE_63, 1001.0) is None
     assert links.open("garbage", PROVINCE_63, 1001.0) is None
+
+
+@contextlib.asynccontextmanager
+async def board_with(settings: Settings, **changes: Any) -> AsyncIterator[TestClient[Any, Any]]:
+    server = TestServer(board_app(dataclasses.replace(settings, **changes)), host="127.0.0.1")
+    await server.start_server()
+    jar = CookieJar(unsafe=True, treat_as_secure_origin=[str(server.make_url("/"))])
+    async with TestClient(server, cookie_jar=jar) as test_client:
+        yield test_client
+
+
+async def test_one_viewers_loads_are_paced_and_a_queue_beyond_it_refused(
+        seeded: Settings) -> None:
+    async with board_with(seeded, analytics_pace=0.3) as client:
+        assert (await sign_in(client, TAK.login)).status == 303
+        # A bad question is answered at once and takes no turn.
+        assert (await client.get("/board/analytics?days=abc")).status == 400
+        page = f"/board/analytics?lang=en&days={_days()}"
+        answers = await asyncio.gather(*(client.get(page) for _ in range(5)))
+        statuses = sorted(r.status for r in answers)
+        assert statuses == [200, 200, 200, 429, 429]
+        for refused in (r for r in answers if r.status == 429):
+            assert int(refused.headers["Retry-After"]) >= 1
+            text = await refused.text()
+            assert "a moment ago" in text and "Traceback" not in text
+        views = [r for r in await audit_of(seeded) if r[:2] == ("staff:tak", "analytics.view")]
+        assert len(views) == 3  # a refused load read nothing
+
+
+async def test_figures_are_shared_by_viewers_of_the_same_areas_while_fresh(
+        seeded: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import channels.board.analytics as pages
+
+    runs: list[str] = []
+    real = pages.load
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(args[1])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(pages, "load", counted)
+    page = f"/board/analytics?lang=en&days={_days()}"
+    async with board_with(seeded, analytics_pace=0, analytics_fresh=600) as client:
+        assert (await sign_in(client, TAK.login)).status == 303
+        first = await (await client.get(page)).text()
+        assert len(runs) == len(pages.EXPORTABLE) and "figures as of" in first
+        assert (await sign_in(client, TAK_SUPERVISOR.login)).status == 303
+        again = await (await client.get(page)).text()
+        assert len(runs) == len(pages.EXPORTABLE)  # the same areas, the same question
+        stamp = re.compile(r"figures as of <time datetime=\"([^\"]+)\"")
+        assert stamp.findall(first) == stamp.findall(again)
+        await client.get(page.replace("lang=en", "lang=th"))
+        assert len(runs) == 2 * len(pages.EXPORTABLE)  # another question: its own figures
+        assert (await sign_in(client, NATIONAL.login)).status == 303
+        national = await (await client.get(page)).text()
+        assert len(runs) == 3 * len(pages.EXPORTABLE)  # other areas are never shared
+        assert "Bangkok" in national and "Bangkok" not in again
+    audit = await audit_of(seeded)
+    for login in ("tak", "tak-sup", "nida"):  # every load audited, shared or not
+        assert (f"staff:{login}", "analytics.view", f"all:{float(_days()):g}d") in audit
+    async with board_with(seeded, analytics_pace=0, analytics_fresh=0) as client:
+        assert (await sign_in(client, TAK_SUPERVISOR.login)).status == 303
+        before = len(runs)
+        await client.get(page)
+        await client.get(page)
+        assert len(runs) == before + 2 * len(pages.EXPORTABLE)  # 0: never reused

@@ -34,11 +34,23 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     ({"ESS_DATABASE_URL": "mysql://x"}, "ESS_DATABASE_URL='mysql://x' is not valid"),
     ({"ESS_LOG_FORMAT": "xml"}, "expected json or console"),
     ({"ESS_CONFIG": "/nonexistent/ess.toml"}, "ESS_CONFIG: /nonexistent/ess.toml does not exist"),
+    ({"ESS_ANALYTICS_PACE": "-1"}, "ESS_ANALYTICS_PACE='-1' is not valid: expected a "
+                                   "duration up to 60s"),
+    ({"ESS_ANALYTICS_PACE": "2h"}, "ESS_ANALYTICS_PACE='2h' is not valid"),
+    ({"ESS_ANALYTICS_FRESH": "soon"}, "ESS_ANALYTICS_FRESH='soon' is not valid: expected a "
+                                      "duration up to 10m"),
+    ({"ESS_ANALYTICS_FRESH": "1d"}, "ESS_ANALYTICS_FRESH='1d' is not valid"),
 ])
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=None) as info:
         load_settings(env)
     assert message in str(info.value)
+
+
+def test_analytics_guards_take_a_duration_or_zero() -> None:
+    assert (load_settings({}).analytics_fresh, load_settings({}).analytics_pace) == (30, 2)
+    s = load_settings({"ESS_ANALYTICS_FRESH": "1m", "ESS_ANALYTICS_PACE": "0"})
+    assert (s.analytics_fresh, s.analytics_pace) == (60, 0)
 
 
 def test_bad_file(tmp_path: Path) -> None:

@@ -8,12 +8,14 @@ supervisor and admin may look. Every page view and every download is audited.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache, lru_cache
 from html import escape
 from pathlib import Path
@@ -28,6 +30,7 @@ from bot.i18n import Catalogs
 from bot.services import Services
 from bot.staff import ROLES, StaffMember
 from bot.types import Text, utcnow
+from channels.board.analytics_share import Figures, Pace, Shared
 from channels.board.analytics_svg import bars, heat_grid, hex_map, series
 from channels.board.auth import csrf_for
 from channels.board.pages import layout
@@ -164,6 +167,15 @@ def _map_cell(cell: str, count: int, hot: bool, lang: str) -> str:
         ensure_ascii=False)
 
 
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    places: Places
+    links: Links
+    threshold: int
+    shared: Shared[dict[str, View]]
+    pace: Pace
+
+
 class AnalyticsPages:
     """The page and its exports, for the board's signed-in staff (`BoardChannel.routes`)."""
 
@@ -172,13 +184,13 @@ class AnalyticsPages:
         self._services = services
         self._html = html
         self.tile_url, self.attribution = tile_url, attribution
-        self._ready: tuple[Places, Links, int] | None = None
+        self._ready: _Parts | None = None
 
     @property
     def services(self) -> Services:
         return self._services()
 
-    def _parts(self) -> tuple[Places, Links, int]:
+    def _parts(self) -> _Parts:
         # Built at the first request: the services (directory, settings) exist only then.
         if self._ready is None:
             from routing.gazetteer import Gazetteer
@@ -187,29 +199,42 @@ class AnalyticsPages:
             services = self.services
             settings = services.settings
             key = make_sealer(settings).digest("analytics-export-links").encode()
-            self._ready = (Places(Gazetteer.load(), services.directory), Links(key),
-                           check_threshold(settings.analytics_min_count))
+            self._ready = _Parts(Places(Gazetteer.load(), services.directory), Links(key),
+                                 check_threshold(settings.analytics_min_count),
+                                 Shared(settings.analytics_fresh),
+                                 Pace(settings.analytics_pace))
         return self._ready
 
     @property
     def places(self) -> Places:
-        return self._parts()[0]
+        return self._parts().places
 
     @property
     def links(self) -> Links:
-        return self._parts()[1]
+        return self._parts().links
 
     @property
     def threshold(self) -> int:
-        return self._parts()[2]
+        return self._parts().threshold
 
-    async def _views(self, viewer: Viewer, ask: Ask) -> dict[str, View]:
-        period = Period.last(ask.days, utcnow())
-        query = scope(viewer, period, self.places, area=ask.area, include_drills=ask.drills)
-        store = self.services.storage.incidents
-        return {by: await load(store, by, query, period, self.threshold, self.places,
-                               ask.lang)
-                for by in EXPORTABLE}
+    def _check(self, viewer: Viewer, ask: Ask) -> None:
+        """AnalyticsError when `ask` cannot be asked by `viewer`: before the pace and the
+        sharing, so a bad question is answered at once."""
+        scope(viewer, Period.last(ask.days, utcnow()), self.places, area=ask.area,
+              include_drills=ask.drills)
+
+    async def _views(self, viewer: Viewer, ask: Ask) -> Figures[dict[str, View]]:
+        async def compute() -> dict[str, View]:
+            period = Period.last(ask.days, utcnow())
+            query = scope(viewer, period, self.places, area=ask.area,
+                          include_drills=ask.drills)
+            store = self.services.storage.incidents
+            return {by: await load(store, by, query, period, self.threshold, self.places,
+                                   ask.lang)
+                    for by in EXPORTABLE}
+
+        # The figures depend on the viewer's areas and the question only, never on who.
+        return await self._parts().shared.get((viewer.areas, ask), compute)
 
     def _message(self, lang: str, text: str, member: StaffMember, token: str,
                  status: int) -> web.Response:
@@ -228,13 +253,23 @@ class AnalyticsPages:
             return self._message(lang, say(lang, "forbidden"), member, token, 403)
         try:
             ask = _ask(request.query, lang)
-            views = await self._views(viewer, ask)
+            self._check(viewer, ask)
+            pace = self._parts().pace
+            wait = pace.turn(viewer.actor)
+            if wait is None:
+                refused = self._message(lang, say(lang, "too_fast"), member, token, 429)
+                refused.headers["Retry-After"] = str(pace.retry_after(viewer.actor))
+                return refused
+            if wait:
+                await asyncio.sleep(wait)
+            figures = await self._views(viewer, ask)
         except AnalyticsError as exc:
             return self._message(lang, say(lang, "bad_request", reason=str(exc)), member,
                                  token, 400)
         await self.services.storage.incidents.record_access(
             viewer.actor, "analytics.view", f"{ask.area or 'all'}:{ask.days:g}d")
-        return self._html(layout(lang, say(lang, "title"), self.render(viewer, ask, views),
+        return self._html(layout(lang, say(lang, "title"),
+                                 self.render(viewer, ask, figures.value, figures.at),
                                  member=member, csrf=csrf_for(token)))
 
     async def export(self, request: web.Request, member: StaffMember,
@@ -265,9 +300,12 @@ class AnalyticsPages:
                             headers={**_NO_STORE,
                                      "Content-Disposition": f'attachment; filename="{name}"'})
 
-    def render(self, viewer: Viewer, ask: Ask, views: dict[str, View]) -> str:
+    def render(self, viewer: Viewer, ask: Ask, views: dict[str, View],
+               at: float | None = None) -> str:
+        """The page's body: `views` as computed at `at` (wall clock; now when not given)."""
         lang = ask.lang
         now = time.time()
+        at = now if at is None else at
         synthetic = max(v.synthetic for v in views.values())
         other = "en" if lang == "th" else "th"
         parts = ['<link rel="stylesheet" href="/board/static/analytics.css">'
@@ -279,8 +317,12 @@ class AnalyticsPages:
             parts.append(f'<p class="banner" role="status">'
                          f'{escape(say(lang, "synthetic_banner", count=synthetic))}</p>')
         parts.append(self._form(ask))
+        stamp = datetime.fromtimestamp(at, UTC)
+        as_of = (f'<time datetime="{stamp.isoformat(timespec="seconds")}">'
+                 f'{stamp.strftime("%Y-%m-%d %H:%M:%S")} UTC</time>')
         parts.append(f'<p class="note">{escape(say(lang, "period", days=f"{ask.days:g}"))}'
-                     f' · {escape(say(lang, "suppressed_note", threshold=self.threshold))}</p>')
+                     f' · {escape(say(lang, "suppressed_note", threshold=self.threshold))}'
+                     f' · {escape(say(lang, "as_of"))} {as_of}</p>')
         for by, view in views.items():
             parts.append(self._section(viewer, ask, by, view, now))
         parts.append(self._map_script(views["hex"], lang))

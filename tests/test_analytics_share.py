@@ -1,0 +1,134 @@
+"""channels/board/analytics_share.py: figures computed once per question and reused while
+fresh, one computation for concurrent askers, failures never kept; a viewer's loads paced
+and a queue beyond the pace refused. Clocks are injected: nothing here waits for time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from channels.board.analytics_share import Pace, Shared
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Counting:
+    """A computation that counts its runs and can be held until released."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def __call__(self) -> int:
+        self.runs += 1
+        await self.release.wait()
+        return self.runs
+
+
+async def test_figures_are_reused_while_fresh_then_computed_again() -> None:
+    clock = Clock()
+    shared: Shared[int] = Shared(30, clock=clock, wall=lambda: 5.0)
+    compute = Counting()
+    first = await shared.get("q", compute)
+    assert (first.value, first.at) == (1, 5.0)
+    clock.now += 29.9
+    assert (await shared.get("q", compute)).value == 1
+    assert (await shared.get("other", compute)).value == 2  # another question: its own
+    clock.now += 0.2
+    assert (await shared.get("q", compute)).value == 3
+    assert compute.runs == 3
+
+
+async def test_concurrent_askers_share_one_computation() -> None:
+    shared: Shared[int] = Shared(30, clock=Clock())
+    compute = Counting()
+    compute.release.clear()
+    askers = [asyncio.create_task(shared.get("q", compute)) for _ in range(5)]
+    await asyncio.sleep(0)
+    compute.release.set()
+    assert [f.value for f in await asyncio.gather(*askers)] == [1] * 5
+    assert compute.runs == 1
+
+
+async def test_one_asker_going_away_does_not_cancel_the_others() -> None:
+    shared: Shared[int] = Shared(30, clock=Clock())
+    compute = Counting()
+    compute.release.clear()
+    gone = asyncio.create_task(shared.get("q", compute))
+    stays = asyncio.create_task(shared.get("q", compute))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    compute.release.set()
+    assert (await stays).value == 1
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+
+
+async def test_a_failure_reaches_every_asker_and_is_not_kept() -> None:
+    shared: Shared[int] = Shared(30, clock=Clock())
+    calls = 0
+
+    async def broken() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise RuntimeError("database gone")
+
+    results = await asyncio.gather(shared.get("q", broken), shared.get("q", broken),
+                                   return_exceptions=True)
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError] and calls == 1
+    with pytest.raises(RuntimeError):
+        await shared.get("q", broken)
+    assert calls == 2  # asked again after the failure: computed again
+
+
+async def test_fresh_zero_never_reuses_and_the_kept_are_bounded() -> None:
+    compute = Counting()
+    never: Shared[int] = Shared(0, clock=Clock())
+    assert [(await never.get("q", compute)).value for _ in range(3)] == [1, 2, 3]
+    bounded: Shared[int] = Shared(30, size=2, clock=Clock())
+    for key in ("a", "b", "c"):
+        await bounded.get(key, compute)
+    runs = compute.runs
+    await bounded.get("c", compute)
+    await bounded.get("b", compute)
+    assert compute.runs == runs  # the two newest kept
+    await bounded.get("a", compute)
+    assert compute.runs == runs + 1  # the oldest was dropped
+
+
+def test_a_viewers_loads_start_a_gap_apart() -> None:
+    clock = Clock()
+    pace = Pace(2.0, queue=3, clock=clock)
+    assert pace.turn("staff:a") == 0.0
+    assert pace.turn("staff:b") == 0.0  # each viewer has their own turns
+    clock.now += 0.5
+    assert pace.turn("staff:a") == pytest.approx(1.5)  # waits for its turn
+    assert pace.turn("staff:a") == pytest.approx(3.5)  # queued behind it
+    assert pace.turn("staff:a") is None  # a fourth is refused
+    assert pace.retry_after("staff:a") == 6
+    clock.now += 10
+    assert pace.turn("staff:a") == 0.0  # long after: at once
+
+
+def test_pace_zero_never_waits() -> None:
+    pace = Pace(0, clock=Clock())
+    assert [pace.turn("staff:a") for _ in range(10)] == [0.0] * 10
+
+
+def test_viewers_whose_turn_has_passed_are_forgotten() -> None:
+    clock = Clock()
+    pace = Pace(1.0, clock=clock)
+    for n in range(1100):
+        pace.turn(f"staff:{n}")
+        clock.now += 0.01
+    assert len(pace._next) < 200
