@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
+import html
 import io
 import re
 from collections.abc import AsyncIterator
@@ -245,6 +246,18 @@ async def test_one_viewers_loads_are_paced_and_a_queue_beyond_it_refused(
             assert "a moment ago" in text and "Traceback" not in text
         views = [r for r in await audit_of(seeded) if r[:2] == ("staff:tak", "analytics.view")]
         assert len(views) == 3  # a refused load read nothing
+        # Downloads take turns too: a loop over an export link is paced the same way.
+        served = await next(r for r in answers if r.status == 200).text()
+        link = re.search(r'href="(/board/analytics/export\?token=[^"]+)"', served)
+        assert link is not None
+        downloads = await asyncio.gather(*(client.get(html.unescape(link.group(1)))
+                                           for _ in range(4)))
+        got = [r.status for r in downloads]
+        assert 429 in got and 1 <= got.count(200) <= 3 and set(got) == {200, 429}
+        assert all(int(r.headers["Retry-After"]) >= 1 for r in downloads if r.status == 429)
+        exports = [r for r in await audit_of(seeded)
+                   if r[:2] == ("staff:tak", "analytics.export")]
+        assert len(exports) == got.count(200)
 
 
 async def test_figures_are_shared_by_viewers_of_the_same_areas_while_fresh(

@@ -254,14 +254,11 @@ class AnalyticsPages:
         try:
             ask = _ask(request.query, lang)
             self._check(viewer, ask)
-            pace = self._parts().pace
-            wait = pace.turn(viewer.actor)
-            if wait is None:
+            retry = await self._turn(viewer)
+            if retry is not None:
                 refused = self._message(lang, say(lang, "too_fast"), member, token, 429)
-                refused.headers["Retry-After"] = str(pace.retry_after(viewer.actor))
+                refused.headers["Retry-After"] = str(retry)
                 return refused
-            if wait:
-                await asyncio.sleep(wait)
             figures = await self._views(viewer, ask)
         except AnalyticsError as exc:
             return self._message(lang, say(lang, "bad_request", reason=str(exc)), member,
@@ -272,6 +269,17 @@ class AnalyticsPages:
                                  self.render(viewer, ask, figures.value, figures.at),
                                  member=member, csrf=csrf_for(token)))
 
+    async def _turn(self, viewer: Viewer) -> int | None:
+        """Wait for the viewer's turn (ESS_ANALYTICS_PACE); the seconds for a Retry-After
+        instead when too many of their loads already wait."""
+        pace = self._parts().pace
+        wait = pace.turn(viewer.actor)
+        if wait is None:
+            return pace.retry_after(viewer.actor)
+        if wait:
+            await asyncio.sleep(wait)
+        return None
+
     async def export(self, request: web.Request, member: StaffMember,
                      token: str) -> web.StreamResponse:
         viewer = viewer_of(member)
@@ -281,6 +289,11 @@ class AnalyticsPages:
         if data is None or data.get("by") not in EXPORTABLE:
             return web.Response(status=410, text=say("en", "expired_link") + "\n",
                                 headers=_NO_STORE)
+        retry = await self._turn(viewer)  # a download loop is paced as a reload loop is
+        if retry is not None:
+            lang = member.lang if member.lang in LANGS else "th"
+            return web.Response(status=429, text=say(lang, "too_fast") + "\n",
+                                headers={**_NO_STORE, "Retry-After": str(retry)})
         try:
             ask = _ask(data["ask"])
             period = Period.last(ask.days, utcnow())
