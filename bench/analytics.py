@@ -5,6 +5,7 @@ round; then the report flow's rate with and without an analyst refreshing `/boar
 
     .venv/bin/python -m bench.analytics [--pg-rows 200000,1000000] [--sqlite-rows 100000]
         [--runs 5] [--rounds 3] [--flow-rows 200000] [--users 16] [--seconds 8] [--pin]
+        [--analysts 1] [--pause 5]
 
 Rows are written straight into the table by SQL (the seeder's path through create/update
 is far too slow for a million), with the same columns the stores fill: every one synthetic,
@@ -29,6 +30,8 @@ browser) on the last, as clients elsewhere would be.
 `ess serve` keeps the analytics guards it ships with (ESS_ANALYTICS_FRESH, ESS_ANALYTICS_PACE;
 channels/board/analytics_share.py) unless the environment sets them:
 `ESS_ANALYTICS_FRESH=0 ESS_ANALYTICS_PACE=0` measures the page computed at every load.
+`--analysts N` has N analysts reload at once: the national one, then one per province, so no
+two of them share figures.
 """
 
 from __future__ import annotations
@@ -231,7 +234,7 @@ async def run(args: argparse.Namespace) -> None:
         from bench.analytics_flow import flow
 
         await flow(args.flow_rows, args.users, args.seconds, args.rounds, now, args.spy,
-                   args.pause, args.pin)
+                   args.pause, args.pin, args.analysts)
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 
@@ -271,6 +274,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="per side and round")
     parser.add_argument("--pause", type=float, default=5.0,
                         help="seconds between the paced analyst's reloads")
+    parser.add_argument("--analysts", type=int, default=1,
+                        help="analysts reloading at once: the national one, then one per "
+                             "province (no two share figures)")
     parser.add_argument("--pin", action="store_true",
                         help="the flow's servers on all cores but the last, its clients there")
     parser.add_argument("--spy", default="",

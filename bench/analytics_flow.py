@@ -41,32 +41,47 @@ from storage.factory import make_sealer, open_storage
 
 PASSWORD = "bench-analyst-password-1"
 ANALYST = StaffMember("bench-analyst", "Bench Analyst", "en", ("analyst",), ("TH",))
+# The provinces with the most stations in the shipped directory: one analyst each, so no two
+# of them (nor the national one) share figures.
+PROVINCES = ("10", "30", "34", "40", "31", "33", "50", "80", "41", "45", "46", "47")
 PAGE = "/board/analytics?days=365&lang=en"
 HUMAN_PAUSE = 5.0  # the page does not refresh itself: a person reloads every few seconds
 
 
-async def enrol(data_dir: str, pg_url: str, redis_url: str) -> bytes | None:
-    """The analyst's account, written through the stores with the server's own keys."""
+def analysts(count: int) -> list[StaffMember]:
+    """`count` analysts: the national one, then one per province of PROVINCES."""
+    if not 1 <= count <= len(PROVINCES) + 1:
+        raise SystemExit(f"--analysts: 1 to {len(PROVINCES) + 1}")
+    return [ANALYST] + [StaffMember(f"bench-analyst-{code}", f"Analyst {code}", "en",
+                                    ("analyst",), (code,)) for code in PROVINCES[:count - 1]]
+
+
+async def enrol(data_dir: str, pg_url: str, redis_url: str,
+                members: list[StaffMember]) -> dict[str, bytes | None]:
+    """The analysts' accounts, written through the stores with the server's own keys; each
+    one's second-factor secret (None without one)."""
     settings = Settings(data_dir=data_dir, log_format="console", database_url=pg_url,
                         redis_url=redis_url, secret_keys=KEYS["ESS_SECRET_KEYS"],
                         lookup_key=KEYS["ESS_LOOKUP_KEY"], log_key=KEYS["ESS_LOG_KEY"])
     storage = await open_storage(settings, make_sealer(settings))
     try:
-        await storage.staff.add(ANALYST, hash_password(PASSWORD))
-        if not set(ANALYST.roles) & set(TOTP_ROLES):
-            return None
-        secret = totp.new_secret()
-        await storage.staff.set_totp(ANALYST.login, secret)
-        return secret
+        secrets: dict[str, bytes | None] = {}
+        for member in members:
+            await storage.staff.add(member, hash_password(PASSWORD))
+            secrets[member.login] = None
+            if set(member.roles) & set(TOTP_ROLES):
+                secrets[member.login] = totp.new_secret()
+                await storage.staff.set_totp(member.login, secrets[member.login])
+        return secrets
     finally:
         await storage.close()
 
 
-async def sign_in(session: ClientSession, base: str, secret: bytes | None) -> str:
-    """Sign the analyst in; its session cookie (handed to the browser process)."""
+async def sign_in(session: ClientSession, base: str, login: str, secret: bytes | None) -> str:
+    """Sign an analyst in; its session cookie (handed to the browser process)."""
     code = totp.code_at(secret, totp.step_of(utcnow())) if secret else ""
     async with session.post(f"{base}/board/login", allow_redirects=False, data={
-            "login": ANALYST.login, "password": PASSWORD, "code": code,
+            "login": login, "password": PASSWORD, "code": code,
             "lang": "en"}) as response:
         await response.read()
         if response.status != 303:
@@ -119,9 +134,10 @@ def pin_tree(pid: int, cores: set[int]) -> None:
         pin_tree(child, cores)
 
 
-async def analyst(base: str, cookie: str, pause: float) -> None:
-    """The analyst's browser, in its own process (`--analyst`): reload the page, `pause` s
-    apart (0: one after another), until stdin closes; then print the loads' seconds."""
+async def analyst(base: str, cookies: str, pause: float) -> None:
+    """The analysts' browsers, in their own process (`--analyst`): each session of
+    `cookies` (comma-separated) reloads the page, `pause` s apart (0: one after another),
+    until stdin closes; then print every load's seconds."""
     loads: list[float] = []
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -130,10 +146,7 @@ async def analyst(base: str, cookie: str, pause: float) -> None:
         await loop.run_in_executor(None, sys.stdin.read)
         stopped.set()
 
-    watcher = asyncio.create_task(watch_stdin())
-    async with ClientSession(trust_env=False, timeout=ClientTimeout(total=120),
-                             headers={"Cookie": f"{COOKIE}={cookie}"}) as session:
-        print("ready", flush=True)
+    async def reload(session: ClientSession) -> None:
         while not stopped.is_set():
             began = time.perf_counter()
             async with session.get(f"{base}{PAGE}", allow_redirects=False) as response:
@@ -144,6 +157,14 @@ async def analyst(base: str, cookie: str, pause: float) -> None:
             if pause:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopped.wait(), pause)
+
+    watcher = asyncio.create_task(watch_stdin())
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [await stack.enter_async_context(ClientSession(
+            trust_env=False, timeout=ClientTimeout(total=120),
+            headers={"Cookie": f"{COOKIE}={cookie}"})) for cookie in cookies.split(",")]
+        print("ready", flush=True)
+        await asyncio.gather(*(reload(session) for session in sessions))
     await watcher
     print(json.dumps(loads), flush=True)
 
@@ -155,10 +176,10 @@ def _cpu(name: str, pid: int) -> float:
 
 
 class Browser:
-    """The analyst's process, started for one round and stopped after it."""
+    """The analysts' process, started for one round and stopped after it."""
 
-    def __init__(self, base: str, cookie: str, pause: float) -> None:
-        self.args = (base, cookie, f"{pause:g}")
+    def __init__(self, base: str, cookies: list[str], pause: float) -> None:
+        self.args = (base, ",".join(cookies), f"{pause:g}")
         self.process: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Browser:
@@ -222,7 +243,8 @@ async def one_side(reporters: Reporters, urls: list[str], users: int, seconds: f
 
 
 async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime,
-               spy: str = "", pause: float = HUMAN_PAUSE, pin: bool = False) -> None:
+               spy: str = "", pause: float = HUMAN_PAUSE, pin: bool = False,
+               count: int = 1) -> None:
     from bench.analytics import fill_postgres
     from tests.servers import PostgresServer, RedisServer
 
@@ -245,17 +267,20 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
                               redis_url, "")  # it migrates the database
         began = time.perf_counter()
         await fill_postgres(pg_url, rows, now)
-        secret = await enrol(data_dir, pg_url, redis_url)
+        members = analysts(count)
+        secrets = await enrol(data_dir, pg_url, redis_url, members)
         print(f"\n== report flow under an analyst: ess serve on PostgreSQL + Redis, {rows:,} "
               f"incidents (written in {time.perf_counter() - began:.0f} s), {users} reporters, "
-              f"{seconds:g} s per side and round; the analyst's browser in its own process ==")
+              f"{seconds:g} s per side and round; {count} analyst(s) (national"
+              f"{', then one per province' if count > 1 else ''}), their browsers in their "
+              "own process ==")
         timeout = ClientTimeout(total=120)
         async with ClientSession(connector=TCPConnector(limit=0), trust_env=False,
                                  timeout=ClientTimeout(total=30)) as reporters_http, \
                 ClientSession(cookie_jar=CookieJar(unsafe=True, treat_as_secure_origin=[base]),
                               trust_env=False,
                               timeout=timeout) as board:
-            cookie = await sign_in(board, base, secret)
+            cookies = [await sign_in(board, base, m.login, secrets[m.login]) for m in members]
             reporters = Reporters(line, reporters_http)
             urls = [f"{base}/webhooks/line"]
             assert pg.proc is not None and rd.proc is not None
@@ -296,7 +321,7 @@ async def flow(rows: int, users: int, seconds: float, rounds: int, now: datetime
                 alone = await one_side(reporters, urls, users, seconds, pids, None)
                 sides["alone"].append(alone)
                 for kind, gap in kinds.items():
-                    async with Browser(base, cookie, gap) as browser:
+                    async with Browser(base, cookies, gap) as browser:
                         busy = await one_side(reporters, urls, users, seconds, pids, browser,
                                               f"{spy}.{k + 1}" if spy and not gap else "")
                     sides[kind].append(busy)
