@@ -61,10 +61,14 @@ def _duration(value: Any) -> float:
     return seconds
 
 
+_ZERO = re.compile(r"0+(\.0*)?\s*[smhd]?")
+
+
 def _duration_or_off(most: float) -> Callable[[Any], float]:
     # 0 turns the guard off; anything else is a duration like every other, up to `most`.
     def parse(value: Any) -> float:
-        if str(value).strip() in ("0", "0s", "0.0"):
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == 0 \
+                or _ZERO.fullmatch(str(value).strip()):
             return 0.0
         seconds = _duration(value)
         if seconds > most:

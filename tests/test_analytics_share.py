@@ -5,6 +5,7 @@ and a queue beyond the pace refused. Clocks are injected: nothing here waits for
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -91,6 +92,34 @@ async def test_a_failure_reaches_every_asker_and_is_not_kept() -> None:
     assert calls == 2  # asked again after the failure: computed again
 
 
+async def test_a_failure_nobody_waits_for_any_more_is_still_read() -> None:
+    # Every asker gone (a closed tab, a shutdown), then the computation fails: asyncio
+    # must not log "Task exception was never retrieved" for it.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        shared: Shared[int] = Shared(30, clock=Clock())
+        release = asyncio.Event()
+
+        async def broken() -> int:
+            await release.wait()
+            raise RuntimeError("database gone")
+
+        asker = asyncio.create_task(shared.get("q", broken))
+        await asyncio.sleep(0)
+        asker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asker
+        release.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
+
+
 async def test_fresh_zero_never_reuses_and_the_kept_are_bounded() -> None:
     compute = Counting()
     never: Shared[int] = Shared(0, clock=Clock())
@@ -106,18 +135,29 @@ async def test_fresh_zero_never_reuses_and_the_kept_are_bounded() -> None:
     assert compute.runs == runs + 1  # the oldest was dropped
 
 
-def test_a_viewers_loads_start_a_gap_apart() -> None:
+def test_a_burst_goes_at_once_then_loads_start_a_gap_apart() -> None:
     clock = Clock()
-    pace = Pace(2.0, queue=3, clock=clock)
-    assert pace.turn("staff:a") == 0.0
+    pace = Pace(2.0, burst=3, waiting=2, clock=clock)
+    assert [pace.turn("staff:a") for _ in range(3)] == [0.0] * 3  # three clicks: no wait
     assert pace.turn("staff:b") == 0.0  # each viewer has their own turns
-    clock.now += 0.5
-    assert pace.turn("staff:a") == pytest.approx(1.5)  # waits for its turn
-    assert pace.turn("staff:a") == pytest.approx(3.5)  # queued behind it
-    assert pace.turn("staff:a") is None  # a fourth is refused
+    assert pace.turn("staff:a") == pytest.approx(2.0)  # then each waits for its turn
+    assert pace.turn("staff:a") == pytest.approx(4.0)
+    assert pace.turn("staff:a") is None  # beyond two waiting: refused
     assert pace.retry_after("staff:a") == 6
     clock.now += 10
-    assert pace.turn("staff:a") == 0.0  # long after: at once
+    assert pace.turn("staff:a") == 0.0  # long after: a full burst again
+
+
+def test_a_closed_loop_settles_to_one_load_a_gap() -> None:
+    clock = Clock()
+    pace = Pace(2.0, burst=3, clock=clock)
+    loads = 0
+    while clock.now < 1020:
+        wait = pace.turn("staff:loop")
+        assert wait is not None  # a closed loop never has more than one load waiting
+        clock.now += wait + 0.05  # the answer's own time
+        loads += 1
+    assert loads == 3 + 10  # the burst, then one per 2 s over the 20 s
 
 
 def test_pace_zero_never_waits() -> None:
@@ -131,4 +171,4 @@ def test_viewers_whose_turn_has_passed_are_forgotten() -> None:
     for n in range(1100):
         pace.turn(f"staff:{n}")
         clock.now += 0.01
-    assert len(pace._next) < 200
+    assert len(pace._due) < 200

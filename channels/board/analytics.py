@@ -13,8 +13,8 @@ import base64
 import hmac
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from html import escape
@@ -57,6 +57,7 @@ LINK_SECONDS = 300  # a download link lives five minutes
 EXPORTABLE = ("day", "type", "area", "hour", "channel", "silent", "outcome", "response",
               "agency", "hex")
 DEFAULT_DAYS = 30
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Html = Callable[..., web.Response]  # the board's page answer (its CSP and headers)
 
@@ -217,13 +218,17 @@ class AnalyticsPages:
     def threshold(self) -> int:
         return self._parts().threshold
 
-    def _check(self, viewer: Viewer, ask: Ask) -> None:
-        """AnalyticsError when `ask` cannot be asked by `viewer`: before the pace and the
-        sharing, so a bad question is answered at once."""
-        scope(viewer, Period.last(ask.days, utcnow()), self.places, area=ask.area,
-              include_drills=ask.drills)
+    def _question(self, viewer: Viewer, ask: Ask) -> Hashable:
+        """What the figures for `ask` depend on: the store query as `viewer` may ask it,
+        without its clock, and the period and language asked; AnalyticsError when it cannot
+        be asked. Before the pace and the sharing, so a bad question is answered at once."""
+        query = scope(viewer, Period.last(ask.days, utcnow()), self.places, area=ask.area,
+                      include_drills=ask.drills)
+        return replace(query, since=_EPOCH, until=_EPOCH), ask.days, ask.lang
 
     async def _views(self, viewer: Viewer, ask: Ask) -> Figures[dict[str, View]]:
+        """Every view of the page, shared by whoever asks the same question while fresh:
+        the figures depend on the query (the viewer's areas, never who they are)."""
         async def compute() -> dict[str, View]:
             period = Period.last(ask.days, utcnow())
             query = scope(viewer, period, self.places, area=ask.area,
@@ -233,8 +238,7 @@ class AnalyticsPages:
                                    ask.lang)
                     for by in EXPORTABLE}
 
-        # The figures depend on the viewer's areas and the question only, never on who.
-        return await self._parts().shared.get((viewer.areas, ask), compute)
+        return await self._parts().shared.get(self._question(viewer, ask), compute)
 
     def _message(self, lang: str, text: str, member: StaffMember, token: str,
                  status: int) -> web.Response:
@@ -253,7 +257,7 @@ class AnalyticsPages:
             return self._message(lang, say(lang, "forbidden"), member, token, 403)
         try:
             ask = _ask(request.query, lang)
-            self._check(viewer, ask)
+            self._question(viewer, ask)
             retry = await self._turn(viewer)
             if retry is not None:
                 refused = self._message(lang, say(lang, "too_fast"), member, token, 429)
@@ -289,18 +293,16 @@ class AnalyticsPages:
         if data is None or data.get("by") not in EXPORTABLE:
             return web.Response(status=410, text=say("en", "expired_link") + "\n",
                                 headers=_NO_STORE)
-        retry = await self._turn(viewer)  # a download loop is paced as a reload loop is
-        if retry is not None:
-            lang = member.lang if member.lang in LANGS else "th"
-            return web.Response(status=429, text=say(lang, "too_fast") + "\n",
-                                headers={**_NO_STORE, "Retry-After": str(retry)})
         try:
             ask = _ask(data["ask"])
-            period = Period.last(ask.days, utcnow())
-            query = scope(viewer, period, self.places, area=ask.area,
-                          include_drills=ask.drills)
-            view = await load(self.services.storage.incidents, data["by"], query, period,
-                              self.threshold, self.places, ask.lang)
+            self._question(viewer, ask)
+            retry = await self._turn(viewer)  # a download loop is paced as a reload loop is
+            if retry is not None:
+                lang = member.lang if member.lang in LANGS else "th"
+                return web.Response(status=429, text=say(lang, "too_fast") + "\n",
+                                    headers={**_NO_STORE, "Retry-After": str(retry)})
+            # The page's figures: a file downloaded from the page holds what it showed.
+            view = (await self._views(viewer, ask)).value[data["by"]]
         except AnalyticsError as exc:
             return web.Response(status=400, text=f"{exc}\n", headers=_NO_STORE)
         subject = f"{data['by']}:{ask.area or 'all'}:{ask.days:g}d"

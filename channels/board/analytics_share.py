@@ -3,17 +3,19 @@
 Why both: the page is every view of up to two years of rollups — about 0.2 s of this
 process's CPU and 0.1 s of PostgreSQL's a load — and the same process and database take the
 reports. Figures for the same scope and question, computed once, serve every viewer asking
-within `fresh` seconds (counts over days do not move in seconds); and a viewer's next load
-starts at least `gap` seconds after their last, so a refresh loop, a script or a stuck key
-cannot take the reporters' CPU. A load that comes sooner waits for its turn (a closed-loop
-client is then paced by the answer, where a refusal would only make it retry faster);
-beyond a short queue it is refused with a Retry-After. Grafana's `min_refresh_interval` is
-the same guard. Both live in one process: two processes pace and share separately.
+within `fresh` seconds (counts over days do not move in seconds). And one viewer's loads,
+after a burst of three (a person clicking through drill-downs never waits), start `gap`
+seconds apart, so a refresh loop, a script or a stuck key cannot take the reporters' CPU. A
+load that comes sooner waits for its turn (a closed-loop client is then paced by the
+answer, where a refusal would only make it retry faster); beyond a short queue it is
+refused with a Retry-After. Grafana's `min_refresh_interval` is the same guard. Both live in
+one process: two processes pace and share separately.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import time
 from collections import OrderedDict
@@ -33,8 +35,9 @@ class Figures(Generic[T]):
 
 
 class Shared(Generic[T]):
-    """Figures computed once per key and reused for `fresh` seconds (0: never reused). Who
-    asks while they are computed waits for the same computation; a failure is not kept."""
+    """Figures computed once per key and reused for `fresh` seconds (0: not kept once
+    computed). Who asks while they are computed waits for the same computation; a failure
+    reaches every waiter and is not kept."""
 
     def __init__(self, fresh: float, *, size: int = 64,
                  clock: Callable[[], float] = time.monotonic,
@@ -45,14 +48,19 @@ class Shared(Generic[T]):
         self._running: dict[Hashable, asyncio.Task[Figures[T]]] = {}
 
     async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> Figures[T]:
+        """The figures for `key`: kept ones while fresh, else `compute`'s (shared)."""
         kept = self._kept.get(key)
         if kept is not None and self._clock() - kept[0] < self.fresh:
             self._kept.move_to_end(key)
             return kept[1]
         task = self._running.get(key)
         if task is None:
-            # Its own task: one waiter going away (a closed tab) must not cancel the others'.
-            task = asyncio.ensure_future(self._compute(key, compute))
+            # Its own task, so one waiter going away (a closed tab) does not cancel it for
+            # the others; in an empty context, so its log lines carry no asker's request.
+            task = asyncio.get_running_loop().create_task(
+                self._compute(key, compute), context=contextvars.Context())
+            # Read even when every waiter has gone: no "exception was never retrieved".
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._running[key] = task
         return await asyncio.shield(task)
 
@@ -61,7 +69,7 @@ class Shared(Generic[T]):
         try:
             figures = Figures(await compute(), self._wall())
         finally:
-            del self._running[key]
+            self._running.pop(key, None)
         if self.fresh > 0:
             # Fresh from when the computation started: its figures are as old as its reads.
             self._kept[key] = (started, figures)
@@ -72,28 +80,32 @@ class Shared(Generic[T]):
 
 
 class Pace:
-    """One load per `gap` seconds per viewer (0: unpaced). `turn` answers how long this load
-    waits for its turn, or None when `queue` loads of the viewer already wait."""
+    """One viewer's loads: `burst` at once, then one per `gap` seconds (0: unpaced) — a
+    person clicking through three drill-downs never waits, a loop settles to one load a
+    gap. A load beyond that waits for its turn, up to `waiting` of them; one more is
+    refused. The generic cell rate algorithm: one "theoretical arrival time" per viewer."""
 
-    def __init__(self, gap: float, *, queue: int = 3,
+    def __init__(self, gap: float, *, burst: int = 3, waiting: int = 2,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.gap, self.queue = gap, queue
+        self.gap, self.burst, self.waiting = gap, burst, waiting
         self._clock = clock
-        self._next: dict[str, float] = {}
+        self._due: dict[str, float] = {}
 
     def turn(self, viewer: str) -> float | None:
+        """Seconds this load of `viewer` waits before it starts, or None when refused."""
         if self.gap <= 0:
             return 0.0
         now = self._clock()
-        start = max(now, self._next.get(viewer, now))
-        wait = start - now
-        if wait > self.gap * (self.queue - 1) + 1e-9:
+        due = max(now, self._due.get(viewer, now))
+        wait = max(0.0, due - self.gap * (self.burst - 1) - now)
+        if wait > self.gap * self.waiting + 1e-9:
             return None
-        self._next[viewer] = start + self.gap
-        if len(self._next) > 1024:  # viewers whose turn has come and gone need no entry
-            self._next = {v: at for v, at in self._next.items() if at > now}
+        self._due[viewer] = due + self.gap
+        if len(self._due) > 1024:  # viewers back to a full burst need no entry
+            self._due = {v: at for v, at in self._due.items() if at > now}
         return wait
 
     def retry_after(self, viewer: str) -> int:
-        """Whole seconds until a refused viewer's next free turn."""
-        return max(1, math.ceil(self._next.get(viewer, 0.0) - self._clock()))
+        """Whole seconds until a refused viewer's next load would start at once."""
+        due = self._due.get(viewer, 0.0) - self.gap * (self.burst - 1)
+        return max(1, math.ceil(due - self._clock()))
