@@ -371,3 +371,39 @@ def test_a_prompt_body_is_built_once_and_matches_its_validated_message(
     # A reply with parameters may hold personal data: built each time, never kept.
     summary = Reply(Text("report.type.prompt", {"x": "0812345678"}), "th")
     assert reply_body(summary, catalogs) is not reply_body(summary, catalogs)
+
+
+def test_a_reply_built_as_plain_json_is_what_the_sdks_model_makes_of_it(
+        tmp_path: Path) -> None:
+    """reply_body builds replies with parameters without the SDK's models: for every shape a
+    reply takes (parameters, silent, the location button, too many or too long choices, a
+    long text), the SDK reads the JSON and writes back the same JSON."""
+    from linebot.v3.messaging import TextMessage
+
+    from bot.i18n import load_catalogs
+    from bot.types import Ask, Choice
+    from channels.line.render import MAX_TEXT, reply_body
+
+    catalogs = load_catalogs(Settings(data_dir=str(tmp_path / "var")))
+    few = tuple(Choice(f"type:{k}", Text(f"incident.{k}"))
+                for k in ("violence", "detention", "sexual", "deranged", "gathering"))
+    many = tuple(Choice(f"v{n}", Text("report.type.prompt", {"n": n})) for n in range(15))
+    long_label = (Choice("x", Text("report.type.prompt", {"l": "ก" * 40})),)
+    long_data = (Choice("d" * 301, Text("incident.violence")),)
+    shapes = [
+        Reply(Text("report.type.prompt", {"x": "0812345678"}), "th", choices=few),
+        Reply(Text("report.type.prompt", {"x": "1"}), "en", choices=few, silent=True),
+        Reply(Text("report.type.prompt", {"x": "1"}), "th", ask=Ask.LOCATION),
+        Reply(Text("report.type.prompt", {"x": "1"}), "th", ask=Ask.LOCATION, choices=many),
+        Reply(Text("report.type.prompt", {"x": "1"}), "th", choices=long_label),
+        Reply(Text("report.type.prompt", {"x": "1"}), "th", choices=long_data),
+        Reply(Text("{x}", {"x": "ข" * (MAX_TEXT + 10)}), "th"),
+    ]
+    for reply in shapes:
+        body = reply_body(reply, catalogs)
+        message = TextMessage.from_dict(body)
+        assert message is not None and message.to_dict() == body, reply
+        assert len(body["text"]) <= MAX_TEXT
+    assert "displayText" not in json.dumps(reply_body(shapes[1], catalogs))  # silent
+    assert reply_body(shapes[2], catalogs)["quickReply"]["items"][0]["action"]["type"] == \
+        "location"

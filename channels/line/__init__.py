@@ -25,7 +25,6 @@ import argparse
 import base64
 import hashlib
 import hmac
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -163,17 +162,20 @@ class LineChannel(Channel):
         except (ValueError, KeyError, TypeError):
             log.warning("line.webhook.malformed")
             return _error(400, "body is not a LINE webhook")
-        events = [e for e in map(self._parse_event, raw_events) if e is not None]
+        parsed = [p for p in map(self._parse_event, raw_events) if p is not None]
         try:
             # Kept before the 200: handled from the journal, in order, by any process.
             await self.ctx.services.inbox.accept(
-                [a for a in map(self._arrival, events) if a is not None])
+                [a for a in (self._arrival(*p) for p in parsed) if a is not None])
         except InboxUnavailable:
             return _error(503, "cannot take events now, retry")
         return web.json_response({})
 
     @staticmethod
-    def _arrival(event: Event) -> Arrival | None:
+    def _arrival(event: Event, raw: dict[str, Any]) -> Arrival | None:
+        """The journal's entry for `event`, kept as the JSON it was read from: the SDK
+        reads it the same way again in `arrived`, and writing it back out through the
+        models cost more than anything else of the webhook's."""
         source = getattr(event, "source", None)
         chat = source.group_id if isinstance(source, GroupSource) else \
             source.room_id if isinstance(source, RoomSource) else \
@@ -185,7 +187,7 @@ class LineChannel(Channel):
         except (OverflowError, ValueError, OSError):
             at = datetime.now(UTC)  # an absurd timestamp must not refuse the whole body
         inbound = Inbound(CHANNEL, chat, Kind.OTHER, str(event.webhook_event_id), None, at)
-        return Arrival(inbound, json.loads(event.to_json()))
+        return Arrival(inbound, raw)
 
     async def arrived(self, arrival: Arrival) -> None:
         """One event out of the journal; a replayed one whose reply token went stale is
@@ -196,7 +198,8 @@ class LineChannel(Channel):
             await self._handle(event)
 
     @staticmethod
-    def _parse_event(raw: dict[str, Any]) -> Event | None:
+    def _parse_event(raw: dict[str, Any]) -> tuple[Event, dict[str, Any]] | None:
+        """The event and the JSON it was read from; None for one that is not handled."""
         try:
             event_time(raw.get("timestamp"))
         except TooOld as exc:
@@ -217,15 +220,16 @@ class LineChannel(Channel):
             placeholder = {"type": "sticker", "id": "0", "quoteToken": "",
                            "packageId": "0", "stickerId": "0",
                            "stickerResourceType": "STATIC"}
+            raw = {**raw, "message": placeholder}
             try:
-                event = Event.from_dict({**raw, "message": placeholder})
+                event = Event.from_dict(raw)
             except (ValueError, KeyError, TypeError):
                 event = None
         if event is None or not getattr(event, "webhook_event_id", None):
             # A new or odd event type must not fail the others in the body.
             log.info("line.webhook.skipped_event", type=str(raw.get("type"))[:40])
             return None
-        return event
+        return event, raw
 
     async def _handle(self, event: Event) -> None:
         source = getattr(event, "source", None)

@@ -18,10 +18,7 @@ from linebot.v3.messaging import (
     FlexMessage,
     FlexSeparator,
     FlexText,
-    LocationAction,
     PostbackAction,
-    QuickReply,
-    QuickReplyItem,
     TextMessage,
     URIAction,
 )
@@ -84,33 +81,42 @@ def reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
 
 
 def reply_body(reply: Reply, catalogs: Catalogs) -> dict[str, Any]:
-    """One reply as LINE's JSON, what `reply_message` validated (shared: never mutate)."""
+    """One reply as LINE's JSON (shared when it is a prompt: never mutate). A prompt's is
+    what the SDK's model made of it; a reply with parameters is built as plain JSON of the
+    same shape, without the models, which cost more than the rest of a reply
+    (tests/test_line.py holds the two equal; the LINE stand-in validates every request)."""
     cached = _prompt(reply, catalogs)
-    if cached is not None:
-        return cached[1]
-    body: dict[str, Any] = _reply_message(reply, catalogs).to_dict()
-    return body
+    return cached[1] if cached is not None else _reply_json(reply, catalogs)
 
 
 def _reply_message(reply: Reply, catalogs: Catalogs) -> TextMessage:
+    message = TextMessage.from_dict(_reply_json(reply, catalogs))
+    assert message is not None
+    return message
+
+
+def _reply_json(reply: Reply, catalogs: Catalogs) -> dict[str, Any]:
     body = catalogs.render(reply.lang, reply.text)
     labels = [catalogs.render(reply.lang, c.label) for c in reply.choices]
     slots = MAX_QUICK_REPLIES - (1 if reply.ask is Ask.LOCATION else 0)
-    items: list[QuickReplyItem] = []
+    items: list[dict[str, Any]] = []
     if reply.ask is Ask.LOCATION:
-        items.append(QuickReplyItem(action=LocationAction(
-            label=_label(catalogs.render(reply.lang, Text("line.location_button"))))))
+        items.append({"type": "action", "action": {"type": "location", "label": _label(
+            catalogs.render(reply.lang, Text("line.location_button")))}})
     fits = len(reply.choices) <= slots and all(len(x.value) <= MAX_DATA for x in reply.choices)
     if reply.choices and (not fits or any(len(label) > MAX_LABEL for label in labels)):
         body += "\n" + "\n".join(choice_lines(reply, catalogs))
     if fits:
         for i, (choice, label) in enumerate(zip(reply.choices, labels, strict=True), 1):
             short = label if len(label) <= MAX_LABEL else _label(f"{i}) {label}")
-            items.append(QuickReplyItem(action=PostbackAction(
-                label=short, data=choice.value,
-                display_text=None if reply.silent else _cut(label, MAX_DISPLAY_TEXT))))
-    return TextMessage(text=_cut(body, MAX_TEXT),
-                       quick_reply=QuickReply(items=items) if items else None)
+            action = {"type": "postback", "label": short, "data": choice.value}
+            if not reply.silent:  # a silent tap leaves no bubble of the reporter's words
+                action["displayText"] = _cut(label, MAX_DISPLAY_TEXT)
+            items.append({"type": "action", "action": action})
+    message: dict[str, Any] = {"type": "text", "text": _cut(body, MAX_TEXT)}
+    if items:
+        message["quickReply"] = {"items": items}
+    return message
 
 
 def reply_bodies(replies: list[Reply], catalogs: Catalogs) -> list[dict[str, Any]]:
