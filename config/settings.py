@@ -67,8 +67,8 @@ _ZERO = re.compile(r"0+(\.0*)?\s*[smhd]?")
 def _duration_or_off(most: float) -> Callable[[Any], float]:
     # 0 turns the guard off; anything else is a duration like every other, up to `most`.
     def parse(value: Any) -> float:
-        if isinstance(value, int | float) and not isinstance(value, bool) and value == 0 \
-                or _ZERO.fullmatch(str(value).strip()):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if (number and value == 0) or _ZERO.fullmatch(str(value).strip()):
             return 0.0
         seconds = _duration(value)
         if seconds > most:

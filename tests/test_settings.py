@@ -51,6 +51,8 @@ def test_analytics_guards_take_a_duration_or_zero() -> None:
     assert (load_settings({}).analytics_fresh, load_settings({}).analytics_pace) == (30, 2)
     s = load_settings({"ESS_ANALYTICS_FRESH": "1m", "ESS_ANALYTICS_PACE": "0"})
     assert (s.analytics_fresh, s.analytics_pace) == (60, 0)
+    for zero in ("0m", "00", "0.0s", " 0 "):
+        assert load_settings({"ESS_ANALYTICS_FRESH": zero}).analytics_fresh == 0, zero
 
 
 def test_bad_file(tmp_path: Path) -> None:
