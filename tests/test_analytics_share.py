@@ -172,3 +172,24 @@ def test_viewers_whose_turn_has_passed_are_forgotten() -> None:
         pace.turn(f"staff:{n}")
         clock.now += 0.01
     assert len(pace._due) < 200
+
+
+async def test_close_ends_a_running_computation_before_the_stores_close() -> None:
+    shared: Shared[int] = Shared(30, clock=Clock())
+    started, ended = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> int:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            ended.set()
+        return 1
+
+    asker = asyncio.create_task(shared.get("q", slow))
+    await started.wait()
+    await shared.close()
+    assert ended.is_set()
+    with pytest.raises(asyncio.CancelledError):
+        await asker
+    await shared.close()  # nothing running: nothing to do

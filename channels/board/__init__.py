@@ -99,6 +99,7 @@ class BoardChannel(Channel):
         self.trust_forwarded = trust_forwarded
         self.totp_roles = totp_roles
         self._feed: Feed | None = None
+        self._analytics: AnalyticsPages | None = None
         self._digest: Digest | None = None
 
     @classmethod
@@ -141,8 +142,8 @@ class BoardChannel(Channel):
 
         StaffAdmin(self).routes(router)
         router.add_get("/board/export.csv", self._page(export(self)))
-        analytics = AnalyticsPages(lambda: self.ctx.services, self._html, self.tile_url,
-                                   self.attribution)
+        self._analytics = analytics = AnalyticsPages(lambda: self.ctx.services, self._html,
+                                                     self.tile_url, self.attribution)
         router.add_get("/board/analytics", self._page(analytics.page))
         router.add_get("/board/analytics/export", self._page(analytics.export, redirect=False))
         router.add_get("/board/static/{pkg}/{name:.+}", self.vendored)
@@ -153,6 +154,8 @@ class BoardChannel(Channel):
         await self._feed.start()
 
     async def stop(self) -> None:
+        if self._analytics is not None:
+            await self._analytics.close()
         if self._feed is not None:
             await self._feed.stop()
 

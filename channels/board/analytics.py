@@ -206,6 +206,11 @@ class AnalyticsPages:
                                  Pace(settings.analytics_pace))
         return self._ready
 
+    async def close(self) -> None:
+        """At the board's stop: no computation outlives the stores."""
+        if self._ready is not None:
+            await self._ready.shared.close()
+
     @property
     def places(self) -> Places:
         return self._parts().places

@@ -23,6 +23,12 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import structlog
+
+from bot.waits import cancel_and_wait
+
+log = structlog.get_logger(__name__)
+
 T = TypeVar("T")
 
 
@@ -63,6 +69,14 @@ class Shared(Generic[T]):
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._running[key] = task
         return await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Cancel the computations still running (the stores are closing) and wait for them;
+        one that failed meanwhile is logged, not raised: the board is stopping either way."""
+        try:
+            await cancel_and_wait(*self._running.values())
+        except Exception as exc:  # a stop must finish
+            log.warning("analytics.compute_failed_at_stop", error=type(exc).__name__)
 
     async def _compute(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> Figures[T]:
         started = self._clock()
