@@ -193,3 +193,15 @@ async def test_close_ends_a_running_computation_before_the_stores_close() -> Non
     with pytest.raises(asyncio.CancelledError):
         await asker
     await shared.close()  # nothing running: nothing to do
+
+
+async def test_a_computation_cancelled_before_it_ran_leaves_nothing_behind() -> None:
+    shared: Shared[int] = Shared(30, clock=Clock())
+    compute = Counting()
+    asker = asyncio.create_task(shared.get("q", compute))
+    await asyncio.sleep(0)  # the asker has made the computation's task, not yet run
+    await shared.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asker
+    assert compute.runs == 0
+    assert (await shared.get("q", compute)).value == 1  # asked again: computed afresh

@@ -65,10 +65,18 @@ class Shared(Generic[T]):
             # the others; in an empty context, so its log lines carry no asker's request.
             task = asyncio.get_running_loop().create_task(
                 self._compute(key, compute), context=contextvars.Context())
-            # Read even when every waiter has gone: no "exception was never retrieved".
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            task.add_done_callback(lambda done: self._ended(key, done))
             self._running[key] = task
         return await asyncio.shield(task)
+
+    def _ended(self, key: Hashable, task: asyncio.Task[Figures[T]]) -> None:
+        # Here, not in the computation's own `finally`: a task cancelled before its first
+        # step never runs that. Its failure is read even when every waiter has gone (no
+        # "exception was never retrieved").
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()
 
     async def close(self) -> None:
         """Cancel the computations still running (the stores are closing) and wait for them;
@@ -80,10 +88,7 @@ class Shared(Generic[T]):
 
     async def _compute(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> Figures[T]:
         started = self._clock()
-        try:
-            figures = Figures(await compute(), self._wall())
-        finally:
-            self._running.pop(key, None)
+        figures = Figures(await compute(), self._wall())
         if self.fresh > 0:
             # Fresh from when the computation started: its figures are as old as its reads.
             self._kept[key] = (started, figures)
