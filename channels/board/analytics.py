@@ -231,9 +231,10 @@ class AnalyticsPages:
                       include_drills=ask.drills)
         return replace(query, since=_EPOCH, until=_EPOCH), ask.days, ask.lang
 
-    async def _views(self, viewer: Viewer, ask: Ask) -> Figures[dict[str, View]]:
-        """Every view of the page, shared by whoever asks the same question while fresh:
-        the figures depend on the query (the viewer's areas, never who they are)."""
+    async def _views(self, viewer: Viewer, ask: Ask,
+                     question: Hashable) -> Figures[dict[str, View]]:
+        """Every view of the page, shared by whoever asks the same `question` (from
+        `_question`) while fresh: the query, the viewer's areas, never who they are."""
         async def compute() -> dict[str, View]:
             period = Period.last(ask.days, utcnow())
             query = scope(viewer, period, self.places, area=ask.area,
@@ -243,7 +244,7 @@ class AnalyticsPages:
                                    ask.lang)
                     for by in EXPORTABLE}
 
-        return await self._parts().shared.get(self._question(viewer, ask), compute)
+        return await self._parts().shared.get(question, compute)
 
     def _message(self, lang: str, text: str, member: StaffMember, token: str,
                  status: int) -> web.Response:
@@ -262,13 +263,13 @@ class AnalyticsPages:
             return self._message(lang, say(lang, "forbidden"), member, token, 403)
         try:
             ask = _ask(request.query, lang)
-            self._question(viewer, ask)
+            question = self._question(viewer, ask)
             retry = await self._turn(viewer)
             if retry is not None:
                 refused = self._message(lang, say(lang, "too_fast"), member, token, 429)
                 refused.headers["Retry-After"] = str(retry)
                 return refused
-            figures = await self._views(viewer, ask)
+            figures = await self._views(viewer, ask, question)
         except AnalyticsError as exc:
             return self._message(lang, say(lang, "bad_request", reason=str(exc)), member,
                                  token, 400)
@@ -300,14 +301,14 @@ class AnalyticsPages:
                                 headers=_NO_STORE)
         try:
             ask = _ask(data["ask"])
-            self._question(viewer, ask)
+            question = self._question(viewer, ask)
             retry = await self._turn(viewer)  # a download loop is paced as a reload loop is
             if retry is not None:
                 lang = member.lang if member.lang in LANGS else "th"
                 return web.Response(status=429, text=say(lang, "too_fast") + "\n",
                                     headers={**_NO_STORE, "Retry-After": str(retry)})
             # The page's figures: a file downloaded from the page holds what it showed.
-            view = (await self._views(viewer, ask)).value[data["by"]]
+            view = (await self._views(viewer, ask, question)).value[data["by"]]
         except AnalyticsError as exc:
             return web.Response(status=400, text=f"{exc}\n", headers=_NO_STORE)
         subject = f"{data['by']}:{ask.area or 'all'}:{ask.days:g}d"
