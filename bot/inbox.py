@@ -4,15 +4,16 @@ handled from the journal by whichever process is alive.
     channel ── accept(Arrival) ──► journal (store)  ── 200
                      │ store down ─► spool (fsync'd file) ── 200, replayed when it returns
                      │ spool fails ─► InboxUnavailable ── 5xx: the platform retries
-    drainer ── claim(conversations, lease) ─► channel.arrived(arrival) ─► done
+    drainer ── claim(conversations, lease, handled) ─► channel.arrived(arrival) ─► handled
 
 `accept` is the one entry point for channels. The drainer (`run`, started by `ess serve`
 beside the dispatcher) leases whole conversations, so each is handled by one owner at a
-time in arrival order; a crashed owner's conversations come back when its lease runs out,
-and a restart resumes them. Handling an entry is what a channel's background task did
-before: engine.handle, then render and send. A re-handle after a crash is harmless: the
-engine dedupes on the event id, so the replies of an event are sent at most once (a reply
-lost in the crash is not resent); the receipt of a report is the outbox's, exactly once.
+time in arrival order (the entries it handled are forgotten by its next claim); a crashed
+owner's conversations come back when its lease runs out, and a restart resumes them.
+Handling an entry is what a channel's background task did before: engine.handle, then
+render and send. A re-handle after a crash is harmless: the engine dedupes on the event
+id, so the replies of an event are sent at most once (a reply lost in the crash is not
+resent); the receipt of a report is the outbox's, exactly once.
 """
 
 from __future__ import annotations
@@ -149,15 +150,22 @@ class Inbox:
         # events must reach the journal in the order they arrived.
         self._spooling = spool.waiting()
         # Group commit: webhooks that arrive while a write is under way share the next one
-        # (one transaction, one fsync on SQLite); so do the "handled" deletes.
+        # (one transaction, one fsync on SQLite).
         self._appends: Batcher[JournalEntry] = Batcher(self._append)
-        self._dones: Batcher[str] = Batcher(self._forget)
+        # Entries handled since the last claim: the next claim forgets them in its own round
+        # trip (a delete of their own was one statement per step). Claims come at every
+        # arrival and at least every POLL_SECONDS, so an entry stays at most that long after
+        # it was handled; a crash in between only re-handles it, and the engine dedupes.
+        self._handled: list[str] = []
 
     async def _append(self, entries: list[JournalEntry]) -> None:
         await self.storage.journal.append(entries)
 
-    async def _forget(self, ids: list[str]) -> None:
-        await self.storage.journal.done(ids, self.owner)
+    async def _forget_handled(self) -> None:
+        """Forget the handled entries no claim has carried yet (at shutdown)."""
+        handled, self._handled = self._handled, []
+        if handled:
+            await self.storage.journal.done(handled, self.owner)
 
     @classmethod
     def open(cls, storage: Storage, folder: Path, sealer: Sealer, **options: Any) -> Inbox:
@@ -252,8 +260,15 @@ class Inbox:
         if room <= 0:
             await asyncio.wait(set(self._lanes), return_when=asyncio.FIRST_COMPLETED)
             return 1
-        entries = await self.storage.journal.claim(self.owner, room, self.lease_seconds,
-                                                   self.clock())
+        handled, self._handled = self._handled, []
+        try:
+            entries = await self.storage.journal.claim(self.owner, room, self.lease_seconds,
+                                                       self.clock(), handled=handled)
+        except BaseException:
+            # Not known to be forgotten: carried again by the next claim (`done` is
+            # idempotent), or left leased, to be re-handled as a duplicate.
+            self._handled[:0] = handled
+            raise
         lanes: dict[str, list[JournalEntry]] = {}
         for entry in entries:
             lanes.setdefault(entry.conversation, []).append(entry)
@@ -288,12 +303,7 @@ class Inbox:
                     return
                 log.error("inbox.gave_up", alert=True, channel=entry.channel,
                           error=type(exc).__name__, exc_info=exc)
-            try:
-                await self._dones.submit([entry.id])
-            except Exception as exc:
-                # Handled but not forgotten: a re-handle later is a duplicate, deduplicated.
-                log.warning("inbox.done_failed", error=type(exc).__name__)
-                return
+            self._handled.append(entry.id)
 
     async def _handle(self, entry: JournalEntry) -> None:
         handler = self.handlers.get(entry.channel)
@@ -362,7 +372,12 @@ class Inbox:
                 if self._lanes:
                     await asyncio.wait(set(self._lanes), timeout=deadline - loop.time(),
                                        return_when=asyncio.FIRST_COMPLETED)
-        if not self._lanes:
-            return
-        _, late = await asyncio.wait(set(self._lanes), timeout=max(0.0, deadline - loop.time()))
-        await cancel_and_wait(*late)
+        if self._lanes:
+            _, late = await asyncio.wait(set(self._lanes),
+                                         timeout=max(0.0, deadline - loop.time()))
+            await cancel_and_wait(*late)
+        # What the last lanes handled: no claim comes after them to carry it. Bounded, as a
+        # store that is away would otherwise hold the shutdown; left, it is only re-handled.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(max(1.0, deadline - loop.time())):
+                await self._forget_handled()

@@ -91,7 +91,11 @@ class SQLiteJournal:
             return int(conn.total_changes - before)
 
     async def claim(self, owner: str, conversations: int, lease_seconds: float,
-                    now: datetime) -> list[JournalEntry]:
+                    now: datetime, handled: Sequence[str] = ()) -> list[JournalEntry]:
+        # The delete needs no transaction with the claim: forgetting a handled entry is
+        # right whatever the claim then finds, and a trip to SQLite's thread costs no
+        # network round trip.
+        await self._forget(handled, owner)
         # One statement, atomic by itself: one trip to SQLite's thread, not a transaction
         # of five (BEGIN, pick the lanes, lease them, read them, COMMIT).
         rows = await self._db.all(
@@ -104,7 +108,7 @@ class SQLiteJournal:
         found = [(r[0], await _entry(self._keys, r[0], r[1], r[2],
                                      datetime.fromtimestamp(r[3], UTC), r[4], r[6]))
                  for r in sorted(rows, key=lambda r: r[5])]
-        await self.done([i for i, e in found if e is None], owner)  # erased: nothing owed
+        await self._forget([i for i, e in found if e is None], owner)  # erased: nothing owed
         return [e for _, e in found if e is not None]
 
     async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
@@ -113,6 +117,9 @@ class SQLiteJournal:
             (ts(now) + lease_seconds, owner))
 
     async def done(self, entry_ids: Sequence[str], owner: str) -> int:
+        return await self._forget(entry_ids, owner)
+
+    async def _forget(self, entry_ids: Sequence[str], owner: str) -> int:
         if not entry_ids:
             return 0
         return await self._db.execute(
@@ -154,12 +161,13 @@ class PgJournal:
             [e.received_at for e, _, _ in sealed], [own.wrapped for _, _, own in sealed]))
 
     async def claim(self, owner: str, conversations: int, lease_seconds: float,
-                    now: datetime) -> list[JournalEntry]:
-        # One round trip (migration 0100): the claim lock, then the UPDATE under it.
+                    now: datetime, handled: Sequence[str] = ()) -> list[JournalEntry]:
+        # One round trip (migrations 0100, 0210): the handled entries deleted, the claim
+        # lock, then the UPDATE under it.
         rows = await self._pool.fetch(
             "SELECT id, channel, data, received_at, attempts, seq, lane "
-            "FROM ess_journal_claim($1, $2, $3, $4, $5)", _CLAIM_LOCK, owner,
-            now + timedelta(seconds=lease_seconds), now, conversations)
+            "FROM ess_journal_claim($1, $2, $3, $4, $5, $6::text[])", _CLAIM_LOCK, owner,
+            now + timedelta(seconds=lease_seconds), now, conversations, list(handled))
         found = [(r[0], await _entry(self._keys, r[0], r[1], r[2], r[3], r[4], r[6]))
                  for r in sorted(rows, key=lambda r: r[5])]
         gone = [i for i, e in found if e is None]

@@ -604,10 +604,12 @@ class InboundJournal(Protocol):
         already waiting is not kept twice. Returns how many were new."""
 
     async def claim(self, owner: str, conversations: int, lease_seconds: float,
-                    now: datetime) -> list[JournalEntry]:
+                    now: datetime, handled: Sequence[str] = ()) -> list[JournalEntry]:
         """Lease every waiting entry of up to `conversations` conversations that have no
         entry under someone's unexpired lease; oldest conversations first, each in arrival
-        order. A crashed owner's entries come back when its lease runs out."""
+        order. A crashed owner's entries come back when its lease runs out. First forgets
+        the `handled` entries as `done` would (in the same round trip where the backend
+        can), so their conversations are free for this claim."""
 
     async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
         """Extend every lease `owner` holds; return how many entries."""

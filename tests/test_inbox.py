@@ -260,6 +260,7 @@ async def test_the_last_attempt_tells_the_person_to_try_again(
     for _ in range(GIVE_UP_ATTEMPTS):
         await one_attempt(line_client.app)
         later[0] += timedelta(seconds=services.inbox.lease_seconds + 1)
+    await settle_app(line_client.app)  # the next claim forgets the entry given up
     assert await services.storage.journal.pending() == 0
     (told,) = line_api.ok()
     assert told.raw["messages"][0]["text"] == services.catalogs.render(
@@ -273,8 +274,8 @@ async def test_a_lane_that_ends_with_nothing_new_is_followed_by_no_empty_claim(
     claims: list[int] = []
     claim = storage.journal.claim
 
-    async def counted(*args: Any) -> list[JournalEntry]:
-        entries = await claim(*args)
+    async def counted(*args: Any, **kwargs: Any) -> list[JournalEntry]:
+        entries = await claim(*args, **kwargs)
         claims.append(len(entries))
         return entries
 
@@ -366,6 +367,55 @@ async def test_a_responder_event_that_failed_is_handled_on_its_retry(
         "th", Text("dispatch.action.acknowledge"))
 
 
+async def test_handled_entries_are_forgotten_by_the_next_claim_and_at_shutdown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A delete of its own per handled entry was one statement per step of every report.
+    monkeypatch.setattr("bot.inbox.POLL_SECONDS", 60.0)  # only arrivals claim here
+    storage = await open_storage(Settings(data_dir=str(tmp_path / "var")), SEALER)
+    claim, done = storage.journal.claim, storage.journal.done
+    carried: list[list[str]] = []
+    alone: list[list[str]] = []
+
+    async def claiming(*args: Any, handled: Any = (), **kwargs: Any) -> list[JournalEntry]:
+        carried.append(list(handled))
+        return await claim(*args, handled=handled, **kwargs)
+
+    async def deleting(ids: Any, owner: str) -> int:
+        alone.append(list(ids))
+        return await done(ids, owner)
+
+    monkeypatch.setattr(storage.journal, "claim", claiming)
+    monkeypatch.setattr(storage.journal, "done", deleting)
+    arrived: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(arrival: Arrival) -> None:
+        arrived.put_nowait(arrival.inbound.event_id)
+
+    inbox = inbox_for(storage, tmp_path / "var", Recorder())
+    inbox.handlers = {"sms": handler}
+    runner = asyncio.create_task(inbox.run())
+    seen = []
+    try:
+        for n in range(3):
+            await inbox.accept([sms(n)])
+            async with asyncio.timeout(10):
+                seen.append(await arrived.get())
+                while inbox._lanes:
+                    await asyncio.wait(set(inbox._lanes))
+        # Each arrival's claim forgot the entry handled before it, in the same call.
+        assert [len(ids) for ids in carried] == [0, 0, 1, 1]  # the start, then 3 arrivals
+        assert alone == []
+        assert await storage.journal.pending() == 1  # the last one, handled, not yet forgotten
+        await inbox.stop(5.0)
+        assert await storage.journal.pending() == 0  # shutdown forgot it
+        assert seen == [f"generic:m{n}" for n in range(3)]
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await storage.close()
+
+
 async def test_shutdown_during_a_claim_still_handles_what_it_claimed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The store has committed the claim when shutdown comes: cancelling the drainer there
@@ -374,8 +424,8 @@ async def test_shutdown_during_a_claim_still_handles_what_it_claimed(
     claim = storage.journal.claim
     claimed = asyncio.Event()
 
-    async def slow(*args: Any) -> list[JournalEntry]:
-        entries = await claim(*args)
+    async def slow(*args: Any, **kwargs: Any) -> list[JournalEntry]:
+        entries = await claim(*args, **kwargs)
         if entries:
             claimed.set()
             await asyncio.sleep(0.3)  # the answer is still on its way back

@@ -599,6 +599,26 @@ async def test_journal_leases_whole_conversations_and_a_crashed_owner_is_taken_o
     assert await journal.pending() == 1  # web:b, still p2's
 
 
+async def test_journal_claim_forgets_what_its_owner_handled_before_it_claims(
+        store: Storage) -> None:
+    journal, now = store.journal, utcnow()
+    await journal.append([entry("web:a", 0), entry("web:b", 0)])
+    assert [e.id for e in await journal.claim("p1", 1, 30, now)] == ["id-web:a-0"]
+    assert [e.id for e in await journal.claim("p2", 1, 30, now)] == ["id-web:b-0"]
+    await journal.append([entry("web:a", 1), entry("web:b", 1)])
+    # p1 handled web:a's entry: its next claim forgets it first, so web:a is free for that
+    # very claim. p2's entry named among p1's handled ones is not p1's to forget: web:b
+    # stays p2's.
+    claimed = await journal.claim("p1", 10, 30, now, handled=["id-web:a-0", "id-web:b-0"])
+    assert [e.id for e in claimed] == ["id-web:a-1"]
+    assert await journal.pending() == 3
+    assert [e.id for e in await journal.claim("p2", 10, 30, now, handled=["id-web:b-0"])
+            ] == ["id-web:b-1"]
+    # Nothing to claim, something handled: still forgotten.
+    assert await journal.claim("p1", 10, 30, now, handled=["id-web:a-1"]) == []
+    assert await journal.pending() == 1  # web:b's second, p2's
+
+
 async def test_journal_lease_renewal_keeps_a_slow_owner(store: Storage) -> None:
     journal, now = store.journal, utcnow()
     await journal.append([entry("web:a", 0)])
