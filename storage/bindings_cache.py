@@ -7,10 +7,16 @@ NOTIFYs `ess_bindings` at every commit that changes the table; a listening proce
 every answer then, and its own changes forget them at once. While it is not listening (its
 connection dropped), every call reads, and a listen is tried again every few seconds. An
 answer is kept `TTL` seconds at most, a bound on what a lost notification could leave stale.
+
+Most private chats are reporters' with no binding, nearly every one of them new, so an
+answer kept per address would still be a read for each of them: one statement in every
+report's first step. While the table holds at most `WHOLE` bindings, the first question
+after a change reads all of them, and every chat is answered from that copy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections import OrderedDict
@@ -28,6 +34,7 @@ log = structlog.get_logger(__name__)
 CHANNEL = "ess_bindings"
 TTL = 30.0
 LIMIT = 10_000  # addresses remembered (most are reporters, with no binding)
+WHOLE = 20_000  # bindings held whole in memory; a larger table is read per address
 RELISTEN = 5.0  # seconds between attempts to listen again
 MIN_POOL = 3  # connections the pool must allow before one is held for listening
 
@@ -39,6 +46,12 @@ class ListenedBindings(PgBindings):
         super().__init__(pool)
         self._answers: OrderedDict[tuple[str, ...], tuple[float, list[Binding]]] = OrderedDict()
         self._generation = 0  # moves at every forget: a read that raced one is not kept
+        # Every binding by address, read whole (`WHOLE`), and until when; a generation at
+        # which the table was found larger, so it is read per address until a change.
+        self._whole: dict[str, list[Binding]] | None = None
+        self._whole_until = 0.0
+        self._too_large = -1
+        self._reading = asyncio.Lock()  # one whole read at a time: the others wait for it
         self._conn: asyncpg.Connection | None = None
         self._next_listen = 0.0
 
@@ -87,11 +100,39 @@ class ListenedBindings(PgBindings):
 
     def _forget(self) -> None:
         self._answers.clear()
+        self._whole = None
         self._generation += 1
 
     async def for_address(self, address: str) -> list[Binding]:
+        whole = await self._whole_table()
+        if whole is not None:
+            return list(whole.get(address, ()))
         return await self._answer(("address", address),
                                   lambda: PgBindings.for_address(self, address))
+
+    async def _whole_table(self) -> dict[str, list[Binding]] | None:
+        """Every binding by address, while listening and the table is small; else None."""
+        if self._conn is None and time.monotonic() >= self._next_listen:
+            await self.start()
+        async with self._reading:
+            now = time.monotonic()
+            if self._conn is None or self._too_large == self._generation:
+                return None
+            if self._whole is not None and self._whole_until > now:
+                return self._whole
+            generation = self._generation
+            rows = await self._pool.fetch(
+                "SELECT address, area, agency, bound_at FROM bindings ORDER BY bound_at "
+                "LIMIT $1", WHOLE + 1)
+            if len(rows) > WHOLE:
+                self._too_large = generation
+                return None
+            whole: dict[str, list[Binding]] = {}
+            for row in rows:
+                whole.setdefault(row[0], []).append(Binding(*row))
+            if generation == self._generation and self._conn is not None:
+                self._whole, self._whole_until = whole, now + TTL
+            return whole
 
     async def for_areas(self, areas: Sequence[str]) -> list[Binding]:
         # The router's question at every submit: who serves these areas.
