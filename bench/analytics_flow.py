@@ -22,12 +22,13 @@ from aiohttp import ClientSession, ClientTimeout, CookieJar, TCPConnector, web
 from yarl import URL
 
 from bench.closed_loop import (
-    CLK_TCK,
     KEYS,
     ROOT,
     LineStandIn,
     Reporters,
+    children,
     cpu_seconds,
+    family_cpu,
     free_port,
     start_ess,
     stop,
@@ -94,30 +95,6 @@ async def sign_in(session: ClientSession, base: str, login: str, secret: bytes |
     if cookie is None:
         raise SystemExit("bench: the analyst's session cookie is missing")
     return cookie.value
-
-
-def _stat(pid: int | str) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def children(pid: int) -> list[int]:
-    """The live children of `pid` (PostgreSQL's backends, its autovacuum workers)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(_stat(stat.parent.name)[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
-
-
-def family_cpu(pid: int) -> float:
-    """CPU seconds of a server and its children (PostgreSQL's backends): its own, its
-    reaped children's, and its live children's."""
-    total = sum(int(f) for f in _stat(pid)[11:15]) / CLK_TCK
-    for child in children(pid):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            total += sum(int(x) for x in _stat(child)[11:15]) / CLK_TCK
-    return total
 
 
 def pin_threads(pid: int, cores: set[int]) -> None:

@@ -76,6 +76,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    """The live children of `pid` (PostgreSQL's backends, its autovacuum workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(_stat(stat.parent.name)[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def family_cpu(pid: int) -> float:
+    """CPU seconds of a server and its children (PostgreSQL's backends): its own, its
+    reaped children's, and its live children's."""
+    total = sum(int(f) for f in _stat(pid)[11:15]) / CLK_TCK
+    for child in children(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += sum(int(x) for x in _stat(child)[11:15]) / CLK_TCK
+    return total
+
+
+
 # -- the webhooks of one report -------------------------------------------------------------
 
 def event(user: str, n: int, kind: str, **extra: Any) -> dict[str, Any]:
@@ -252,6 +277,7 @@ class Tally:
     errors: int = 0
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    servers: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     stored: int = -1
     unmatched: int = 0
     rounds: list[tuple[float, float]] = field(default_factory=list)
@@ -265,13 +291,19 @@ class Tally:
         self.wall += other.wall
         for name, seconds in other.cpu.items():
             self.cpu[name] += seconds
+        for name, seconds in other.servers.items():
+            self.servers[name] += seconds
 
 
 class Reporters:
-    def __init__(self, line: LineStandIn, session: ClientSession) -> None:
+    def __init__(self, line: LineStandIn, session: ClientSession,
+                 servers: dict[str, int] | None = None) -> None:
         self.line = line
         self.session = session
         self.serial = 0
+        # The shared servers (PostgreSQL's postmaster, Redis): their CPU in each round is
+        # the side's, as the two sides never run at once.
+        self.servers = servers or {}
 
     def fresh_user(self) -> str:
         self.serial += 1
@@ -317,6 +349,7 @@ class Reporters:
         """`users` reporters in a closed loop for about `seconds` (each finishes its report)."""
         tally = Tally()
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        servers = {name: family_cpu(pid) for name, pid in self.servers.items()}
         deadline = time.perf_counter() + seconds
 
         async def reporter(index: int) -> None:
@@ -329,6 +362,8 @@ class Reporters:
         tally.wall = time.perf_counter() - began
         for name, pid in pids.items():
             tally.cpu[name] = cpu_seconds(pid) - before[name]
+        for name, pid in self.servers.items():
+            tally.servers[name] = family_cpu(pid) - servers[name]
         return tally
 
 
@@ -482,7 +517,9 @@ async def backend_run(backend: str, processes: int, args: argparse.Namespace,
                 str(Path(tmp) / "bare.db") if backend == "sqlite" else "-",
                 cwd=ROOT, stdout=subprocess.DEVNULL)
             await wait_http(f"http://127.0.0.1:{bare_port}/stored")
-            reporters = Reporters(line, session)
+            servers = {"PostgreSQL": pg.proc.pid, "Redis": rd.proc.pid} \
+                if backend == "pg" else {}
+            reporters = Reporters(line, session, servers)
             ess_urls = [f"http://127.0.0.1:{p}/webhooks/line" for p in ports]
             bare_urls = [f"http://127.0.0.1:{bare_port}/webhooks/line"]
             ess_pids = {f"ess{i}": p.pid for i, p in enumerate(ess)}
@@ -551,6 +588,10 @@ def print_table(backend: str, processes: int, users: int, totals: dict[str, Tall
         if t.trips:
             print(f"round trips per report, {name}: " + ", ".join(
                 f"{k} {v / max(1, t.completed):.1f}" for k, v in t.trips.items()))
+    for name, t in (("ess", e), ("bare", b)):
+        if t.servers:
+            print(f"servers' CPU ms per report, {name}: " + ", ".join(
+                f"{k} {v * 1000 / max(1, t.completed):.2f}" for k, v in t.servers.items()))
     if e.stored != e.completed or b.stored != b.completed:
         print("!! reports stored differ from reports completed")
 
