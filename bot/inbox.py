@@ -153,10 +153,15 @@ class Inbox:
         # (one transaction, one fsync on SQLite).
         self._appends: Batcher[JournalEntry] = Batcher(self._append)
         # Entries handled since the last claim: the next claim forgets them in its own round
-        # trip (a delete of their own was one statement per step). Claims come at every
-        # arrival and at least every POLL_SECONDS, so an entry stays at most that long after
-        # it was handled; a crash in between only re-handles it, and the engine dedupes.
+        # trip (a delete of their own was one statement per step). While a lane is free,
+        # claims come at every arrival and at least every POLL_SECONDS; while none is, the
+        # next claim follows the first lane to end. Until then they stay leased and renewed;
+        # a crash in between only re-handles them, and the engine dedupes.
         self._handled: list[str] = []
+        # The entries of the lanes running: only these (and the handled ones) are renewed.
+        # One left out, its handling failed or no lane took it, comes back when its lease
+        # runs out, even while this process stays busy with other conversations.
+        self._held: set[str] = set()
 
     async def _append(self, entries: list[JournalEntry]) -> None:
         await self.storage.journal.append(entries)
@@ -276,6 +281,7 @@ class Inbox:
         self._full = len(lanes) >= room
         for conversation, lane in lanes.items():
             self._in_hand[conversation] = False
+            self._held.update(entry.id for entry in lane)
             task = asyncio.create_task(self._lane(lane), name="ess-inbox-lane")
             self._lanes.add(task)
             task.add_done_callback(self._lanes.discard)
@@ -286,6 +292,7 @@ class Inbox:
             await self._lane_entries(entries)
         finally:
             more = self._in_hand.pop(entries[0].conversation, False)
+            self._held.difference_update(entry.id for entry in entries)
         if more or self._full:
             self._wake.set()  # the conversation (or another one) may have more waiting
 
@@ -321,10 +328,13 @@ class Inbox:
     async def _renew_forever(self) -> None:
         while True:  # until cancelled
             await asyncio.sleep(self.lease_seconds / 3)
-            if self._lanes:
+            # Not every lease of this owner: an entry whose handling failed would be renewed
+            # for as long as other lanes kept the process busy, its conversation stuck.
+            held = sorted(self._held.union(self._handled))
+            if held:
                 with contextlib.suppress(Exception):
                     await self.storage.journal.renew(self.owner, self.lease_seconds,
-                                                     self.clock())
+                                                     self.clock(), held)
 
     async def settle(self, seconds: float = 30.0) -> None:
         """Until the journal is empty and nothing is in hand (tests, benches); bounded."""

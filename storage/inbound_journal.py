@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 # Any constant: claims take turns, so two owners can never lease one lane between them.
 _CLAIM_LOCK = 0x455353_4A524E
+_SLICE = 500  # entry ids per SQLite statement (its limit is 32,766 bound variables)
 
 
 def _seal(own: Sealer, entry: JournalEntry) -> bytes:
@@ -111,20 +112,28 @@ class SQLiteJournal:
         await self._forget([i for i, e in found if e is None], owner)  # erased: nothing owed
         return [e for _, e in found if e is not None]
 
-    async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
-        return await self._db.execute(
-            "UPDATE inbound_journal SET lease_until = ? WHERE lease_owner = ?",
-            (ts(now) + lease_seconds, owner))
+    async def renew(self, owner: str, lease_seconds: float, now: datetime,
+                    entry_ids: Sequence[str]) -> int:
+        return await self._each(
+            "UPDATE inbound_journal SET lease_until = ? WHERE lease_owner = ? AND id IN ",
+            (ts(now) + lease_seconds, owner), entry_ids)
 
     async def done(self, entry_ids: Sequence[str], owner: str) -> int:
         return await self._forget(entry_ids, owner)
 
     async def _forget(self, entry_ids: Sequence[str], owner: str) -> int:
-        if not entry_ids:
-            return 0
-        return await self._db.execute(
-            f"DELETE FROM inbound_journal WHERE lease_owner = ? AND id IN "
-            f"({', '.join('?' * len(entry_ids))})", (owner, *entry_ids))
+        return await self._each("DELETE FROM inbound_journal WHERE lease_owner = ? AND id IN ",
+                                (owner,), entry_ids)
+
+    async def _each(self, sql: str, params: tuple[Any, ...], entry_ids: Sequence[str]) -> int:
+        """`sql` (ending in `id IN `) for `entry_ids`, in slices SQLite's limit of bound
+        variables allows (a backlog of handled entries must not fail every claim)."""
+        total = 0
+        for at in range(0, len(entry_ids), _SLICE):
+            ids = entry_ids[at:at + _SLICE]
+            total += await self._db.execute(
+                f"{sql}({', '.join('?' * len(ids))})", (*params, *ids))
+        return total
 
     async def pending(self) -> int:
         row = await self._db.one("SELECT count(*) FROM inbound_journal")
@@ -175,10 +184,12 @@ class PgJournal:
             await self.done(gone, owner)  # erased: nothing owed
         return [e for _, e in found if e is not None]
 
-    async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
+    async def renew(self, owner: str, lease_seconds: float, now: datetime,
+                    entry_ids: Sequence[str]) -> int:
         return changed(await self._pool.execute(
-            "UPDATE inbound_journal SET lease_until = $1 WHERE lease_owner = $2",
-            now + timedelta(seconds=lease_seconds), owner))
+            "UPDATE inbound_journal SET lease_until = $1 WHERE lease_owner = $2 "
+            "AND id = ANY($3::text[])", now + timedelta(seconds=lease_seconds), owner,
+            list(entry_ids)))
 
     async def done(self, entry_ids: Sequence[str], owner: str) -> int:
         return changed(await self._pool.execute(

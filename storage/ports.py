@@ -611,8 +611,11 @@ class InboundJournal(Protocol):
         the `handled` entries as `done` would (in the same round trip where the backend
         can), so their conversations are free for this claim."""
 
-    async def renew(self, owner: str, lease_seconds: float, now: datetime) -> int:
-        """Extend every lease `owner` holds; return how many entries."""
+    async def renew(self, owner: str, lease_seconds: float, now: datetime,
+                    entry_ids: Sequence[str]) -> int:
+        """Extend `owner`'s leases of `entry_ids` (the entries in its hands); how many. An
+        entry of its own left out (its handling failed, or no lane took it) is left to run
+        out, so it comes back."""
 
     async def done(self, entry_ids: Sequence[str], owner: str) -> int:
         """Forget handled entries still leased to `owner`; how many (an entry whose lease

@@ -416,6 +416,87 @@ async def test_handled_entries_are_forgotten_by_the_next_claim_and_at_shutdown(
         await storage.close()
 
 
+async def test_shutdown_forgets_what_a_lane_handled_after_the_last_claim(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.inbox.POLL_SECONDS", 60.0)
+    storage = await open_storage(Settings(data_dir=str(tmp_path / "var")), SEALER)
+    claim, done = storage.journal.claim, storage.journal.done
+    stop_claimed, entered, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    alone: list[int] = []
+
+    async def claiming(*args: Any, **kwargs: Any) -> list[JournalEntry]:
+        entries = await claim(*args, **kwargs)
+        if inbox._stopping:
+            stop_claimed.set()
+        return entries
+
+    async def deleting(ids: Any, owner: str) -> int:
+        alone.append(len(ids))
+        return await done(ids, owner)
+
+    async def handler(arrival: Arrival) -> None:
+        entered.set()
+        await release.wait()
+
+    monkeypatch.setattr(storage.journal, "claim", claiming)
+    monkeypatch.setattr(storage.journal, "done", deleting)
+    inbox = inbox_for(storage, tmp_path / "var", Recorder())
+    inbox.handlers = {"sms": handler}
+    runner = asyncio.create_task(inbox.run())
+    try:
+        await inbox.accept([sms(0)])
+        async with asyncio.timeout(10):
+            await entered.wait()
+            stopping = asyncio.create_task(inbox.stop(5.0))
+            await stop_claimed.wait()  # shutdown's last claim came before the lane ended
+            release.set()
+            await stopping
+        assert alone == [1]  # no claim after it to carry it: forgotten on its own
+        assert await storage.journal.pending() == 0
+    finally:
+        release.set()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await storage.close()
+
+
+async def test_an_entry_whose_handling_failed_comes_back_while_the_process_stays_busy(
+        tmp_path: Path) -> None:
+    # Every lease of the owner used to be renewed while any lane ran: the failed entry, and
+    # its conversation, stayed stuck for as long as another conversation kept a lane busy.
+    storage = await open_storage(Settings(data_dir=str(tmp_path / "var")), SEALER)
+    attempts: dict[str, int] = {}
+    release, retried = asyncio.Event(), asyncio.Event()
+
+    async def handler(arrival: Arrival) -> None:
+        event_id = arrival.inbound.event_id
+        attempts[event_id] = attempts.get(event_id, 0) + 1
+        if event_id == "generic:m0":
+            await release.wait()  # a conversation that keeps its lane busy
+        elif attempts[event_id] == 1:
+            raise ConnectionResetError("the connection was closed by the server")
+        else:
+            retried.set()
+
+    inbox = inbox_for(storage, tmp_path / "var", Recorder(), lease=1.0)
+    inbox.handlers = {"sms": handler}
+    runner = asyncio.create_task(inbox.run())
+    try:
+        await inbox.accept([sms(0)])
+        await inbox.accept([sms(1, "+66855555555")])
+        async with asyncio.timeout(15):
+            await retried.wait()
+        assert not release.is_set() and inbox._lanes  # the busy lane still runs
+        assert attempts["generic:m1"] == 2
+    finally:
+        release.set()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await storage.close()
+
+
 async def test_shutdown_during_a_claim_still_handles_what_it_claimed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The store has committed the claim when shutdown comes: cancelling the drainer there

@@ -591,7 +591,7 @@ async def test_journal_leases_whole_conversations_and_a_crashed_owner_is_taken_o
     assert await journal.done(["id-web:a-1"], "p2") == 0  # not p2's
     # p1 dies. Its lease runs out; p3 takes the whole conversation, in order.
     later = now + timedelta(seconds=31)
-    assert await journal.renew("p2", 30, later) == 1  # p2 is alive and working
+    assert await journal.renew("p2", 30, later, ["id-web:b-0"]) == 1  # p2 is alive, working
     assert [e.id for e in await journal.claim("p3", 10, 30, later)] == \
         ["id-web:a-1", "id-web:a-2"]
     assert await journal.done(["id-web:a-1"], "p1") == 0  # the lease was lost
@@ -621,14 +621,17 @@ async def test_journal_claim_forgets_what_its_owner_handled_before_it_claims(
 
 async def test_journal_lease_renewal_keeps_a_slow_owner(store: Storage) -> None:
     journal, now = store.journal, utcnow()
-    await journal.append([entry("web:a", 0)])
-    [claimed] = await journal.claim("p1", 10, 30, now)
-    assert claimed.attempts == 1
-    assert await journal.renew("p1", 30, now + timedelta(seconds=25)) == 1
-    assert await journal.claim("p2", 10, 30, now + timedelta(seconds=40)) == []
+    await journal.append([entry("web:a", 0), entry("web:b", 0)])
+    claimed = await journal.claim("p1", 10, 30, now)
+    assert [e.attempts for e in claimed] == [1, 1]
+    # p1 is still handling web:a; web:b's handling failed, so p1 renews web:a's lease only,
+    # and web:b comes back when its own runs out, however long p1 stays busy.
+    assert await journal.renew("p1", 30, now + timedelta(seconds=25), ["id-web:a-0"]) == 1
+    [failed] = await journal.claim("p2", 10, 30, now + timedelta(seconds=40))
+    assert (failed.id, failed.attempts) == ("id-web:b-0", 2)
     [again] = await journal.claim("p2", 10, 30, now + timedelta(seconds=56))
-    assert again.attempts == 2
-    assert await journal.renew("p1", 30, now) == 0
+    assert (again.id, again.attempts) == ("id-web:a-0", 2)
+    assert await journal.renew("p1", 30, now, ["id-web:a-0", "id-web:b-0"]) == 0
 
 
 async def test_journal_seals_what_it_keeps(store: Storage, dump: Dump) -> None:
