@@ -52,6 +52,9 @@ class ListenedBindings(PgBindings):
         self._whole_until = 0.0
         self._too_large = -1
         self._reading = asyncio.Lock()  # one whole read at a time: the others wait for it
+        # After a whole read failed, until when chats are read per address: the callers
+        # queued behind it must not each wait out a store that is away, one after another.
+        self._whole_retry = 0.0
         self._conn: asyncpg.Connection | None = None
         self._next_listen = 0.0
 
@@ -114,16 +117,23 @@ class ListenedBindings(PgBindings):
         """Every binding by address, while listening and the table is small; else None."""
         if self._conn is None and time.monotonic() >= self._next_listen:
             await self.start()
+        if self._whole_retry > time.monotonic():
+            return None
         async with self._reading:
             now = time.monotonic()
-            if self._conn is None or self._too_large == self._generation:
+            if self._conn is None or self._too_large == self._generation \
+                    or self._whole_retry > now:
                 return None
             if self._whole is not None and self._whole_until > now:
                 return self._whole
             generation = self._generation
-            rows = await self._pool.fetch(
-                "SELECT address, area, agency, bound_at FROM bindings ORDER BY bound_at "
-                "LIMIT $1", WHOLE + 1)
+            try:
+                rows = await self._pool.fetch(
+                    "SELECT address, area, agency, bound_at FROM bindings ORDER BY bound_at "
+                    "LIMIT $1", WHOLE + 1)
+            except Exception:
+                self._whole_retry = time.monotonic() + RELISTEN
+                raise
             if len(rows) > WHOLE:
                 self._too_large = generation
                 return None

@@ -81,16 +81,49 @@ async def test_a_large_table_is_read_per_address(
 ) -> None:
     mine, other = stores
     monkeypatch.setattr(bindings_cache, "WHOLE", 1)
+    assert await mine.bindings.for_address("line:Uv1") == []  # listening, table read
+    seen = mine.bindings._generation
     for n in range(2):
         await other.pool.execute(
             "INSERT INTO bindings VALUES ($1, 'TH-65', 'volunteer', $2)", f"line:Uv{n}",
             utcnow())
+    for _ in range(200):  # both NOTIFYs seen, so none lands in the middle of what follows
+        if mine.bindings._generation >= seen + 2:
+            break
+        await asyncio.sleep(0.05)
     trips.clear()
     assert len(await mine.bindings.for_address("line:Uv1")) == 1
     assert await mine.bindings.for_address("line:Ur") == []
     assert await mine.bindings.for_address("line:Ur") == []  # kept per address
     # The whole read found too many; then one read per new address.
     assert trips["bindings"] == 3
+
+
+async def test_after_a_failed_whole_read_chats_are_read_per_address(
+        stores: tuple[PostgresStorage, PostgresStorage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The callers queued behind a whole read that failed must not each wait out a store
+    # that is away, one after another.
+    mine, _ = stores
+
+    class Failing:
+        """The pool, but the whole read fails."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(mine.pool, name)
+
+        async def fetch(self, query: str, *args: object) -> object:
+            if "ORDER BY bound_at LIMIT" in query:
+                raise ConnectionResetError("the connection was closed by the server")
+            return await mine.pool.fetch(query, *args)
+
+    monkeypatch.setattr(mine.bindings, "_pool", Failing())
+    with pytest.raises(ConnectionResetError):
+        await mine.bindings.for_address("line:Ua")
+    trips.clear()
+    assert await asyncio.gather(*(mine.bindings.for_address(f"line:Ub{n}") for n in range(3))
+                                ) == [[]] * 3
+    assert trips["bindings"] == 3  # one per address, none waiting for another
 
 
 async def test_without_its_listener_a_store_reads_every_time(
