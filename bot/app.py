@@ -50,7 +50,8 @@ async def metrics(request: web.Request) -> web.Response:
         backlog: list[tuple[str, str, float]] = [
             ("ess_outbox_pending", "Notifications waiting to be handed to a channel",
              float(await services.storage.outbox.pending())),
-            ("ess_journal_pending", "Inbound events answered and waiting to be handled",
+            ("ess_journal_pending", "Inbound events answered and still in the journal "
+             "(waiting, in hand, or handled since their owner's last claim)",
              float(await services.storage.journal.pending()))]
     except Exception:
         backlog = []
