@@ -171,8 +171,8 @@ class PgJournal:
 
     async def claim(self, owner: str, conversations: int, lease_seconds: float,
                     now: datetime, handled: Sequence[str] = ()) -> list[JournalEntry]:
-        # One round trip (migrations 0100, 0210): the handled entries deleted, the claim
-        # lock, then the UPDATE under it.
+        # One round trip (migrations 0100, 0210): the claim lock, the handled entries
+        # deleted, then the UPDATE under it.
         rows = await self._pool.fetch(
             "SELECT id, channel, data, received_at, attempts, seq, lane "
             "FROM ess_journal_claim($1, $2, $3, $4, $5, $6::text[])", _CLAIM_LOCK, owner,
