@@ -92,7 +92,6 @@ _SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
            "FROM incidents i LEFT JOIN vault.data_keys k ON k.record = i.id")
 
 
-_MOVED = rollups.moved_ctes("c")  # the rollup CTEs of an update (storage/rollups.py)
 
 
 class PgIncidents:
@@ -246,8 +245,12 @@ class PgIncidents:
             sets += (f", {analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
                      "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
         # An event that moves a rollup figure (storage/rollups.py) takes the row's facts
-        # before and after, and the rollups change in the same statement.
-        moves = bool(sets)
+        # before and after, and the rollups change in the same statement: only the columns
+        # that the facts it changes can move.
+        changed = {*marks, *(["escalations"] if event.kind == "escalated" else []),
+                   *([analytics.ETA_OVER] if "on_scene_at" in marks else [])}
+        moved = rollups.moved_columns(changed)
+        moves = bool(moved)
         # The dispatched agencies, indexed for the staff's scope (in_areas): the parameter
         # after the milestones (set on every update; it moves no rollup figure).
         sets += f", agencies = ${25 + len(marks)}::text[]"
@@ -269,7 +272,7 @@ class PgIncidents:
             f"tm AS ({_timers_sql('u', tm)}) "
             + (f", c AS (SELECT -1 AS sign, {', '.join('o.' + f for f in rollups.FACTS)} "
                f"FROM old o, u UNION ALL SELECT 1, {facts} FROM u), "
-               f"{_MOVED} " if moves else "")
+               f"{rollups.moved_ctes('c', moved)} " if moves else "")
             + f", sc AS ({count_rollups.status_cte('so', '$1', 'u', 'rd' if moves else None)}) "
             + "SELECT count(*) FROM u")
         args = (

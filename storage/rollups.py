@@ -29,6 +29,7 @@ it reads 12 days (at least). The ETA's signed lateness uses the same buckets on 
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import operator
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -487,14 +488,45 @@ def backfill_sql(backend: str, district: bool = False) -> str:
                                         DISTRICT if district else AREA_HELP))
 
 
-def moved_ctes(source: str) -> str:
+# The rollup columns each fact an update may change moves (storage.analytics
+# milestone_marks). A key fact (the day, the area, the agency and level, synthetic, drill,
+# the district) moves a contribution from one rollup row to another: every column.
+_MOVES: dict[str, tuple[str, ...]] = {
+    **{SECONDS[s]: (f"{s}_n", *(f"{s}_{b}" for b in range(BUCKETS))) for s in STAGES},
+    "acked_at": ("acked",),
+    "escalations": ("escalated",),
+    ETA_OVER: ("eta_n", "eta_late", *(f"eta_{b}" for b in range(ETA_BUCKETS))),
+}
+
+
+def moved_columns(changed: Iterable[str]) -> tuple[str, ...]:
+    """The rollup columns an update changing the incident columns `changed` can move, in
+    COLUMNS order: every one when a key fact is among them, none when no fact is."""
+    facts = set(changed) & set(FACTS)
+    if facts - _MOVES.keys():
+        return COLUMNS
+    moved = {c for f in facts for c in _MOVES[f]}
+    return tuple(c for c in COLUMNS if c in moved)
+
+
+@functools.lru_cache(maxsize=32)
+def moved_ctes(source: str, columns: tuple[str, ...] = COLUMNS) -> str:
     """PostgreSQL: CTEs adding to both rollup tables what the rows of `source` (a CTE of
     FACTS columns and a `sign`) contribute — in the statement that writes the incident, so
     the rollup rows are locked (in key order, TABLE before DISTRICT_TABLE) before the
     board's log lock (0060) that its timeline trigger takes, as by every other incident
     write. One pass of grouping sets computes every family and grain: a quarter of the
-    text of one SELECT per family and grain, so the statement plans faster."""
-    inner, sums = _parts("sign", True, True)
+    text of one SELECT per family and grain, so the statement plans faster.
+
+    Only `columns` are summed and added (`moved_columns`): an arming update moves 65 of
+    the 409, and summing and adding all of them was most of PostgreSQL's CPU for it. The
+    others stay as they are, and a row inserted here takes 0 in them (they are the
+    defaults); both are right only when no key fact changed, which `moved_columns` makes
+    sure of."""
+    inner, all_sums = _parts("sign", True, True)
+    chosen = set(columns)
+    sums = [total for total, c in zip(all_sums, COLUMNS, strict=True) if c in chosen]
+    columns = tuple(c for c in COLUMNS if c in chosen)
     month = "substr(local_day, 1, 7) AS month"
     keys = ("province", "agency", "level", "district")
     families = ("province", "agency, level", "province, district")
@@ -503,13 +535,13 @@ def moved_ctes(source: str) -> str:
     shown = ["CASE WHEN GROUPING(local_day) = 0 THEN local_day ELSE month END AS period",
              *(f"CASE WHEN GROUPING({k}) = 0 THEN {k} ELSE '{ALL}' END AS {k}" for k in keys),
              "GROUPING(district) AS whole", "synthetic", "drill",
-             *(f"{total} AS {c}" for total, c in zip(sums, COLUMNS, strict=True))]
-    names = ", ".join(COLUMNS)
+             *(f"{total} AS {c}" for total, c in zip(sums, columns, strict=True))]
+    names = ", ".join(columns)
 
     def insert(table: str, key: Sequence[str], which: int, after: str | None) -> str:
         wait = f", (SELECT count(*) FROM {after}) z" if after else ""
         on = ", ".join(key)
-        added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in COLUMNS)
+        added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in columns)
         return (f"INSERT INTO {table} AS t ({on}, {names}) SELECT "
                 f"{', '.join('period' if k == 'local_day' else k for k in key)}, {names} "
                 f"FROM g{wait} WHERE whole = {which} ORDER BY "

@@ -219,3 +219,20 @@ def test_the_rollup_columns_stay_within_sqlite_limits() -> None:
     # SQLite refuses more than 2000 columns and, before 3.32, 999 variables a statement.
     assert len(rollups.KEYS) + len(rollups.COLUMNS) < 999
     assert Path(MIGRATIONS / "sqlite" / "0175_analytics_rollups.sql").exists()
+
+
+def test_an_update_sums_and_adds_only_the_columns_its_facts_can_move() -> None:
+    delivered = rollups.moved_columns({"delivered_at", "delivered_s", "agencies"})
+    assert delivered == ("delivered_n", *(f"delivered_{b}" for b in range(rollups.BUCKETS)))
+    # Acknowledged sets the agency and level: keys of the help family, so every column.
+    assert rollups.moved_columns({"acked_at", "acked_s", "help_agency", "help_level"}) \
+        == rollups.COLUMNS
+    assert rollups.moved_columns({"en_route_at", "eta_minutes"}) == ()  # no fact: none
+    scene = rollups.moved_columns({"on_scene_at", "on_scene_s", "eta_over_s"})
+    assert scene[:1] + scene[-1:] == ("on_scene_n", f"eta_{rollups.ETA_BUCKETS - 1}")
+    assert {"eta_n", "eta_late", "on_scene_0"} <= set(scene) and "reports" not in scene
+    assert rollups.moved_columns({"escalations"}) == ("escalated",)
+    # The statement names only those columns.
+    ctes = rollups.moved_ctes("c", delivered)
+    assert "delivered_63 = t.delivered_63" in ctes and "on_scene_0" not in ctes
+    assert "acked = t.acked" not in ctes
