@@ -239,16 +239,17 @@ class PgIncidents:
         marks = analytics.milestone_marks(incident, event)
         sets = "".join(f", {column} = coalesce({column}, ${25 + k})"
                        for k, column in enumerate(marks))
+        changed = set(marks)  # every column the SET items below write, for the rollups
         if event.kind == "escalated":
             sets += ", escalations = escalations + 1"
+            changed.add("escalations")
         if "on_scene_at" in marks:  # en_route_at is the row's value before this statement
             sets += (f", {analytics.ETA_OVER} = coalesce({analytics.ETA_OVER}, "
                      "extract(epoch FROM $6 - en_route_at) - eta_minutes * 60)")
+            changed.add(analytics.ETA_OVER)
         # An event that moves a rollup figure (storage/rollups.py) takes the row's facts
         # before and after, and the rollups change in the same statement: only the columns
         # that the facts it changes can move.
-        changed = {*marks, *(["escalations"] if event.kind == "escalated" else []),
-                   *([analytics.ETA_OVER] if "on_scene_at" in marks else [])}
         moved = rollups.moved_columns(changed)
         moves = bool(moved)
         # The dispatched agencies, indexed for the staff's scope (in_areas): the parameter

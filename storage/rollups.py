@@ -519,12 +519,15 @@ def moved_ctes(source: str, columns: tuple[str, ...] = COLUMNS) -> str:
     text of one SELECT per family and grain, so the statement plans faster.
 
     Only `columns` are summed and added (`moved_columns`): an arming update moves 65 of
-    the 409, and summing and adding all of them was most of PostgreSQL's CPU for it. The
-    others stay as they are, and a row inserted here takes 0 in them (they are the
-    defaults); both are right only when no key fact changed, which `moved_columns` makes
-    sure of."""
-    inner, all_sums = _parts("sign", True, True)
+    the 393, and summing and adding all of them was most of PostgreSQL's CPU for it. The
+    others are left as they are (a row inserted here takes their default, 0). That is right
+    only when no key fact changed, which `moved_columns` makes sure of: the row's old and
+    new contributions then fall in the same rollup rows and cancel in every column whose
+    fact did not change."""
     chosen = set(columns)
+    if not chosen or not chosen <= set(COLUMNS):
+        raise ValueError(f"not a non-empty set of rollup columns: {sorted(chosen)[:5]}")
+    inner, all_sums = _parts("sign", True, True)
     sums = [total for total, c in zip(all_sums, COLUMNS, strict=True) if c in chosen]
     columns = tuple(c for c in COLUMNS if c in chosen)
     month = "substr(local_day, 1, 7) AS month"

@@ -236,3 +236,33 @@ def test_an_update_sums_and_adds_only_the_columns_its_facts_can_move() -> None:
     ctes = rollups.moved_ctes("c", delivered)
     assert "delivered_63 = t.delivered_63" in ctes and "on_scene_0" not in ctes
     assert "acked = t.acked" not in ctes
+
+
+def test_each_fact_moves_only_the_columns_mapped_to_it() -> None:
+    # Against the Python side of the same figures (Facts.counts, what SQLite writes): an
+    # incident row that differs in one fact alone differs in no count outside its columns.
+    base = {"local_day": "2026-03-02", "province": "65", "help_agency": "police",
+            "help_level": 1, "synthetic": False, "drill": False, "acked_at": None,
+            "escalations": 0, "delivered_s": None, "acked_s": None, "on_scene_s": None,
+            "closed_s": None, "eta_over_s": None, "district": "6501"}
+    assert tuple(base) == rollups.FACTS
+    values: dict[str, list[Any]] = {
+        "acked_at": [None, T0], "escalations": [0, 1, 2],
+        **{f: [None, 0.4, 75.0, 3000.0, 2e6] for f in
+           ("delivered_s", "acked_s", "on_scene_s", "closed_s")},
+        "eta_over_s": [None, -600.0, -1.0, 0.0, 30.0, 5000.0]}
+    for fact, options in values.items():
+        moved = set(rollups.moved_columns({fact}))
+        assert moved, fact
+        for before in options:
+            for after in options:
+                old = rollups.Facts.of(tuple({**base, fact: before}.values())).counts()
+                new = rollups.Facts.of(tuple({**base, fact: after}.values())).counts()
+                differ = {c for c in old.keys() | new.keys() if old.get(c) != new.get(c)}
+                assert differ <= moved, (fact, before, after, differ - moved)
+    # The key facts are not in the map: changing one moves every column.
+    for key in ("local_day", "province", "help_agency", "help_level", "synthetic", "drill",
+                "district"):
+        assert rollups.moved_columns({key}) == rollups.COLUMNS
+    with pytest.raises(ValueError):
+        rollups.moved_ctes("c", ())
