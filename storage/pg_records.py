@@ -92,8 +92,6 @@ _SELECT = (f"SELECT {', '.join('i.' + c for c in _NAMES)}, k.record, k.wrapped "
            "FROM incidents i LEFT JOIN vault.data_keys k ON k.record = i.id")
 
 
-
-
 class PgIncidents:
     def __init__(self, pool: asyncpg.Pool, sealer: Sealer, keyring: Keyring | None = None):
         self._pool = pool
